@@ -1,0 +1,197 @@
+//! The `warden` command line: a thin shell over the `warden` library.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use warden::{
+    Audit, AuditSink, Decision, EngineSettings, LoadError, Manifest, ModuleCache, Outcome, Policy,
+    RunOptions, Warden,
+};
+
+/// Exit code when warden itself could not start the workload.
+const EXIT_START_FAILED: u8 = 125;
+
+/// Extra time a guest stuck in a blocking host call (one the epoch cannot interrupt) gets
+/// past its wall limit before warden ends the whole process.
+const WALL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+#[derive(Parser)]
+#[command(
+    name = "warden",
+    version,
+    about = "Run WebAssembly workloads of non-human identities with exactly the access their manifest grants"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a workload (a WASI preview 1 module or preview 2 component).
+    ///
+    /// Exit codes: the guest's own 0-119; 120 output limit; 121 memory limit; 122 fuel limit;
+    /// 123 the guest trapped; 124 wall-time limit; 125 warden could not start the workload.
+    Run(RunArgs),
+    /// Validate a manifest and print its effective grants.
+    Check {
+        /// The manifest (`*.warden.toml`).
+        manifest: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The manifest; without one the workload gets no filesystem, env, network or secrets.
+    #[arg(long, short = 'm', value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Write the audit log as JSON Lines to FILE (appended), or to stderr with `-`.
+    #[arg(long, value_name = "FILE")]
+    audit: Option<PathBuf>,
+    /// Compile in memory instead of using the compiled-module cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// The module to run; overrides the manifest's `[workload] module`.
+    module: Option<PathBuf>,
+    /// Arguments for the guest, appended to the manifest's `[workload] args`.
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_START_FAILED } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Run(args) => run(args),
+        Command::Check { manifest } => check(&manifest),
+    }
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("warden: error: {message}");
+    ExitCode::from(EXIT_START_FAILED)
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match Manifest::from_file(path) {
+        Ok(m) => {
+            print!("{}", warden::check::grants_table(&Policy::from_manifest(m)));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn open_audit(path: Option<&std::path::Path>) -> anyhow::Result<AuditSink> {
+    Ok(match path {
+        None => AuditSink::disabled(),
+        Some(p) if p.as_os_str() == "-" => AuditSink::to_writer(std::io::stderr()),
+        Some(p) => AuditSink::append_to_file(p)
+            .with_context(|| format!("{}: cannot open the audit log", p.display()))?,
+    })
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let mut policy = match &args.manifest {
+        Some(path) => match Manifest::from_file(path) {
+            Ok(m) => Policy::from_manifest(m),
+            Err(e) => return fail(e),
+        },
+        None => Policy::anonymous(),
+    };
+    if let Some(module) = args.module {
+        policy.module = Some(module);
+    }
+    let sink = match open_audit(args.audit.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("{e:#}")),
+    };
+
+    let settings = EngineSettings {
+        fuel: policy.limits.fuel.is_some(),
+        cache: if args.no_cache {
+            None
+        } else {
+            ModuleCache::user_default()
+        },
+    };
+    let warden = match Warden::new(settings) {
+        Ok(w) => w,
+        Err(e) => return fail(e),
+    };
+    let workload = match warden.load(policy.clone()) {
+        Ok(w) => w,
+        Err(e) => {
+            // The refusal is a decision about this identity too: record it.
+            let audit = Audit::new(sink, &policy.identity.id);
+            if let LoadError::UnknownImport { import, .. } = &e {
+                audit.decision("import", import, Decision::Deny, "no grant provides it");
+            }
+            audit.emit("error", json!({ "message": e.to_string(), "code": EXIT_START_FAILED }));
+            return fail(e);
+        }
+    };
+
+    let mut opts = RunOptions::from_policy(workload.policy());
+    opts.args = args.args;
+    opts.audit = sink.clone();
+    opts.seccomp = json!({ "mode": "unavailable", "syscalls": null });
+    let run_id = Audit::new_run_id();
+    opts.run_id = Some(run_id.clone());
+
+    start_wall_watchdog(&sink, &policy, &run_id);
+    let report = match workload.run(opts) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let limits = &workload.policy().limits;
+    match &report.outcome {
+        Outcome::Exited(_) => {}
+        Outcome::Trap(m) => eprintln!("warden: the guest trapped: {m}"),
+        Outcome::MemoryLimit => eprintln!(
+            "warden: memory limit reached ({})",
+            warden::check::format_size(limits.memory)
+        ),
+        Outcome::FuelLimit => eprintln!("warden: fuel limit reached ({})", limits.fuel.unwrap_or(0)),
+        Outcome::WallLimit => eprintln!("warden: wall-time limit reached ({:?})", limits.wall),
+        Outcome::OutputLimit => eprintln!(
+            "warden: output limit reached ({})",
+            warden::check::format_size(limits.output)
+        ),
+    }
+    ExitCode::from(u8::try_from(report.outcome.exit_code()).unwrap_or(EXIT_START_FAILED))
+}
+
+/// The epoch stops guest code at the wall limit, but not a guest blocked inside a host call
+/// (a read of an inherited stdin, say). This thread ends the process if the run outlives its
+/// limit by [`WALL_GRACE`], after writing the records the run itself could not.
+fn start_wall_watchdog(sink: &AuditSink, policy: &Policy, run_id: &str) {
+    let sink = sink.clone();
+    let run_id = run_id.to_string();
+    let id = policy.identity.id.clone();
+    let wall = policy.limits.wall;
+    let _ = std::thread::Builder::new()
+        .name("warden-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(wall + WALL_GRACE);
+            let audit = Audit::with_run_id(sink, &id, &run_id);
+            let wall_ms = u64::try_from(wall.as_millis()).unwrap_or(u64::MAX);
+            audit.limit("wall", wall_ms);
+            audit.emit(
+                "exit",
+                json!({ "outcome": "wall-limit", "code": 124, "wall_ms": wall_ms,
+                        "fuel_used": null, "peak_memory": null,
+                        "message": "stuck in a host call past the wall limit" }),
+            );
+            eprintln!("warden: wall-time limit reached ({wall:?})");
+            std::process::exit(124);
+        });
+}

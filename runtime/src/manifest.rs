@@ -1,0 +1,276 @@
+//! The manifest: a TOML file that declares a non-human identity and what it may do.
+//!
+//! This module only parses and validates. Its output, [`Manifest`], is plain typed data that
+//! [`crate::policy`] turns into a sandbox. Deny by default: an absent key grants nothing.
+//!
+//! Every error names the file, the line and the column, and says what was expected.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A validated manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// Where the manifest came from: its path, or a name such as `<string>`.
+    pub source: PathBuf,
+    /// The folder relative `host` and `module` paths were resolved against.
+    pub base_dir: PathBuf,
+    pub identity: Identity,
+    pub workload: Workload,
+    /// One entry per `[[files]]` table, in the manifest's order.
+    pub files: Vec<FileGrant>,
+    /// The guest's environment, in the manifest's order, values already resolved.
+    pub env: Vec<EnvVar>,
+    pub stdio: Stdio,
+    pub clocks: Clocks,
+    pub random: Random,
+    /// `[network] connect` entries, as written (components only; enforced by a later version).
+    pub network: Vec<String>,
+    /// `[[http]]` entries (components only; enforced by a later version).
+    pub http: Vec<HttpRule>,
+    /// `[secrets.NAME]` tables, sorted by name (enforced by a later version).
+    pub secrets: Vec<Secret>,
+    pub limits: Limits,
+}
+
+/// `[identity]`: who the workload acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `[a-z0-9][a-z0-9-]*`
+    pub name: String,
+    /// A URI; `warden://local/<name>` when absent.
+    pub id: String,
+    pub owner: Option<String>,
+}
+
+/// `[workload]`
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Workload {
+    /// Resolved against [`Manifest::base_dir`]. Not checked for existence here: a module given
+    /// on the command line overrides it.
+    pub module: Option<PathBuf>,
+    /// Lower-case hex SHA-256 pin of the module's bytes.
+    pub sha256: Option<String>,
+    pub args: Vec<String>,
+    /// An export to call instead of the command entry point.
+    pub invoke: Option<String>,
+}
+
+/// Whether a file grant may be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    Read,
+    ReadWrite,
+}
+
+/// Whether a file grant names a directory (its subtree) or a single file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    Dir,
+    File,
+}
+
+/// One `[[files]]` grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileGrant {
+    /// Canonical absolute host path (it exists: checked while loading).
+    pub host: PathBuf,
+    /// Absolute, normalised guest path: starts with `/`, no `.`/`..`/empty components, no
+    /// trailing `/` (except the root itself).
+    pub guest: String,
+    pub access: Access,
+    pub kind: FileKind,
+}
+
+/// Where an environment variable's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvSource {
+    Literal,
+    /// Copied from this variable of warden's own environment.
+    FromHost(String),
+}
+
+/// One `[env]` entry, with its value resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: String,
+    pub source: EnvSource,
+}
+
+/// What a guest's stdin is connected to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StdinMode {
+    #[default]
+    Null,
+    Inherit,
+}
+
+/// What a guest's stdout or stderr is connected to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputMode {
+    #[default]
+    Inherit,
+    Null,
+}
+
+/// `[stdio]`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stdio {
+    pub stdin: StdinMode,
+    pub stdout: OutputMode,
+    pub stderr: OutputMode,
+}
+
+/// `[clocks]`: `false` means a frozen, deterministic clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Clocks {
+    pub wall: bool,
+    pub monotonic: bool,
+}
+
+/// `[random]`: `false` means a deterministic, seeded generator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Random {
+    pub secure: bool,
+}
+
+/// One `[[http]]` rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRule {
+    pub url: String,
+    /// Upper-case method names; `["GET"]` when absent.
+    pub methods: Vec<String>,
+}
+
+/// Where a secret's value is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+/// `inject = { header, format, url }`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inject {
+    pub header: String,
+    /// Contains `{secret}`.
+    pub format: String,
+    pub url: String,
+}
+
+/// One `[secrets.NAME]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    pub name: String,
+    pub from: SecretSource,
+    pub inject: Option<Inject>,
+    pub reveal: bool,
+}
+
+/// `[limits]`, with defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of linear memory plus tables.
+    pub memory: u64,
+    /// Deterministic instruction budget; off unless set.
+    pub fuel: Option<u64>,
+    /// Wall-clock time for the whole run.
+    pub wall: Duration,
+    /// Bytes of stdout plus stderr.
+    pub output: u64,
+    pub http_requests: u64,
+    /// Bytes sent over network and HTTP.
+    pub egress: u64,
+}
+
+impl Limits {
+    /// 128 MiB: room for ordinary connectors (a Rust guest's heap and stack start far below
+    /// this) while a runaway allocation stops long before it troubles the host.
+    pub const DEFAULT_MEMORY: u64 = 128 << 20;
+    /// 30 s: a connector call that takes longer is treated as hung.
+    pub const DEFAULT_WALL: Duration = Duration::from_secs(30);
+    /// 8 MiB of stdout + stderr: generous for logs and results, small enough that a flood
+    /// cannot fill a disk or a log pipeline.
+    pub const DEFAULT_OUTPUT: u64 = 8 << 20;
+    /// 100 outbound HTTP requests per run.
+    pub const DEFAULT_HTTP_REQUESTS: u64 = 100;
+    /// 16 MiB sent over network and HTTP per run.
+    pub const DEFAULT_EGRESS: u64 = 16 << 20;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory: Self::DEFAULT_MEMORY,
+            fuel: None,
+            wall: Self::DEFAULT_WALL,
+            output: Self::DEFAULT_OUTPUT,
+            http_requests: Self::DEFAULT_HTTP_REQUESTS,
+            egress: Self::DEFAULT_EGRESS,
+        }
+    }
+}
+
+/// A manifest that could not be read or is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("{path}: cannot read manifest: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not valid TOML or not a valid manifest. `line` and `column` are 1-based.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+impl Manifest {
+    /// Reads and validates the manifest at `path`; relative paths in it are resolved against
+    /// the folder that holds it.
+    ///
+    /// # Ambient Authority
+    /// Reads `path`, checks that every `[[files]]` host path exists, and reads warden's own
+    /// environment for `from-host` values.
+    ///
+    /// # Errors
+    /// [`ManifestError::Read`] if the file cannot be read, [`ManifestError::Invalid`] for
+    /// anything the manifest gets wrong.
+    pub fn from_file(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base_dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        Self::from_str_at(&text, path, &base_dir)
+    }
+
+    /// Validates manifest `text`; `source` names it in errors, relative paths are resolved
+    /// against `base_dir`.
+    ///
+    /// # Ambient Authority
+    /// Checks that every `[[files]]` host path exists and reads warden's own environment for
+    /// `from-host` values.
+    ///
+    /// # Errors
+    /// [`ManifestError::Invalid`] for anything the manifest gets wrong.
+    pub fn from_str_at(
+        text: &str,
+        source: &Path,
+        base_dir: &Path,
+    ) -> Result<Manifest, ManifestError> {
+        parse::parse(text, source, base_dir, &|name| std::env::var(name).ok())
+    }
+}
+
+mod parse;

@@ -1,0 +1,904 @@
+//! The engine, loaded workloads and runs.
+//!
+//! A [`Warden`] owns one wasmtime engine, its linkers and the epoch ticker; it is built once
+//! and shared. [`Warden::load`] turns a [`Policy`] into a [`Workload`]: the module read,
+//! pinned, compiled (or taken from the cache), checked against what the linker provides and
+//! pre-instantiated. [`Workload::run`] then runs it as many times as asked, each run in a
+//! fresh store with its own WASI context, limits and audit run id.
+
+use crate::audit::{Audit, AuditSink, Decision};
+use crate::cache::{CacheStatus, Compiled, ModuleCache};
+use crate::error::{EngineError, LoadError};
+use crate::policy::{Policy, program_name};
+use crate::stdio::{LimitedOutput, OutputBudget, OutputLimitReached, Sink};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use wasmtime::component::{self, ResourceTable, Val};
+use wasmtime::{Config, Engine, Store, Trap, ValType};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::bindings::sync::CommandPre;
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// How often the epoch advances. Wall-time limits are enforced to within one tick; 10 ms
+/// keeps the ticker's own cost negligible while a limit of seconds stays accurate.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The largest guest exit code passed through as is; larger codes are reported as this one,
+/// since 120 and up carry warden's own meanings.
+pub const MAX_GUEST_EXIT: i32 = 119;
+
+/// Bytes charged against `[limits] memory` for each table element (a pointer-sized slot).
+const TABLE_ELEMENT_BYTES: u64 = 8;
+
+/// Settings that change how code is compiled, so they are fixed when the engine is built.
+#[derive(Debug, Clone, Default)]
+pub struct EngineSettings {
+    /// Instrument code for `[limits] fuel`. Required to run a policy that sets fuel.
+    pub fuel: bool,
+    /// Where compiled code is cached; `None` compiles in memory every time.
+    pub cache: Option<ModuleCache>,
+}
+
+/// The runtime: an engine, its linkers and its epoch ticker. Cheap to clone.
+#[derive(Clone)]
+pub struct Warden {
+    inner: Arc<WardenInner>,
+}
+
+struct WardenInner {
+    engine: Engine,
+    settings: EngineSettings,
+    core_linker: wasmtime::Linker<Host<WasiP1Ctx>>,
+    component_linker: component::Linker<Host<ComponentCtx>>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for WardenInner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for Warden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Warden")
+            .field("settings", &self.inner.settings)
+            .finish()
+    }
+}
+
+/// Per-store host state: the WASI context and the memory limiter.
+struct Host<W> {
+    wasi: W,
+    limiter: MemoryLimiter,
+}
+
+/// WASI state of a component run.
+struct ComponentCtx {
+    ctx: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for Host<ComponentCtx> {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi.ctx,
+            table: &mut self.wasi.table,
+        }
+    }
+}
+
+impl Warden {
+    /// Builds the engine (epoch interruption always on; fuel if asked), its linkers and the
+    /// epoch ticker thread.
+    ///
+    /// # Errors
+    /// The engine or linkers cannot be created on this host.
+    pub fn new(settings: EngineSettings) -> Result<Warden, EngineError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.consume_fuel(settings.fuel);
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(|e| EngineError(e.to_string()))?;
+
+        let mut core_linker = wasmtime::Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut core_linker, |h: &mut Host<WasiP1Ctx>| {
+            &mut h.wasi
+        })
+        .map_err(|e| EngineError(e.to_string()))?;
+        let mut component_linker = component::Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut component_linker)
+            .map_err(|e| EngineError(e.to_string()))?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let weak = engine.weak();
+        let stop = ticker_stop.clone();
+        std::thread::Builder::new()
+            .name("warden-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| EngineError(format!("cannot start the epoch ticker: {e}")))?;
+
+        Ok(Warden {
+            inner: Arc::new(WardenInner {
+                engine,
+                settings,
+                core_linker,
+                component_linker,
+                ticker_stop,
+            }),
+        })
+    }
+
+    /// The wasmtime engine, for embedders that need it.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Reads the policy's module and prepares it to run.
+    ///
+    /// # Errors
+    /// See [`LoadError`]: missing or unreadable module, not wasm, pin mismatch, compile
+    /// failure, an import no grant provides, a missing entry point, a grant this version
+    /// cannot enforce.
+    pub fn load(&self, policy: Policy) -> Result<Workload, LoadError> {
+        policy.check_supported()?;
+        if policy.limits.fuel.is_some() && !self.inner.settings.fuel {
+            return Err(LoadError::Unsupported(
+                "[limits] fuel is set but this engine was built without fuel metering".into(),
+            ));
+        }
+        let path = policy.module.clone().ok_or(LoadError::NoModule)?;
+        let bytes = std::fs::read(&path).map_err(|source| LoadError::ReadModule {
+            path: path.clone(),
+            source,
+        })?;
+        self.load_bytes(policy, &path, &bytes)
+    }
+
+    /// Like [`Warden::load`], with the module's bytes given; `path` names it in errors and
+    /// the audit log.
+    ///
+    /// # Errors
+    /// As [`Warden::load`].
+    pub fn load_bytes(
+        &self,
+        policy: Policy,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<Workload, LoadError> {
+        policy.check_supported()?;
+        let not_wasm = |message: &str| LoadError::NotWasm {
+            path: path.to_owned(),
+            message: message.into(),
+        };
+        if bytes.is_empty() {
+            return Err(not_wasm("empty file: not a WebAssembly module or component"));
+        }
+        let is_component = match bytes {
+            [0, b'a', b's', b'm', 1, 0, 0, 0, ..] => false,
+            [0, b'a', b's', b'm', 0x0d, 0, 1, 0, ..] => true,
+            [0, b'a', b's', b'm', ..] => {
+                return Err(not_wasm("unsupported WebAssembly binary version"));
+            }
+            _ => return Err(not_wasm("not a WebAssembly module or component (bad magic)")),
+        };
+        let sha256: String = Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if let Some(expected) = &policy.sha256
+            && *expected != sha256
+        {
+            return Err(LoadError::PinMismatch {
+                path: path.to_owned(),
+                expected: expected.clone(),
+                actual: sha256,
+            });
+        }
+
+        let compile_err = |e: wasmtime::Error| LoadError::Compile {
+            path: path.to_owned(),
+            message: format!("{e:#}"),
+        };
+        let (compiled, cache) = match &self.inner.settings.cache {
+            Some(cache) => cache
+                .load_or_compile(&self.inner.engine, bytes, is_component)
+                .map_err(compile_err)?,
+            None => {
+                let c = if is_component {
+                    Compiled::Component(
+                        component::Component::new(&self.inner.engine, bytes).map_err(compile_err)?,
+                    )
+                } else {
+                    Compiled::Module(
+                        wasmtime::Module::new(&self.inner.engine, bytes).map_err(compile_err)?,
+                    )
+                };
+                (c, CacheStatus::Disabled)
+            }
+        };
+
+        let pre = match compiled {
+            Compiled::Module(m) => self.prepare_core(&policy, path, m)?,
+            Compiled::Component(c) => self.prepare_component(&policy, path, c)?,
+        };
+        Ok(Workload {
+            inner: Arc::new(WorkloadInner {
+                warden: self.clone(),
+                policy,
+                path: path.to_owned(),
+                sha256,
+                cache,
+                pre,
+            }),
+        })
+    }
+
+    fn prepare_core(
+        &self,
+        policy: &Policy,
+        path: &Path,
+        module: wasmtime::Module,
+    ) -> Result<Prepared, LoadError> {
+        for import in module.imports() {
+            if import.module() != "wasi_snapshot_preview1" {
+                return Err(LoadError::UnknownImport {
+                    path: path.to_owned(),
+                    import: format!("{}::{}", import.module(), import.name()),
+                });
+            }
+        }
+        let entry_err = |message: String| LoadError::Entry {
+            path: path.to_owned(),
+            message,
+        };
+        let entry = match &policy.invoke {
+            None => {
+                match module.get_export("_start") {
+                    Some(wasmtime::ExternType::Func(f))
+                        if f.params().len() == 0 && f.results().len() == 0 => {}
+                    _ => {
+                        return Err(entry_err(
+                            "no `_start` command entry point; set [workload] invoke to call \
+                             another export"
+                                .into(),
+                        ));
+                    }
+                }
+                CoreEntry::Start
+            }
+            Some(name) => {
+                let Some(wasmtime::ExternType::Func(f)) = module.get_export(name) else {
+                    return Err(entry_err(format!("no exported function `{name}` to invoke")));
+                };
+                let results: Vec<ValType> = f.results().collect();
+                let returns_i32 = match results.as_slice() {
+                    [] => false,
+                    [ValType::I32] => true,
+                    _ => {
+                        return Err(entry_err(format!(
+                            "export `{name}` must return nothing or an i32 exit code"
+                        )));
+                    }
+                };
+                if f.params().len() != 0 {
+                    return Err(entry_err(format!("export `{name}` must take no parameters")));
+                }
+                CoreEntry::Invoke {
+                    name: name.clone(),
+                    returns_i32,
+                }
+            }
+        };
+        let pre = self
+            .inner
+            .core_linker
+            .instantiate_pre(&module)
+            .map_err(|e| LoadError::UnknownImport {
+                path: path.to_owned(),
+                import: format!("{e:#}"),
+            })?;
+        Ok(Prepared::Core { pre, entry })
+    }
+
+    fn prepare_component(
+        &self,
+        policy: &Policy,
+        path: &Path,
+        c: component::Component,
+    ) -> Result<Prepared, LoadError> {
+        let engine = &self.inner.engine;
+        let ty = c.component_type();
+        let pre = self
+            .inner
+            .component_linker
+            .instantiate_pre(&c)
+            .map_err(|e| LoadError::UnknownImport {
+                path: path.to_owned(),
+                import: unknown_import_name(&e),
+            })?;
+        let entry_err = |message: String| LoadError::Entry {
+            path: path.to_owned(),
+            message,
+        };
+        let entry = match &policy.invoke {
+            None => ComponentEntry::Run(Box::new(CommandPre::new(pre.clone()).map_err(|_| {
+                entry_err(
+                    "component does not export `wasi:cli/run` (not a command of the \
+                     wasi:cli/command world); set [workload] invoke to call another export"
+                        .into(),
+                )
+            })?)),
+            Some(name) => {
+                let Some(component::types::ComponentItem::ComponentFunc(f)) =
+                    ty.get_export(engine, name).map(|e| e.ty)
+                else {
+                    return Err(entry_err(format!("no exported function `{name}` to invoke")));
+                };
+                if f.params().len() != 0 {
+                    return Err(entry_err(format!("export `{name}` must take no parameters")));
+                }
+                ComponentEntry::Invoke {
+                    name: name.clone(),
+                    results: f.results().len(),
+                }
+            }
+        };
+        Ok(Prepared::Component { pre, entry })
+    }
+}
+
+/// The import a failed `instantiate_pre` complains about, for a one-line error.
+fn unknown_import_name(e: &wasmtime::Error) -> String {
+    let text = format!("{e:#}");
+    text.split('`')
+        .nth(1)
+        .map(str::to_string)
+        .unwrap_or(text)
+}
+
+enum CoreEntry {
+    Start,
+    Invoke { name: String, returns_i32: bool },
+}
+
+enum ComponentEntry {
+    Run(Box<CommandPre<Host<ComponentCtx>>>),
+    Invoke { name: String, results: usize },
+}
+
+enum Prepared {
+    Core {
+        pre: wasmtime::InstancePre<Host<WasiP1Ctx>>,
+        entry: CoreEntry,
+    },
+    Component {
+        pre: component::InstancePre<Host<ComponentCtx>>,
+        entry: ComponentEntry,
+    },
+}
+
+/// A loaded workload, ready to run many times. Cheap to clone.
+#[derive(Clone)]
+pub struct Workload {
+    inner: Arc<WorkloadInner>,
+}
+
+struct WorkloadInner {
+    warden: Warden,
+    policy: Policy,
+    path: PathBuf,
+    sha256: String,
+    cache: CacheStatus,
+    pre: Prepared,
+}
+
+impl std::fmt::Debug for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workload")
+            .field("path", &self.inner.path)
+            .field("sha256", &self.inner.sha256)
+            .field("identity", &self.inner.policy.identity.id)
+            .finish()
+    }
+}
+
+/// What a run's stdin reads from.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// Closed: reads see end of file.
+    Null,
+    /// warden's own stdin.
+    Inherit,
+    /// These bytes, then end of file.
+    Bytes(Vec<u8>),
+}
+
+/// How one run is wired to the outside. [`RunOptions::from_policy`] follows the manifest's
+/// `[stdio]`; an embedder may replace any field.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Appended to the manifest's `[workload] args`.
+    pub args: Vec<String>,
+    pub stdin: Input,
+    pub stdout: Sink,
+    pub stderr: Sink,
+    pub audit: AuditSink,
+    /// The audit run id; a fresh one when `None`.
+    pub run_id: Option<String>,
+    /// Recorded in the `start` event: the host lockdown in force for this run.
+    pub seccomp: serde_json::Value,
+}
+
+impl RunOptions {
+    /// stdin/stdout/stderr as the policy's `[stdio]` says, no extra args, no audit.
+    pub fn from_policy(policy: &Policy) -> RunOptions {
+        use crate::manifest::{OutputMode, StdinMode};
+        let out = |m: OutputMode, inherit: Sink| match m {
+            OutputMode::Inherit => inherit,
+            OutputMode::Null => Sink::Null,
+        };
+        RunOptions {
+            args: Vec::new(),
+            stdin: match policy.stdio.stdin {
+                StdinMode::Null => Input::Null,
+                StdinMode::Inherit => Input::Inherit,
+            },
+            stdout: out(policy.stdio.stdout, Sink::Stdout),
+            stderr: out(policy.stdio.stderr, Sink::Stderr),
+            audit: AuditSink::disabled(),
+            run_id: None,
+            seccomp: json!({ "mode": "off", "syscalls": null }),
+        }
+    }
+
+    /// Both output streams captured in memory; returns the buffers.
+    pub fn capture_output(&mut self) -> (Captured, Captured) {
+        let out = Captured::default();
+        let err = Captured::default();
+        self.stdout = Sink::Capture(out.0.clone());
+        self.stderr = Sink::Capture(err.0.clone());
+        (out, err)
+    }
+}
+
+/// Output captured by [`RunOptions::capture_output`].
+#[derive(Debug, Clone, Default)]
+pub struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// A copy of the bytes written so far.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The bytes written so far, as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes()).into_owned()
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The guest exited with this code (0 for a normal return).
+    Exited(i32),
+    /// The guest trapped; the message says why.
+    Trap(String),
+    MemoryLimit,
+    FuelLimit,
+    WallLimit,
+    OutputLimit,
+}
+
+impl Outcome {
+    /// The name used in the audit log's `exit` event.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Exited(_) => "exited",
+            Outcome::Trap(_) => "trap",
+            Outcome::MemoryLimit => "memory-limit",
+            Outcome::FuelLimit => "fuel-limit",
+            Outcome::WallLimit => "wall-limit",
+            Outcome::OutputLimit => "output-limit",
+        }
+    }
+
+    /// warden's exit code for this outcome (see the README's table).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Exited(c) if (0..=MAX_GUEST_EXIT).contains(c) => *c,
+            Outcome::Exited(_) => MAX_GUEST_EXIT,
+            Outcome::OutputLimit => 120,
+            Outcome::MemoryLimit => 121,
+            Outcome::FuelLimit => 122,
+            Outcome::Trap(_) => 123,
+            Outcome::WallLimit => 124,
+        }
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub outcome: Outcome,
+    pub wall: Duration,
+    /// Fuel consumed, when `[limits] fuel` is set.
+    pub fuel_used: Option<u64>,
+    /// Largest linear memory + table footprint seen, in bytes.
+    pub peak_memory: u64,
+    /// The audit run id.
+    pub run_id: String,
+}
+
+/// Enforces `[limits] memory` across all memories and tables of a store.
+struct MemoryLimiter {
+    limit: u64,
+    used: u64,
+    peak: u64,
+    refused: bool,
+    audit: Audit,
+}
+
+impl MemoryLimiter {
+    fn grow(&mut self, current: u64, desired: u64) -> bool {
+        let next = self.used.saturating_sub(current).saturating_add(desired);
+        if next > self.limit {
+            if !self.refused {
+                self.audit.limit("memory", self.limit);
+            }
+            self.refused = true;
+            return false;
+        }
+        self.used = next;
+        self.peak = self.peak.max(next);
+        true
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(self.grow(current as u64, desired as u64))
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(self.grow(
+            (current as u64).saturating_mul(TABLE_ELEMENT_BYTES),
+            (desired as u64).saturating_mul(TABLE_ELEMENT_BYTES),
+        ))
+    }
+}
+
+impl Workload {
+    /// The policy this workload runs under.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// Lower-case hex SHA-256 of the module's bytes.
+    pub fn sha256(&self) -> &str {
+        &self.inner.sha256
+    }
+
+    /// What the compiled-code cache did when this workload was loaded.
+    pub fn cache_status(&self) -> &CacheStatus {
+        &self.inner.cache
+    }
+
+    /// Whether the workload is a component (else a core module).
+    pub fn is_component(&self) -> bool {
+        matches!(self.inner.pre, Prepared::Component { .. })
+    }
+
+    /// Runs the workload once, in a fresh sandbox, and reports how it ended. Guest failures
+    /// (exit codes, traps, limits) are outcomes, not errors.
+    ///
+    /// # Errors
+    /// The sandbox could not be set up (a granted path could not be opened or staged).
+    pub fn run(&self, opts: RunOptions) -> Result<RunReport, LoadError> {
+        let w = &*self.inner;
+        let policy = &w.policy;
+        let audit = match &opts.run_id {
+            Some(id) => Audit::with_run_id(opts.audit.clone(), &policy.identity.id, id),
+            None => Audit::new(opts.audit.clone(), &policy.identity.id),
+        };
+        audit.emit(
+            "start",
+            json!({
+                "name": policy.identity.name,
+                "module": w.path.display().to_string(),
+                "sha256": w.sha256,
+                "kind": if self.is_component() { "component" } else { "module" },
+                "manifest": policy.manifest.as_ref().map(|p| p.display().to_string()),
+                "grants": policy.grants_json(),
+                "seccomp": opts.seccomp,
+                "cache": w.cache.as_str(),
+            }),
+        );
+
+        let budget = OutputBudget::new(policy.limits.output);
+        let mut builder = WasiCtxBuilder::new();
+        match &opts.stdin {
+            Input::Null => {}
+            Input::Inherit => {
+                builder.stdin(std::io::stdin());
+                audit.decision("stdio", "stdin", Decision::Allow, "stdin = \"inherit\"");
+            }
+            Input::Bytes(b) => {
+                builder.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(b.clone()));
+            }
+        }
+        builder.stdout(LimitedOutput::new(opts.stdout.clone(), budget.clone()));
+        builder.stderr(LimitedOutput::new(opts.stderr.clone(), budget.clone()));
+        builder.arg(program_name(Some(&w.path)));
+        builder.args(&policy.args);
+        builder.args(&opts.args);
+        let staging = match policy.configure_wasi(&mut builder, &audit) {
+            Ok(s) => s,
+            Err(e) => {
+                audit.emit("error", json!({ "message": e.to_string() }));
+                return Err(e);
+            }
+        };
+
+        let limiter = MemoryLimiter {
+            limit: policy.limits.memory,
+            used: 0,
+            peak: 0,
+            refused: false,
+            audit: audit.clone(),
+        };
+        let ticks = policy.limits.wall.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
+        let engine = &w.warden.inner.engine;
+        let fuel = policy.limits.fuel;
+        let started = Instant::now();
+
+        let (result, limiter, fuel_left) = match &w.pre {
+            Prepared::Core { pre, entry } => {
+                let mut store = Store::new(
+                    engine,
+                    Host {
+                        wasi: builder.build_p1(),
+                        limiter,
+                    },
+                );
+                store.limiter(|h| &mut h.limiter);
+                setup_store(&mut store, fuel, ticks);
+                let result = run_core(&mut store, pre, entry);
+                let left = fuel.and_then(|_| store.get_fuel().ok());
+                (result, store.into_data().limiter, left)
+            }
+            Prepared::Component { pre, entry } => {
+                let mut store = Store::new(
+                    engine,
+                    Host {
+                        wasi: ComponentCtx {
+                            ctx: builder.build(),
+                            table: ResourceTable::new(),
+                        },
+                        limiter,
+                    },
+                );
+                store.limiter(|h| &mut h.limiter);
+                setup_store(&mut store, fuel, ticks);
+                let stdout = LimitedOutput::new(opts.stdout.clone(), budget.clone());
+                let result = run_component(&mut store, pre, entry, &stdout);
+                let left = fuel.and_then(|_| store.get_fuel().ok());
+                (result, store.into_data().limiter, left)
+            }
+        };
+        let wall = started.elapsed();
+
+        let (written, errors) = staging.write_back();
+        for p in written {
+            audit.decision(
+                "fs",
+                &p.display().to_string(),
+                Decision::Allow,
+                "read-write file grant: guest's changes copied back",
+            );
+        }
+        for e in errors {
+            audit.emit("error", json!({ "message": e }));
+        }
+
+        let outcome = classify(result, &limiter, &budget);
+        let raw_code = match &outcome {
+            Outcome::Exited(c) => Some(*c),
+            _ => None,
+        };
+        match &outcome {
+            Outcome::FuelLimit => audit.limit("fuel", fuel.unwrap_or(0)),
+            Outcome::WallLimit => audit.limit(
+                "wall",
+                u64::try_from(policy.limits.wall.as_millis()).unwrap_or(u64::MAX),
+            ),
+            Outcome::OutputLimit => audit.limit("output", policy.limits.output),
+            _ => {}
+        }
+        let fuel_used = fuel.zip(fuel_left).map(|(f, l)| f.saturating_sub(l));
+        audit.emit(
+            "exit",
+            json!({
+                "outcome": outcome.name(),
+                "code": outcome.exit_code(),
+                "guest_code": raw_code,
+                "message": match &outcome { Outcome::Trap(m) => Some(m.as_str()), _ => None },
+                "wall_ms": u64::try_from(wall.as_millis()).unwrap_or(u64::MAX),
+                "fuel_used": fuel_used,
+                "peak_memory": limiter.peak,
+                "output_bytes": budget.used(),
+            }),
+        );
+        Ok(RunReport {
+            outcome,
+            wall,
+            fuel_used,
+            peak_memory: limiter.peak,
+            run_id: audit.run_id().to_string(),
+        })
+    }
+}
+
+fn setup_store<T>(store: &mut Store<T>, fuel: Option<u64>, ticks: u64) {
+    if let Some(f) = fuel {
+        // Only fails when the engine lacks fuel metering, which `load` already refused.
+        let _ = store.set_fuel(f);
+    }
+    store.set_epoch_deadline(ticks.max(1));
+    store.epoch_deadline_trap();
+}
+
+/// What the guest's entry point returned: an exit code, or the error that stopped it.
+type GuestResult = Result<i32, wasmtime::Error>;
+
+fn run_core(
+    store: &mut Store<Host<WasiP1Ctx>>,
+    pre: &wasmtime::InstancePre<Host<WasiP1Ctx>>,
+    entry: &CoreEntry,
+) -> GuestResult {
+    let instance = pre.instantiate(&mut *store)?;
+    match entry {
+        CoreEntry::Start => {
+            let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+            start.call(&mut *store, ())?;
+            Ok(0)
+        }
+        CoreEntry::Invoke { name, returns_i32 } => {
+            if let Ok(init) = instance.get_typed_func::<(), ()>(&mut *store, "_initialize") {
+                init.call(&mut *store, ())?;
+            }
+            if *returns_i32 {
+                let f = instance.get_typed_func::<(), i32>(&mut *store, name)?;
+                f.call(&mut *store, ())
+            } else {
+                let f = instance.get_typed_func::<(), ()>(&mut *store, name)?;
+                f.call(&mut *store, ())?;
+                Ok(0)
+            }
+        }
+    }
+}
+
+fn run_component(
+    store: &mut Store<Host<ComponentCtx>>,
+    pre: &component::InstancePre<Host<ComponentCtx>>,
+    entry: &ComponentEntry,
+    stdout: &LimitedOutput,
+) -> GuestResult {
+    match entry {
+        ComponentEntry::Run(command) => {
+            let command = command.instantiate(&mut *store)?;
+            match command.wasi_cli_run().call_run(&mut *store)? {
+                Ok(()) => Ok(0),
+                Err(()) => Ok(1),
+            }
+        }
+        ComponentEntry::Invoke { name, results } => {
+            let instance = pre.instantiate(&mut *store)?;
+            let func = instance
+                .get_func(&mut *store, name.as_str())
+                .ok_or_else(|| wasmtime::format_err!("export `{name}` disappeared"))?;
+            let mut out = vec![Val::Bool(false); *results];
+            func.call(&mut *store, &[], &mut out)?;
+            render_results(&out, stdout)
+        }
+    }
+}
+
+/// An invoked component export's results: a string is written to stdout, an integer is the
+/// exit code, `result` is 0 for `ok` and 1 for `err`; anything else is printed as is.
+fn render_results(vals: &[Val], stdout: &LimitedOutput) -> GuestResult {
+    use wasmtime_wasi::p2::OutputStream;
+    let mut code = 0;
+    for v in vals {
+        let text = match v {
+            Val::String(s) => Some(s.clone()),
+            Val::U8(n) => {
+                code = i32::from(*n);
+                None
+            }
+            Val::U16(n) => {
+                code = i32::from(*n);
+                None
+            }
+            Val::U32(n) => {
+                code = i32::try_from(*n).unwrap_or(i32::MAX);
+                None
+            }
+            Val::S32(n) => {
+                code = *n;
+                None
+            }
+            Val::Result(r) => {
+                code = if r.is_ok() { 0 } else { 1 };
+                match r {
+                    Ok(Some(inner)) | Err(Some(inner)) => match &**inner {
+                        Val::String(s) => Some(s.clone()),
+                        other => Some(format!("{other:?}")),
+                    },
+                    _ => None,
+                }
+            }
+            other => Some(format!("{other:?}")),
+        };
+        if let Some(mut t) = text {
+            t.push('\n');
+            let mut s = stdout.clone();
+            s.write(t.into_bytes().into())
+                .map_err(|e| wasmtime::format_err!("{e:?}"))?;
+        }
+    }
+    Ok(code)
+}
+
+fn classify(result: GuestResult, limiter: &MemoryLimiter, budget: &OutputBudget) -> Outcome {
+    let err = match result {
+        Ok(code) => return Outcome::Exited(code),
+        Err(e) => e,
+    };
+    if let Some(exit) = err.chain().find_map(|c| c.downcast_ref::<I32Exit>()) {
+        return Outcome::Exited(exit.0);
+    }
+    let trap = err.chain().find_map(|c| c.downcast_ref::<Trap>());
+    if budget.reached() || err.chain().any(|c| c.is::<OutputLimitReached>()) {
+        return Outcome::OutputLimit;
+    }
+    match trap {
+        Some(Trap::OutOfFuel) => return Outcome::FuelLimit,
+        Some(Trap::Interrupt) => return Outcome::WallLimit,
+        _ => {}
+    }
+    if limiter.refused {
+        // A refused grow ends a Rust guest in an abort (`unreachable`); any failure after a
+        // refusal is the memory limit's doing.
+        return Outcome::MemoryLimit;
+    }
+    let message = match trap {
+        Some(t) => t.to_string(),
+        None => format!("{err:#}"),
+    };
+    Outcome::Trap(message.lines().next().unwrap_or_default().to_string())
+}
