@@ -63,6 +63,7 @@ pub mod audit;
 pub mod cache;
 pub mod check;
 pub mod error;
+mod fs_audit;
 pub mod manifest;
 pub mod policy;
 pub mod sandbox;

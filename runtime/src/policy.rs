@@ -228,6 +228,7 @@ impl Policy {
                             path: grant.host.clone(),
                             message: e.to_string(),
                         })?;
+                    staging.preopens.push(grant.guest.clone());
                 }
                 FileKind::File => staging.stage(grant)?,
             }
@@ -258,6 +259,7 @@ impl Policy {
                     path: dir.tmp.path().to_owned(),
                     message: e.to_string(),
                 })?;
+            staging.preopens.push(dir.guest.clone());
         }
         Ok(staging)
     }
@@ -323,6 +325,8 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenMonotonicClock {
 #[derive(Default)]
 pub(crate) struct FileStaging {
     dirs: Vec<StagedDir>,
+    /// Guest paths of every preopened folder, in preopen order.
+    preopens: Vec<String>,
 }
 
 struct StagedDir {
@@ -339,6 +343,11 @@ struct StagedFile {
 }
 
 impl FileStaging {
+    /// Guest paths of the preopened folders, in the order they were preopened.
+    pub(crate) fn preopens(&self) -> &[String] {
+        &self.preopens
+    }
+
     fn stage(&mut self, grant: &FileGrant) -> Result<(), LoadError> {
         let (parent, name) = split_guest(&grant.guest);
         let err = |e: std::io::Error| LoadError::Grant {

@@ -9,6 +9,7 @@
 use crate::audit::{Audit, AuditSink, Decision};
 use crate::cache::{CacheStatus, Compiled, ModuleCache};
 use crate::error::{EngineError, LoadError};
+use crate::fs_audit;
 use crate::policy::{Policy, program_name};
 use crate::stdio::{LimitedOutput, OutputBudget, OutputLimitReached, Sink};
 use serde_json::json;
@@ -71,10 +72,38 @@ impl std::fmt::Debug for Warden {
     }
 }
 
-/// Per-store host state: the WASI context and the memory limiter.
+/// Per-store host state: the WASI context, the memory limiter and what the filesystem
+/// audit wrappers need.
 struct Host<W> {
     wasi: W,
     limiter: MemoryLimiter,
+    audit: Audit,
+    preopens: Vec<String>,
+    shim: Option<wasmtime::Instance>,
+}
+
+impl<W> Host<W> {
+    fn new(wasi: W, limiter: MemoryLimiter, audit: &Audit, preopens: &[String]) -> Self {
+        Host {
+            wasi,
+            limiter,
+            audit: audit.clone(),
+            preopens: preopens.to_vec(),
+            shim: None,
+        }
+    }
+}
+
+impl<W> fs_audit::FsAuditState for Host<W> {
+    fn audit(&self) -> &Audit {
+        &self.audit
+    }
+    fn preopens(&self) -> &[String] {
+        &self.preopens
+    }
+    fn shim(&mut self) -> &mut Option<wasmtime::Instance> {
+        &mut self.shim
+    }
 }
 
 /// WASI state of a component run.
@@ -110,6 +139,8 @@ impl Warden {
             &mut h.wasi
         })
         .map_err(|e| EngineError(e.to_string()))?;
+        let shim = fs_audit::shim_module(&engine).map_err(|e| EngineError(e.to_string()))?;
+        fs_audit::add_to_linker(&mut core_linker, shim).map_err(|e| EngineError(e.to_string()))?;
         let mut component_linker = component::Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut component_linker)
             .map_err(|e| EngineError(e.to_string()))?;
@@ -663,6 +694,7 @@ impl Workload {
             }
         };
 
+        let preopens = staging.preopens().to_vec();
         let limiter = MemoryLimiter {
             limit: policy.limits.memory,
             used: 0,
@@ -679,10 +711,7 @@ impl Workload {
             Prepared::Core { pre, entry } => {
                 let mut store = Store::new(
                     engine,
-                    Host {
-                        wasi: builder.build_p1(),
-                        limiter,
-                    },
+                    Host::new(builder.build_p1(), limiter, &audit, &preopens),
                 );
                 store.limiter(|h| &mut h.limiter);
                 setup_store(&mut store, fuel, ticks);
@@ -691,16 +720,11 @@ impl Workload {
                 (result, store.into_data().limiter, left)
             }
             Prepared::Component { pre, entry } => {
-                let mut store = Store::new(
-                    engine,
-                    Host {
-                        wasi: ComponentCtx {
-                            ctx: builder.build(),
-                            table: ResourceTable::new(),
-                        },
-                        limiter,
-                    },
-                );
+                let wasi = ComponentCtx {
+                    ctx: builder.build(),
+                    table: ResourceTable::new(),
+                };
+                let mut store = Store::new(engine, Host::new(wasi, limiter, &audit, &preopens));
                 store.limiter(|h| &mut h.limiter);
                 setup_store(&mut store, fuel, ticks);
                 let stdout = LimitedOutput::new(opts.stdout.clone(), budget.clone());
@@ -896,9 +920,12 @@ fn classify(result: GuestResult, limiter: &MemoryLimiter, budget: &OutputBudget)
         // refusal is the memory limit's doing.
         return Outcome::MemoryLimit;
     }
+    if std::env::var_os("WARDEN_DEBUG").is_some() {
+        eprintln!("{err:?}");
+    }
     let message = match trap {
         Some(t) => t.to_string(),
-        None => format!("{err:#}"),
+        None => format!("{err:?}"),
     };
     Outcome::Trap(message.lines().next().unwrap_or_default().to_string())
 }

@@ -1,0 +1,49 @@
+//! Start-up cost: a fresh sandbox around an already-loaded workload, and a load from the
+//! compiled-module cache. Run with `cargo bench -p warden-runtime --bench startup`.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+use warden::{EngineSettings, ModuleCache, Outcome, Policy, RunOptions, Sink, Warden};
+use warden_guest_artifacts as guests;
+
+fn hello_policy() -> Policy {
+    let mut p = Policy::anonymous();
+    p.module = Some(guests::HELLO_P1.into());
+    p
+}
+
+fn run_loaded(c: &mut Criterion) {
+    let mut group = c.benchmark_group("run-hello");
+    for (name, module) in [("module", guests::HELLO_P1), ("component", guests::HELLO_P2)] {
+        let warden = Warden::new(EngineSettings::default()).expect("engine");
+        let mut policy = hello_policy();
+        policy.module = Some(module.into());
+        let workload = warden.load(policy).expect("load");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut opts = RunOptions::from_policy(workload.policy());
+                opts.stdout = Sink::Null;
+                let report = workload.run(opts).expect("run");
+                assert_eq!(report.outcome, Outcome::Exited(0));
+                black_box(report)
+            })
+        });
+    }
+    group.finish();
+}
+
+fn load_cached(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let warden = Warden::new(EngineSettings {
+        fuel: false,
+        cache: Some(ModuleCache::new(dir.path())),
+    })
+    .expect("engine");
+    warden.load(hello_policy()).expect("warm the cache");
+    c.bench_function("load-hello-from-cache", |b| {
+        b.iter(|| black_box(warden.load(hello_policy()).expect("load")))
+    });
+}
+
+criterion_group!(benches, run_loaded, load_cached);
+criterion_main!(benches);

@@ -1,0 +1,244 @@
+//! Audit records for filesystem operations the sandbox refuses (core modules).
+//!
+//! wasmtime-wasi enforces the grants; this module only watches. Each path-taking
+//! `wasi_snapshot_preview1` function is shadowed by a wrapper that calls the real one and,
+//! when it answers with an errno that means "not allowed" (`EPERM`, `EACCES`, `ENOTCAPABLE`,
+//! `EROFS`), writes a `deny` decision naming the path the guest asked for.
+//!
+//! Paths outside every preopened folder never reach the host (wasi-libc answers `ENOENT`
+//! itself), so those denials cannot be recorded here; see docs/security.md.
+
+use crate::audit::{Audit, Decision};
+use std::sync::Arc;
+use wasmtime::{Caller, Engine, Extern, FuncType, Instance, Linker, Module, Val, ValType};
+
+/// WASI preview 1 errno values that mean the sandbox refused the operation.
+const DENIALS: [(i32, &str); 4] = [
+    (2, "EACCES"),
+    (63, "EPERM"),
+    (69, "EROFS"),
+    (76, "ENOTCAPABLE"),
+];
+
+/// A shadowed function: its name, its parameter types, and which parameters hold
+/// `(dir fd, path pointer, path length)`.
+struct PathFn {
+    name: &'static str,
+    params: &'static [ValType],
+    path: (usize, usize, usize),
+}
+
+const I32: ValType = ValType::I32;
+const I64: ValType = ValType::I64;
+
+const PATH_FNS: &[PathFn] = &[
+    PathFn {
+        name: "path_open",
+        params: &[I32, I32, I32, I32, I32, I64, I64, I32, I32],
+        path: (0, 2, 3),
+    },
+    PathFn {
+        name: "path_create_directory",
+        params: &[I32, I32, I32],
+        path: (0, 1, 2),
+    },
+    PathFn {
+        name: "path_remove_directory",
+        params: &[I32, I32, I32],
+        path: (0, 1, 2),
+    },
+    PathFn {
+        name: "path_unlink_file",
+        params: &[I32, I32, I32],
+        path: (0, 1, 2),
+    },
+    PathFn {
+        name: "path_filestat_get",
+        params: &[I32, I32, I32, I32, I32],
+        path: (0, 2, 3),
+    },
+    PathFn {
+        name: "path_filestat_set_times",
+        params: &[I32, I32, I32, I32, I64, I64, I32],
+        path: (0, 2, 3),
+    },
+    PathFn {
+        name: "path_readlink",
+        params: &[I32, I32, I32, I32, I32, I32],
+        path: (0, 1, 2),
+    },
+    PathFn {
+        name: "path_rename",
+        params: &[I32, I32, I32, I32, I32, I32],
+        path: (0, 1, 2),
+    },
+    PathFn {
+        name: "path_symlink",
+        params: &[I32, I32, I32, I32, I32],
+        path: (2, 3, 4),
+    },
+    PathFn {
+        name: "path_link",
+        params: &[I32, I32, I32, I32, I32, I32, I32],
+        path: (0, 2, 3),
+    },
+];
+
+/// What the wrappers need from the store's data.
+pub(crate) trait FsAuditState {
+    fn audit(&self) -> &Audit;
+    /// Guest paths of the preopened folders, in preopen order (fd 3 onwards).
+    fn preopens(&self) -> &[String];
+    /// This store's instance of the shim, once made.
+    fn shim(&mut self) -> &mut Option<Instance>;
+}
+
+/// A tiny core module through which the wrappers call the real functions.
+///
+/// wasmtime-wasi's preview 1 functions find the guest's memory through their caller's
+/// `memory` export, and a host function called from the host has no caller. The shim imports
+/// the guest's memory and the real functions, re-exports the memory, and exports one
+/// forwarding function per real one, so the real functions always see a caller whose
+/// `memory` is the guest's.
+pub(crate) fn shim_module(engine: &Engine) -> wasmtime::Result<Module> {
+    use wasm_encoder::{
+        CodeSection, EntityType, ExportKind, ExportSection, Function, FunctionSection,
+        ImportSection, Instruction, MemoryType, TypeSection, ValType as W,
+    };
+    let wasm_ty = |t: &ValType| if matches!(t, ValType::I64) { W::I64 } else { W::I32 };
+    let mut types = TypeSection::new();
+    let mut imports = ImportSection::new();
+    let mut funcs = FunctionSection::new();
+    let mut exports = ExportSection::new();
+    let mut code = CodeSection::new();
+    imports.import(
+        "guest",
+        "memory",
+        EntityType::Memory(MemoryType {
+            minimum: 0,
+            maximum: None,
+            memory64: false,
+            shared: false,
+            page_size_log2: None,
+        }),
+    );
+    exports.export("memory", ExportKind::Memory, 0);
+    let n = u32::try_from(PATH_FNS.len())?;
+    for (i, f) in (0u32..).zip(PATH_FNS) {
+        types
+            .ty()
+            .function(f.params.iter().map(wasm_ty), [W::I32]);
+        imports.import("wasi_snapshot_preview1", f.name, EntityType::Function(i));
+    }
+    for (i, f) in (0u32..).zip(PATH_FNS) {
+        funcs.function(i);
+        exports.export(f.name, ExportKind::Func, n + i);
+        let mut body = Function::new([]);
+        for p in 0..u32::try_from(f.params.len())? {
+            body.instruction(&Instruction::LocalGet(p));
+        }
+        body.instruction(&Instruction::Call(i));
+        body.instruction(&Instruction::End);
+        code.function(&body);
+    }
+    let mut module = wasm_encoder::Module::new();
+    module
+        .section(&types)
+        .section(&imports)
+        .section(&funcs)
+        .section(&exports)
+        .section(&code);
+    Module::new(engine, module.finish())
+}
+
+/// Shadows the path functions of `linker` (which must already hold wasmtime-wasi's preview 1
+/// functions) with auditing wrappers that forward through `shim`.
+///
+/// # Errors
+/// The linker refuses a definition.
+pub(crate) fn add_to_linker<T: FsAuditState + 'static>(
+    linker: &mut Linker<T>,
+    shim: Module,
+) -> wasmtime::Result<()> {
+    let inner = Arc::new(linker.clone());
+    linker.allow_shadowing(true);
+    for f in PATH_FNS {
+        let ty = FuncType::new(linker.engine(), f.params.iter().cloned(), [ValType::I32]);
+        let inner = inner.clone();
+        let shim = shim.clone();
+        let (fd_at, ptr_at, len_at) = f.path;
+        let name = f.name;
+        linker.func_new(
+            "wasi_snapshot_preview1",
+            name,
+            ty,
+            move |mut caller: Caller<'_, T>, params: &[Val], results: &mut [Val]| {
+                let instance = shim_instance(&mut caller, &inner, &shim)?;
+                let Some(forward) = instance.get_func(&mut caller, name) else {
+                    wasmtime::bail!("the fs audit shim lacks {name}");
+                };
+                forward.call(&mut caller, params, results)?;
+                let errno = results.first().and_then(Val::i32).unwrap_or(0);
+                if let Some((_, errname)) = DENIALS.iter().find(|(n, _)| *n == errno) {
+                    let arg = |i: usize| params.get(i).and_then(Val::i32).unwrap_or(0);
+                    let target = guest_path(&mut caller, arg(fd_at), arg(ptr_at), arg(len_at));
+                    caller.data().audit().decision(
+                        "fs",
+                        &target,
+                        Decision::Deny,
+                        &format!("{name}: {errname}"),
+                    );
+                }
+                Ok(())
+            },
+        )?;
+    }
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// This store's shim instance, made on the first path operation, wired to the calling
+/// guest's memory and to the real functions of `inner`.
+fn shim_instance<T: FsAuditState + 'static>(
+    caller: &mut Caller<'_, T>,
+    inner: &Linker<T>,
+    shim: &Module,
+) -> wasmtime::Result<Instance> {
+    if let Some(i) = *caller.data_mut().shim() {
+        return Ok(i);
+    }
+    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
+        wasmtime::bail!("the guest exports no memory");
+    };
+    let mut imports = vec![Extern::Memory(memory)];
+    for f in PATH_FNS {
+        imports.push(inner.get(&mut *caller, "wasi_snapshot_preview1", f.name)?);
+    }
+    let instance = Instance::new(&mut *caller, shim, &imports)?;
+    *caller.data_mut().shim() = Some(instance);
+    Ok(instance)
+}
+/// The path the guest named, joined to its preopen's guest path when `fd` is a preopen.
+fn guest_path<T: FsAuditState>(caller: &mut Caller<'_, T>, fd: i32, ptr: i32, len: i32) -> String {
+    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0).min(4096)];
+    let read = match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => m
+            .read(&*caller, usize::try_from(ptr).unwrap_or(usize::MAX), &mut buf)
+            .is_ok(),
+        _ => false,
+    };
+    let rel = if read {
+        String::from_utf8_lossy(&buf).into_owned()
+    } else {
+        "<unreadable>".to_string()
+    };
+    let base = usize::try_from(fd)
+        .ok()
+        .and_then(|fd| fd.checked_sub(3))
+        .and_then(|i| caller.data().preopens().get(i).cloned());
+    match base {
+        Some(b) if b == "/" => format!("/{rel}"),
+        Some(b) => format!("{b}/{rel}"),
+        None => format!("<fd {fd}>/{rel}"),
+    }
+}

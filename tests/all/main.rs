@@ -1,0 +1,17 @@
+//! Integration tests: the real `warden` binary, driven as a user would, against the guests in
+//! `guests/` (built by `warden-guest-artifacts`).
+#![allow(clippy::unwrap_used)]
+
+mod audit;
+mod cache;
+mod check;
+mod cli;
+mod env;
+mod fs;
+mod invoke;
+mod library;
+mod limits;
+mod stdio;
+mod util;
+
+use warden_guest_artifacts as guests;
