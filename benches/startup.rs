@@ -14,7 +14,10 @@ fn hello_policy() -> Policy {
 
 fn run_loaded(c: &mut Criterion) {
     let mut group = c.benchmark_group("run-hello");
-    for (name, module) in [("module", guests::HELLO_P1), ("component", guests::HELLO_P2)] {
+    for (name, module) in [
+        ("module", guests::HELLO_P1),
+        ("component", guests::HELLO_P2),
+    ] {
         let warden = Warden::new(EngineSettings::default()).expect("engine");
         let mut policy = hello_policy();
         policy.module = Some(module.into());

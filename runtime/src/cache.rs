@@ -89,7 +89,8 @@ impl ModuleCache {
         if let Some(dir) = std::env::var_os("WARDEN_CACHE_DIR").filter(|d| !d.is_empty()) {
             return Some(Self::new(dir));
         }
-        directories::ProjectDirs::from("", "", "warden").map(|d| Self::new(d.cache_dir().join("modules")))
+        directories::ProjectDirs::from("", "", "warden")
+            .map(|d| Self::new(d.cache_dir().join("modules")))
     }
 
     pub fn dir(&self) -> &Path {
@@ -206,7 +207,10 @@ fn check_private_dir(dir: &Path) -> Result<(), String> {
     let meta = std::fs::metadata(dir).map_err(|e| format!("cannot inspect cache folder: {e}"))?;
     let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
     if me.is_some_and(|uid| uid != meta.uid()) {
-        return Err(format!("cache folder {} belongs to another user", dir.display()));
+        return Err(format!(
+            "cache folder {} belongs to another user",
+            dir.display()
+        ));
     }
     if meta.mode() & 0o022 != 0 {
         return Err(format!(

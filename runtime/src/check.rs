@@ -8,7 +8,7 @@ use std::fmt::Write;
 pub fn format_size(bytes: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     for (size, unit) in UNITS {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{} {unit}", bytes / size);
         }
     }
@@ -24,7 +24,12 @@ pub fn grants_table(policy: &Policy) -> String {
     };
 
     if policy.files.is_empty() {
-        row("fs", "-", "deny", "no [[files]] grant: no filesystem".into());
+        row(
+            "fs",
+            "-",
+            "deny",
+            "no [[files]] grant: no filesystem".into(),
+        );
     }
     for f in &policy.files {
         let access = match f.access {
@@ -35,7 +40,12 @@ pub fn grants_table(policy: &Policy) -> String {
             FileKind::Dir => "directory",
             FileKind::File => "file",
         };
-        row("fs", &f.guest, access, format!("{kind} {}", f.host.display()));
+        row(
+            "fs",
+            &f.guest,
+            access,
+            format!("{kind} {}", f.host.display()),
+        );
     }
     if policy.env.is_empty() {
         row("env", "-", "deny", "no [env]: empty environment".into());
@@ -52,7 +62,10 @@ pub fn grants_table(policy: &Policy) -> String {
         StdinMode::Inherit => ("allow", "inherited"),
     };
     row("stdio", "stdin", stdin.0, stdin.1.into());
-    for (name, mode) in [("stdout", policy.stdio.stdout), ("stderr", policy.stdio.stderr)] {
+    for (name, mode) in [
+        ("stdout", policy.stdio.stdout),
+        ("stderr", policy.stdio.stderr),
+    ] {
         match mode {
             OutputMode::Inherit => row("stdio", name, "allow", "inherited".into()),
             OutputMode::Null => row("stdio", name, "deny", "discarded".into()),

@@ -105,7 +105,13 @@ pub(crate) fn shim_module(engine: &Engine) -> wasmtime::Result<Module> {
         CodeSection, EntityType, ExportKind, ExportSection, Function, FunctionSection,
         ImportSection, Instruction, MemoryType, TypeSection, ValType as W,
     };
-    let wasm_ty = |t: &ValType| if matches!(t, ValType::I64) { W::I64 } else { W::I32 };
+    let wasm_ty = |t: &ValType| {
+        if matches!(t, ValType::I64) {
+            W::I64
+        } else {
+            W::I32
+        }
+    };
     let mut types = TypeSection::new();
     let mut imports = ImportSection::new();
     let mut funcs = FunctionSection::new();
@@ -125,9 +131,7 @@ pub(crate) fn shim_module(engine: &Engine) -> wasmtime::Result<Module> {
     exports.export("memory", ExportKind::Memory, 0);
     let n = u32::try_from(PATH_FNS.len())?;
     for (i, f) in (0u32..).zip(PATH_FNS) {
-        types
-            .ty()
-            .function(f.params.iter().map(wasm_ty), [W::I32]);
+        types.ty().function(f.params.iter().map(wasm_ty), [W::I32]);
         imports.import("wasi_snapshot_preview1", f.name, EntityType::Function(i));
     }
     for (i, f) in (0u32..).zip(PATH_FNS) {
@@ -223,7 +227,11 @@ fn guest_path<T: FsAuditState>(caller: &mut Caller<'_, T>, fd: i32, ptr: i32, le
     let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0).min(4096)];
     let read = match caller.get_export("memory") {
         Some(Extern::Memory(m)) => m
-            .read(&*caller, usize::try_from(ptr).unwrap_or(usize::MAX), &mut buf)
+            .read(
+                &*caller,
+                usize::try_from(ptr).unwrap_or(usize::MAX),
+                &mut buf,
+            )
             .is_ok(),
         _ => false,
     };

@@ -185,14 +185,24 @@ impl Policy {
             builder.wall_clock(FrozenWallClock);
         }
         if self.clocks.monotonic {
-            audit.decision("clock", "monotonic", Decision::Allow, "granted by [clocks] monotonic");
+            audit.decision(
+                "clock",
+                "monotonic",
+                Decision::Allow,
+                "granted by [clocks] monotonic",
+            );
         } else {
             builder.monotonic_clock(FrozenMonotonicClock);
         }
 
         // Random: the host's CSPRNG, or a seeded deterministic stream.
         if self.random.secure {
-            audit.decision("random", "secure", Decision::Allow, "granted by [random] secure");
+            audit.decision(
+                "random",
+                "secure",
+                Decision::Allow,
+                "granted by [random] secure",
+            );
         } else {
             builder.secure_random(wasmtime_wasi::Deterministic::new(deterministic_bytes()));
             builder.insecure_random(wasmtime_wasi::Deterministic::new(deterministic_bytes()));

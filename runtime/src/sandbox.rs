@@ -139,6 +139,17 @@ impl Warden {
             &mut h.wasi
         })
         .map_err(|e| EngineError(e.to_string()))?;
+        // wasmtime-wasi traps on exit codes of 126 and up; warden reports every code (capped
+        // at 119 in its own exit status, exact in the audit log), so it takes proc_exit over.
+        core_linker.allow_shadowing(true);
+        core_linker
+            .func_wrap(
+                "wasi_snapshot_preview1",
+                "proc_exit",
+                |code: i32| -> wasmtime::Result<()> { Err(wasmtime::Error::new(I32Exit(code))) },
+            )
+            .map_err(|e| EngineError(e.to_string()))?;
+        core_linker.allow_shadowing(false);
         let shim = fs_audit::shim_module(&engine).map_err(|e| EngineError(e.to_string()))?;
         fs_audit::add_to_linker(&mut core_linker, shim).map_err(|e| EngineError(e.to_string()))?;
         let mut component_linker = component::Linker::new(&engine);
@@ -191,6 +202,8 @@ impl Warden {
             ));
         }
         let path = policy.module.clone().ok_or(LoadError::NoModule)?;
+        // The audit log names the module by its full path, whatever the working folder.
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
         let bytes = std::fs::read(&path).map_err(|source| LoadError::ReadModule {
             path: path.clone(),
             source,
@@ -215,7 +228,9 @@ impl Warden {
             message: message.into(),
         };
         if bytes.is_empty() {
-            return Err(not_wasm("empty file: not a WebAssembly module or component"));
+            return Err(not_wasm(
+                "empty file: not a WebAssembly module or component",
+            ));
         }
         let is_component = match bytes {
             [0, b'a', b's', b'm', 1, 0, 0, 0, ..] => false,
@@ -223,7 +238,11 @@ impl Warden {
             [0, b'a', b's', b'm', ..] => {
                 return Err(not_wasm("unsupported WebAssembly binary version"));
             }
-            _ => return Err(not_wasm("not a WebAssembly module or component (bad magic)")),
+            _ => {
+                return Err(not_wasm(
+                    "not a WebAssembly module or component (bad magic)",
+                ));
+            }
         };
         let sha256: String = Sha256::digest(bytes)
             .iter()
@@ -250,7 +269,8 @@ impl Warden {
             None => {
                 let c = if is_component {
                     Compiled::Component(
-                        component::Component::new(&self.inner.engine, bytes).map_err(compile_err)?,
+                        component::Component::new(&self.inner.engine, bytes)
+                            .map_err(compile_err)?,
                     )
                 } else {
                     Compiled::Module(
@@ -312,7 +332,9 @@ impl Warden {
             }
             Some(name) => {
                 let Some(wasmtime::ExternType::Func(f)) = module.get_export(name) else {
-                    return Err(entry_err(format!("no exported function `{name}` to invoke")));
+                    return Err(entry_err(format!(
+                        "no exported function `{name}` to invoke"
+                    )));
                 };
                 let results: Vec<ValType> = f.results().collect();
                 let returns_i32 = match results.as_slice() {
@@ -325,7 +347,9 @@ impl Warden {
                     }
                 };
                 if f.params().len() != 0 {
-                    return Err(entry_err(format!("export `{name}` must take no parameters")));
+                    return Err(entry_err(format!(
+                        "export `{name}` must take no parameters"
+                    )));
                 }
                 CoreEntry::Invoke {
                     name: name.clone(),
@@ -376,10 +400,14 @@ impl Warden {
                 let Some(component::types::ComponentItem::ComponentFunc(f)) =
                     ty.get_export(engine, name).map(|e| e.ty)
                 else {
-                    return Err(entry_err(format!("no exported function `{name}` to invoke")));
+                    return Err(entry_err(format!(
+                        "no exported function `{name}` to invoke"
+                    )));
                 };
                 if f.params().len() != 0 {
-                    return Err(entry_err(format!("export `{name}` must take no parameters")));
+                    return Err(entry_err(format!(
+                        "export `{name}` must take no parameters"
+                    )));
                 }
                 ComponentEntry::Invoke {
                     name: name.clone(),
@@ -394,10 +422,7 @@ impl Warden {
 /// The import a failed `instantiate_pre` complains about, for a one-line error.
 fn unknown_import_name(e: &wasmtime::Error) -> String {
     let text = format!("{e:#}");
-    text.split('`')
-        .nth(1)
-        .map(str::to_string)
-        .unwrap_or(text)
+    text.split('`').nth(1).map(str::to_string).unwrap_or(text)
 }
 
 enum CoreEntry {
@@ -702,7 +727,11 @@ impl Workload {
             refused: false,
             audit: audit.clone(),
         };
-        let ticks = policy.limits.wall.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
+        let ticks = policy
+            .limits
+            .wall
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis()) as u64;
         let engine = &w.warden.inner.engine;
         let fuel = policy.limits.fuel;
         let started = Instant::now();

@@ -163,7 +163,9 @@ impl OutputStream for LimitedOutput {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
         match self.write_metered(&bytes) {
             Ok(()) => Ok(()),
-            Err(WriteError::Io(e)) => Err(StreamError::LastOperationFailed(wasmtime::Error::new(e))),
+            Err(WriteError::Io(e)) => {
+                Err(StreamError::LastOperationFailed(wasmtime::Error::new(e)))
+            }
             Err(WriteError::Limit(l)) => Err(StreamError::Trap(wasmtime::Error::new(l))),
         }
     }

@@ -39,7 +39,10 @@ fn each_run_has_its_own_id_and_the_file_is_appended() {
     let log = s.path("shared.jsonl");
     for _ in 0..2 {
         let mut cmd = warden();
-        cmd.arg("run").arg("--audit").arg(&log).arg(guests::HELLO_P1);
+        cmd.arg("run")
+            .arg("--audit")
+            .arg(&log)
+            .arg(guests::HELLO_P1);
         assert_eq!(finish(cmd, None).code, 0);
     }
     let text = std::fs::read_to_string(&log).unwrap();

@@ -40,10 +40,14 @@ fn only_declared_variables_are_visible() {
             .collect();
         assert_eq!(allowed, ["REGION", "API_BASE"], "{kind}");
         let log = serde_json::to_string(&r.audit).unwrap();
-        assert!(!log.contains("https://api.test"), "{kind}: value leaked into the audit log");
+        assert!(
+            !log.contains("https://api.test"),
+            "{kind}: value leaked into the audit log"
+        );
 
         let r = s.run_with(Some(&m), env, &["get", "GITHUB_TOKEN"], |c| {
-            c.env("WARDEN_TEST_API_BASE", "x").env("GITHUB_TOKEN", "ghp-LEAK");
+            c.env("WARDEN_TEST_API_BASE", "x")
+                .env("GITHUB_TOKEN", "ghp-LEAK");
         });
         assert_eq!(r.code, 1, "{kind}: {r:#?}");
         assert_eq!(r.stderr, "GITHUB_TOKEN is not set\n");

@@ -2,9 +2,7 @@
 
 use crate::guests;
 use std::path::Path;
-use warden::{
-    AuditSink, EngineSettings, Input, Manifest, Outcome, Policy, RunOptions, Warden,
-};
+use warden::{AuditSink, EngineSettings, Input, Manifest, Outcome, Policy, RunOptions, Warden};
 
 #[test]
 fn one_workload_runs_many_times_with_its_own_io() {
@@ -56,7 +54,10 @@ fn an_embedded_run_reports_limits_and_writes_its_audit_to_any_writer() {
     assert_eq!(report.outcome.exit_code(), 120);
     assert_eq!(stdout.bytes().len(), 1000);
     let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
-    assert!(text.lines().any(|l| l.contains("\"output-limit\"")), "{text}");
+    assert!(
+        text.lines().any(|l| l.contains("\"output-limit\"")),
+        "{text}"
+    );
 }
 
 #[test]

@@ -10,7 +10,10 @@ fn a_memory_bomb_stops_at_the_memory_limit() {
         let m = s.manifest("[limits]\nmemory = \"48MiB\"\n");
         let r = s.run(Some(&m), bomb, &[]);
         assert_eq!(r.code, 121, "{kind}: {r:#?}");
-        assert!(r.stdout.contains("allocated 16 MiB"), "{kind}: it ran first");
+        assert!(
+            r.stdout.contains("allocated 16 MiB"),
+            "{kind}: it ran first"
+        );
         assert!(!r.stdout.contains("allocated 48 MiB"), "{kind}: {r:#?}");
         let limits = r.events("limit");
         assert_eq!(limits.len(), 1, "{kind}: {r:#?}");
@@ -18,7 +21,10 @@ fn a_memory_bomb_stops_at_the_memory_limit() {
         assert_eq!(limits[0]["value"], 48u64 << 20);
         let exit = r.exit();
         assert_eq!(exit["outcome"], "memory-limit");
-        assert!(exit["peak_memory"].as_u64().unwrap() <= 48 << 20, "{kind}: {exit}");
+        assert!(
+            exit["peak_memory"].as_u64().unwrap() <= 48 << 20,
+            "{kind}: {exit}"
+        );
         assert!(r.stderr.contains("memory limit reached"), "{kind}: {r:#?}");
     }
 }
@@ -71,7 +77,11 @@ fn an_output_flood_stops_at_the_output_limit() {
         let m = s.manifest("[limits]\noutput = \"1MiB\"\n");
         let r = s.run(Some(&m), flood, &[]);
         assert_eq!(r.code, 120, "{kind}: {r:#?}");
-        assert_eq!(r.stdout.len(), 1 << 20, "{kind}: exactly the budget is written");
+        assert_eq!(
+            r.stdout.len(),
+            1 << 20,
+            "{kind}: exactly the budget is written"
+        );
         assert_eq!(r.events("limit")[0]["limit"], "output");
         assert_eq!(r.exit()["outcome"], "output-limit");
     }
@@ -86,7 +96,10 @@ fn deep_recursion_is_a_trap_not_a_crash() {
         let exit = r.exit();
         assert_eq!(exit["outcome"], "trap");
         assert!(
-            exit["message"].as_str().unwrap().contains("call stack exhausted"),
+            exit["message"]
+                .as_str()
+                .unwrap()
+                .contains("call stack exhausted"),
             "{kind}: {exit}"
         );
         assert!(!r.stderr.contains("panicked"));

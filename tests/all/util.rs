@@ -35,7 +35,12 @@ impl Outcome {
     /// The single `exit` record.
     pub fn exit(&self) -> &Value {
         let exits = self.events("exit");
-        assert_eq!(exits.len(), 1, "one exit record expected: {:#?}", self.audit);
+        assert_eq!(
+            exits.len(),
+            1,
+            "one exit record expected: {:#?}",
+            self.audit
+        );
         exits[0]
     }
 

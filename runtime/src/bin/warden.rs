@@ -135,7 +135,10 @@ fn run(args: RunArgs) -> ExitCode {
             if let LoadError::UnknownImport { import, .. } = &e {
                 audit.decision("import", import, Decision::Deny, "no grant provides it");
             }
-            audit.emit("error", json!({ "message": e.to_string(), "code": EXIT_START_FAILED }));
+            audit.emit(
+                "error",
+                json!({ "message": e.to_string(), "code": EXIT_START_FAILED }),
+            );
             return fail(e);
         }
     };
@@ -160,7 +163,9 @@ fn run(args: RunArgs) -> ExitCode {
             "warden: memory limit reached ({})",
             warden::check::format_size(limits.memory)
         ),
-        Outcome::FuelLimit => eprintln!("warden: fuel limit reached ({})", limits.fuel.unwrap_or(0)),
+        Outcome::FuelLimit => {
+            eprintln!("warden: fuel limit reached ({})", limits.fuel.unwrap_or(0))
+        }
         Outcome::WallLimit => eprintln!("warden: wall-time limit reached ({:?})", limits.wall),
         Outcome::OutputLimit => eprintln!(
             "warden: output limit reached ({})",

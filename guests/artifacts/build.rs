@@ -1,0 +1,286 @@
+//! Builds the guests workspace (`guests/`, next to this crate) for wasm32-wasip1 and
+//! wasm32-wasip2, then writes `$OUT_DIR/artifacts.rs`: one `&str` constant per built `.wasm`,
+//! holding its absolute path, and `GUESTS_DIR`.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Core modules.
+const P1: &str = "wasm32-wasip1";
+/// Components.
+const P2: &str = "wasm32-wasip2";
+
+/// One guest crate of the guests workspace.
+struct Guest {
+    /// Its package name.
+    package: &'static str,
+    /// What it does, for the constants' docs.
+    what: &'static str,
+    /// Whether it is a `cdylib` (whose file is named after the crate) rather than a binary.
+    cdylib: bool,
+    /// Whether it builds for wasm32-wasip1 (as a core module).
+    p1: bool,
+    /// Whether it builds for wasm32-wasip2 (as a component).
+    p2: bool,
+}
+
+const fn bin(package: &'static str, what: &'static str) -> Guest {
+    Guest {
+        package,
+        what,
+        cdylib: false,
+        p1: true,
+        p2: true,
+    }
+}
+
+const GUESTS: &[Guest] = &[
+    bin("hello", "prints `hello, NAME`"),
+    bin(
+        "fs",
+        "the file tool: read, write, append, ls, mkdir, rm, stat",
+    ),
+    bin("env", "prints the environment variables it sees"),
+    bin(
+        "probe",
+        "probes clocks, randomness, stdin, args and exit codes",
+    ),
+    bin("membomb", "hostile: allocates memory until refused"),
+    bin("spin", "hostile: loops forever"),
+    bin("flood", "hostile: writes to stdout forever"),
+    bin("recurse", "hostile: recurses until the stack overflows"),
+    bin(
+        "escape",
+        "hostile: tries to get out of its granted directory",
+    ),
+    bin(
+        "report-connector",
+        "the example connector of examples/report-connector",
+    ),
+    Guest {
+        package: "component-export",
+        what: "exports `transform: func() -> string`",
+        cdylib: true,
+        p1: false,
+        p2: true,
+    },
+    Guest {
+        package: "reactor",
+        what: "exports `transform() -> i32`",
+        cdylib: true,
+        p1: true,
+        p2: false,
+    },
+];
+
+/// Variables of this build that must not reach the guests' build: they describe the host build
+/// (its flags, wrappers, target, profile, features and jobserver), not the guests'.
+const SCRUBBED: &[&str] = &[
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "CARGO_BUILD_TARGET",
+    "CARGO_TARGET_DIR",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_MAKEFLAGS",
+    "MAKEFLAGS",
+    "MFLAGS",
+    "DEBUG",
+    "OPT_LEVEL",
+    "PROFILE",
+    "TARGET",
+    "HOST",
+    "RUSTC",
+    "RUSTDOC",
+    "RUSTC_LINKER",
+    "OUT_DIR",
+    "NUM_JOBS",
+];
+const SCRUBBED_PREFIXES: &[&str] = &["CARGO_FEATURE_", "CARGO_CFG_"];
+
+fn main() {
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let guests_dir = manifest_dir
+        .parent()
+        .expect("the artifacts crate lives in guests/")
+        .to_path_buf();
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
+    let target_dir = root_target_dir(&out_dir).join("guests");
+
+    track_inputs(&guests_dir);
+
+    for target in [P1, P2] {
+        build(&guests_dir, &target_dir, target);
+    }
+
+    let mut code = String::new();
+    writeln!(
+        code,
+        "/// The absolute path of the `guests/` folder, the guests' cargo workspace.\n\
+         pub const GUESTS_DIR: &str = {:?};",
+        path_str(&guests_dir)
+    )
+    .expect("write to a String");
+    for guest in GUESTS {
+        for (target, on, suffix, kind) in [
+            (P1, guest.p1, "P1", "core module"),
+            (P2, guest.p2, "P2", "component"),
+        ] {
+            if !on {
+                continue;
+            }
+            let path = artifact_path(&target_dir, target, guest);
+            assert!(
+                path.is_file(),
+                "the guests built, but {} is missing: is `{}` still in guests/Cargo.toml?",
+                path.display(),
+                guest.package
+            );
+            let name = format!(
+                "{}_{suffix}",
+                guest.package.replace('-', "_").to_uppercase()
+            );
+            writeln!(
+                code,
+                "/// `{}` ({}), built for {target} as a {kind}.\n\
+                 pub const {name}: &str = {:?};",
+                guest.package,
+                guest.what,
+                path_str(&path)
+            )
+            .expect("write to a String");
+        }
+    }
+    fs::write(out_dir.join("artifacts.rs"), code).expect("write $OUT_DIR/artifacts.rs");
+}
+
+/// The root workspace's target directory, where the guests get a `guests/` folder of their own
+/// shared by every profile and package hash (so their builds are incremental): the folder
+/// `CARGO_TARGET_DIR` names if set, else the nearest ancestor of `OUT_DIR`
+/// (`<target>/[<triple>/]<profile>/build/<pkg>-<hash>/out`) named `target`.
+fn root_target_dir(out_dir: &Path) -> PathBuf {
+    if let Some(dir) = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+        if dir.is_absolute() {
+            return dir;
+        }
+        // Relative to wherever cargo was started: find it among OUT_DIR's ancestors.
+        if let Some(found) = out_dir.ancestors().find(|a| a.ends_with(&dir)) {
+            return found.to_path_buf();
+        }
+    }
+    if let Some(found) = out_dir
+        .ancestors()
+        .find(|a| a.file_name().is_some_and(|n| n == "target"))
+    {
+        return found.to_path_buf();
+    }
+    // An unusual layout: the four levels above OUT_DIR, or OUT_DIR itself.
+    out_dir.ancestors().nth(4).unwrap_or(out_dir).to_path_buf()
+}
+
+/// Runs cargo on the guests workspace for one target, building the guests meant for it.
+fn build(guests_dir: &Path, target_dir: &Path, target: &str) {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut args: Vec<String> = ["build", "--release", "--color=never", "--target", target]
+        .map(String::from)
+        .into();
+    args.push("--manifest-path".into());
+    args.push(path_str(&guests_dir.join("Cargo.toml")).into());
+    args.push("--target-dir".into());
+    args.push(path_str(target_dir).into());
+    for guest in GUESTS {
+        if (target == P1 && guest.p1) || (target == P2 && guest.p2) {
+            args.push("-p".into());
+            args.push(guest.package.into());
+        }
+    }
+    let shown = format!("{} {}", cargo.to_string_lossy(), args.join(" "));
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(guests_dir).args(&args);
+    for (key, _) in env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if SCRUBBED.contains(&key) || SCRUBBED_PREFIXES.iter().any(|p| key.starts_with(p)) {
+            cmd.env_remove(key);
+        }
+    }
+    let output = cmd.output().unwrap_or_else(|e| {
+        panic!("could not run `{shown}` to build the wasm guests: {e}");
+    });
+    if !output.status.success() {
+        panic!(
+            "building the wasm guests for {target} failed ({}).\n\
+             command: {shown}\n\
+             hint: if the wasm targets are missing (\"the `{target}` target may not be installed\", \
+             \"can't find crate for `std`\"), install them: \
+             rustup target add wasm32-wasip1 wasm32-wasip2\n\
+             --- stderr of the guests' build ---\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Where cargo puts a guest's `.wasm` for `target`.
+fn artifact_path(target_dir: &Path, target: &str, guest: &Guest) -> PathBuf {
+    let stem = if guest.cdylib {
+        guest.package.replace('-', "_")
+    } else {
+        guest.package.to_string()
+    };
+    target_dir
+        .join(target)
+        .join("release")
+        .join(format!("{stem}.wasm"))
+}
+
+/// Tells cargo to run this script again when a guest's sources, a manifest, the lock file or
+/// the toolchain file changes.
+fn track_inputs(guests_dir: &Path) {
+    rerun_if_changed(&guests_dir.join("Cargo.toml"));
+    rerun_if_changed(&guests_dir.join("Cargo.lock"));
+    if let Some(root) = guests_dir.parent() {
+        rerun_if_changed(&root.join("rust-toolchain.toml"));
+    }
+    let entries = fs::read_dir(guests_dir).expect("read the guests folder");
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let manifest = dir.join("Cargo.toml");
+        if entry.file_name() == "artifacts" || !manifest.is_file() {
+            continue;
+        }
+        rerun_if_changed(&manifest);
+        for extra in ["build.rs", "wit"] {
+            if dir.join(extra).exists() {
+                walk(&dir.join(extra));
+            }
+        }
+        walk(&dir.join("src"));
+    }
+}
+
+/// `rerun-if-changed` for a folder (so that added files count) and everything in it.
+fn walk(path: &Path) {
+    rerun_if_changed(path);
+    if path.is_dir() {
+        let entries = fs::read_dir(path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+            .flatten();
+        for entry in entries {
+            walk(&entry.path());
+        }
+    }
+}
+
+fn rerun_if_changed(path: &Path) {
+    println!("cargo:rerun-if-changed={}", path_str(path));
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str()
+        .unwrap_or_else(|| panic!("{} is not valid UTF-8", path.display()))
+}

@@ -1,0 +1,80 @@
+//! A small file tool, to drive warden's filesystem grants from inside the sandbox.
+//!
+//! ```text
+//! fs read PATH         the file's bytes, to stdout
+//! fs write PATH TEXT   create or truncate PATH, write TEXT: `wrote N bytes`
+//! fs append PATH TEXT  append TEXT, creating PATH if missing: `appended N bytes`
+//! fs ls DIR            entry names, sorted, one a line
+//! fs mkdir PATH        `ok`
+//! fs rm PATH           remove a file: `ok`
+//! fs stat PATH         `file N` (its size) or `dir`
+//! ```
+//!
+//! An io error prints `error: KIND: MESSAGE` to stderr (KIND is the `io::ErrorKind`'s `Debug`)
+//! and exits with 1; bad usage prints the usage line to stderr and exits with 2.
+
+use std::fs;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: fs read PATH | write PATH TEXT | append PATH TEXT | ls DIR | mkdir PATH | rm PATH | stat PATH";
+
+fn run(args: &[String]) -> Option<io::Result<()>> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["read", path] => fs::read(path).and_then(|bytes| {
+            let mut out = io::stdout().lock();
+            out.write_all(&bytes)?;
+            out.flush()
+        }),
+        ["write", path, text] => {
+            fs::write(path, text).map(|()| println!("wrote {} bytes", text.len()))
+        }
+        ["append", path, text] => fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map(|()| println!("appended {} bytes", text.len())),
+        ["ls", dir] => fs::read_dir(dir)
+            .and_then(|entries| {
+                entries
+                    .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+                    .collect::<io::Result<Vec<_>>>()
+            })
+            .map(|mut names| {
+                names.sort();
+                for name in names {
+                    println!("{name}");
+                }
+            }),
+        ["mkdir", path] => fs::create_dir(path).map(|()| println!("ok")),
+        ["rm", path] => fs::remove_file(path).map(|()| println!("ok")),
+        ["stat", path] => fs::metadata(path).map(|m| {
+            if m.is_dir() {
+                println!("dir");
+            } else if m.is_file() {
+                println!("file {}", m.len());
+            } else {
+                println!("other");
+            }
+        }),
+        _ => return None,
+    };
+    Some(result)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Some(Ok(())) => ExitCode::SUCCESS,
+        Some(Err(e)) => {
+            eprintln!("error: {:?}: {e}", e.kind());
+            ExitCode::from(1)
+        }
+        None => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
