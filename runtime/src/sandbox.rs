@@ -949,12 +949,9 @@ fn classify(result: GuestResult, limiter: &MemoryLimiter, budget: &OutputBudget)
         // refusal is the memory limit's doing.
         return Outcome::MemoryLimit;
     }
-    if std::env::var_os("WARDEN_DEBUG").is_some() {
-        eprintln!("{err:?}");
-    }
     let message = match trap {
         Some(t) => t.to_string(),
-        None => format!("{err:?}"),
+        None => err.root_cause().to_string(),
     };
     Outcome::Trap(message.lines().next().unwrap_or_default().to_string())
 }

@@ -183,3 +183,19 @@ fn grants_this_version_cannot_enforce_are_refused_not_ignored() {
     s.run(Some(&m), guests::HELLO_P2, &[])
         .assert_one_line_error("[network] grants are not enforced");
 }
+
+#[test]
+fn a_component_importing_an_unknown_interface_is_refused_by_name() {
+    let s = Scene::new();
+    let path = s.path("unknown-world.wasm");
+    let bytes = wat::parse_str(
+        r#"(component
+             (import "acme:exfil/upload@1.0.0" (instance (export "send" (func (param "data" string)))))
+           )"#,
+    )
+    .unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    let r = s.run(None, path.to_str().unwrap(), &[]);
+    r.assert_one_line_error("acme:exfil/upload@1.0.0");
+    assert_eq!(r.denials("import")[0]["target"], "acme:exfil/upload@1.0.0");
+}
