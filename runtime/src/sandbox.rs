@@ -696,10 +696,13 @@ impl Workload {
 
         let budget = OutputBudget::new(policy.limits.output);
         let mut builder = WasiCtxBuilder::new();
+        // File operations run on the guest's thread rather than on a pool of helper threads
+        // started on demand: cheaper for small reads, and no threads appear mid-run.
+        builder.allow_blocking_current_thread(true);
         match &opts.stdin {
             Input::Null => {}
             Input::Inherit => {
-                builder.stdin(std::io::stdin());
+                builder.stdin(crate::stdio::InheritedStdin);
                 audit.decision("stdio", "stdin", Decision::Allow, "stdin = \"inherit\"");
             }
             Input::Bytes(b) => {

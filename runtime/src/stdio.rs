@@ -205,3 +205,68 @@ impl tokio::io::AsyncWrite for LimitedOutput {
         Poll::Ready(Ok(()))
     }
 }
+
+/// Largest read from warden's stdin in one call.
+const MAX_READ: usize = 64 * 1024;
+
+/// warden's own stdin, read synchronously on the guest's thread.
+///
+/// wasmtime-wasi's own stdin reads through a helper thread started on first use; a thread
+/// started that late would need `clone` after the host is locked down, so warden reads
+/// directly instead. A guest blocked here is still bounded by the wall-time watchdog.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InheritedStdin;
+
+impl InheritedStdin {
+    fn read_some(size: usize) -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut buf = vec![0u8; size.min(MAX_READ)];
+        let n = std::io::stdin().lock().read(&mut buf)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+}
+
+impl IsTerminal for InheritedStdin {
+    fn is_terminal(&self) -> bool {
+        std::io::IsTerminal::is_terminal(&std::io::stdin())
+    }
+}
+
+impl wasmtime_wasi::cli::StdinStream for InheritedStdin {
+    fn p2_stream(&self) -> Box<dyn wasmtime_wasi::p2::InputStream> {
+        Box::new(*self)
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncRead + Send + Sync> {
+        Box::new(*self)
+    }
+}
+
+impl wasmtime_wasi::p2::InputStream for InheritedStdin {
+    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        if size == 0 {
+            return Ok(Bytes::new());
+        }
+        match Self::read_some(size) {
+            Ok(b) if b.is_empty() => Err(StreamError::Closed),
+            Ok(b) => Ok(b.into()),
+            Err(e) => Err(StreamError::LastOperationFailed(wasmtime::Error::new(e))),
+        }
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for InheritedStdin {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncRead for InheritedStdin {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Self::read_some(buf.remaining()).map(|b| buf.put_slice(&b)))
+    }
+}
