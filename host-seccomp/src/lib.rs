@@ -1,19 +1,419 @@
 //! The seccomp allow list that wraps warden's own host process.
 //!
-//! This crate knows nothing of wasmtime or of the manifest format: it takes a list of syscall
-//! groups and turns them into a filter. It is filled in by the host-lockdown work; for now it
-//! only names the groups a run asks for.
+//! Once a run is set up (engine, module, WASI context, threads), warden installs a seccomp
+//! filter on every thread of its process, right before the guest's first instruction. From
+//! then on the process may make only the syscalls listed here; any other kills it
+//! ([`Mode::Enforce`]) or is reported by the kernel ([`Mode::Log`]). It is a second wall behind
+//! wasmtime's sandbox: a guest that broke out of wasm into the host process still could not
+//! start programs, open sockets, write files it was not granted, or map executable memory.
+//!
+//! This crate knows nothing of wasmtime or of the manifest format: it takes a list of
+//! [`Group`]s. The allow list is data (`table.rs`): each syscall with a one-line reason and,
+//! where it matters, conditions on its arguments. A [`Profile`] is the [`Group::Base`] lines
+//! plus those of the groups a run's grants need, nothing else.
+//!
+//! # What the caller must have done before installing
+//!
+//! The list covers running already-loaded code, not setting it up. Before
+//! [`Profile::install`], the runtime must have:
+//!
+//! - loaded and pre-instantiated the module, and built its copy-on-write memory image
+//!   (wasmtime's `initialize_copy_on_write_image`; otherwise the first instantiation needs
+//!   `memfd_create`, which is never allowed);
+//! - started every long-lived thread: the epoch ticker, the watchdog, and the async runtime
+//!   the WASI host functions use (wasmtime-wasi's tokio runtime, e.g. by running
+//!   `wasmtime_wasi::runtime::in_tokio(async {})` once), since building that runtime needs
+//!   `epoll_create1`, `eventfd2` and new threads;
+//! - opened everything the run writes to (the audit log) and built the WASI context.
+//!
+//! # Examples
+//!
+//! ```
+//! use host_seccomp::{Group, Profile};
+//!
+//! let profile = Profile::new(&[Group::FileRead]);
+//! assert!(profile.syscalls().contains(&"openat"));
+//! assert!(!profile.syscalls().contains(&"socket"));
+//! println!("{}", profile.render_text());
+//! // Installing is for the runtime's own process, right before guest code runs:
+//! // profile.install(host_seccomp::Mode::Enforce)?;
+//! ```
+
+mod arch;
+mod render;
+mod rule;
+mod sys;
+mod table;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+pub use table::NEVER;
+
+use rule::{Action, Cmp, Entry, When};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule,
+};
 
 /// A group of syscalls that one kind of grant needs on the host side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Group {
-    /// What the runtime needs to run already-loaded code: memory, signals for traps, futex,
-    /// clocks, exit.
+    /// What the runtime needs to run already-loaded code: memory (never executable), signals
+    /// for traps, futex, clocks, writing stdout, stderr and the audit log, exit. Always in a
+    /// profile.
     Base,
-    /// Reading granted files.
+    /// Starting threads of this process after the lockdown: tokio's blocking pool, which
+    /// wasmtime-wasi uses for components' file writes. Brought in by [`Group::FileWrite`] and
+    /// [`Group::Network`] (see [`Group::requires`]).
+    Threads,
+    /// Reading an inherited stdin.
+    Stdin,
+    /// Reading granted files and folders.
     FileRead,
-    /// Writing granted files.
+    /// Writing granted files and folders (brings [`Group::FileRead`]).
     FileWrite,
+    /// Removing the private staging folder that single-file grants are served from, when the
+    /// run ends (brings [`Group::FileRead`]; [`Group::FileWrite`] can remove files anyway).
+    FileStaging,
     /// Outbound network connections.
     Network,
+}
+
+impl Group {
+    /// Every group, in order.
+    pub const ALL: [Group; 7] = [
+        Group::Base,
+        Group::Threads,
+        Group::Stdin,
+        Group::FileRead,
+        Group::FileWrite,
+        Group::FileStaging,
+        Group::Network,
+    ];
+
+    /// The group's name in [`Profile::render_text`] and audit records: `file-read`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::Base => "base",
+            Group::Threads => "threads",
+            Group::Stdin => "stdin",
+            Group::FileRead => "file-read",
+            Group::FileWrite => "file-write",
+            Group::FileStaging => "file-staging",
+            Group::Network => "network",
+        }
+    }
+
+    /// The groups this one cannot work without, which a profile adds with it.
+    pub fn requires(self) -> &'static [Group] {
+        match self {
+            // The runtime reads an inherited stdin and runs file reads on the guest's own
+            // thread (`allow_blocking_current_thread`), so these start no threads.
+            Group::Base | Group::Threads | Group::Stdin | Group::FileRead => &[],
+            Group::FileStaging => &[Group::FileRead],
+            // wasmtime-wasi's file output streams (components) hand each write to tokio's
+            // blocking pool, which starts threads on demand, whatever the WASI context says.
+            Group::FileWrite => &[Group::FileRead, Group::Threads],
+            // Sockets are driven by tokio; name lookups would run on its blocking pool.
+            Group::Network => &[Group::Threads],
+        }
+    }
+}
+
+impl std::fmt::Display for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What happens to a syscall the profile does not list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// The process is killed (`SECCOMP_RET_KILL_PROCESS`: every thread, with `SIGSYS`).
+    #[default]
+    Enforce,
+    /// The syscall runs, and the kernel logs it (`SECCOMP_RET_LOG`, to the kernel log or the
+    /// audit subsystem). For finding out what a workload would need; protects nothing.
+    Log,
+}
+
+impl Mode {
+    /// `enforce` or `log`, for audit records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Log => "log",
+        }
+    }
+
+    fn default_action(self) -> SeccompAction {
+        match self {
+            Mode::Enforce => SeccompAction::KillProcess,
+            Mode::Log => SeccompAction::Log,
+        }
+    }
+}
+
+/// Why a profile could not be built or installed.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    /// This system cannot install the filter; the message says why.
+    #[error("seccomp is not available: {0}")]
+    Unsupported(String),
+    /// The allow list names a syscall this architecture does not have.
+    #[error("the allow list names syscall `{0}`, which {arch} does not have", arch = std::env::consts::ARCH)]
+    UnknownSyscall(&'static str),
+    /// seccompiler refused the filter (too large, bad argument index).
+    #[error("cannot build the seccomp filter: {0}")]
+    Build(#[from] seccompiler::BackendError),
+    /// The kernel refused the filter, or could not apply it to every thread.
+    #[error("cannot install the seccomp filter: {0}")]
+    Install(#[from] seccompiler::Error),
+}
+
+/// Checks that this system can install a profile: Linux on x86-64 or aarch64, a kernel with
+/// seccomp filters, and the `KILL_PROCESS` and `LOG` actions (Linux 4.14+).
+///
+/// A caller that was asked to enforce must refuse to run when this fails, rather than run
+/// unprotected.
+///
+/// # Errors
+/// [`SeccompError::Unsupported`], saying what is missing.
+pub fn supported() -> Result<(), SeccompError> {
+    if arch::TARGET.is_none() {
+        return Err(SeccompError::Unsupported(format!(
+            "warden filters syscalls on Linux x86_64 and aarch64 only, not {} {}",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        )));
+    }
+    match sys::seccomp_mode() {
+        Ok(mode) if mode == libc::SECCOMP_MODE_STRICT => {
+            return Err(SeccompError::Unsupported(
+                "the process already runs in strict seccomp mode".into(),
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => {
+            return Err(SeccompError::Unsupported(format!(
+                "the kernel does not support seccomp (prctl(PR_GET_SECCOMP): {e})"
+            )));
+        }
+    }
+    for (action, name) in [
+        (libc::SECCOMP_RET_KILL_PROCESS, "SECCOMP_RET_KILL_PROCESS"),
+        (libc::SECCOMP_RET_LOG, "SECCOMP_RET_LOG"),
+    ] {
+        if let Err(e) = sys::action_available(action) {
+            return Err(SeccompError::Unsupported(format!(
+                "the kernel does not offer {name} (seccomp(SECCOMP_GET_ACTION_AVAIL): {e}); \
+                 Linux 4.14 or later is needed"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One syscall of a profile, after merging the entries of all its groups.
+#[derive(Debug, Clone)]
+pub(crate) struct Syscall {
+    pub(crate) name: &'static str,
+    /// When it runs.
+    pub(crate) allow: Option<When>,
+    /// When it is answered with an errno instead, and which.
+    pub(crate) errno: Option<(i32, When)>,
+    /// The table lines that contributed, for the groups and reasons in the text rendering.
+    pub(crate) entries: Vec<&'static Entry>,
+}
+
+/// A run's allow list: the base set plus the groups its grants need.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    groups: Vec<Group>,
+    syscalls: Vec<Syscall>,
+}
+
+impl Profile {
+    /// The profile for `groups`: [`Group::Base`] is always included, and each group brings
+    /// the groups it [requires](Group::requires). Order and repetition in `groups` do not
+    /// matter.
+    pub fn new(groups: &[Group]) -> Profile {
+        let mut selected = vec![Group::Base];
+        let mut todo: Vec<Group> = groups.to_vec();
+        while let Some(g) = todo.pop() {
+            if !selected.contains(&g) {
+                selected.push(g);
+                todo.extend_from_slice(g.requires());
+            }
+        }
+        selected.sort();
+
+        let mut by_name: BTreeMap<&'static str, Syscall> = BTreeMap::new();
+        for entry in table::TABLE.iter().filter(|e| selected.contains(&e.group)) {
+            let s = by_name.entry(entry.name).or_insert_with(|| Syscall {
+                name: entry.name,
+                allow: None,
+                errno: None,
+                entries: Vec::new(),
+            });
+            let when = When::from_rules(entry.when);
+            match entry.action {
+                Action::Allow => {
+                    s.allow = Some(match s.allow.take() {
+                        Some(w) => w.union(when),
+                        None => when,
+                    });
+                }
+                Action::Errno(e) => {
+                    s.errno = Some(match s.errno.take() {
+                        // The table gives one errno per syscall (checked by a test).
+                        Some((e0, w)) => (e0, w.union(when)),
+                        None => (e, when),
+                    });
+                }
+            }
+            s.entries.push(entry);
+        }
+        // An errno line is a fallback for cases nothing allows: where a group allows the same
+        // cases (FileRead's read-only `openat` over Base's refusal), the allowance wins.
+        for s in by_name.values_mut() {
+            if let (Some(allow), Some((_, errno))) = (&s.allow, &s.errno)
+                && allow.covers(errno)
+            {
+                s.errno = None;
+                s.entries.retain(|e| e.action == Action::Allow);
+            }
+        }
+        Profile {
+            groups: selected,
+            syscalls: by_name.into_values().collect(),
+        }
+    }
+
+    /// The groups in this profile, [`Group::Base`] and the required ones included, in order.
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    /// How many distinct syscalls the profile lists, allowed or answered with an errno.
+    pub fn syscall_count(&self) -> usize {
+        self.syscalls.len()
+    }
+
+    /// The distinct syscall names the profile lists, sorted.
+    pub fn syscalls(&self) -> Vec<&'static str> {
+        self.syscalls.iter().map(|s| s.name).collect()
+    }
+
+    /// Builds the BPF programs for this architecture: one per errno the profile answers with
+    /// (each allowing everything else), then the allow list itself, whose default action is
+    /// `mode`'s. Installed together, the kernel applies the strictest answer of all of them, so
+    /// an errno line wins over the allow list's permission for the same syscall, and the
+    /// default action over both.
+    ///
+    /// # Errors
+    /// [`SeccompError::Unsupported`] on an architecture warden does not filter,
+    /// [`SeccompError::UnknownSyscall`] if the table names a syscall this architecture lacks,
+    /// [`SeccompError::Build`] if seccompiler refuses a filter.
+    pub fn compile(&self, mode: Mode) -> Result<Vec<BpfProgram>, SeccompError> {
+        let arch = arch::TARGET.ok_or_else(|| {
+            SeccompError::Unsupported(format!(
+                "no seccomp filter for {} {}",
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            ))
+        })?;
+
+        let mut errno_rules: BTreeMap<i32, BTreeMap<i64, Vec<SeccompRule>>> = BTreeMap::new();
+        let mut allow_rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+        for s in &self.syscalls {
+            let nr = arch::number(s.name).ok_or(SeccompError::UnknownSyscall(s.name))?;
+            // The allow list lets through what is allowed and what is answered with an errno
+            // (the errno filter then turns the latter into the errno).
+            let mut passes: Option<When> = s.allow.clone();
+            if let Some((e, when)) = &s.errno {
+                errno_rules
+                    .entry(*e)
+                    .or_default()
+                    .insert(nr, seccomp_rules(when)?);
+                passes = Some(match passes {
+                    Some(w) => w.union(when.clone()),
+                    None => when.clone(),
+                });
+            }
+            if let Some(w) = passes {
+                allow_rules.insert(nr, seccomp_rules(&w)?);
+            }
+        }
+
+        let mut programs = Vec::new();
+        for (e, rules) in errno_rules {
+            let errno = u32::try_from(e).map_err(|_| {
+                SeccompError::Unsupported(format!("errno {e} cannot be a seccomp answer"))
+            })?;
+            let filter = SeccompFilter::new(
+                rules,
+                SeccompAction::Allow,
+                SeccompAction::Errno(errno),
+                arch,
+            )?;
+            programs.push(BpfProgram::try_from(filter)?);
+        }
+        let filter = SeccompFilter::new(
+            allow_rules,
+            mode.default_action(),
+            SeccompAction::Allow,
+            arch,
+        )?;
+        programs.push(BpfProgram::try_from(filter)?);
+        Ok(programs)
+    }
+
+    /// Installs the profile on every thread of the calling process (`SECCOMP_FILTER_FLAG_TSYNC`),
+    /// after setting `no_new_privs`. There is no way back: from now on the process may make only
+    /// the listed syscalls. Call it after every setup step and right before guest code runs.
+    ///
+    /// The errno filters go in first and the allow list last, because once the allow list is
+    /// in, `seccomp` itself is forbidden.
+    ///
+    /// # Errors
+    /// [`SeccompError::Unsupported`] if [`supported`] fails; [`SeccompError::Build`] or
+    /// [`SeccompError::UnknownSyscall`] if the filter cannot be built; [`SeccompError::Install`]
+    /// if the kernel refuses it or a thread cannot be synchronised. If the allow list itself
+    /// could not be installed, the errno filters may already be: the process is then no more
+    /// restricted than with no filter, except that the probed syscalls fail, and the caller
+    /// should not run the guest.
+    pub fn install(&self, mode: Mode) -> Result<(), SeccompError> {
+        supported()?;
+        let programs = self.compile(mode)?;
+        for program in &programs {
+            seccompiler::apply_filter_all_threads(program)?;
+        }
+        Ok(())
+    }
+}
+
+fn seccomp_rules(when: &When) -> Result<Vec<SeccompRule>, SeccompError> {
+    let rules = match when {
+        When::Always => return Ok(Vec::new()),
+        When::AnyOf(rules) => rules,
+    };
+    rules
+        .iter()
+        .map(|rule| {
+            let conds = rule
+                .iter()
+                .map(|c| {
+                    let (op, value) = match c.cmp {
+                        Cmp::Eq(v) => (SeccompCmpOp::Eq, v),
+                        Cmp::MaskedEq { mask, value } => (SeccompCmpOp::MaskedEq(mask), value),
+                    };
+                    SeccompCondition::new(c.arg, SeccompCmpArgLen::Dword, op, value)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(SeccompRule::new(conds)?)
+        })
+        .collect()
 }

@@ -1,0 +1,390 @@
+//! The allow list, as data: every syscall warden's host process may make once the lockdown is
+//! installed, with one line on why.
+//!
+//! # How this list was found
+//!
+//! The lockdown is installed right before the guest's first instruction, after every setup
+//! step: engine, module loaded (from the cache), `InstancePre`, preopened folders, the WASI
+//! context, the tokio runtime warmed, the epoch ticker and watchdog threads started. So only
+//! what happens from there to the process's exit matters: `Store::new` and instantiation,
+//! the guest's own run, the host calls it makes, and the teardown (drops, audit records,
+//! `exit_group`).
+//!
+//! It was measured with `strace -f` over real runs of the `warden` binary (hello as a module and
+//! as a component, the `fs`, `env`, `probe`, `membomb`, `spin`, `flood`, `recurse` and `escape`
+//! guests, with and without file, stdin, clock and random grants, and each limit reached). A
+//! scratch copy of the runtime made one marker syscall (a `stat` of a path named
+//! `/WARDEN-LOCKDOWN-MARKER`) at the lockdown point; everything after the marker, on any
+//! thread, is what the filter must allow. The write of the guest's first output line confirms
+//! the ordering. The list was then checked by installing it, in `Mode::Enforce`, in that same
+//! scratch runtime and rerunning every scenario.
+//!
+//! What the traces showed, beyond the obvious (memory, stdout, futex, the epoch's sleep):
+//!
+//! - tokio's worker threads are created when the runtime is warmed, but their own start-up
+//!   (`rseq`, `set_robust_list`, `rt_sigprocmask`, `prctl(PR_SET_NAME)`, `sched_getaffinity`,
+//!   `gettid`, their alternate signal stack, their first `getrandom`, `epoll_wait`) races the
+//!   lockdown; those calls are in the base set so that the race is harmless. `rseq` cannot be
+//!   answered with an errno: once the main thread registered it, glibc aborts a new thread
+//!   whose registration fails ("Fatal glibc error: rseq registration failed").
+//! - glibc's malloc opens files read-only on its own: `/proc/sys/vm/overcommit_memory` when it
+//!   shrinks a thread's heap (seen running the reactor guest), `/sys/devices/system/cpu/online`
+//!   when a thread first needs a new arena after the eighth (seen with file grants). Refused
+//!   with `EACCES`, it assumes a default or falls back to `sched_getaffinity`. An `openat`
+//!   with write flags is never answered with an errno: it kills.
+//! - wasmtime creates a module's copy-on-write memory image (`memfd_create`, `write`,
+//!   `fcntl(F_ADD_SEALS)`) on its first instantiation unless
+//!   `Module::initialize_copy_on_write_image` (or the `Component` one) ran during setup. The
+//!   runtime must call it before the lockdown: `memfd_create` is not listed, and without it
+//!   the first instantiation is killed (checked).
+//! - wasmtime installs its alternate signal stack (`sigaltstack`) on a thread's first call into
+//!   wasm, after the lockdown, and removes it when the thread exits.
+//! - wasmtime-wasi would run file operations on tokio's blocking pool and read an inherited
+//!   stdin on a thread of its own, both started on demand. The runtime avoids both
+//!   (`allow_blocking_current_thread`, and its own stdin reader on the guest's thread), so
+//!   reading needs no new thread. Writing still does: wasmtime-wasi's file output streams (used
+//!   by components) hand each write to the blocking pool whatever the context says, so
+//!   `FileWrite` brings the `Threads` group (`clone` limited to `CLONE_THREAD`).
+//! - cap-std opens paths with `openat2(RESOLVE_BENEATH)`, whose flags live in memory where
+//!   seccomp cannot see them: it gets `ENOSYS` and falls back to resolving each component with
+//!   `openat`, whose flags can be checked. Likewise glibc's `clone3` falls back to `clone`.
+//! - Single-file grants are served from a staging folder that is removed when the run ends,
+//!   after the guest, under the lockdown: `unlinkat` even for read-only grants, hence the
+//!   `FileStaging` group (not part of `FileRead`, so that directory grants cannot delete).
+//!   Read-write single files are copied back over the originals by path (`openat` with
+//!   `O_CREAT|O_TRUNC` on the host path), which `FileWrite` allows anyway.
+//!
+//! Syscall numbers are resolved per architecture in `crate::arch`; a name not known there
+//! makes `Profile::install` fail rather than silently allow less (or more).
+
+use crate::Group::{self, Base, FileRead, FileStaging, FileWrite, Network, Stdin, Threads};
+use crate::rule::{Action, Cond, Entry, Rule};
+
+const ALLOW: Action = Action::Allow;
+/// For syscalls libraries only probe: "not implemented here", so they fall back.
+const ENOSYS: Action = Action::Errno(libc::ENOSYS);
+/// For requests that are refused but must not kill: "permission denied".
+const EACCES: Action = Action::Errno(libc::EACCES);
+
+/// tokio parks its I/O driver in `epoll_wait`; aarch64 has only `epoll_pwait`.
+const EPOLL_WAIT: &str = if cfg!(target_arch = "aarch64") {
+    "epoll_pwait"
+} else {
+    "epoll_wait"
+};
+
+/// `renameat` does not exist on aarch64; glibc uses `renameat2` there.
+const RENAMEAT: &str = if cfg!(target_arch = "aarch64") {
+    "renameat2"
+} else {
+    "renameat"
+};
+
+// --- Conditions -------------------------------------------------------------------------------
+
+const PROT_EXEC: u64 = libc::PROT_EXEC as u64;
+
+/// W^X: memory may be mapped or remapped, never executable. All code was mapped during setup.
+const NOT_EXEC: &[Rule] = &[&[Cond::masked(2, PROT_EXEC, 0, "prot & PROT_EXEC == 0")]];
+
+/// `futex` operations without the `FUTEX_PRIVATE_FLAG` and `FUTEX_CLOCK_REALTIME` modifiers.
+const FUTEX_CMD_MASK: u64 =
+    !((libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME) as u32) as u64;
+
+const FUTEX_OPS: &[Rule] = &[
+    &[Cond::masked(
+        1,
+        FUTEX_CMD_MASK,
+        libc::FUTEX_WAIT as u64,
+        "op is FUTEX_WAIT (± PRIVATE, CLOCK_REALTIME)",
+    )],
+    &[Cond::masked(
+        1,
+        FUTEX_CMD_MASK,
+        libc::FUTEX_WAKE as u64,
+        "op is FUTEX_WAKE (± PRIVATE)",
+    )],
+    &[Cond::masked(
+        1,
+        FUTEX_CMD_MASK,
+        libc::FUTEX_WAIT_BITSET as u64,
+        "op is FUTEX_WAIT_BITSET (± PRIVATE, CLOCK_REALTIME)",
+    )],
+    &[Cond::masked(
+        1,
+        FUTEX_CMD_MASK,
+        libc::FUTEX_WAKE_BITSET as u64,
+        "op is FUTEX_WAKE_BITSET (± PRIVATE)",
+    )],
+];
+
+const MADV_DONTNEED: &[Rule] = &[&[Cond::eq(
+    2,
+    libc::MADV_DONTNEED as u64,
+    "advice == MADV_DONTNEED",
+)]];
+
+const PR_SET_NAME: &[Rule] = &[&[Cond::eq(
+    0,
+    libc::PR_SET_NAME as u64,
+    "option == PR_SET_NAME",
+)]];
+
+const F_GETFD: &[Rule] = &[&[Cond::eq(1, libc::F_GETFD as u64, "cmd == F_GETFD")]];
+
+const FILE_FCNTL: &[Rule] = &[
+    &[Cond::eq(1, libc::F_GETFD as u64, "cmd == F_GETFD")],
+    &[Cond::eq(1, libc::F_SETFD as u64, "cmd == F_SETFD")],
+    &[Cond::eq(1, libc::F_GETFL as u64, "cmd == F_GETFL")],
+    &[Cond::eq(1, libc::F_SETFL as u64, "cmd == F_SETFL")],
+];
+
+/// The `openat` flags that can write: an access mode other than `O_RDONLY`, or creating or
+/// truncating (`O_RDONLY | O_TRUNC` truncates on Linux). `O_TMPFILE` needs a write access mode.
+const OPEN_WRITE_BITS: u64 = (libc::O_ACCMODE | libc::O_CREAT | libc::O_TRUNC) as u64;
+
+const OPEN_READ_ONLY: &[Rule] = &[&[Cond::masked(
+    2,
+    OPEN_WRITE_BITS,
+    libc::O_RDONLY as u64,
+    "flags & (O_ACCMODE|O_CREAT|O_TRUNC) == O_RDONLY",
+)]];
+
+/// A new thread of this process: sharing memory, files, signal handlers, in the same thread
+/// group; never a new process, namespace, vfork or traced child.
+const CLONE_REQUIRED: u64 = (libc::CLONE_VM
+    | libc::CLONE_FS
+    | libc::CLONE_FILES
+    | libc::CLONE_SIGHAND
+    | libc::CLONE_THREAD
+    | libc::CLONE_SYSVSEM) as u64;
+const CLONE_FORBIDDEN: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_VFORK
+    | libc::CLONE_PTRACE
+    | libc::CLONE_UNTRACED
+    | libc::CLONE_PARENT
+    | libc::CLONE_PIDFD) as u64;
+
+const CLONE_THREAD_ONLY: &[Rule] = &[&[Cond::masked(
+    0,
+    CLONE_REQUIRED | CLONE_FORBIDDEN,
+    CLONE_REQUIRED,
+    "flags has CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM, no CLONE_NEW*|VFORK|PTRACE|UNTRACED|PARENT|PIDFD",
+)]];
+
+const STDIN_FD: &[Rule] = &[&[Cond::eq(0, 0, "fd == 0")]];
+
+// `TCGETS`'s type differs between libc targets (`c_ulong` on glibc, `c_int` on musl).
+#[allow(clippy::unnecessary_cast)]
+const STDIN_TCGETS: &[Rule] = &[&[
+    Cond::eq(0, 0, "fd == 0"),
+    Cond::eq(1, libc::TCGETS as u64, "request == TCGETS"),
+]];
+
+const INET_SOCKET: &[Rule] = &[
+    &[Cond::eq(0, libc::AF_INET as u64, "domain == AF_INET")],
+    &[Cond::eq(0, libc::AF_INET6 as u64, "domain == AF_INET6")],
+];
+
+const ALWAYS: &[Rule] = &[];
+
+const fn entry(
+    name: &'static str,
+    group: Group,
+    action: Action,
+    when: &'static [Rule],
+    reason: &'static str,
+) -> Entry {
+    Entry {
+        name,
+        group,
+        action,
+        when,
+        reason,
+    }
+}
+
+/// Every line of the allow list. A profile is the `Base` lines plus those of its groups.
+#[rustfmt::skip]
+pub(crate) static TABLE: &[Entry] = &[
+    // --- Base: running already-loaded code ---------------------------------------------------
+    entry("write", Base, ALLOW, ALWAYS,
+        "guest stdout/stderr, warden's messages, the audit log; tokio's eventfd wake-ups"),
+    entry("close", Base, ALLOW, ALWAYS,
+        "dropping descriptors the run is done with"),
+    entry("mmap", Base, ALLOW, NOT_EXEC,
+        "the store's linear memories, tables and stacks, malloc; never executable (W^X)"),
+    entry("mprotect", Base, ALLOW, NOT_EXEC,
+        "making reserved memory accessible as the guest grows it, guard pages; never executable"),
+    entry("munmap", Base, ALLOW, ALWAYS,
+        "freeing memories, stacks and large allocations"),
+    entry("madvise", Base, ALLOW, MADV_DONTNEED,
+        "wasmtime decommits memory; glibc returns freed heap and exited threads' stacks"),
+    entry("brk", Base, ALLOW, ALWAYS,
+        "glibc malloc grows its main heap"),
+    entry("futex", Base, ALLOW, FUTEX_OPS,
+        "locks, condition variables and thread parking (std, tokio, wasmtime)"),
+    entry("clock_nanosleep", Base, ALLOW, ALWAYS,
+        "the epoch ticker's 10 ms sleep and the wall-time watchdog's sleep"),
+    entry("clock_gettime", Base, ALLOW, ALWAYS,
+        "clocks when the vDSO cannot answer (it normally does, without a syscall)"),
+    entry("sched_yield", Base, ALLOW, ALWAYS,
+        "idle thread pools (tokio, wasmtime's compile pool) spin with it before parking"),
+    entry(EPOLL_WAIT, Base, ALLOW, ALWAYS,
+        "tokio's workers park on the I/O driver; wasmtime-wasi's sync calls run on tokio"),
+    entry("getrandom", Base, ALLOW, ALWAYS,
+        "the guest's secure-random grant; std's per-thread hash keys"),
+    entry("rt_sigreturn", Base, ALLOW, ALWAYS,
+        "returning from wasmtime's trap handler (out-of-bounds access, stack overflow)"),
+    entry("sigaltstack", Base, ALLOW, ALWAYS,
+        "wasmtime sets a thread's signal stack on its first call into wasm, removes it at exit"),
+    entry("rt_sigprocmask", Base, ALLOW, ALWAYS,
+        "signal masks around a thread's start and exit (glibc)"),
+    entry("exit", Base, ALLOW, ALWAYS,
+        "a thread ends"),
+    entry("exit_group", Base, ALLOW, ALWAYS,
+        "the process ends"),
+    entry("fcntl", Base, ALLOW, F_GETFD,
+        "std's debug builds check that a descriptor is open before closing it"),
+    entry("gettid", Base, ALLOW, ALWAYS,
+        "a starting thread (tokio worker) learns its id: its start races the lockdown"),
+    entry("sched_getaffinity", Base, ALLOW, ALWAYS,
+        "pthread_getattr_np, called by std as a thread starts; glibc's CPU count fallback"),
+    entry("prctl", Base, ALLOW, PR_SET_NAME,
+        "std names a starting thread (tokio-rt-worker); no other prctl is allowed"),
+    entry("set_robust_list", Base, ALLOW, ALWAYS,
+        "glibc registers a starting thread's robust-futex list"),
+    entry("rseq", Base, ALLOW, ALWAYS,
+        "glibc registers a starting thread's restartable sequences; a refusal is fatal to it"),
+    entry("openat", Base, EACCES, OPEN_READ_ONLY,
+        "glibc malloc reads /proc/sys/vm/overcommit_memory, /sys/devices/system/cpu/online; copes"),
+    // --- Threads: new threads after the lockdown ------------------------------------------------
+    entry("clone", Threads, ALLOW, CLONE_THREAD_ONLY,
+        "tokio's blocking pool starts threads on demand (components' file writes)"),
+    entry("clone3", Threads, ENOSYS, ALWAYS,
+        "glibc tries it first; its flags are in memory seccomp cannot read, so it falls back to clone"),
+    // --- Stdin: reading an inherited stdin ------------------------------------------------------
+    entry("read", Stdin, ALLOW, STDIN_FD,
+        "the guest reads warden's inherited stdin (fd 0)"),
+    entry("ioctl", Stdin, ALLOW, STDIN_TCGETS,
+        "isatty(0): wasmtime-wasi asks whether stdin is a terminal"),
+    // --- FileRead: reading granted files and folders ---------------------------------------------
+    entry("openat", FileRead, ALLOW, OPEN_READ_ONLY,
+        "opening granted files and folders read-only; cap-std resolves paths one component at a time"),
+    entry("openat2", FileRead, ENOSYS, ALWAYS,
+        "cap-std tries RESOLVE_BENEATH first; its flags are in memory, so it falls back to openat"),
+    entry("read", FileRead, ALLOW, ALWAYS,
+        "reading granted files"),
+    entry("pread64", FileRead, ALLOW, ALWAYS,
+        "wasmtime-wasi reads files at an offset (fd_read, fd_pread)"),
+    entry("lseek", FileRead, ALLOW, ALWAYS,
+        "fd_seek, fd_tell"),
+    entry("statx", FileRead, ALLOW, ALWAYS,
+        "file metadata: std and rustix ask statx first"),
+    entry("newfstatat", FileRead, ALLOW, ALWAYS,
+        "file metadata: cap-std checks each opened component, tempfile's cleanup walks its folder"),
+    entry("getdents64", FileRead, ALLOW, ALWAYS,
+        "listing granted folders (fd_readdir)"),
+    entry("readlinkat", FileRead, ALLOW, ALWAYS,
+        "cap-std follows symlinks itself to keep them inside the grant; path_readlink"),
+    entry("fcntl", FileRead, ALLOW, FILE_FCNTL,
+        "descriptor flags of opened files (fd_fdstat_get, O_CLOEXEC, O_NONBLOCK)"),
+    entry("fadvise64", FileRead, ALLOW, ALWAYS,
+        "fd_advise"),
+    // --- FileWrite: writing granted files and folders --------------------------------------------
+    entry("openat", FileWrite, ALLOW, ALWAYS,
+        "creating, truncating and writing granted files; copying read-write file grants back"),
+    entry("pwrite64", FileWrite, ALLOW, ALWAYS,
+        "wasmtime-wasi writes files at an offset (fd_write, fd_pwrite)"),
+    entry("pwritev2", FileWrite, ALLOW, ALWAYS,
+        "appending (RWF_APPEND) to files opened with fdflags append"),
+    entry("mkdirat", FileWrite, ALLOW, ALWAYS,
+        "path_create_directory"),
+    entry("unlinkat", FileWrite, ALLOW, ALWAYS,
+        "path_unlink_file, path_remove_directory; removing the staging folder of file grants"),
+    entry(RENAMEAT, FileWrite, ALLOW, ALWAYS,
+        "path_rename"),
+    entry("symlinkat", FileWrite, ALLOW, ALWAYS,
+        "path_symlink"),
+    entry("linkat", FileWrite, ALLOW, ALWAYS,
+        "path_link"),
+    entry("ftruncate", FileWrite, ALLOW, ALWAYS,
+        "fd_filestat_set_size"),
+    entry("fsync", FileWrite, ALLOW, ALWAYS,
+        "fd_sync"),
+    entry("fdatasync", FileWrite, ALLOW, ALWAYS,
+        "fd_datasync"),
+    entry("utimensat", FileWrite, ALLOW, ALWAYS,
+        "fd_filestat_set_times, path_filestat_set_times"),
+    // --- FileStaging: the staging folder of single-file grants -----------------------------------
+    entry("unlinkat", FileStaging, ALLOW, ALWAYS,
+        "removing the staging folder single-file grants are served from, after the run"),
+    // --- Network: outbound connections (not granted by this version yet) ------------------------
+    entry("socket", Network, ALLOW, INET_SOCKET,
+        "TCP/UDP sockets, IPv4 and IPv6 only"),
+    entry("connect", Network, ALLOW, ALWAYS,
+        "outbound connections (each address is checked by the runtime first)"),
+    entry("getsockopt", Network, ALLOW, ALWAYS,
+        "connection errors (SO_ERROR) and socket options"),
+    entry("setsockopt", Network, ALLOW, ALWAYS,
+        "socket options (TCP_NODELAY, buffer sizes)"),
+    entry("getsockname", Network, ALLOW, ALWAYS,
+        "the local address of a socket"),
+    entry("getpeername", Network, ALLOW, ALWAYS,
+        "the remote address of a socket"),
+    entry("sendto", Network, ALLOW, ALWAYS,
+        "sending on a socket"),
+    entry("recvfrom", Network, ALLOW, ALWAYS,
+        "receiving on a socket"),
+    entry("sendmsg", Network, ALLOW, ALWAYS,
+        "sending datagrams"),
+    entry("recvmsg", Network, ALLOW, ALWAYS,
+        "receiving datagrams"),
+    entry("shutdown", Network, ALLOW, ALWAYS,
+        "closing one direction of a connection"),
+    entry("epoll_ctl", Network, ALLOW, ALWAYS,
+        "registering sockets with tokio's I/O driver"),
+];
+
+/// Syscalls no profile may ever allow, whatever its groups: each would let a compromised host
+/// process leave the sandbox or widen its own rights. Checked by the tests.
+pub const NEVER: &[&str] = &[
+    "execve",
+    "execveat",
+    "fork",
+    "vfork",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "unshare",
+    "setns",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "seccomp",
+    "init_module",
+    "finit_module",
+    "kexec_load",
+    "memfd_create",
+    "pkey_mprotect",
+    "personality",
+    "setuid",
+    "setgid",
+    "capset",
+];

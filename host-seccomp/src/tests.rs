@@ -1,0 +1,355 @@
+//! Unit tests of the table, the profiles and their renderings. Nothing here installs a filter
+//! (see `tests/lockdown.rs`).
+
+use std::collections::BTreeSet;
+
+use crate::rule::{Action, Cmp, When};
+use crate::{Group, Mode, NEVER, Profile, arch, table};
+
+/// The goal for the base profile: stdout only, no files, no network.
+const BASE_BUDGET: usize = 26;
+
+/// Every combination of groups.
+fn all_profiles() -> Vec<Profile> {
+    let n = Group::ALL.len();
+    (0..1u32 << n)
+        .map(|mask| {
+            let groups: Vec<Group> = (0..n)
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| Group::ALL[i])
+                .collect();
+            Profile::new(&groups)
+        })
+        .collect()
+}
+
+#[test]
+fn the_base_profile_fits_its_budget() {
+    let base = Profile::new(&[]);
+    assert!(
+        base.syscall_count() <= BASE_BUDGET,
+        "{} syscalls:\n{}",
+        base.syscall_count(),
+        base.render_text()
+    );
+    assert_eq!(base.groups(), &[Group::Base]);
+    assert_eq!(Profile::new(&[Group::Base]).syscalls(), base.syscalls());
+}
+
+#[test]
+fn syscalls_are_distinct_and_sorted() {
+    for p in all_profiles() {
+        let names = p.syscalls();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+        assert_eq!(p.syscall_count(), names.len());
+    }
+}
+
+#[test]
+fn groups_bring_what_they_require() {
+    let p = Profile::new(&[Group::FileWrite]);
+    assert_eq!(
+        p.groups(),
+        &[
+            Group::Base,
+            Group::Threads,
+            Group::FileRead,
+            Group::FileWrite
+        ]
+    );
+    let p = Profile::new(&[Group::Stdin, Group::Stdin]);
+    assert_eq!(p.groups(), &[Group::Base, Group::Stdin]);
+    let p = Profile::new(&[Group::FileStaging]);
+    assert_eq!(
+        p.groups(),
+        &[Group::Base, Group::FileRead, Group::FileStaging]
+    );
+    for g in Group::ALL {
+        let p = Profile::new(&[g]);
+        for r in g.requires() {
+            assert!(p.groups().contains(r), "{g} without {r}");
+        }
+    }
+}
+
+#[test]
+fn group_sizes_stay_small() {
+    let base = Profile::new(&[]).syscall_count();
+    for g in Group::ALL {
+        let n = Profile::new(&[g]).syscall_count();
+        assert!(n >= base);
+        // Nothing a single grant brings may double the list.
+        assert!(n - base <= 25, "{g} adds {}", n - base);
+    }
+}
+
+#[test]
+fn no_profile_ever_lists_a_forbidden_syscall() {
+    let all = Profile::new(&Group::ALL);
+    for name in NEVER {
+        assert!(!all.syscalls().contains(name), "{name} is listed");
+    }
+}
+
+#[test]
+fn every_listed_syscall_has_a_number_on_this_architecture() {
+    for e in table::TABLE {
+        assert!(arch::number(e.name).is_some(), "{} has no number", e.name);
+    }
+}
+
+#[test]
+fn every_entry_has_a_one_line_reason() {
+    for e in table::TABLE {
+        assert!(!e.reason.trim().is_empty(), "{} has no reason", e.name);
+        assert!(!e.reason.contains('\n'), "{}'s reason spans lines", e.name);
+        assert!(e.reason.len() <= 100, "{}'s reason is long", e.name);
+    }
+}
+
+#[test]
+fn a_syscall_has_one_entry_per_group_and_one_errno() {
+    let mut seen = BTreeSet::new();
+    for e in table::TABLE {
+        assert!(
+            seen.insert((e.name, e.group)),
+            "{} twice in {}",
+            e.name,
+            e.group
+        );
+        if let Action::Errno(x) = e.action {
+            for other in table::TABLE.iter().filter(|o| o.name == e.name) {
+                if let Action::Errno(y) = other.action {
+                    assert_eq!(x, y, "{} answered with two errnos", e.name);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn errno_answers_never_overlap_what_a_profile_allows() {
+    // Where a syscall is both allowed and refused with an errno, the errno filter would win
+    // over the allowance; the table avoids that: either the allowance covers the errno's cases
+    // (and the errno line is dropped), or the syscall has only one of the two.
+    for p in all_profiles() {
+        for s in &p.syscalls {
+            assert!(
+                !(s.allow.is_some() && s.errno.is_some()),
+                "{} both allowed and refused in {:?}",
+                s.name,
+                p.groups()
+            );
+        }
+    }
+}
+
+/// Whether `name` may run with any arguments in `p`.
+fn allowed_always(p: &Profile, name: &str) -> bool {
+    p.syscalls
+        .iter()
+        .any(|s| s.name == name && s.allow == Some(When::Always))
+}
+
+fn allowed_at_all(p: &Profile, name: &str) -> bool {
+    p.syscalls
+        .iter()
+        .any(|s| s.name == name && s.allow.is_some())
+}
+
+#[test]
+fn memory_is_never_mapped_executable() {
+    for p in all_profiles() {
+        for name in ["mmap", "mprotect"] {
+            let s = p.syscalls.iter().find(|s| s.name == name);
+            let Some(When::AnyOf(rules)) = s.and_then(|s| s.allow.clone()) else {
+                panic!("{name} must be allowed with conditions in {:?}", p.groups());
+            };
+            for rule in rules {
+                assert!(
+                    rule.iter().any(|c| c.arg == 2
+                        && c.cmp
+                            == Cmp::MaskedEq {
+                                mask: libc::PROT_EXEC as u64,
+                                value: 0
+                            }),
+                    "{name} allowed without the W^X condition"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn each_capability_comes_only_with_its_group() {
+    for p in all_profiles() {
+        let has = |g: Group| p.groups().contains(&g);
+        assert_eq!(allowed_at_all(&p, "socket"), has(Group::Network));
+        assert_eq!(allowed_at_all(&p, "connect"), has(Group::Network));
+        assert_eq!(allowed_always(&p, "openat"), has(Group::FileWrite));
+        assert_eq!(
+            allowed_at_all(&p, "openat"),
+            has(Group::FileRead) || has(Group::FileWrite)
+        );
+        assert_eq!(allowed_at_all(&p, "clone"), has(Group::Threads));
+        assert_eq!(
+            allowed_at_all(&p, "unlinkat"),
+            has(Group::FileWrite) || has(Group::FileStaging)
+        );
+        assert_eq!(allowed_at_all(&p, "mkdirat"), has(Group::FileWrite));
+        assert_eq!(allowed_at_all(&p, "getdents64"), has(Group::FileRead));
+        assert_eq!(
+            allowed_always(&p, "read"),
+            has(Group::FileRead),
+            "read of any fd only with file-read"
+        );
+    }
+}
+
+#[test]
+fn the_base_profile_answers_read_only_opens_with_eacces_only() {
+    let base = Profile::new(&[]);
+    let openat = base.syscalls.iter().find(|s| s.name == "openat");
+    let openat = openat.expect("base lists openat");
+    assert!(openat.allow.is_none());
+    assert!(matches!(openat.errno, Some((libc::EACCES, When::AnyOf(_)))));
+    let with_files = Profile::new(&[Group::FileRead]);
+    let openat = with_files.syscalls.iter().find(|s| s.name == "openat");
+    assert!(openat.is_some_and(|s| s.errno.is_none() && s.allow.is_some()));
+}
+
+#[test]
+fn render_text_lists_each_syscall_once_with_its_reason_and_a_count() {
+    for p in [
+        Profile::new(&[]),
+        Profile::new(&[Group::FileWrite, Group::Stdin]),
+        Profile::new(&Group::ALL),
+    ] {
+        let text = p.render_text();
+        let lines: Vec<&str> = text.lines().collect();
+        let (last, rows) = lines.split_last().expect("some lines");
+        assert_eq!(*last, format!("{} syscalls", p.syscall_count()));
+        assert_eq!(rows.len(), p.syscall_count());
+        let names: Vec<&str> = rows
+            .iter()
+            .map(|l| l.split_whitespace().next().unwrap_or_default())
+            .collect();
+        assert_eq!(names, p.syscalls(), "one line per syscall, in order");
+        for row in rows {
+            let (_, reason) = row.split_once(" — ").expect("a reason after the dash");
+            assert!(!reason.trim().is_empty(), "{row}");
+            let group = row.split_whitespace().nth(1).unwrap_or_default();
+            assert!(
+                group
+                    .split(',')
+                    .all(|g| Group::ALL.iter().any(|x| x.name() == g)),
+                "{row}"
+            );
+        }
+    }
+    let base = Profile::new(&[]).render_text();
+    assert!(base.contains("prot & PROT_EXEC == 0"), "{base}");
+}
+
+#[test]
+fn to_oci_json_is_an_oci_seccomp_profile() {
+    let p = Profile::new(&[Group::FileWrite, Group::Stdin]);
+    let json: serde_json::Value = serde_json::from_str(&p.to_oci_json()).expect("valid JSON");
+    assert_eq!(json["defaultAction"], "SCMP_ACT_KILL_PROCESS");
+    let arch = if cfg!(target_arch = "aarch64") {
+        "SCMP_ARCH_AARCH64"
+    } else {
+        "SCMP_ARCH_X86_64"
+    };
+    assert_eq!(json["architectures"], serde_json::json!([arch]));
+    let entries = json["syscalls"].as_array().expect("a syscalls array");
+    let mut named = BTreeSet::new();
+    for e in entries {
+        let names = e["names"].as_array().expect("names");
+        assert!(!names.is_empty());
+        named.extend(names.iter().filter_map(|n| n.as_str()));
+        match e["action"].as_str() {
+            Some("SCMP_ACT_ALLOW") => assert!(e.get("errnoRet").is_none()),
+            Some("SCMP_ACT_ERRNO") => assert!(e["errnoRet"].as_i64().is_some_and(|n| n > 0)),
+            other => panic!("unexpected action {other:?}"),
+        }
+        if let Some(args) = e.get("args") {
+            for a in args.as_array().expect("args is an array") {
+                assert!(a["index"].as_u64().is_some_and(|i| i < 6));
+                assert!(a["value"].is_u64());
+                assert!(a["valueTwo"].is_u64());
+                assert!(matches!(
+                    a["op"].as_str(),
+                    Some("SCMP_CMP_EQ" | "SCMP_CMP_MASKED_EQ")
+                ));
+            }
+        }
+    }
+    let listed: BTreeSet<&str> = p.syscalls().into_iter().collect();
+    assert_eq!(named, listed, "every syscall appears, and nothing else");
+
+    // OR-ed conditions become one entry each: futex has four allowed operations.
+    let futex = entries
+        .iter()
+        .filter(|e| e["names"] == serde_json::json!(["futex"]))
+        .count();
+    assert_eq!(futex, 4);
+    // The masked comparison carries the mask in `value` and the bits in `valueTwo`.
+    let mmap = entries
+        .iter()
+        .find(|e| e["names"] == serde_json::json!(["mmap"]))
+        .expect("mmap entry");
+    assert_eq!(
+        mmap["args"],
+        serde_json::json!([{ "index": 2, "value": libc::PROT_EXEC, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ" }])
+    );
+
+    let log: serde_json::Value =
+        serde_json::from_str(&p.to_oci_json_pretty(Mode::Log)).expect("valid JSON");
+    assert_eq!(log["defaultAction"], "SCMP_ACT_LOG");
+}
+
+#[test]
+fn every_profile_compiles_to_bpf_within_the_kernel_limit() {
+    for p in all_profiles() {
+        for mode in [Mode::Enforce, Mode::Log] {
+            let programs = p.compile(mode).expect("compiles");
+            assert!(!programs.is_empty());
+            // BPF_MAXINSNS, and the kernel's limit on all stacked filters' total length
+            // (MAX_INSNS_PER_PATH, 32768) with room to spare.
+            let total: usize = programs.iter().map(Vec::len).sum();
+            assert!(programs.iter().all(|p| p.len() <= 4096));
+            assert!(total <= 8192, "{total} instructions");
+        }
+    }
+}
+
+#[test]
+fn errno_filters_come_first_one_per_errno() {
+    // Base answers openat (EACCES); file-read adds openat2 and threads clone3 (ENOSYS);
+    // file-write allows openat outright, so only the ENOSYS filter is left.
+    assert_eq!(
+        Profile::new(&[])
+            .compile(Mode::Enforce)
+            .map(|p| p.len())
+            .ok(),
+        Some(2)
+    );
+    assert_eq!(
+        Profile::new(&[Group::FileWrite])
+            .compile(Mode::Enforce)
+            .map(|p| p.len())
+            .ok(),
+        Some(2)
+    );
+    assert_eq!(
+        Profile::new(&[Group::Threads])
+            .compile(Mode::Enforce)
+            .map(|p| p.len())
+            .ok(),
+        Some(3)
+    );
+}
