@@ -41,4 +41,6 @@ pub enum LoadError {
     Grant { path: PathBuf, message: String },
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error("cannot lock the host down: {0}")]
+    Lockdown(String),
 }

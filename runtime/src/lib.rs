@@ -68,10 +68,14 @@ pub mod manifest;
 pub mod policy;
 pub mod sandbox;
 pub mod stdio;
+#[cfg(feature = "test-escape")]
+mod test_escape;
 
 pub use audit::{Audit, AuditSink, Decision};
 pub use cache::{CacheStatus, ModuleCache};
 pub use error::{EngineError, LoadError};
+/// The host lockdown (seccomp allow list), re-exported for embedders.
+pub use host_seccomp;
 pub use manifest::{Manifest, ManifestError};
 pub use policy::Policy;
 pub use sandbox::{

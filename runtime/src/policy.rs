@@ -95,6 +95,34 @@ impl Policy {
         }
     }
 
+    /// The host syscall groups this policy needs once the host is locked down: the base set,
+    /// plus one group per kind of grant. `host_seccomp` turns them into the allow list.
+    pub fn seccomp_groups(&self) -> Vec<host_seccomp::Group> {
+        use host_seccomp::Group;
+        let mut groups = vec![Group::Base];
+        if !self.files.is_empty() {
+            groups.push(Group::FileRead);
+        }
+        if self.files.iter().any(|f| f.access == Access::ReadWrite) {
+            groups.push(Group::FileWrite);
+        }
+        if self.files.iter().any(|f| f.kind == FileKind::File) {
+            groups.push(Group::FileStaging);
+        }
+        if self.stdio.stdin == StdinMode::Inherit {
+            groups.push(Group::Stdin);
+        }
+        if !self.network.is_empty() {
+            groups.push(Group::Network);
+        }
+        groups
+    }
+
+    /// The host's syscall allow list for this policy.
+    pub fn seccomp_profile(&self) -> host_seccomp::Profile {
+        host_seccomp::Profile::new(&self.seccomp_groups())
+    }
+
     /// Refuses grants this version cannot enforce, rather than ignoring them.
     ///
     /// # Errors

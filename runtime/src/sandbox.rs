@@ -150,6 +150,9 @@ impl Warden {
             )
             .map_err(|e| EngineError(e.to_string()))?;
         core_linker.allow_shadowing(false);
+        #[cfg(feature = "test-escape")]
+        crate::test_escape::add_to_linker(&mut core_linker)
+            .map_err(|e| EngineError(e.to_string()))?;
         let shim = fs_audit::shim_module(&engine).map_err(|e| EngineError(e.to_string()))?;
         fs_audit::add_to_linker(&mut core_linker, shim).map_err(|e| EngineError(e.to_string()))?;
         let mut component_linker = component::Linker::new(&engine);
@@ -281,6 +284,16 @@ impl Warden {
             }
         };
 
+        // The copy-on-write memory image is built on first instantiation unless built now;
+        // building it needs a memfd, which a locked-down host no longer may create.
+        let cow = match &compiled {
+            Compiled::Module(m) => m.initialize_copy_on_write_image(),
+            Compiled::Component(c) => c.initialize_copy_on_write_image(),
+        };
+        cow.map_err(|e| LoadError::Compile {
+            path: path.to_owned(),
+            message: format!("cannot prepare the memory image: {e}"),
+        })?;
         let pre = match compiled {
             Compiled::Module(m) => self.prepare_core(&policy, path, m)?,
             Compiled::Component(c) => self.prepare_component(&policy, path, c)?,
@@ -304,6 +317,10 @@ impl Warden {
         module: wasmtime::Module,
     ) -> Result<Prepared, LoadError> {
         for import in module.imports() {
+            #[cfg(feature = "test-escape")]
+            if import.module() == crate::test_escape::MODULE {
+                continue;
+            }
             if import.module() != "wasi_snapshot_preview1" {
                 return Err(LoadError::UnknownImport {
                     path: path.to_owned(),
@@ -494,8 +511,13 @@ pub struct RunOptions {
     pub audit: AuditSink,
     /// The audit run id; a fresh one when `None`.
     pub run_id: Option<String>,
-    /// Recorded in the `start` event: the host lockdown in force for this run.
-    pub seccomp: serde_json::Value,
+    /// Lock the host process down with the policy's seccomp allow list right before the
+    /// guest's first instruction. `None` (the default) leaves the process as it is.
+    ///
+    /// The filter is process-wide and cannot be removed: an embedder that sets this must not
+    /// expect to do anything afterwards but write output and exit. It suits a process that
+    /// runs one workload, as `warden run` does.
+    pub lockdown: Option<host_seccomp::Mode>,
 }
 
 impl RunOptions {
@@ -516,7 +538,7 @@ impl RunOptions {
             stderr: out(policy.stdio.stderr, Sink::Stderr),
             audit: AuditSink::disabled(),
             run_id: None,
-            seccomp: json!({ "mode": "off", "syscalls": null }),
+            lockdown: None,
         }
     }
 
@@ -676,6 +698,21 @@ impl Workload {
     pub fn run(&self, opts: RunOptions) -> Result<RunReport, LoadError> {
         let w = &*self.inner;
         let policy = &w.policy;
+        let profile = opts.lockdown.map(|mode| {
+            let mut groups = policy.seccomp_groups();
+            if matches!(opts.stdin, Input::Inherit) {
+                groups.push(host_seccomp::Group::Stdin);
+            }
+            (mode, host_seccomp::Profile::new(&groups))
+        });
+        let seccomp = match &profile {
+            Some((mode, p)) => json!({
+                "mode": mode.name(),
+                "syscalls": p.syscall_count(),
+                "groups": p.groups().iter().map(|g| g.name()).collect::<Vec<_>>(),
+            }),
+            None => json!({ "mode": "off", "syscalls": null }),
+        };
         let audit = match &opts.run_id {
             Some(id) => Audit::with_run_id(opts.audit.clone(), &policy.identity.id, id),
             None => Audit::new(opts.audit.clone(), &policy.identity.id),
@@ -689,7 +726,7 @@ impl Workload {
                 "kind": if self.is_component() { "component" } else { "module" },
                 "manifest": policy.manifest.as_ref().map(|p| p.display().to_string()),
                 "grants": policy.grants_json(),
-                "seccomp": opts.seccomp,
+                "seccomp": seccomp,
                 "cache": w.cache.as_str(),
             }),
         );
@@ -737,6 +774,18 @@ impl Workload {
             .div_ceil(EPOCH_TICK.as_millis()) as u64;
         let engine = &w.warden.inner.engine;
         let fuel = policy.limits.fuel;
+
+        // Everything is set up: lock the host down before the first guest instruction.
+        if let Some((mode, profile)) = &profile {
+            // wasmtime-wasi's tokio runtime starts its threads when first used; start them
+            // now, while starting threads is still allowed.
+            wasmtime_wasi::runtime::in_tokio(async {});
+            if let Err(e) = profile.install(*mode) {
+                let e = LoadError::Lockdown(e.to_string());
+                audit.emit("error", json!({ "message": e.to_string() }));
+                return Err(e);
+            }
+        }
         let started = Instant::now();
 
         let (result, limiter, fuel_left) = match &w.pre {

@@ -93,6 +93,7 @@ fn deep_recursion_is_a_trap_not_a_crash() {
         let s = Scene::new();
         let r = s.run(None, recurse, &[]);
         assert_eq!(r.code, 123, "{kind}: {r:#?}");
+        assert_eq!(r.signal, None, "{kind}: warden itself must not die");
         let exit = r.exit();
         assert_eq!(exit["outcome"], "trap");
         assert!(

@@ -11,6 +11,7 @@ mod fs;
 mod invoke;
 mod library;
 mod limits;
+mod lockdown;
 mod stdio;
 mod util;
 

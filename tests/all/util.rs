@@ -20,7 +20,10 @@ pub fn shared_cache_dir() -> PathBuf {
 /// What one `warden` process did.
 #[derive(Debug)]
 pub struct Outcome {
+    /// The exit code, or -1 when a signal ended the process.
     pub code: i32,
+    /// The signal that ended the process, if one did.
+    pub signal: Option<i32>,
     pub stdout: String,
     pub stderr: String,
     pub audit: Vec<Value>,
@@ -149,6 +152,7 @@ pub fn finish(mut cmd: Command, audit: Option<&Path>) -> Outcome {
         .collect();
     Outcome {
         code: out.status.code().unwrap_or(-1),
+        signal: std::os::unix::process::ExitStatusExt::signal(&out.status),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         audit,

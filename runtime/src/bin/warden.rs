@@ -40,6 +40,46 @@ enum Command {
         /// The manifest (`*.warden.toml`).
         manifest: PathBuf,
     },
+    /// The host process's syscall allow list for a manifest.
+    Seccomp {
+        #[command(subcommand)]
+        command: SeccompCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SeccompCommand {
+    /// Print the allow list: one syscall a line with its group, reason and argument
+    /// conditions, then the count.
+    Show {
+        /// The manifest (`*.warden.toml`).
+        manifest: PathBuf,
+    },
+    /// Write the allow list as a seccomp profile for other tools.
+    Export {
+        /// The manifest (`*.warden.toml`).
+        manifest: PathBuf,
+        /// The profile format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Oci)]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    /// An OCI / Docker / Kubernetes seccomp profile (JSON).
+    Oci,
+}
+
+/// How the host process is locked down while the guest runs.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SeccompMode {
+    /// Kill the whole process (exit 159) on any syscall outside the allow list.
+    Enforce,
+    /// Allow syscalls outside the list but have the kernel log them.
+    Log,
+    /// No lockdown (a warning is printed and recorded in the audit log).
+    Off,
 }
 
 #[derive(clap::Args)]
@@ -50,6 +90,10 @@ struct RunArgs {
     /// Write the audit log as JSON Lines to FILE (appended), or to stderr with `-`.
     #[arg(long, value_name = "FILE")]
     audit: Option<PathBuf>,
+    /// Host lockdown: `enforce` kills warden (exit 159) on any syscall outside the manifest's
+    /// allow list, `log` only reports such syscalls, `off` disables the lockdown.
+    #[arg(long, value_enum, default_value_t = SeccompMode::Enforce)]
+    seccomp: SeccompMode,
     /// Compile in memory instead of using the compiled-module cache.
     #[arg(long)]
     no_cache: bool,
@@ -72,6 +116,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Check { manifest } => check(&manifest),
+        Command::Seccomp { command } => seccomp(command),
     }
 }
 
@@ -88,6 +133,31 @@ fn check(path: &std::path::Path) -> ExitCode {
         }
         Err(e) => fail(e),
     }
+}
+
+fn seccomp(command: SeccompCommand) -> ExitCode {
+    let (SeccompCommand::Show { manifest } | SeccompCommand::Export { manifest, .. }) = &command;
+    let policy = match Manifest::from_file(manifest) {
+        Ok(m) => Policy::from_manifest(m),
+        Err(e) => return fail(e),
+    };
+    let profile = policy.seccomp_profile();
+    match command {
+        SeccompCommand::Show { .. } => {
+            let groups: Vec<&str> = profile.groups().iter().map(|g| g.name()).collect();
+            println!(
+                "# host allow list for {} (groups: {})",
+                policy.identity.id,
+                groups.join(", ")
+            );
+            print!("{}", profile.render_text());
+        }
+        SeccompCommand::Export {
+            format: ExportFormat::Oci,
+            ..
+        } => println!("{}", profile.to_oci_json()),
+    }
+    ExitCode::SUCCESS
 }
 
 fn open_audit(path: Option<&std::path::Path>) -> anyhow::Result<AuditSink> {
@@ -113,6 +183,29 @@ fn run(args: RunArgs) -> ExitCode {
     let sink = match open_audit(args.audit.as_deref()) {
         Ok(s) => s,
         Err(e) => return fail(format!("{e:#}")),
+    };
+
+    let lockdown = match args.seccomp {
+        SeccompMode::Off => {
+            eprintln!(
+                "warden: warning: --seccomp off: the host process runs without its syscall \
+                 allow list"
+            );
+            None
+        }
+        SeccompMode::Enforce | SeccompMode::Log => {
+            if let Err(e) = warden::host_seccomp::supported() {
+                return fail(format!(
+                    "host lockdown is not available here ({e}); refusing to run unprotected \
+                     (--seccomp off runs without it)"
+                ));
+            }
+            Some(if args.seccomp == SeccompMode::Log {
+                warden::host_seccomp::Mode::Log
+            } else {
+                warden::host_seccomp::Mode::Enforce
+            })
+        }
     };
 
     let settings = EngineSettings {
@@ -146,7 +239,7 @@ fn run(args: RunArgs) -> ExitCode {
     let mut opts = RunOptions::from_policy(workload.policy());
     opts.args = args.args;
     opts.audit = sink.clone();
-    opts.seccomp = json!({ "mode": "unavailable", "syscalls": null });
+    opts.lockdown = lockdown;
     let run_id = Audit::new_run_id();
     opts.run_id = Some(run_id.clone());
 
