@@ -10,7 +10,8 @@
 
 use crate::audit::{Audit, Decision};
 use std::sync::Arc;
-use wasmtime::{Caller, Engine, Extern, FuncType, Instance, Linker, Module, Val, ValType};
+use std::sync::OnceLock;
+use wasmtime::{Caller, Extern, FuncType, Instance, Linker, Module, Val, ValType};
 
 /// WASI preview 1 errno values that mean the sandbox refused the operation.
 const DENIALS: [(i32, &str); 4] = [
@@ -100,7 +101,7 @@ pub(crate) trait FsAuditState {
 /// the guest's memory and the real functions, re-exports the memory, and exports one
 /// forwarding function per real one, so the real functions always see a caller whose
 /// `memory` is the guest's.
-pub(crate) fn shim_module(engine: &Engine) -> wasmtime::Result<Module> {
+pub(crate) fn shim_bytes() -> wasmtime::Result<Vec<u8>> {
     use wasm_encoder::{
         CodeSection, EntityType, ExportKind, ExportSection, Function, FunctionSection,
         ImportSection, Instruction, MemoryType, TypeSection, ValType as W,
@@ -152,7 +153,18 @@ pub(crate) fn shim_module(engine: &Engine) -> wasmtime::Result<Module> {
         .section(&funcs)
         .section(&exports)
         .section(&code);
-    Module::new(engine, module.finish())
+    Ok(module.finish())
+}
+
+/// The shim, compiled once per engine when the first workload that needs it is loaded (never
+/// during a run: compiling maps executable memory, which the lockdown forbids).
+pub(crate) type ShimCell = Arc<OnceLock<Module>>;
+
+/// Whether `module` imports any of the shadowed path functions (and so needs the shim).
+pub(crate) fn uses_paths(module: &Module) -> bool {
+    module.imports().any(|i| {
+        i.module() == "wasi_snapshot_preview1" && PATH_FNS.iter().any(|f| f.name == i.name())
+    })
 }
 
 /// Shadows the path functions of `linker` (which must already hold wasmtime-wasi's preview 1
@@ -162,7 +174,7 @@ pub(crate) fn shim_module(engine: &Engine) -> wasmtime::Result<Module> {
 /// The linker refuses a definition.
 pub(crate) fn add_to_linker<T: FsAuditState + 'static>(
     linker: &mut Linker<T>,
-    shim: Module,
+    shim: ShimCell,
 ) -> wasmtime::Result<()> {
     let inner = Arc::new(linker.clone());
     linker.allow_shadowing(true);
@@ -177,7 +189,10 @@ pub(crate) fn add_to_linker<T: FsAuditState + 'static>(
             name,
             ty,
             move |mut caller: Caller<'_, T>, params: &[Val], results: &mut [Val]| {
-                let instance = shim_instance(&mut caller, &inner, &shim)?;
+                let Some(shim) = shim.get() else {
+                    wasmtime::bail!("the fs audit shim was not prepared at load");
+                };
+                let instance = shim_instance(&mut caller, &inner, shim)?;
                 let Some(forward) = instance.get_func(&mut caller, name) else {
                     wasmtime::bail!("the fs audit shim lacks {name}");
                 };

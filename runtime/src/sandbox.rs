@@ -54,6 +54,7 @@ struct WardenInner {
     engine: Engine,
     settings: EngineSettings,
     core_linker: wasmtime::Linker<Host<WasiP1Ctx>>,
+    shim: fs_audit::ShimCell,
     component_linker: component::Linker<Host<ComponentCtx>>,
     ticker_stop: Arc<AtomicBool>,
 }
@@ -153,8 +154,9 @@ impl Warden {
         #[cfg(feature = "test-escape")]
         crate::test_escape::add_to_linker(&mut core_linker)
             .map_err(|e| EngineError(e.to_string()))?;
-        let shim = fs_audit::shim_module(&engine).map_err(|e| EngineError(e.to_string()))?;
-        fs_audit::add_to_linker(&mut core_linker, shim).map_err(|e| EngineError(e.to_string()))?;
+        let shim = fs_audit::ShimCell::default();
+        fs_audit::add_to_linker(&mut core_linker, shim.clone())
+            .map_err(|e| EngineError(e.to_string()))?;
         let mut component_linker = component::Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut component_linker)
             .map_err(|e| EngineError(e.to_string()))?;
@@ -180,6 +182,7 @@ impl Warden {
                 engine,
                 settings,
                 core_linker,
+                shim,
                 component_linker,
                 ticker_stop,
             }),
@@ -374,6 +377,15 @@ impl Warden {
                 }
             }
         };
+        if fs_audit::uses_paths(&module) && self.inner.shim.get().is_none() {
+            let shim = self.compile_shim().map_err(|e| {
+                LoadError::Engine(EngineError(format!(
+                    "cannot build the filesystem audit shim: {e}"
+                )))
+            })?;
+            // Another thread may have won the race; either module will do.
+            let _ = self.inner.shim.set(shim);
+        }
         let pre = self
             .inner
             .core_linker
@@ -383,6 +395,21 @@ impl Warden {
                 import: format!("{e:#}"),
             })?;
         Ok(Prepared::Core { pre, entry })
+    }
+
+    /// The filesystem audit shim, from the compiled-code cache when there is one.
+    fn compile_shim(&self) -> wasmtime::Result<wasmtime::Module> {
+        let bytes = fs_audit::shim_bytes()?;
+        let engine = &self.inner.engine;
+        let module = match &self.inner.settings.cache {
+            Some(cache) => match cache.load_or_compile(engine, &bytes, false)?.0 {
+                Compiled::Module(m) => m,
+                Compiled::Component(_) => wasmtime::bail!("the shim is a core module"),
+            },
+            None => wasmtime::Module::new(engine, &bytes)?,
+        };
+        module.initialize_copy_on_write_image()?;
+        Ok(module)
     }
 
     fn prepare_component(
