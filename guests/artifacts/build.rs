@@ -1,6 +1,7 @@
 //! Builds the guests workspace (`guests/`, next to this crate) for wasm32-wasip1 and
-//! wasm32-wasip2, then writes `$OUT_DIR/artifacts.rs`: one `&str` constant per built `.wasm`,
-//! holding its absolute path, and `GUESTS_DIR`.
+//! wasm32-wasip2, and the benchmarks' native twins for the host, then writes
+//! `$OUT_DIR/artifacts.rs`: one `&str` constant per built `.wasm` or native executable, holding
+//! its absolute path, and `GUESTS_DIR`.
 
 use std::env;
 use std::fmt::Write as _;
@@ -12,6 +13,20 @@ use std::process::Command;
 const P1: &str = "wasm32-wasip1";
 /// Components.
 const P2: &str = "wasm32-wasip2";
+
+/// Where a guest is built for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// A wasm target triple.
+    Wasm(&'static str),
+    /// The host, as a native executable: the twin a benchmark compares the wasm build with.
+    /// Built for the host's baseline CPU (no `target-cpu=native`, no RUSTFLAGS), like the wasm.
+    Native,
+}
+
+/// The guests' cargo profiles: `release` (small code, for tests) and `twins` (fast code, for
+/// the benchmark twins; see guests/Cargo.toml).
+const PROFILES: &[&str] = &["release", "twins"];
 
 /// One guest crate of the guests workspace.
 struct Guest {
@@ -25,6 +40,20 @@ struct Guest {
     p1: bool,
     /// Whether it builds for wasm32-wasip2 (as a component).
     p2: bool,
+    /// Whether it also builds natively, for the host (as a benchmark's native twin).
+    native: bool,
+    /// Its cargo profile, one of [`PROFILES`].
+    profile: &'static str,
+}
+
+impl Guest {
+    fn builds_for(&self, target: Target) -> bool {
+        match target {
+            Target::Wasm(P1) => self.p1,
+            Target::Wasm(_) => self.p2,
+            Target::Native => self.native,
+        }
+    }
 }
 
 const fn bin(package: &'static str, what: &'static str) -> Guest {
@@ -34,11 +63,16 @@ const fn bin(package: &'static str, what: &'static str) -> Guest {
         cdylib: false,
         p1: true,
         p2: true,
+        native: false,
+        profile: "release",
     }
 }
 
 const GUESTS: &[Guest] = &[
-    bin("hello", "prints `hello, NAME`"),
+    Guest {
+        native: true,
+        ..bin("hello", "prints `hello, NAME`")
+    },
     bin(
         "fs",
         "the file tool: read, write, append, ls, mkdir, rm, stat",
@@ -66,6 +100,8 @@ const GUESTS: &[Guest] = &[
         cdylib: true,
         p1: false,
         p2: true,
+        native: false,
+        profile: "release",
     },
     Guest {
         package: "reactor",
@@ -73,6 +109,17 @@ const GUESTS: &[Guest] = &[
         cdylib: true,
         p1: true,
         p2: false,
+        native: false,
+        profile: "release",
+    },
+    Guest {
+        package: "bench-twins",
+        what: "the benchmark twins: sha256, json, regex, csv, readmany",
+        cdylib: false,
+        p1: true,
+        p2: false,
+        native: true,
+        profile: "twins",
     },
 ];
 
@@ -114,8 +161,10 @@ fn main() {
 
     track_inputs(&guests_dir);
 
-    for target in [P1, P2] {
-        build(&guests_dir, &target_dir, target);
+    for target in [Target::Wasm(P1), Target::Wasm(P2), Target::Native] {
+        for profile in PROFILES {
+            build(&guests_dir, &target_dir, target, profile);
+        }
     }
 
     let mut code = String::new();
@@ -127,11 +176,24 @@ fn main() {
     )
     .expect("write to a String");
     for guest in GUESTS {
-        for (target, on, suffix, kind) in [
-            (P1, guest.p1, "P1", "core module"),
-            (P2, guest.p2, "P2", "component"),
+        for (target, suffix, kind) in [
+            (
+                Target::Wasm(P1),
+                "P1",
+                "built for wasm32-wasip1 as a core module",
+            ),
+            (
+                Target::Wasm(P2),
+                "P2",
+                "built for wasm32-wasip2 as a component",
+            ),
+            (
+                Target::Native,
+                "NATIVE",
+                "built natively for the host, to compare with",
+            ),
         ] {
-            if !on {
+            if !guest.builds_for(target) {
                 continue;
             }
             let path = artifact_path(&target_dir, target, guest);
@@ -147,7 +209,7 @@ fn main() {
             );
             writeln!(
                 code,
-                "/// `{}` ({}), built for {target} as a {kind}.\n\
+                "/// `{}` ({}), {kind}.\n\
                  pub const {name}: &str = {:?};",
                 guest.package,
                 guest.what,
@@ -183,21 +245,36 @@ fn root_target_dir(out_dir: &Path) -> PathBuf {
     out_dir.ancestors().nth(4).unwrap_or(out_dir).to_path_buf()
 }
 
-/// Runs cargo on the guests workspace for one target, building the guests meant for it.
-fn build(guests_dir: &Path, target_dir: &Path, target: &str) {
+/// Runs cargo on the guests workspace for one target and profile, building the guests meant
+/// for them (if any).
+fn build(guests_dir: &Path, target_dir: &Path, target: Target, profile: &str) {
+    let packages: Vec<&str> = GUESTS
+        .iter()
+        .filter(|g| g.profile == profile && g.builds_for(target))
+        .map(|g| g.package)
+        .collect();
+    if packages.is_empty() {
+        return;
+    }
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut args: Vec<String> = ["build", "--release", "--color=never", "--target", target]
+    let mut args: Vec<String> = ["build", "--profile", profile, "--color=never"]
         .map(String::from)
         .into();
+    let target_name = match target {
+        Target::Wasm(triple) => {
+            args.push("--target".into());
+            args.push(triple.into());
+            triple
+        }
+        Target::Native => "the host",
+    };
     args.push("--manifest-path".into());
     args.push(path_str(&guests_dir.join("Cargo.toml")).into());
     args.push("--target-dir".into());
     args.push(path_str(target_dir).into());
-    for guest in GUESTS {
-        if (target == P1 && guest.p1) || (target == P2 && guest.p2) {
-            args.push("-p".into());
-            args.push(guest.package.into());
-        }
+    for package in packages {
+        args.push("-p".into());
+        args.push(package.into());
     }
     let shown = format!("{} {}", cargo.to_string_lossy(), args.join(" "));
     let mut cmd = Command::new(&cargo);
@@ -209,13 +286,13 @@ fn build(guests_dir: &Path, target_dir: &Path, target: &str) {
         }
     }
     let output = cmd.output().unwrap_or_else(|e| {
-        panic!("could not run `{shown}` to build the wasm guests: {e}");
+        panic!("could not run `{shown}` to build the guests: {e}");
     });
     if !output.status.success() {
         panic!(
-            "building the wasm guests for {target} failed ({}).\n\
+            "building the guests for {target_name} failed ({}).\n\
              command: {shown}\n\
-             hint: if the wasm targets are missing (\"the `{target}` target may not be installed\", \
+             hint: if the wasm targets are missing (\"the `{target_name}` target may not be installed\", \
              \"can't find crate for `std`\"), install them: \
              rustup target add wasm32-wasip1 wasm32-wasip2\n\
              --- stderr of the guests' build ---\n{}",
@@ -225,17 +302,23 @@ fn build(guests_dir: &Path, target_dir: &Path, target: &str) {
     }
 }
 
-/// Where cargo puts a guest's `.wasm` for `target`.
-fn artifact_path(target_dir: &Path, target: &str, guest: &Guest) -> PathBuf {
+/// Where cargo puts a guest's `.wasm` for a wasm `target`, or its executable for the host.
+fn artifact_path(target_dir: &Path, target: Target, guest: &Guest) -> PathBuf {
     let stem = if guest.cdylib {
         guest.package.replace('-', "_")
     } else {
         guest.package.to_string()
     };
-    target_dir
-        .join(target)
-        .join("release")
-        .join(format!("{stem}.wasm"))
+    match target {
+        Target::Wasm(triple) => target_dir
+            .join(triple)
+            .join(guest.profile)
+            .join(format!("{stem}.wasm")),
+        // The build script runs on the host, so its executable suffix is the host's.
+        Target::Native => target_dir
+            .join(guest.profile)
+            .join(format!("{stem}{}", env::consts::EXE_SUFFIX)),
+    }
 }
 
 /// Tells cargo to run this script again when a guest's sources, a manifest, the lock file or

@@ -60,6 +60,7 @@
 #![deny(unsafe_code)]
 
 pub mod audit;
+pub mod bench;
 pub mod cache;
 pub mod check;
 pub mod error;

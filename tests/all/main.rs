@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod audit;
+mod bench_cmd;
 mod cache;
 mod check;
 mod cli;

@@ -45,6 +45,47 @@ enum Command {
         #[command(subcommand)]
         command: SeccompCommand,
     },
+    /// Compare a workload under warden with a native command: run each N times, alternately,
+    /// and print wall time, CPU time and peak memory of both, and their ratios.
+    ///
+    /// The workload runs as `warden run [--manifest FILE] [MODULE] [-- ARGS]` in a child
+    /// process. Every run's stdout is discarded; every run must exit with 0. Exit code 125 when
+    /// the benchmark cannot start or a run fails.
+    ///
+    /// CPU time and peak RSS are the kernel's figures for each child (wait4). A child's peak
+    /// RSS includes what `warden bench` itself had when it started the child; a figure no
+    /// larger than that is shown as an upper bound (`≤`).
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// The manifest the workload runs under.
+    #[arg(long, short = 'm', value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// The native command to compare with, as one string: "PROGRAM ARGS..." (split into
+    /// words at whitespace; quotes group words, as in a shell).
+    #[arg(long, value_name = "CMD ARGS")]
+    native: String,
+    /// Measured runs of each.
+    #[arg(short = 'n', long = "runs", value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Unmeasured runs of each first.
+    #[arg(long, value_name = "W", default_value_t = 1)]
+    warmup: u32,
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Every run's stdin (default: /dev/null). The guest reads it only if its manifest grants
+    /// `[stdio] stdin = "inherit"`.
+    #[arg(long, value_name = "FILE")]
+    stdin: Option<PathBuf>,
+    /// The module to run; overrides the manifest's `[workload] module`.
+    module: Option<PathBuf>,
+    /// Arguments for the guest, appended to the manifest's `[workload] args`.
+    #[arg(last = true)]
+    args: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -117,6 +158,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Check { manifest } => check(&manifest),
         Command::Seccomp { command } => seccomp(command),
+        Command::Bench(args) => bench(args),
     }
 }
 
@@ -292,4 +334,81 @@ fn start_wall_watchdog(sink: &AuditSink, policy: &Policy, run_id: &str) {
             eprintln!("warden: wall-time limit reached ({wall:?})");
             std::process::exit(124);
         });
+}
+
+/// `warden bench`: checks what it can before the first run, so that a typo is a one-line error
+/// rather than a failed run; the loop, statistics and rendering are `warden::bench`'s.
+fn bench(args: BenchArgs) -> ExitCode {
+    use warden::bench;
+    let policy = match &args.manifest {
+        Some(path) => match Manifest::from_file(path) {
+            Ok(m) => Policy::from_manifest(m),
+            Err(e) => return fail(e),
+        },
+        None => Policy::anonymous(),
+    };
+    match args.module.as_ref().or(policy.module.as_ref()) {
+        None => {
+            return fail("no module to run: give MODULE or set [workload] module in the manifest");
+        }
+        Some(m) if !m.is_file() => return fail(format!("{}: module not found", m.display())),
+        Some(_) => {}
+    }
+    let mut native = match bench::Cmd::parse(&args.native) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    native.program = match bench::resolve_program(&native.program) {
+        Some(p) => p,
+        None => {
+            let program = native.program.display().to_string();
+            return fail(bench::BenchError::NotFound(program));
+        }
+    };
+    if let Some(path) = &args.stdin {
+        if let Err(e) = std::fs::File::open(path) {
+            return fail(format!("--stdin {}: {e}", path.display()));
+        }
+        if policy.stdio.stdin != warden::manifest::StdinMode::Inherit {
+            eprintln!(
+                "warden: warning: --stdin: the manifest does not grant stdin                  ([stdio] stdin = \"inherit\"), so the guest reads nothing"
+            );
+        }
+    }
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => return fail(format!("cannot find the warden executable: {e}")),
+    };
+    let mut run_args = vec!["run".to_string()];
+    if let Some(m) = &args.manifest {
+        run_args.extend(["--manifest".to_string(), m.display().to_string()]);
+    }
+    if let Some(m) = &args.module {
+        run_args.push(m.display().to_string());
+    }
+    if !args.args.is_empty() {
+        run_args.push("--".into());
+        run_args.extend(args.args);
+    }
+    let spec = bench::Spec {
+        native,
+        warden: bench::Cmd {
+            program: exe,
+            args: run_args,
+        },
+        runs: args.runs as usize,
+        warmup: args.warmup as usize,
+        stdin: args.stdin,
+    };
+    let mut progress = bench::ProgressLine::new();
+    let result = bench::run(&spec, &mut |p| progress.update(p));
+    progress.finish();
+    let text = match result {
+        Ok(report) if args.json => format!("{:#}\n", report.to_json()),
+        Ok(report) => report.render_table(),
+        Err(e) => return fail(e),
+    };
+    // A closed stdout (`| head`) is no reason to panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+    ExitCode::SUCCESS
 }
