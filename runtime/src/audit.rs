@@ -118,6 +118,11 @@ impl Audit {
         uuid::Uuid::now_v7().to_string()
     }
 
+    /// Whether records are kept: callers skip building costly records when they are not.
+    pub fn is_enabled(&self) -> bool {
+        self.sink.is_enabled()
+    }
+
     /// This run's unique id.
     pub fn run_id(&self) -> &str {
         &self.run

@@ -232,8 +232,9 @@ impl Policy {
                 "granted by [random] secure",
             );
         } else {
-            builder.secure_random(wasmtime_wasi::Deterministic::new(deterministic_bytes()));
-            builder.insecure_random(wasmtime_wasi::Deterministic::new(deterministic_bytes()));
+            let bytes = deterministic_stream();
+            builder.secure_random(wasmtime_wasi::Deterministic::new(bytes.to_vec()));
+            builder.insecure_random(wasmtime_wasi::Deterministic::new(bytes.to_vec()));
             builder.insecure_random_seed(u128::from(DETERMINISTIC_RANDOM_SEED));
         }
 
@@ -315,6 +316,12 @@ fn output_str(o: OutputMode) -> &'static str {
         OutputMode::Inherit => "inherit",
         OutputMode::Null => "null",
     }
+}
+
+/// The deterministic stream, computed once per process.
+fn deterministic_stream() -> &'static [u8] {
+    static STREAM: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    STREAM.get_or_init(deterministic_bytes)
 }
 
 /// A splitmix64 stream from [`DETERMINISTIC_RANDOM_SEED`].

@@ -744,19 +744,22 @@ impl Workload {
             Some(id) => Audit::with_run_id(opts.audit.clone(), &policy.identity.id, id),
             None => Audit::new(opts.audit.clone(), &policy.identity.id),
         };
-        audit.emit(
-            "start",
-            json!({
-                "name": policy.identity.name,
-                "module": w.path.display().to_string(),
-                "sha256": w.sha256,
-                "kind": if self.is_component() { "component" } else { "module" },
-                "manifest": policy.manifest.as_ref().map(|p| p.display().to_string()),
-                "grants": policy.grants_json(),
-                "seccomp": seccomp,
-                "cache": w.cache.as_str(),
-            }),
-        );
+        // The start record lists every grant: build it only when it is kept.
+        if audit.is_enabled() {
+            audit.emit(
+                "start",
+                json!({
+                    "name": policy.identity.name,
+                    "module": w.path.display().to_string(),
+                    "sha256": w.sha256,
+                    "kind": if self.is_component() { "component" } else { "module" },
+                    "manifest": policy.manifest.as_ref().map(|p| p.display().to_string()),
+                    "grants": policy.grants_json(),
+                    "seccomp": seccomp,
+                    "cache": w.cache.as_str(),
+                }),
+            );
+        }
 
         let budget = OutputBudget::new(policy.limits.output);
         let mut builder = WasiCtxBuilder::new();
