@@ -97,15 +97,17 @@ impl ModuleCache {
         &self.dir
     }
 
-    fn entry_path(&self, engine: &Engine, bytes: &[u8], component: bool) -> PathBuf {
+    fn entry_path(&self, engine: &Engine, digest: &[u8], component: bool) -> PathBuf {
         let mut h = ShaHasher(Sha256::new());
-        h.write(bytes);
+        h.write(digest);
         h.write(if component { b"component" } else { b"module" });
         engine.precompile_compatibility_hash().hash(&mut h);
         self.dir.join(format!("{}.cwasm", hex(&h.0.finalize())))
     }
 
     /// Returns the compiled form of `bytes`, from the cache when a trusted entry exists.
+    /// `digest` is the SHA-256 of `bytes`, which the caller has already computed (hashing a
+    /// large module twice is a noticeable part of a cached start).
     ///
     /// # Errors
     /// The module does not compile. Cache read and write failures are not errors: they fall
@@ -114,9 +116,10 @@ impl ModuleCache {
         &self,
         engine: &Engine,
         bytes: &[u8],
+        digest: &[u8],
         component: bool,
     ) -> wasmtime::Result<(Compiled, CacheStatus)> {
-        let path = self.entry_path(engine, bytes, component);
+        let path = self.entry_path(engine, digest, component);
         let status = match self.read_trusted(&path) {
             Ok(Some(payload)) => match deserialize(engine, &payload, component) {
                 Ok(c) => return Ok((c, CacheStatus::Hit)),

@@ -250,10 +250,8 @@ impl Warden {
                 ));
             }
         };
-        let sha256: String = Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = Sha256::digest(bytes);
+        let sha256: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         if let Some(expected) = &policy.sha256
             && *expected != sha256
         {
@@ -270,7 +268,7 @@ impl Warden {
         };
         let (compiled, cache) = match &self.inner.settings.cache {
             Some(cache) => cache
-                .load_or_compile(&self.inner.engine, bytes, is_component)
+                .load_or_compile(&self.inner.engine, bytes, &digest, is_component)
                 .map_err(compile_err)?,
             None => {
                 let c = if is_component {
@@ -402,7 +400,10 @@ impl Warden {
         let bytes = fs_audit::shim_bytes()?;
         let engine = &self.inner.engine;
         let module = match &self.inner.settings.cache {
-            Some(cache) => match cache.load_or_compile(engine, &bytes, false)?.0 {
+            Some(cache) => match cache
+                .load_or_compile(engine, &bytes, &Sha256::digest(&bytes), false)?
+                .0
+            {
                 Compiled::Module(m) => m,
                 Compiled::Component(_) => wasmtime::bail!("the shim is a core module"),
             },
