@@ -66,6 +66,7 @@ pub mod check;
 pub mod error;
 mod fs_audit;
 pub mod manifest;
+pub mod net;
 pub mod policy;
 pub mod sandbox;
 pub mod stdio;
