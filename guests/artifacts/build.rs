@@ -95,6 +95,41 @@ const GUESTS: &[Guest] = &[
         "the example connector of examples/report-connector",
     ),
     Guest {
+        p1: false,
+        ..bin(
+            "payments",
+            "example connector: charges through an API with an injected secret",
+        )
+    },
+    Guest {
+        p1: false,
+        ..bin(
+            "agent-tool",
+            "example connector: an agent's tool summarising a read-only workspace",
+        )
+    },
+    Guest {
+        p1: false,
+        ..bin(
+            "ci-job",
+            "example connector: unpacks artifacts with checksums, uploads its log",
+        )
+    },
+    Guest {
+        p1: false,
+        ..bin(
+            "vendor-connector",
+            "example connector: a third party's, sends orders to its vendor API",
+        )
+    },
+    Guest {
+        p1: false,
+        ..bin(
+            "deploy-controller",
+            "example connector: restarts a service with a rotated credential",
+        )
+    },
+    Guest {
         package: "component-export",
         what: "exports `transform: func() -> string`",
         cdylib: true,
@@ -328,8 +363,15 @@ fn track_inputs(guests_dir: &Path) {
     rerun_if_changed(&guests_dir.join("Cargo.lock"));
     if let Some(root) = guests_dir.parent() {
         rerun_if_changed(&root.join("rust-toolchain.toml"));
+        // warden's own WIT, which the guest SDK generates its bindings from.
+        walk(&root.join("wit"));
     }
-    let entries = fs::read_dir(guests_dir).expect("read the guests folder");
+    // Guest crates sit in guests/ and, for the example connectors, in guests/connectors/.
+    let nested = guests_dir.join("connectors");
+    rerun_if_changed(&nested);
+    let entries = fs::read_dir(guests_dir)
+        .expect("read the guests folder")
+        .chain(fs::read_dir(&nested).into_iter().flatten());
     for entry in entries.flatten() {
         let dir = entry.path();
         let manifest = dir.join("Cargo.toml");
