@@ -47,6 +47,7 @@ pub(crate) fn number(name: &str) -> Option<i64> {
         "getdents64" => libc::SYS_getdents64,
         "getpeername" => libc::SYS_getpeername,
         "getrandom" => libc::SYS_getrandom,
+        "bind" => libc::SYS_bind,
         "getsockname" => libc::SYS_getsockname,
         "getsockopt" => libc::SYS_getsockopt,
         "gettid" => libc::SYS_gettid,

@@ -325,11 +325,13 @@ pub(crate) static TABLE: &[Entry] = &[
     // --- FileStaging: the staging folder of single-file grants -----------------------------------
     entry("unlinkat", FileStaging, ALLOW, ALWAYS,
         "removing the staging folder single-file grants are served from, after the run"),
-    // --- Network: outbound connections (not granted by this version yet) ------------------------
+    // --- Network: outbound connections and name lookups, for [network] and [[http]] ---
     entry("socket", Network, ALLOW, INET_SOCKET,
         "TCP/UDP sockets, IPv4 and IPv6 only"),
     entry("connect", Network, ALLOW, ALWAYS,
         "outbound connections (each address is checked by the runtime first)"),
+    entry("bind", Network, ALLOW, ALWAYS,
+        "the resolver's UDP socket takes a random local port (listen stays forbidden)"),
     entry("getsockopt", Network, ALLOW, ALWAYS,
         "connection errors (SO_ERROR) and socket options"),
     entry("setsockopt", Network, ALLOW, ALWAYS,

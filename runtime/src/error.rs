@@ -37,6 +37,8 @@ pub enum LoadError {
     Entry { path: PathBuf, message: String },
     #[error("{0}")]
     Unsupported(String),
+    #[error("secret `{name}`: {message}")]
+    Secret { name: String, message: String },
     #[error("{path}: cannot grant: {message}")]
     Grant { path: PathBuf, message: String },
     #[error(transparent)]

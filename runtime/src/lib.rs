@@ -61,6 +61,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod broker;
 pub mod cache;
 pub mod check;
 pub mod error;
@@ -69,6 +70,8 @@ pub mod manifest;
 pub mod net;
 pub mod policy;
 pub mod sandbox;
+pub mod secrets;
+pub mod sockets;
 pub mod stdio;
 #[cfg(feature = "test-escape")]
 mod test_escape;

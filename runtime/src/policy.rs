@@ -2,13 +2,19 @@
 //! that turns it into a WASI context and limits.
 
 use crate::audit::{Audit, Decision};
+use crate::broker::{Broker, EgressMeter, UrlPrefix};
 use crate::error::LoadError;
 use crate::manifest::{
     Access, Clocks, EnvSource, EnvVar, FileGrant, FileKind, HttpRule, Identity, Limits, Manifest,
     OutputMode, Random, Secret, StdinMode, Stdio,
 };
+use crate::net::{self, NetRules};
+use crate::secrets::Secrets;
+use crate::sockets::SocketGate;
 use serde_json::{Value, json};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -112,7 +118,7 @@ impl Policy {
         if self.stdio.stdin == StdinMode::Inherit {
             groups.push(Group::Stdin);
         }
-        if !self.network.is_empty() {
+        if !self.network.is_empty() || !self.http.is_empty() {
             groups.push(Group::Network);
         }
         groups
@@ -123,11 +129,16 @@ impl Policy {
         host_seccomp::Profile::new(&self.seccomp_groups())
     }
 
-    /// Refuses grants this version cannot enforce, rather than ignoring them.
+    /// Refuses grants the workload cannot use, rather than ignoring them: `[network]`,
+    /// `[[http]]` and `[secrets]` are served through WASI preview 2 interfaces, which core
+    /// modules do not have.
     ///
     /// # Errors
     /// [`LoadError::Unsupported`] naming the grant.
-    pub fn check_supported(&self) -> Result<(), LoadError> {
+    pub fn check_supported(&self, is_component: bool) -> Result<(), LoadError> {
+        if is_component {
+            return Ok(());
+        }
         let unsupported = [
             ("[network]", !self.network.is_empty()),
             ("[[http]]", !self.http.is_empty()),
@@ -136,12 +147,51 @@ impl Policy {
         for (what, present) in unsupported {
             if present {
                 return Err(LoadError::Unsupported(format!(
-                    "{what} grants are not enforced by this version of warden; refusing to run \
-                     rather than ignore them"
+                    "{what} grants need a component (a wasm32-wasip2 build): a core module \
+                     has no wasi:sockets or wasi:http to use them through"
                 )));
             }
         }
         Ok(())
+    }
+
+    /// Builds a run's egress state: reads the secrets from their sources, types the network
+    /// and HTTP rules, and builds the resolver. Runs before the host is locked down.
+    ///
+    /// # Ambient Authority
+    /// Reads the secrets' sources (warden's environment, host files) and the host's resolver
+    /// configuration (`/etc/resolv.conf`, `/etc/hosts`).
+    ///
+    /// # Errors
+    /// [`LoadError::Secret`] for a missing, empty or unreadable secret source;
+    /// [`LoadError::Grant`] for a rule that cannot be typed.
+    pub fn egress(&self, audit: &Audit) -> Result<Egress, LoadError> {
+        let secrets = Arc::new(Secrets::load(&self.secrets)?);
+        let meter = EgressMeter::new(self.limits.http_requests, self.limits.egress, audit);
+        let grant_err = |message: String| LoadError::Grant {
+            path: self.manifest.clone().unwrap_or_default(),
+            message,
+        };
+        let rules = NetRules::parse(&self.network).map_err(grant_err)?;
+        let needs_names = rules
+            .rules()
+            .iter()
+            .any(|r| matches!(r.host, net::Host::Name(_) | net::Host::Wildcard(_)))
+            || self
+                .http
+                .iter()
+                .any(|h| UrlPrefix::parse(&h.url).is_ok_and(|u| u.host.parse::<IpAddr>().is_err()));
+        let resolver = needs_names.then(host_resolver).flatten();
+        let gate = (!rules.is_empty())
+            .then(|| SocketGate::new(rules, resolver.clone(), meter.clone(), audit));
+        let broker = Broker::new(&self.http, secrets.clone(), resolver, meter.clone(), audit)
+            .map_err(grant_err)?;
+        Ok(Egress {
+            secrets,
+            meter,
+            gate,
+            broker,
+        })
     }
 
     /// The effective grants, as recorded in the audit `start` event and shown by `check`.
@@ -194,6 +244,7 @@ impl Policy {
     pub(crate) fn configure_wasi(
         &self,
         builder: &mut WasiCtxBuilder,
+        egress: &Egress,
         audit: &Audit,
     ) -> Result<FileStaging, LoadError> {
         // Environment: only what is declared.
@@ -238,19 +289,33 @@ impl Policy {
             builder.insecure_random_seed(u128::from(DETERMINISTIC_RANDOM_SEED));
         }
 
-        // Sockets: wasmtime-wasi's are on but every address is refused, so each attempt is
-        // seen, refused and audited here.
-        builder.allow_ip_name_lookup(false);
-        let net_audit = audit.clone();
-        builder.socket_addr_check(move |addr, use_| {
-            net_audit.decision(
-                "net",
-                &addr.to_string(),
-                Decision::Deny,
-                &format!("{use_:?}: no [network] grant"),
-            );
-            Box::pin(async { false })
-        });
+        // Sockets: every address goes through the gate; with no [network] grant there is no
+        // gate and every attempt is refused and audited here.
+        match &egress.gate {
+            Some(gate) => {
+                builder.allow_ip_name_lookup(true);
+                builder.allow_tcp(true);
+                builder.allow_udp(false);
+                let gate = gate.clone();
+                builder.socket_addr_check(move |addr, use_| {
+                    let allowed = gate.check(addr, use_);
+                    Box::pin(async move { allowed })
+                });
+            }
+            None => {
+                builder.allow_ip_name_lookup(false);
+                let net_audit = audit.clone();
+                builder.socket_addr_check(move |addr, use_| {
+                    net_audit.decision(
+                        "net",
+                        &addr.to_string(),
+                        Decision::Deny,
+                        &format!("{use_:?}: no [network] grant"),
+                    );
+                    Box::pin(async { false })
+                });
+            }
+        }
 
         // Files: directories directly, single files through a private staging folder.
         let mut staging = FileStaging::default();
@@ -493,4 +558,22 @@ mod tests {
         assert_eq!(a.len(), DETERMINISTIC_RANDOM_PERIOD);
         assert!(a.windows(8).take(16).any(|w| w != &a[..8]));
     }
+}
+
+/// A run's egress state, built by [`Policy::egress`].
+#[derive(Debug)]
+pub struct Egress {
+    pub secrets: Arc<Secrets>,
+    pub meter: Arc<EgressMeter>,
+    /// `None` without a `[network]` grant: every socket address is refused.
+    pub gate: Option<Arc<SocketGate>>,
+    pub broker: Broker,
+}
+
+/// The host's DNS resolver, configured from `/etc/resolv.conf` and `/etc/hosts`; `None`
+/// when the host has no usable configuration (names then do not resolve; IP literals still
+/// work).
+fn host_resolver() -> Option<Arc<hickory_resolver::TokioResolver>> {
+    let builder = hickory_resolver::TokioResolver::builder_tokio().ok()?;
+    builder.build().ok().map(Arc::new)
 }

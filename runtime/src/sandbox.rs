@@ -7,10 +7,13 @@
 //! fresh store with its own WASI context, limits and audit run id.
 
 use crate::audit::{Audit, AuditSink, Decision};
+use crate::broker::{Broker, EgressMeter, NetLimit, NetLimitReached};
 use crate::cache::{CacheStatus, Compiled, ModuleCache};
 use crate::error::{EngineError, LoadError};
 use crate::fs_audit;
 use crate::policy::{Policy, program_name};
+use crate::secrets::{SecretsCtx, SecretsView};
+use crate::sockets::SocketGate;
 use crate::stdio::{LimitedOutput, OutputBudget, OutputLimitReached, Sink};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -23,6 +26,7 @@ use wasmtime::{Config, Engine, Store, Trap, ValType};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// How often the epoch advances. Wall-time limits are enforced to within one tick; 10 ms
 /// keeps the ticker's own cost negligible while a limit of seconds stays accurate.
@@ -111,6 +115,20 @@ impl<W> fs_audit::FsAuditState for Host<W> {
 struct ComponentCtx {
     ctx: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    broker: Broker,
+    secrets: SecretsCtx,
+    gate: Option<Arc<SocketGate>>,
+}
+
+impl WasiHttpView for Host<ComponentCtx> {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.wasi.http,
+            table: &mut self.wasi.table,
+            hooks: &mut self.wasi.broker,
+        }
+    }
 }
 
 impl WasiView for Host<ComponentCtx> {
@@ -160,6 +178,19 @@ impl Warden {
         let mut component_linker = component::Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut component_linker)
             .map_err(|e| EngineError(e.to_string()))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut component_linker)
+            .map_err(|e| EngineError(e.to_string()))?;
+        crate::secrets::add_to_linker(&mut component_linker, |h: &mut Host<ComponentCtx>| {
+            SecretsView {
+                ctx: &h.wasi.secrets,
+                table: &mut h.wasi.table,
+            }
+        })
+        .map_err(|e| EngineError(e.to_string()))?;
+        crate::sockets::add_to_linker(&mut component_linker, |h: &mut Host<ComponentCtx>| {
+            h.wasi.gate.clone()
+        })
+        .map_err(|e| EngineError(e.to_string()))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let weak = engine.weak();
@@ -201,7 +232,6 @@ impl Warden {
     /// failure, an import no grant provides, a missing entry point, a grant this version
     /// cannot enforce.
     pub fn load(&self, policy: Policy) -> Result<Workload, LoadError> {
-        policy.check_supported()?;
         if policy.limits.fuel.is_some() && !self.inner.settings.fuel {
             return Err(LoadError::Unsupported(
                 "[limits] fuel is set but this engine was built without fuel metering".into(),
@@ -228,7 +258,6 @@ impl Warden {
         path: &Path,
         bytes: &[u8],
     ) -> Result<Workload, LoadError> {
-        policy.check_supported()?;
         let not_wasm = |message: &str| LoadError::NotWasm {
             path: path.to_owned(),
             message: message.into(),
@@ -250,6 +279,7 @@ impl Warden {
                 ));
             }
         };
+        policy.check_supported(is_component)?;
         let digest = Sha256::digest(bytes);
         let sha256: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         if let Some(expected) = &policy.sha256
@@ -607,6 +637,8 @@ pub enum Outcome {
     FuelLimit,
     WallLimit,
     OutputLimit,
+    /// `[limits] http-requests` or `egress` was reached.
+    NetLimit(NetLimit),
 }
 
 impl Outcome {
@@ -619,6 +651,8 @@ impl Outcome {
             Outcome::FuelLimit => "fuel-limit",
             Outcome::WallLimit => "wall-limit",
             Outcome::OutputLimit => "output-limit",
+            Outcome::NetLimit(NetLimit::HttpRequests) => "http-requests-limit",
+            Outcome::NetLimit(NetLimit::Egress) => "egress-limit",
         }
     }
 
@@ -632,6 +666,7 @@ impl Outcome {
             Outcome::FuelLimit => 122,
             Outcome::Trap(_) => 123,
             Outcome::WallLimit => 124,
+            Outcome::NetLimit(_) => 126,
         }
     }
 }
@@ -782,7 +817,14 @@ impl Workload {
         builder.arg(program_name(Some(&w.path)));
         builder.args(&policy.args);
         builder.args(&opts.args);
-        let staging = match policy.configure_wasi(&mut builder, &audit) {
+        let egress = match policy.egress(&audit) {
+            Ok(e) => e,
+            Err(e) => {
+                audit.emit("error", json!({ "message": e.to_string() }));
+                return Err(e);
+            }
+        };
+        let staging = match policy.configure_wasi(&mut builder, &egress, &audit) {
             Ok(s) => s,
             Err(e) => {
                 audit.emit("error", json!({ "message": e.to_string() }));
@@ -826,7 +868,7 @@ impl Workload {
                     Host::new(builder.build_p1(), limiter, &audit, &preopens),
                 );
                 store.limiter(|h| &mut h.limiter);
-                setup_store(&mut store, fuel, ticks);
+                setup_store(&mut store, fuel, ticks, &egress.meter);
                 let result = run_core(&mut store, pre, entry);
                 let left = fuel.and_then(|_| store.get_fuel().ok());
                 (result, store.into_data().limiter, left)
@@ -835,10 +877,17 @@ impl Workload {
                 let wasi = ComponentCtx {
                     ctx: builder.build(),
                     table: ResourceTable::new(),
+                    http: WasiHttpCtx::new(),
+                    broker: egress.broker.clone(),
+                    secrets: SecretsCtx {
+                        secrets: egress.secrets.clone(),
+                        audit: audit.clone(),
+                    },
+                    gate: egress.gate.clone(),
                 };
                 let mut store = Store::new(engine, Host::new(wasi, limiter, &audit, &preopens));
                 store.limiter(|h| &mut h.limiter);
-                setup_store(&mut store, fuel, ticks);
+                setup_store(&mut store, fuel, ticks, &egress.meter);
                 let stdout = LimitedOutput::new(opts.stdout.clone(), budget.clone());
                 let result = run_component(&mut store, pre, entry, &stdout);
                 let left = fuel.and_then(|_| store.get_fuel().ok());
@@ -860,7 +909,7 @@ impl Workload {
             audit.emit("error", json!({ "message": e }));
         }
 
-        let outcome = classify(result, &limiter, &budget);
+        let outcome = classify(result, &limiter, &budget, &egress.meter);
         let raw_code = match &outcome {
             Outcome::Exited(c) => Some(*c),
             _ => None,
@@ -898,13 +947,27 @@ impl Workload {
     }
 }
 
-fn setup_store<T>(store: &mut Store<T>, fuel: Option<u64>, ticks: u64) {
+/// Fuel, and the epoch callback that runs every tick: it stops the run once the wall-time
+/// limit's ticks have passed or a network limit was reached (which the HTTP broker records
+/// from another thread).
+fn setup_store<T>(store: &mut Store<T>, fuel: Option<u64>, ticks: u64, meter: &Arc<EgressMeter>) {
     if let Some(f) = fuel {
         // Only fails when the engine lacks fuel metering, which `load` already refused.
         let _ = store.set_fuel(f);
     }
-    store.set_epoch_deadline(ticks.max(1));
-    store.epoch_deadline_trap();
+    let meter = meter.clone();
+    let mut left = ticks.max(1);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if let Some(limit) = meter.reached() {
+            return Err(wasmtime::Error::new(NetLimitReached(limit)));
+        }
+        left -= 1;
+        if left == 0 {
+            return Err(wasmtime::Error::new(Trap::Interrupt));
+        }
+        Ok(wasmtime::UpdateDeadline::Continue(1))
+    });
 }
 
 /// What the guest's entry point returned: an exit code, or the error that stopped it.
@@ -1010,7 +1073,16 @@ fn render_results(vals: &[Val], stdout: &LimitedOutput) -> GuestResult {
     Ok(code)
 }
 
-fn classify(result: GuestResult, limiter: &MemoryLimiter, budget: &OutputBudget) -> Outcome {
+fn classify(
+    result: GuestResult,
+    limiter: &MemoryLimiter,
+    budget: &OutputBudget,
+    meter: &EgressMeter,
+) -> Outcome {
+    // A network limit stops the run whatever the guest did after its request was refused.
+    if let Some(limit) = meter.reached() {
+        return Outcome::NetLimit(limit);
+    }
     let err = match result {
         Ok(code) => return Outcome::Exited(code),
         Err(e) => e,

@@ -177,11 +177,18 @@ fn bad_command_lines_exit_125_and_help_exits_0() {
 }
 
 #[test]
-fn grants_this_version_cannot_enforce_are_refused_not_ignored() {
+fn network_grants_for_a_core_module_are_refused_not_ignored() {
     let s = Scene::new();
     let m = s.manifest("[network]\nconnect = [\"127.0.0.1:9\"]\n");
-    s.run(Some(&m), guests::HELLO_P2, &[])
-        .assert_one_line_error("[network] grants are not enforced");
+    s.run(Some(&m), guests::HELLO_P1, &[])
+        .assert_one_line_error("[network] grants need a component");
+    let m = s.manifest("[[http]]\nurl = \"http://127.0.0.1:9/\"\n");
+    s.run(Some(&m), guests::HELLO_P1, &[])
+        .assert_one_line_error("[[http]] grants need a component");
+    // The same grant runs for a component (which need not use it).
+    let m = s.manifest("[network]\nconnect = [\"127.0.0.1:9\"]\n");
+    let r = s.run(Some(&m), guests::HELLO_P2, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
 }
 
 #[test]

@@ -306,6 +306,14 @@ fn run(args: RunArgs) -> ExitCode {
             "warden: output limit reached ({})",
             warden::check::format_size(limits.output)
         ),
+        Outcome::NetLimit(warden::broker::NetLimit::HttpRequests) => eprintln!(
+            "warden: http-requests limit reached ({} requests)",
+            limits.http_requests
+        ),
+        Outcome::NetLimit(warden::broker::NetLimit::Egress) => eprintln!(
+            "warden: egress limit reached ({})",
+            warden::check::format_size(limits.egress)
+        ),
     }
     ExitCode::from(u8::try_from(report.outcome.exit_code()).unwrap_or(EXIT_START_FAILED))
 }

@@ -1,0 +1,82 @@
+//! Runs the steps its arguments describe, in order, printing one line per step:
+//!
+//! - `http METHOD URL [BODY]` — a request; prints `http: STATUS BODY` or `http: error: …`;
+//! - `http-secret METHOD URL NAME [BODY]` — the same, naming secret NAME for injection;
+//! - `http-header METHOD URL HEADER VALUE` — the same, with one extra header;
+//! - `tcp HOST:PORT [DATA]` — connects (resolving HOST through wasi:sockets), writes DATA,
+//!   prints `tcp: connected` or `tcp: error: …`;
+//! - `open NAME`, `reveal NAME` — secrets calls; print `secret: …`;
+//! - `repeat N` — repeats the next step N times.
+//!
+//! Exits 0 whatever the steps' results: the tests read the lines and the audit log.
+
+use std::io::Write;
+use warden_sdk::http::Request;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    let mut repeat = 1usize;
+    while i < args.len() {
+        let step: Vec<&str> = args[i].split(' ').collect();
+        i += 1;
+        if step[0] == "repeat" {
+            repeat = step.get(1).and_then(|n| n.parse().ok()).unwrap_or(1);
+            continue;
+        }
+        for _ in 0..repeat {
+            let line = run(&step);
+            println!("{line}");
+            let _ = std::io::stdout().flush();
+        }
+        repeat = 1;
+    }
+}
+
+fn run(step: &[&str]) -> String {
+    let arg = |n: usize| step.get(n).copied().unwrap_or("");
+    match step[0] {
+        "http" | "http-secret" | "http-header" => {
+            let mut req = Request::new(arg(1), arg(2));
+            let body = match step[0] {
+                "http-secret" => {
+                    req.secret(arg(3));
+                    arg(4)
+                }
+                "http-header" => {
+                    req.header(arg(3), arg(4));
+                    ""
+                }
+                _ => arg(3),
+            };
+            if !body.is_empty() {
+                req.body(body.as_bytes().to_vec());
+            }
+            match req.send() {
+                Ok(r) => format!("http: {} {}", r.status, r.text()),
+                Err(e) => format!("http: error: {e}"),
+            }
+        }
+        "tcp" => match std::net::TcpStream::connect(arg(1)) {
+            Ok(mut s) => {
+                let _ = s.write_all(arg(2).as_bytes());
+                "tcp: connected".to_string()
+            }
+            Err(e) => format!("tcp: error: {e}"),
+        },
+        "open" => match warden_sdk::secrets::open(arg(1)) {
+            Ok(s) => format!(
+                "secret: open {} binding={:?} header={:?}",
+                s.name(),
+                s.binding(),
+                s.header()
+            ),
+            Err(e) => format!("secret: error: {e}"),
+        },
+        "reveal" => match warden_sdk::secrets::open(arg(1)).and_then(|s| s.reveal()) {
+            Ok(v) => format!("secret: revealed {v}"),
+            Err(e) => format!("secret: error: {e}"),
+        },
+        other => format!("unknown step {other:?}"),
+    }
+}

@@ -1,0 +1,823 @@
+//! The egress broker: every outbound HTTP request of a component passes through here.
+//!
+//! wasmtime-wasi-http builds the request from the guest's `wasi:http` calls and hands it to
+//! [`Broker`] (its [`WasiHttpHooks::send_request`]). The broker, in order:
+//! 1. counts it against `[limits] http-requests`;
+//! 2. matches it against the `[[http]]` rules (scheme, host, port, path prefix, method);
+//! 3. takes the `warden-secret` header off and checks the named secret's binding;
+//! 4. reads the whole body (counted against `[limits] egress`) and refuses the request if the
+//!    URL, a header or the body carries a secret's value bound for elsewhere (exfiltration);
+//! 5. adds the secrets bound to this URL;
+//! 6. resolves the host itself, checks every address again (loopback, private, link-local and
+//!    metadata addresses only when the rule names that IP literally), connects to the checked
+//!    address, and sends;
+//! 7. reads the response up to [`MAX_RESPONSE_BYTES`] and redacts any secret value from it.
+//!
+//! Each step's refusal is an audited `decision` and reaches the guest as the `wasi:http`
+//! error code that fits (`HTTP-request-denied`, `destination-IP-prohibited`, …).
+
+use crate::audit::{Audit, Decision};
+use crate::manifest::HttpRule;
+use crate::net;
+use crate::secrets::{SecretValue, Secrets};
+use bytes::Bytes;
+use hickory_resolver::TokioResolver;
+use http::header::{HeaderName, HeaderValue};
+use http_body_util::{BodyExt, Full};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// The most response body bytes a guest receives from one request (16 MiB): ample for API
+/// responses, and a hostile or broken server cannot balloon the host's memory with one.
+pub const MAX_RESPONSE_BYTES: u64 = 16 << 20;
+
+/// How long connecting may take when the guest sets no timeout: a destination that does not
+/// answer within this is treated as down rather than holding the run until its wall limit.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The request header through which a guest names the secret a request should carry.
+pub const SECRET_HEADER: &str = "warden-secret";
+
+/// What is written in place of a secret value found in a response.
+pub const REDACTED: &str = "[redacted by warden]";
+
+/// A network limit that stopped the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetLimit {
+    HttpRequests,
+    Egress,
+}
+
+impl NetLimit {
+    /// The name of the limit in the manifest and the audit log.
+    pub fn name(self) -> &'static str {
+        match self {
+            NetLimit::HttpRequests => "http-requests",
+            NetLimit::Egress => "egress",
+        }
+    }
+}
+
+/// The error a run stops with when a network limit is reached.
+#[derive(Debug, thiserror::Error)]
+#[error("{} limit reached", .0.name())]
+pub struct NetLimitReached(pub NetLimit);
+
+/// Counters of one run's egress, shared by the HTTP broker, the socket checks and the store's
+/// epoch callback (which stops the run once a limit is reached).
+#[derive(Debug)]
+pub struct EgressMeter {
+    requests: AtomicU64,
+    bytes: AtomicU64,
+    max_requests: u64,
+    max_bytes: u64,
+    reached: Mutex<Option<NetLimit>>,
+    audit: Audit,
+}
+
+impl EgressMeter {
+    pub fn new(max_requests: u64, max_bytes: u64, audit: &Audit) -> Arc<EgressMeter> {
+        Arc::new(EgressMeter {
+            requests: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            max_requests,
+            max_bytes,
+            reached: Mutex::new(None),
+            audit: audit.clone(),
+        })
+    }
+
+    /// The limit reached, if any.
+    pub fn reached(&self) -> Option<NetLimit> {
+        *self.reached.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn hit(&self, limit: NetLimit) {
+        let mut reached = self.reached.lock().unwrap_or_else(|p| p.into_inner());
+        if reached.is_none() {
+            *reached = Some(limit);
+            let value = match limit {
+                NetLimit::HttpRequests => self.max_requests,
+                NetLimit::Egress => self.max_bytes,
+            };
+            self.audit.limit(limit.name(), value);
+        }
+    }
+
+    /// Counts one request; false (and the limit recorded) when it is one too many.
+    pub fn take_request(&self) -> bool {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if n > self.max_requests {
+            self.hit(NetLimit::HttpRequests);
+            return false;
+        }
+        true
+    }
+
+    /// Counts `n` bytes about to leave; false (and the limit recorded) when they do not fit.
+    pub fn take_bytes(&self, n: u64) -> bool {
+        let before = self.bytes.fetch_add(n, Ordering::Relaxed);
+        if before.saturating_add(n) > self.max_bytes {
+            self.hit(NetLimit::Egress);
+            return false;
+        }
+        true
+    }
+
+    /// Bytes counted so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Requests counted so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+/// A URL prefix: what an `[[http]]` rule or a secret's `inject.url` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlPrefix {
+    pub https: bool,
+    /// Lower case; an IPv6 address without brackets.
+    pub host: String,
+    pub port: u16,
+    /// The path, starting with `/`.
+    pub path: String,
+}
+
+impl UrlPrefix {
+    /// Parses an `http://` or `https://` URL (the manifest has checked its shape).
+    ///
+    /// # Errors
+    /// The URL is not an absolute http(s) URL with a host.
+    pub fn parse(url: &str) -> Result<UrlPrefix, String> {
+        let uri: http::Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
+        let t = Target::of(&uri)?;
+        Ok(UrlPrefix {
+            https: t.https,
+            host: t.host,
+            port: t.port,
+            path: t.path,
+        })
+    }
+
+    /// Whether `t` is at or below this prefix. A prefix path ending in `/` matches everything
+    /// below it; otherwise the path must be equal or continue with `/`.
+    pub fn covers(&self, t: &Target) -> bool {
+        self.https == t.https
+            && self.host == t.host
+            && self.port == t.port
+            && (self.path == "/"
+                || (self.path.ends_with('/') && t.path.starts_with(&self.path))
+                || t.path == self.path
+                || t.path
+                    .strip_prefix(&self.path)
+                    .is_some_and(|rest| rest.starts_with('/')))
+    }
+}
+
+/// Where a request goes, taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+    /// Without the query.
+    pub path: String,
+}
+
+impl Target {
+    /// # Errors
+    /// The URI lacks a scheme or host, or its scheme is not http/https.
+    pub fn of(uri: &http::Uri) -> Result<Target, String> {
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            Some(other) => return Err(format!("the scheme {other:?} is not http or https")),
+            None => return Err("the URL has no scheme".into()),
+        };
+        let host = uri.host().ok_or("the URL has no host")?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        if host.is_empty() {
+            return Err("the URL has no host".into());
+        }
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let path = match uri.path() {
+            "" => "/".to_owned(),
+            p => p.to_owned(),
+        };
+        Ok(Target {
+            https,
+            host,
+            port,
+            path,
+        })
+    }
+
+    /// A path a server could read as another path (`..`, `.`, encoded `/`, `.` or `\`) is
+    /// refused rather than matched: prefix rules must mean what they say.
+    fn ambiguous_path(&self) -> Option<&'static str> {
+        let lower = self.path.to_ascii_lowercase();
+        if lower.contains("%2e") || lower.contains("%2f") || lower.contains("%5c") {
+            return Some("the path has an encoded `.`, `/` or `\\`");
+        }
+        if self.path.contains('\\') {
+            return Some("the path has a `\\`");
+        }
+        if self.path.split('/').any(|seg| seg == "." || seg == "..") {
+            return Some("the path has a `.` or `..` segment");
+        }
+        None
+    }
+}
+
+/// One `[[http]]` rule, typed.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub prefix: UrlPrefix,
+    pub methods: Vec<String>,
+    /// As written in the manifest.
+    pub url: String,
+}
+
+/// The typed `[[http]]` rules.
+#[derive(Debug, Clone, Default)]
+pub struct HttpRules {
+    rules: Vec<Rule>,
+}
+
+impl HttpRules {
+    /// # Errors
+    /// A rule's URL cannot be parsed.
+    pub fn new(rules: &[HttpRule]) -> Result<HttpRules, String> {
+        let rules = rules
+            .iter()
+            .map(|r| {
+                Ok(Rule {
+                    prefix: UrlPrefix::parse(&r.url)?,
+                    methods: r.methods.clone(),
+                    url: r.url.clone(),
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(HttpRules { rules })
+    }
+
+    /// The rule that allows `method` on `target`, or why none does.
+    pub fn check(&self, method: &str, target: &Target) -> Result<&Rule, String> {
+        if let Some(why) = target.ambiguous_path() {
+            return Err(why.into());
+        }
+        let mut method_mismatch = None;
+        for rule in &self.rules {
+            if rule.prefix.covers(target) {
+                if rule.methods.iter().any(|m| m == method) {
+                    return Ok(rule);
+                }
+                method_mismatch = Some(rule);
+            }
+        }
+        Err(match method_mismatch {
+            Some(rule) => format!(
+                "[[http]] {} allows {} only, not {method}",
+                rule.url,
+                rule.methods.join(", ")
+            ),
+            None => "no [[http]] rule allows this URL".into(),
+        })
+    }
+}
+
+/// Everything the broker needs, shared by the requests of one run.
+struct Shared {
+    rules: HttpRules,
+    secrets: Arc<Secrets>,
+    /// Each injected secret's binding, by index into `secrets`.
+    bindings: Vec<(String, UrlPrefix)>,
+    resolver: Option<Arc<TokioResolver>>,
+    meter: Arc<EgressMeter>,
+    audit: Audit,
+}
+
+/// The per-run HTTP hooks.
+#[derive(Clone)]
+pub struct Broker {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    /// # Errors
+    /// A rule's or a binding's URL cannot be parsed.
+    pub fn new(
+        rules: &[HttpRule],
+        secrets: Arc<Secrets>,
+        resolver: Option<Arc<TokioResolver>>,
+        meter: Arc<EgressMeter>,
+        audit: &Audit,
+    ) -> Result<Broker, String> {
+        let rules = HttpRules::new(rules)?;
+        let mut bindings = Vec::new();
+        for s in secrets.iter() {
+            if let Some(inject) = &s.spec.inject {
+                bindings.push((s.spec.name.clone(), UrlPrefix::parse(&inject.url)?));
+            }
+        }
+        Ok(Broker {
+            shared: Arc::new(Shared {
+                rules,
+                secrets,
+                bindings,
+                resolver,
+                meter,
+                audit: audit.clone(),
+            }),
+        })
+    }
+}
+
+type Sent = (
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+);
+
+impl WasiHttpHooks for Broker {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<dyn Future<Output = Result<Sent, HttpError>> + Send> {
+        drop(fut);
+        let shared = self.shared.clone();
+        Box::new(async move { shared.send(request, options).await })
+    }
+}
+
+impl Shared {
+    fn deny(&self, capability: &str, target: &str, reason: &str, e: HttpError) -> HttpError {
+        self.audit
+            .decision(capability, target, Decision::Deny, reason);
+        e
+    }
+
+    async fn send(
+        &self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> Result<Sent, HttpError> {
+        let (mut parts, body) = request.into_parts();
+        let method = parts.method.as_str().to_owned();
+        let label = format!("{method} {}", parts.uri);
+
+        // 1. The request count.
+        if !self.meter.take_request() {
+            return Err(self.deny(
+                "http",
+                &label,
+                &format!("http-requests limit ({}) reached", self.meter.max_requests),
+                HttpError::HttpRequestDenied,
+            ));
+        }
+
+        // 2. The rules.
+        let target = Target::of(&parts.uri)
+            .map_err(|why| self.deny("http", &label, &why, HttpError::HttpRequestUriInvalid))?;
+        let rule = match self.rules.check(&method, &target) {
+            Ok(rule) => rule,
+            Err(why) => return Err(self.deny("http", &label, &why, HttpError::HttpRequestDenied)),
+        };
+
+        // 3. Secrets the guest names.
+        let named: Vec<String> = parts
+            .headers
+            .get_all(SECRET_HEADER)
+            .iter()
+            .flat_map(|v| v.to_str().unwrap_or("").split(','))
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .collect();
+        parts.headers.remove(SECRET_HEADER);
+        for name in &named {
+            let Some(secret) = self.secrets.get(name) else {
+                return Err(self.deny(
+                    "secret",
+                    name,
+                    &format!("named for {label}, but the manifest grants no secret by this name"),
+                    HttpError::HttpRequestDenied,
+                ));
+            };
+            if !self.bound_to(secret, &target) {
+                let binding = secret.spec.inject.as_ref().map_or_else(
+                    || "it is not injected anywhere".to_owned(),
+                    |i| format!("it is bound to {}", i.url),
+                );
+                return Err(self.deny(
+                    "secret",
+                    name,
+                    &format!("exfiltration attempt: named for {label}, but {binding}"),
+                    HttpError::HttpRequestDenied,
+                ));
+            }
+        }
+
+        // 4. The body, whole, within the egress limit; then the leak scan.
+        let head_bytes = head_size(&parts);
+        if !self.meter.take_bytes(head_bytes) {
+            return Err(self.deny(
+                "http",
+                &label,
+                &format!("egress limit ({} bytes) reached", self.meter.max_bytes),
+                HttpError::HttpRequestDenied,
+            ));
+        }
+        let body = self.read_body(body, &label).await?;
+        let allowed = |s: &SecretValue| self.bound_to(s, &target);
+        let mut leak = self
+            .secrets
+            .find_leak(parts.uri.to_string().as_bytes(), allowed);
+        for (name, value) in &parts.headers {
+            leak = leak
+                .or_else(|| self.secrets.find_leak(name.as_str().as_bytes(), allowed))
+                .or_else(|| self.secrets.find_leak(value.as_bytes(), allowed));
+        }
+        leak = leak.or_else(|| self.secrets.find_leak(&body, allowed));
+        if let Some(s) = leak {
+            return Err(self.deny(
+                "secret",
+                &s.spec.name,
+                &format!(
+                    "exfiltration attempt: {label} carries the secret's value outside its binding"
+                ),
+                HttpError::HttpRequestDenied,
+            ));
+        }
+
+        // 5. Injection.
+        let mut injected = Vec::new();
+        for s in self.secrets.iter().filter(|s| self.bound_to(s, &target)) {
+            let Some((header, value)) = s.header_value() else {
+                continue;
+            };
+            let (Ok(name), Ok(mut value)) = (
+                HeaderName::try_from(header.as_str()),
+                HeaderValue::try_from(value.as_str()),
+            ) else {
+                return Err(self.deny(
+                    "secret",
+                    &s.spec.name,
+                    "the secret's value cannot be written in an HTTP header",
+                    HttpError::HttpRequestDenied,
+                ));
+            };
+            value.set_sensitive(true);
+            parts.headers.insert(name, value);
+            injected.push(s.spec.name.clone());
+        }
+
+        // 6. Resolve, check, connect.
+        let connect_timeout = options
+            .and_then(|o| o.connect_timeout)
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let addr = self.resolve(&target, &label, connect_timeout).await?;
+        let stream =
+            match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(addr)).await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    self.audit.decision(
+                        "http",
+                        &label,
+                        Decision::Allow,
+                        &format!("[[http]] {} (connecting to {addr} failed: {e})", rule.url),
+                    );
+                    return Err(HttpError::ConnectionRefused);
+                }
+                Err(_) => return Err(HttpError::ConnectionTimeout),
+            };
+        self.audit.decision(
+            "http",
+            &label,
+            Decision::Allow,
+            &format!(
+                "[[http]] {} {} (address {addr})",
+                rule.url,
+                rule.methods.join(",")
+            ),
+        );
+        for name in &injected {
+            self.audit.decision(
+                "secret",
+                name,
+                Decision::Allow,
+                &format!("injected into {label} (the URL is within its binding)"),
+            );
+        }
+
+        // Only the path goes on the request line; the Host header carries the authority.
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        parts.uri = http::Uri::try_from(path).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+        let request = http::Request::from_parts(parts, Full::new(Bytes::from(body)));
+
+        let response = if target.https {
+            let tls = tls_connector()?;
+            let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+                .map_err(|_| HttpError::TlsCertificateError)?;
+            let stream = tls.connect(name, stream).await.map_err(HttpError::Tls)?;
+            exchange(stream, request).await?
+        } else {
+            exchange(stream, request).await?
+        };
+
+        // 7. The response, capped and redacted.
+        let (mut rparts, rbody) = response.into_parts();
+        let mut data = Vec::new();
+        let mut rbody = std::pin::pin!(rbody);
+        while let Some(frame) = rbody.frame().await {
+            let frame = frame.map_err(HttpError::Hyper)?;
+            if let Ok(chunk) = frame.into_data() {
+                if (data.len() + chunk.len()) as u64 > MAX_RESPONSE_BYTES {
+                    self.audit.decision(
+                        "http",
+                        &label,
+                        Decision::Deny,
+                        &format!("response larger than {MAX_RESPONSE_BYTES} bytes"),
+                    );
+                    return Err(HttpError::HttpResponseBodySize(Some(MAX_RESPONSE_BYTES)));
+                }
+                data.extend_from_slice(&chunk);
+            }
+        }
+        if !self.secrets.is_empty() {
+            if let Some(clean) = self.secrets.redact(&data) {
+                data = clean;
+                self.audit.decision(
+                    "secret",
+                    &label,
+                    Decision::Deny,
+                    "the response carried a secret's value; redacted before the guest saw it",
+                );
+            }
+            for value in rparts.headers.values_mut() {
+                if let Some(clean) = self.secrets.redact(value.as_bytes()) {
+                    *value = HeaderValue::from_bytes(&clean)
+                        .unwrap_or_else(|_| HeaderValue::from_static(REDACTED));
+                }
+            }
+        }
+        // The body was read whole; its framing headers no longer describe it.
+        rparts.headers.remove(http::header::TRANSFER_ENCODING);
+        rparts
+            .headers
+            .insert(http::header::CONTENT_LENGTH, HeaderValue::from(data.len()));
+        let body: WasiBody = Full::new(Bytes::from(data))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        Ok((
+            http::Response::from_parts(rparts, body),
+            Box::new(async { Ok(()) }),
+        ))
+    }
+
+    fn bound_to(&self, s: &SecretValue, target: &Target) -> bool {
+        self.bindings
+            .iter()
+            .any(|(name, prefix)| *name == s.spec.name && prefix.covers(target))
+    }
+
+    async fn read_body(&self, body: WasiBody, label: &str) -> Result<Vec<u8>, HttpError> {
+        let mut data = Vec::new();
+        let mut body = std::pin::pin!(body);
+        while let Some(frame) = body.frame().await {
+            let frame = frame?;
+            if let Ok(chunk) = frame.into_data() {
+                if !self.meter.take_bytes(chunk.len() as u64) {
+                    return Err(self.deny(
+                        "http",
+                        label,
+                        &format!("egress limit ({} bytes) reached", self.meter.max_bytes),
+                        HttpError::HttpRequestDenied,
+                    ));
+                }
+                data.extend_from_slice(&chunk);
+            }
+        }
+        Ok(data)
+    }
+
+    /// The first address of the target's host that the rules allow.
+    async fn resolve(
+        &self,
+        target: &Target,
+        label: &str,
+        timeout: Duration,
+    ) -> Result<SocketAddr, HttpError> {
+        let addrs: Vec<IpAddr> = if let Ok(ip) = target.host.parse::<IpAddr>() {
+            vec![ip]
+        } else {
+            let Some(resolver) = &self.resolver else {
+                return Err(self.deny(
+                    "http",
+                    label,
+                    "no resolver is available on this host",
+                    HttpError::DnsError {
+                        rcode: None,
+                        info_code: None,
+                    },
+                ));
+            };
+            match tokio::time::timeout(timeout, resolver.lookup_ip(target.host.as_str())).await {
+                Ok(Ok(found)) => found.iter().collect(),
+                Ok(Err(e)) => {
+                    return Err(self.deny(
+                        "http",
+                        label,
+                        &format!("{} does not resolve: {e}", target.host),
+                        HttpError::DnsError {
+                            rcode: None,
+                            info_code: None,
+                        },
+                    ));
+                }
+                Err(_) => return Err(HttpError::DnsTimeout),
+            }
+        };
+        let mut refusals = Vec::new();
+        for ip in addrs {
+            let verdict = net::http_address_allowed(&target.host, ip);
+            if verdict.allowed {
+                return Ok(SocketAddr::new(ip, target.port));
+            }
+            refusals.push(verdict.reason);
+        }
+        Err(self.deny(
+            "http",
+            label,
+            &if refusals.is_empty() {
+                format!("{} resolves to no address", target.host)
+            } else {
+                refusals.join("; ")
+            },
+            HttpError::DestinationIpProhibited,
+        ))
+    }
+}
+
+/// Bytes of the request line and headers, as counted against the egress limit.
+fn head_size(parts: &http::request::Parts) -> u64 {
+    let line = parts.method.as_str().len() + parts.uri.to_string().len() + 12;
+    let headers: usize = parts
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    (line + headers) as u64
+}
+
+/// The TLS client configuration: the webpki root certificates, ring's defaults. Built once.
+fn tls_connector() -> Result<tokio_rustls::TlsConnector, HttpError> {
+    static CONFIG: std::sync::OnceLock<Option<Arc<rustls::ClientConfig>>> =
+        std::sync::OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .ok()
+            .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+    });
+    config
+        .clone()
+        .map(tokio_rustls::TlsConnector::from)
+        .ok_or(HttpError::TlsProtocolError)
+}
+
+/// One HTTP/1.1 exchange over `io`.
+async fn exchange<S>(
+    io: S,
+    request: http::Request<Full<Bytes>>,
+) -> Result<http::Response<hyper::body::Incoming>, HttpError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(wasmtime_wasi_http::io::TokioIo::new(io)).await?;
+    let driver = tokio::spawn(conn);
+    let response = sender.send_request(request).await;
+    if response.is_err() {
+        driver.abort();
+    }
+    Ok(response?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(url: &str) -> Target {
+        let uri: http::Uri = url.parse().unwrap_or_else(|e| panic!("{url}: {e}"));
+        Target::of(&uri).unwrap_or_else(|e| panic!("{url}: {e}"))
+    }
+
+    fn rules(list: &[(&str, &[&str])]) -> HttpRules {
+        let list: Vec<HttpRule> = list
+            .iter()
+            .map(|(url, methods)| HttpRule {
+                url: (*url).into(),
+                methods: methods.iter().map(|m| (*m).to_owned()).collect(),
+            })
+            .collect();
+        HttpRules::new(&list).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_rule_matches_scheme_host_port_path_and_method() {
+        let r = rules(&[("https://api.example.com/v1/", &["POST"])]);
+        assert!(
+            r.check("POST", &target("https://api.example.com/v1/charges"))
+                .is_ok()
+        );
+        assert!(
+            r.check("POST", &target("https://API.example.com:443/v1/x?y=1"))
+                .is_ok()
+        );
+        for url in [
+            "http://api.example.com/v1/charges",
+            "https://api.example.com:8443/v1/charges",
+            "https://api.example.com/v2/charges",
+            "https://api.example.com/v1",
+            "https://evil.example.com/v1/charges",
+            "https://api.example.com.evil.net/v1/charges",
+        ] {
+            assert!(r.check("POST", &target(url)).is_err(), "{url}");
+        }
+        let e = r
+            .check("GET", &target("https://api.example.com/v1/charges"))
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("allows POST only, not GET"), "{e}");
+    }
+
+    #[test]
+    fn a_prefix_without_a_slash_stops_at_a_segment() {
+        let r = rules(&[("http://127.0.0.1:8080/v1/charges", &["GET"])]);
+        assert!(
+            r.check("GET", &target("http://127.0.0.1:8080/v1/charges"))
+                .is_ok()
+        );
+        assert!(
+            r.check("GET", &target("http://127.0.0.1:8080/v1/charges/7"))
+                .is_ok()
+        );
+        assert!(
+            r.check("GET", &target("http://127.0.0.1:8080/v1/chargesX"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn dot_segments_and_encoded_separators_are_refused() {
+        let r = rules(&[("http://127.0.0.1:8080/v1/", &["GET"])]);
+        for url in [
+            "http://127.0.0.1:8080/v1/../admin",
+            "http://127.0.0.1:8080/v1/./x",
+            "http://127.0.0.1:8080/v1/%2e%2e/admin",
+            "http://127.0.0.1:8080/v1/..%2Fadmin",
+            "http://127.0.0.1:8080/v1/a%5cb",
+        ] {
+            assert!(r.check("GET", &target(url)).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn meters_stop_at_their_limits() {
+        let audit = Audit::new(crate::AuditSink::disabled(), "warden://local/t");
+        let m = EgressMeter::new(2, 100, &audit);
+        assert!(m.take_request() && m.take_request());
+        assert!(!m.take_request());
+        assert_eq!(m.reached(), Some(NetLimit::HttpRequests));
+        let m = EgressMeter::new(2, 100, &audit);
+        assert!(m.take_bytes(60) && m.take_bytes(40));
+        assert!(!m.take_bytes(1));
+        assert_eq!(m.reached(), Some(NetLimit::Egress));
+    }
+}

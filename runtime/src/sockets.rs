@@ -1,0 +1,249 @@
+//! `[network]` for components: the gate every `wasi:sockets` address passes, and warden's own
+//! `wasi:sockets/ip-name-lookup`.
+//!
+//! wasmtime-wasi asks [`SocketGate::check`] before it binds, connects or sends; the gate
+//! allows outbound TCP connections that [`NetRules::connect_allowed`] allows and nothing else
+//! (no listening sockets, no UDP), auditing each decision. Name lookups are warden's: only
+//! names a `connect` entry lists are resolved (by the host's resolver, built before the host
+//! is locked down), and the addresses found are remembered so that a connection to one of
+//! them is checked against the name it came from — and again against the special ranges,
+//! so a listed name that resolves to loopback or a metadata address is still refused.
+
+use crate::audit::{Audit, Decision};
+use crate::broker::EgressMeter;
+use crate::net::NetRules;
+use hickory_resolver::TokioResolver;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource};
+use wasmtime_wasi::WasiView;
+use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress, Network};
+use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
+use wasmtime_wasi::sockets::SocketAddrUse;
+
+/// How long one name lookup may take before the guest is told the resolver failed.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The `wasi:sockets` interface warden replaces, as wasmtime-wasi names it.
+const IP_NAME_LOOKUP: &str = "wasi:sockets/ip-name-lookup@0.2.12";
+
+/// A run's socket policy.
+pub struct SocketGate {
+    rules: NetRules,
+    resolver: Option<Arc<TokioResolver>>,
+    /// Listed names and the addresses they resolved to in this run.
+    resolved: Mutex<HashMap<IpAddr, Vec<String>>>,
+    meter: Arc<EgressMeter>,
+    audit: Audit,
+}
+
+impl std::fmt::Debug for SocketGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketGate")
+            .field("rules", &self.rules.rules().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SocketGate {
+    pub fn new(
+        rules: NetRules,
+        resolver: Option<Arc<TokioResolver>>,
+        meter: Arc<EgressMeter>,
+        audit: &Audit,
+    ) -> Arc<SocketGate> {
+        Arc::new(SocketGate {
+            rules,
+            resolver,
+            resolved: Mutex::new(HashMap::new()),
+            meter,
+            audit: audit.clone(),
+        })
+    }
+
+    /// Whether wasmtime-wasi may use `addr` this way; every answer is audited.
+    pub fn check(&self, addr: SocketAddr, use_: SocketAddrUse) -> bool {
+        let target = addr.to_string();
+        let (allowed, reason) = match use_ {
+            SocketAddrUse::TcpConnect => {
+                if self.meter.reached().is_some() {
+                    (false, "a network limit of this run was reached".to_owned())
+                } else {
+                    let names = self
+                        .resolved
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(&addr.ip())
+                        .cloned()
+                        .unwrap_or_default();
+                    let v = self.rules.connect_allowed(addr, &names);
+                    (v.allowed, v.reason)
+                }
+            }
+            // The implicit bind of an outbound connection: any local address, any port.
+            SocketAddrUse::TcpBind if addr.ip().is_unspecified() && addr.port() == 0 => {
+                return true;
+            }
+            SocketAddrUse::TcpBind | SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => (
+                false,
+                "listening sockets are not granted: [network] allows outbound connections only"
+                    .to_owned(),
+            ),
+            _ => (
+                false,
+                "UDP is not granted: [network] connect entries are TCP".to_owned(),
+            ),
+        };
+        let decision = if allowed {
+            Decision::Allow
+        } else {
+            Decision::Deny
+        };
+        self.audit
+            .decision("net", &target, decision, &format!("{use_:?}: {reason}"));
+        allowed
+    }
+
+    /// Resolves a name the rules list; `Err` with the code the guest gets.
+    fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, ErrorCode> {
+        let verdict = self.rules.name_allowed(name);
+        if !verdict.allowed {
+            self.audit.decision(
+                "net",
+                name,
+                Decision::Deny,
+                &format!("lookup: {}", verdict.reason),
+            );
+            return Err(ErrorCode::AccessDenied);
+        }
+        let host = name.trim_end_matches('.').to_ascii_lowercase();
+        let found: Vec<IpAddr> = if let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            vec![ip]
+        } else {
+            let Some(resolver) = self.resolver.clone() else {
+                self.audit.decision(
+                    "net",
+                    name,
+                    Decision::Deny,
+                    "lookup: no resolver is available on this host",
+                );
+                return Err(ErrorCode::PermanentResolverFailure);
+            };
+            let lookup = wasmtime_wasi::runtime::in_tokio(async move {
+                tokio::time::timeout(LOOKUP_TIMEOUT, resolver.lookup_ip(host.as_str())).await
+            });
+            match lookup {
+                Ok(Ok(found)) => found.iter().collect(),
+                Ok(Err(e)) => {
+                    self.audit.decision(
+                        "net",
+                        name,
+                        Decision::Deny,
+                        &format!("lookup: the name does not resolve: {e}"),
+                    );
+                    return Err(ErrorCode::NameUnresolvable);
+                }
+                Err(_) => return Err(ErrorCode::TemporaryResolverFailure),
+            }
+        };
+        let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+        for ip in &found {
+            let names = resolved.entry(*ip).or_default();
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_owned());
+            }
+        }
+        drop(resolved);
+        let list: Vec<String> = found.iter().map(ToString::to_string).collect();
+        self.audit.decision(
+            "net",
+            name,
+            Decision::Allow,
+            &format!(
+                "lookup: {} -> [{}] (each address is checked again on connect)",
+                verdict.reason,
+                list.join(", ")
+            ),
+        );
+        Ok(found)
+    }
+}
+
+/// The addresses one lookup found, handed out one at a time.
+pub struct Resolved(std::vec::IntoIter<IpAddr>);
+
+#[async_trait::async_trait]
+impl Pollable for Resolved {
+    async fn ready(&mut self) {
+        // Resolved before the resource is made: always ready.
+    }
+}
+
+/// Replaces wasmtime-wasi's `wasi:sockets/ip-name-lookup` with one that asks `gate`.
+///
+/// # Errors
+/// The linker lacks wasmtime-wasi's sockets interfaces.
+pub fn add_to_linker<T: WasiView + 'static>(
+    linker: &mut Linker<T>,
+    gate: fn(&mut T) -> Option<Arc<SocketGate>>,
+) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut inst = linker.instance(IP_NAME_LOOKUP)?;
+    inst.resource(
+        "resolve-address-stream",
+        wasmtime::component::ResourceType::host::<Resolved>(),
+        |mut store: StoreContextMut<'_, T>, rep| {
+            store
+                .data_mut()
+                .ctx()
+                .table
+                .delete(Resource::<Resolved>::new_own(rep))?;
+            Ok(())
+        },
+    )?;
+    inst.func_wrap(
+        "resolve-addresses",
+        move |mut store: StoreContextMut<'_, T>,
+              (network, name): (Resource<Network>, String)|
+              -> wasmtime::Result<(Result<Resource<Resolved>, ErrorCode>,)> {
+            // The network handle is the capability to look names up at all.
+            store.data_mut().ctx().table.get(&network)?;
+            let Some(gate) = gate(store.data_mut()) else {
+                return Ok((Err(ErrorCode::AccessDenied),));
+            };
+            match gate.lookup(&name) {
+                Ok(found) => {
+                    let stream = Resolved(found.into_iter());
+                    Ok((Ok(store.data_mut().ctx().table.push(stream)?),))
+                }
+                Err(code) => Ok((Err(code),)),
+            }
+        },
+    )?;
+    inst.func_wrap(
+        "[method]resolve-address-stream.resolve-next-address",
+        |mut store: StoreContextMut<'_, T>,
+         (stream,): (Resource<Resolved>,)|
+         -> wasmtime::Result<(Result<Option<IpAddress>, ErrorCode>,)> {
+            let stream = store.data_mut().ctx().table.get_mut(&stream)?;
+            Ok((Ok(stream.0.next().map(IpAddress::from)),))
+        },
+    )?;
+    inst.func_wrap(
+        "[method]resolve-address-stream.subscribe",
+        |mut store: StoreContextMut<'_, T>,
+         (stream,): (Resource<Resolved>,)|
+         -> wasmtime::Result<(Resource<DynPollable>,)> {
+            Ok((subscribe(store.data_mut().ctx().table, stream)?,))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
