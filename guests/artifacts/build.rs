@@ -130,6 +130,13 @@ const GUESTS: &[Guest] = &[
         )
     },
     Guest {
+        p1: false,
+        ..bin(
+            "net-probe",
+            "makes the HTTP requests, TCP connections and secret calls its arguments describe",
+        )
+    },
+    Guest {
         package: "component-export",
         what: "exports `transform: func() -> string`",
         cdylib: true,
