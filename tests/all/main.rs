@@ -7,12 +7,14 @@ mod bench_cmd;
 mod cache;
 mod check;
 mod cli;
+mod connectors;
 mod env;
 mod fs;
 mod invoke;
 mod library;
 mod limits;
 mod lockdown;
+mod server;
 mod stdio;
 mod util;
 
