@@ -182,8 +182,7 @@ impl Policy {
                 .iter()
                 .any(|h| UrlPrefix::parse(&h.url).is_ok_and(|u| u.host.parse::<IpAddr>().is_err()));
         let resolver = needs_names.then(host_resolver).flatten();
-        let gate = (!rules.is_empty())
-            .then(|| SocketGate::new(rules, resolver.clone(), meter.clone(), audit));
+        let gate = SocketGate::new(rules, resolver.clone(), meter.clone(), audit);
         let broker = Broker::new(&self.http, secrets.clone(), resolver, meter.clone(), audit)
             .map_err(grant_err)?;
         Ok(Egress {
@@ -289,33 +288,16 @@ impl Policy {
             builder.insecure_random_seed(u128::from(DETERMINISTIC_RANDOM_SEED));
         }
 
-        // Sockets: every address goes through the gate; with no [network] grant there is no
-        // gate and every attempt is refused and audited here.
-        match &egress.gate {
-            Some(gate) => {
-                builder.allow_ip_name_lookup(true);
-                builder.allow_tcp(true);
-                builder.allow_udp(false);
-                let gate = gate.clone();
-                builder.socket_addr_check(move |addr, use_| {
-                    let allowed = gate.check(addr, use_);
-                    Box::pin(async move { allowed })
-                });
-            }
-            None => {
-                builder.allow_ip_name_lookup(false);
-                let net_audit = audit.clone();
-                builder.socket_addr_check(move |addr, use_| {
-                    net_audit.decision(
-                        "net",
-                        &addr.to_string(),
-                        Decision::Deny,
-                        &format!("{use_:?}: no [network] grant"),
-                    );
-                    Box::pin(async { false })
-                });
-            }
-        }
+        // Sockets: warden's gate decides every socket, lookup and address, and audits each.
+        // Without a [network] grant it refuses them before a socket exists.
+        builder.allow_tcp(true);
+        builder.allow_udp(false);
+        builder.allow_ip_name_lookup(true);
+        let gate = egress.gate.clone();
+        builder.socket_addr_check(move |addr, use_| {
+            let allowed = gate.check(addr, use_);
+            Box::pin(async move { allowed })
+        });
 
         // Files: directories directly, single files through a private staging folder.
         let mut staging = FileStaging::default();
@@ -565,8 +547,8 @@ mod tests {
 pub struct Egress {
     pub secrets: Arc<Secrets>,
     pub meter: Arc<EgressMeter>,
-    /// `None` without a `[network]` grant: every socket address is refused.
-    pub gate: Option<Arc<SocketGate>>,
+    /// Decides sockets, name lookups and addresses; refuses all without a `[network]` grant.
+    pub gate: Arc<SocketGate>,
     pub broker: Broker,
 }
 

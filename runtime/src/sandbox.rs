@@ -118,7 +118,7 @@ struct ComponentCtx {
     http: WasiHttpCtx,
     broker: Broker,
     secrets: SecretsCtx,
-    gate: Option<Arc<SocketGate>>,
+    gate: Arc<SocketGate>,
 }
 
 impl WasiHttpView for Host<ComponentCtx> {

@@ -20,15 +20,20 @@ use std::time::Duration;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::WasiView;
-use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress, Network};
-use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
-use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::p2::bindings::sockets::network::{
+    ErrorCode, IpAddress, IpAddressFamily, Network,
+};
+use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket;
+use wasmtime_wasi::p2::{DynPollable, Pollable, TcpSocket, UdpSocket, subscribe};
+use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsView};
 
 /// How long one name lookup may take before the guest is told the resolver failed.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The `wasi:sockets` interface warden replaces, as wasmtime-wasi names it.
+/// The `wasi:sockets` interfaces warden takes over, as wasmtime-wasi names them.
 const IP_NAME_LOOKUP: &str = "wasi:sockets/ip-name-lookup@0.2.12";
+const TCP_CREATE_SOCKET: &str = "wasi:sockets/tcp-create-socket@0.2.12";
+const UDP_CREATE_SOCKET: &str = "wasi:sockets/udp-create-socket@0.2.12";
 
 /// A run's socket policy.
 pub struct SocketGate {
@@ -68,6 +73,7 @@ impl SocketGate {
     pub fn check(&self, addr: SocketAddr, use_: SocketAddrUse) -> bool {
         let target = addr.to_string();
         let (allowed, reason) = match use_ {
+            _ if self.rules.is_empty() => (false, "no [network] grant".to_owned()),
             SocketAddrUse::TcpConnect => {
                 if self.meter.reached().is_some() {
                     (false, "a network limit of this run was reached".to_owned())
@@ -105,6 +111,22 @@ impl SocketGate {
         self.audit
             .decision("net", &target, decision, &format!("{use_:?}: {reason}"));
         allowed
+    }
+
+    /// Whether a TCP socket may be made at all: only with a `[network]` grant, so that a
+    /// workload without one never causes a `socket` syscall (which the host's seccomp
+    /// profile would answer by killing warden).
+    fn tcp_socket_allowed(&self) -> bool {
+        if self.rules.is_empty() {
+            self.audit.decision(
+                "net",
+                "tcp-socket",
+                Decision::Deny,
+                "no [network] grant: sockets are refused",
+            );
+            return false;
+        }
+        true
     }
 
     /// Resolves a name the rules list; `Err` with the code the guest gets.
@@ -186,15 +208,46 @@ impl Pollable for Resolved {
     }
 }
 
-/// Replaces wasmtime-wasi's `wasi:sockets/ip-name-lookup` with one that asks `gate`.
+/// Takes over socket creation and `wasi:sockets/ip-name-lookup` from wasmtime-wasi, so that
+/// `gate` decides them: TCP sockets only with a `[network]` grant, UDP sockets never, names
+/// only when listed.
 ///
 /// # Errors
 /// The linker lacks wasmtime-wasi's sockets interfaces.
 pub fn add_to_linker<T: WasiView + 'static>(
     linker: &mut Linker<T>,
-    gate: fn(&mut T) -> Option<Arc<SocketGate>>,
+    gate: fn(&mut T) -> Arc<SocketGate>,
 ) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
+    linker.instance(TCP_CREATE_SOCKET)?.func_wrap(
+        "create-tcp-socket",
+        move |mut store: StoreContextMut<'_, T>,
+              (family,): (IpAddressFamily,)|
+              -> wasmtime::Result<(Result<Resource<TcpSocket>, ErrorCode>,)> {
+            if !gate(store.data_mut()).tcp_socket_allowed() {
+                return Ok((Err(ErrorCode::AccessDenied),));
+            }
+            let mut sockets = WasiSocketsView::sockets(store.data_mut());
+            match tcp_create_socket::Host::create_tcp_socket(&mut sockets, family) {
+                Ok(socket) => Ok((Ok(socket),)),
+                Err(e) => Ok((Err(e.downcast()?),)),
+            }
+        },
+    )?;
+    linker.instance(UDP_CREATE_SOCKET)?.func_wrap(
+        "create-udp-socket",
+        move |mut store: StoreContextMut<'_, T>,
+              (_family,): (IpAddressFamily,)|
+              -> wasmtime::Result<(Result<Resource<UdpSocket>, ErrorCode>,)> {
+            gate(store.data_mut()).audit.decision(
+                "net",
+                "udp-socket",
+                Decision::Deny,
+                "UDP is not granted: [network] connect entries are TCP",
+            );
+            Ok((Err(ErrorCode::AccessDenied),))
+        },
+    )?;
     let mut inst = linker.instance(IP_NAME_LOOKUP)?;
     inst.resource(
         "resolve-address-stream",
@@ -215,10 +268,7 @@ pub fn add_to_linker<T: WasiView + 'static>(
               -> wasmtime::Result<(Result<Resource<Resolved>, ErrorCode>,)> {
             // The network handle is the capability to look names up at all.
             store.data_mut().ctx().table.get(&network)?;
-            let Some(gate) = gate(store.data_mut()) else {
-                return Ok((Err(ErrorCode::AccessDenied),));
-            };
-            match gate.lookup(&name) {
+            match gate(store.data_mut()).lookup(&name) {
                 Ok(found) => {
                     let stream = Resolved(found.into_iter());
                     Ok((Ok(store.data_mut().ctx().table.push(stream)?),))

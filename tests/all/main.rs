@@ -8,6 +8,7 @@ mod cache;
 mod check;
 mod cli;
 mod connectors;
+mod egress;
 mod env;
 mod fs;
 mod invoke;
