@@ -1,6 +1,6 @@
 //! `warden check`: the effective grants of a policy as a table a person can read.
 
-use crate::manifest::{Access, EnvSource, FileKind, OutputMode, StdinMode};
+use crate::manifest::{Access, EnvSource, FileKind, OutputMode, SecretSource, StdinMode};
 use crate::policy::Policy;
 use std::fmt::Write;
 
@@ -90,7 +90,12 @@ pub fn grants_table(policy: &Policy) -> String {
         row("net", "-", "deny", "no [network]: no sockets".into());
     }
     for n in &policy.network {
-        row("net", n, "allow", "connect".into());
+        row(
+            "net",
+            n,
+            "allow",
+            "outbound TCP; names resolved by the host, every address checked".into(),
+        );
     }
     if policy.http.is_empty() {
         row("http", "-", "deny", "no [[http]]: no outbound HTTP".into());
@@ -98,13 +103,22 @@ pub fn grants_table(policy: &Policy) -> String {
     for h in &policy.http {
         row("http", &h.url, "allow", h.methods.join(","));
     }
+    if policy.secrets.is_empty() {
+        row("secret", "-", "deny", "no [secrets]".into());
+    }
     for s in &policy.secrets {
-        let how = match (&s.inject, s.reveal) {
-            (Some(i), _) => format!("injected as {} into {}", i.header, i.url),
-            (None, true) => "revealed to the guest (audited)".into(),
-            (None, false) => "brokered".into(),
+        let from = match &s.from {
+            SecretSource::Env(v) => format!("env:{v}"),
+            SecretSource::File(p) => format!("file:{}", p.display()),
         };
-        row("secret", &s.name, "allow", how);
+        let mut how = match &s.inject {
+            Some(i) => format!("injected as {} into {}", i.header, i.url),
+            None => "not injected".into(),
+        };
+        if s.reveal {
+            how.push_str("; revealed to the guest on request (audited)");
+        }
+        row("secret", &s.name, "allow", format!("{how}; from {from}"));
     }
 
     let l = &policy.limits;
@@ -153,6 +167,168 @@ pub fn grants_table(policy: &Policy) -> String {
         let _ = writeln!(out, "{}", line.trim_end());
     }
     out
+}
+
+/// A capability a module's imports show it can use, and whether the policy grants it.
+struct Use {
+    capability: &'static str,
+    /// The policy's section that grants it.
+    grant: &'static str,
+    granted: bool,
+    /// The imports that show the use, as the module names them.
+    imports: Vec<String>,
+}
+
+/// What a module imports that the policy does not grant, and what the policy grants that the
+/// module cannot use: the second part of `warden check` when the module is at hand.
+///
+/// # Errors
+/// The bytes are not a WebAssembly module or component.
+pub fn module_report(policy: &Policy, bytes: &[u8]) -> Result<String, String> {
+    let (is_component, imports) = imports_of(bytes)?;
+    let mut uses = vec![
+        Use {
+            capability: "fs",
+            grant: "[[files]]",
+            granted: !policy.files.is_empty(),
+            imports: Vec::new(),
+        },
+        Use {
+            capability: "env",
+            grant: "[env]",
+            granted: !policy.env.is_empty(),
+            imports: Vec::new(),
+        },
+        Use {
+            capability: "net",
+            grant: "[network]",
+            granted: !policy.network.is_empty(),
+            imports: Vec::new(),
+        },
+        Use {
+            capability: "http",
+            grant: "[[http]]",
+            granted: !policy.http.is_empty(),
+            imports: Vec::new(),
+        },
+        Use {
+            capability: "secret",
+            grant: "[secrets]",
+            granted: !policy.secrets.is_empty(),
+            imports: Vec::new(),
+        },
+    ];
+    for import in &imports {
+        let capability = if is_component {
+            let name = import.split('@').next().unwrap_or(import);
+            match name {
+                n if n.starts_with("wasi:filesystem/") => "fs",
+                "wasi:cli/environment" => "env",
+                n if n.starts_with("wasi:sockets/") => "net",
+                "wasi:http/outgoing-handler" => "http",
+                "warden:host/secrets" => "secret",
+                _ => continue,
+            }
+        } else {
+            match import.strip_prefix("wasi_snapshot_preview1::") {
+                Some(f) if f.starts_with("path_") || f == "fd_prestat_get" => "fs",
+                Some("environ_get" | "environ_sizes_get") => "env",
+                Some(f) if f.starts_with("sock_") => "net",
+                _ => continue,
+            }
+        };
+        if let Some(u) = uses.iter_mut().find(|u| u.capability == capability) {
+            u.imports.push(import.clone());
+        }
+    }
+    // A secret is used through wasi:http (injection) as much as through warden:host/secrets.
+    let uses_http = uses
+        .iter()
+        .any(|u| u.capability == "http" && !u.imports.is_empty());
+
+    let mut out = String::new();
+    let kind = if is_component {
+        "component"
+    } else {
+        "core module"
+    };
+    let _ = writeln!(out, "\nmodule imports ({kind}):");
+    let mut any = false;
+    for u in uses.iter().filter(|u| !u.imports.is_empty()) {
+        any = true;
+        let verdict = match (u.granted, u.capability) {
+            (true, _) => format!("granted by {}", u.grant),
+            (false, "fs") => "NOT GRANTED: no [[files]], the guest sees no filesystem".into(),
+            (false, "env") => "not granted: no [env], the guest sees an empty environment".into(),
+            (false, _) => format!(
+                "NOT GRANTED: no {}, refused (and audited) at run time",
+                u.grant
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "  {:7} {verdict}: {}",
+            u.capability,
+            u.imports.join(", ")
+        );
+    }
+    if !any {
+        let _ = writeln!(out, "  none of fs, env, net, http, secrets");
+    }
+    let unused: Vec<String> = uses
+        .iter()
+        .filter(|u| u.granted && u.imports.is_empty())
+        .filter(|u| !(u.capability == "secret" && uses_http))
+        .map(|u| {
+            let why = if !is_component && matches!(u.capability, "net" | "http" | "secret") {
+                "a core module cannot use it (warden refuses to run it)"
+            } else {
+                "the module imports nothing that uses it"
+            };
+            format!("  {:7} {}: {why}", u.capability, u.grant)
+        })
+        .collect();
+    if !unused.is_empty() {
+        let _ = writeln!(out, "\ngrants the module cannot use:");
+        for line in unused {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `bytes` is a component, and its imports: interface names for a component's
+/// top level, `module::name` for a core module.
+fn imports_of(bytes: &[u8]) -> Result<(bool, Vec<String>), String> {
+    use wasmparser::{Encoding, Parser, Payload};
+    let mut imports = Vec::new();
+    let mut is_component = false;
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(|e| format!("not a WebAssembly module or component: {e}"))? {
+            Payload::Version { encoding, .. } => {
+                if depth == 0 {
+                    is_component = encoding == Encoding::Component;
+                }
+                depth += 1;
+            }
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ImportSection(section) if depth == 1 && !is_component => {
+                for import in section.into_imports() {
+                    let import = import.map_err(|e| e.to_string())?;
+                    imports.push(format!("{}::{}", import.module, import.name));
+                }
+            }
+            Payload::ComponentImportSection(section) if depth == 1 => {
+                for import in section {
+                    let import = import.map_err(|e| e.to_string())?;
+                    imports.push(import.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((is_component, imports))
 }
 
 #[cfg(test)]

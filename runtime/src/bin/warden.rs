@@ -170,7 +170,21 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 fn check(path: &std::path::Path) -> ExitCode {
     match Manifest::from_file(path) {
         Ok(m) => {
-            print!("{}", warden::check::grants_table(&Policy::from_manifest(m)));
+            let policy = Policy::from_manifest(m);
+            print!("{}", warden::check::grants_table(&policy));
+            // With the module at hand: what it imports against what the manifest grants.
+            if let Some(module) = &policy.module {
+                match std::fs::read(module) {
+                    Ok(bytes) => match warden::check::module_report(&policy, &bytes) {
+                        Ok(report) => print!("{report}"),
+                        Err(e) => return fail(format!("{}: {e}", module.display())),
+                    },
+                    Err(e) => println!(
+                        "\nmodule {} not read ({e}): its imports are not checked",
+                        module.display()
+                    ),
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),
@@ -257,6 +271,7 @@ fn run(args: RunArgs) -> ExitCode {
         } else {
             ModuleCache::user_default()
         },
+        pooling: false,
     };
     let warden = match Warden::new(settings) {
         Ok(w) => w,
