@@ -186,7 +186,7 @@ struct Use {
 /// The bytes are not a WebAssembly module or component.
 pub fn module_report(policy: &Policy, bytes: &[u8]) -> Result<String, String> {
     let (is_component, imports) = imports_of(bytes)?;
-    let mut uses = vec![
+    let mut uses = [
         Use {
             capability: "fs",
             grant: "[[files]]",
