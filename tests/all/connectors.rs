@@ -316,6 +316,78 @@ fn payments_cannot_send_its_key_outside_the_binding() {
     assert_never_shown(&r, STRIPE_KEY);
 }
 
+/// payments with a stray copy of its key, granted by mistake at `/home/ops/.env`, run with
+/// `--try-leak` on it.
+fn leak_a_copy_of_the_key(server: &Server) -> Outcome {
+    let (s, m) = example("payments", server);
+    s.file(".env", &format!("STRIPE_KEY={STRIPE_KEY}\n"));
+    let manifest = std::fs::read_to_string(&m).unwrap();
+    std::fs::write(
+        &m,
+        format!(
+            "{manifest}\n[[files]]\nhost = \".env\"\nguest = \"/home/ops/.env\"\naccess = \"read\"\n"
+        ),
+    )
+    .unwrap();
+    run(
+        &s,
+        &m,
+        guests::PAYMENTS_P2,
+        &["--try-leak", "/home/ops/.env"],
+        &[("STRIPE_KEY", STRIPE_KEY)],
+    )
+}
+
+#[test]
+fn payments_cannot_send_a_copy_of_its_key_found_in_a_file() {
+    let server = Server::start();
+    let r = leak_a_copy_of_the_key(&server);
+    assert_eq!(r.code, 0, "{r:#?}");
+    for how in [
+        "in the body",
+        "base64-encoded",
+        "percent-encoded in the query",
+        "in the query to another host",
+    ] {
+        assert_refused(&r, &format!("post value 0 from /home/ops/.env {how}: http"));
+    }
+    assert_eq!(
+        paths(&server.requests()),
+        ["POST /v1/charges", "POST /hooks/receipts"],
+        "no copy left"
+    );
+    let exfil = decisions(&r, "secret", "deny", "stripe")
+        .into_iter()
+        .filter(|d| {
+            d["reason"]
+                .as_str()
+                .is_some_and(|reason| reason.starts_with("exfiltration attempt"))
+        })
+        .count();
+    assert_eq!(exfil, 3, "each copy refused and audited: {:#?}", r.audit);
+    // The copy bound for another host is outside every rule: refused as such.
+    assert!(
+        r.denials("http").iter().any(|d| d["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("POST https://collector.attacker.example/charges"))),
+        "{:#?}",
+        r.audit
+    );
+    // The guest read the copy itself, so only its own care keeps the value off its output;
+    // the audit log is warden's to keep clean (next test).
+    assert!(!r.stdout.contains(STRIPE_KEY), "{r:#?}");
+}
+
+#[test]
+#[ignore = "warden bug: the audit records of a refused request (the http target, the secret \
+            reason) quote its URL, query and all, so a secret value hidden in the query reaches \
+            the audit log"]
+fn an_exfiltration_record_never_quotes_the_secret_value() {
+    let server = Server::start();
+    let r = leak_a_copy_of_the_key(&server);
+    assert!(!audit_text(&r).contains(STRIPE_KEY), "{:#?}", r.audit);
+}
+
 #[test]
 fn an_echo_server_cannot_hand_the_key_back() {
     let server = Server::echo();

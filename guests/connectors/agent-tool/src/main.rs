@@ -189,16 +189,21 @@ fn origin(url: &str) -> Option<&str> {
 }
 
 fn try_credentials(tries: &mut Tries) {
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".to_string());
-    for path in [
-        format!("{home}/.aws/credentials"),
-        "/root/.aws/credentials".to_string(),
-        "/root/.ssh/id_rsa".to_string(),
-        "/etc/shadow".to_string(),
-        "/etc/passwd".to_string(),
-        "/workspace/../etc/passwd".to_string(),
-        "/proc/self/environ".to_string(),
-    ] {
+    let mut paths: Vec<String> = [
+        "/root/.aws/credentials",
+        "/root/.ssh/id_rsa",
+        "/etc/shadow",
+        "/etc/passwd",
+        "/workspace/../etc/passwd",
+        "/proc/self/environ",
+    ]
+    .map(String::from)
+    .into();
+    // `~` is wherever HOME says, if the manifest passes one on at all.
+    if let Ok(home) = std::env::var("HOME") {
+        paths.insert(0, format!("{home}/.aws/credentials"));
+    }
+    for path in paths {
         tries.expect_refused(&format!("read {path}"), fs::read_to_string(&path));
     }
 }

