@@ -163,7 +163,15 @@ impl NetRules {
     pub fn connect_allowed(&self, addr: SocketAddr, via_names: &[String]) -> Verdict {
         let (ip, port) = (addr.ip(), addr.port());
         let mut other_port = false;
-        for rule in self.rules.iter().filter(|rule| rule.covers_ip(ip)) {
+        // A cloud metadata endpoint hands out the host's own credentials: only an entry naming
+        // that exact address reaches it, never a range that happens to contain it.
+        let metadata = special_range(ip) == Some(CLOUD_METADATA);
+        let covering = self
+            .rules
+            .iter()
+            .filter(|rule| rule.covers_ip(ip))
+            .filter(|rule| !metadata || matches!(rule.host, Host::Ip(_)));
+        for rule in covering {
             if rule.port == port {
                 return Verdict::allow(format!("connect entry {:?}", rule.entry));
             }
@@ -230,14 +238,17 @@ pub fn special_range(ip: IpAddr) -> Option<&'static str> {
     }
 }
 
+/// The reason [`special_range`] gives for a cloud metadata endpoint.
+pub const CLOUD_METADATA: &str = "cloud metadata";
+
 /// IPv4 ranges that are not ordinary public addresses; the first match names the reason, so
 /// the cloud metadata endpoints come before the ranges that contain them.
 const SPECIAL_V4: &[([u8; 4], u8, &str)] = &[
-    ([169, 254, 169, 254], 32, "cloud metadata"), // AWS, GCP, Azure, OCI, … instance metadata
-    ([169, 254, 170, 2], 32, "cloud metadata"),   // AWS ECS task metadata and credentials
-    ([169, 254, 170, 23], 32, "cloud metadata"),  // AWS EKS Pod Identity agent
-    ([100, 100, 100, 200], 32, "cloud metadata"), // Alibaba Cloud metadata
-    ([168, 63, 129, 16], 32, "cloud metadata"),   // Azure wire server
+    ([169, 254, 169, 254], 32, CLOUD_METADATA), // AWS, GCP, Azure, OCI, … instance metadata
+    ([169, 254, 170, 2], 32, CLOUD_METADATA),   // AWS ECS task metadata and credentials
+    ([169, 254, 170, 23], 32, CLOUD_METADATA),  // AWS EKS Pod Identity agent
+    ([100, 100, 100, 200], 32, CLOUD_METADATA), // Alibaba Cloud metadata
+    ([168, 63, 129, 16], 32, CLOUD_METADATA),   // Azure wire server
     ([0, 0, 0, 0], 32, "unspecified"),
     ([0, 0, 0, 0], 8, "\"this network\" (0.0.0.0/8)"),
     ([127, 0, 0, 0], 8, "loopback"),
@@ -261,12 +272,12 @@ const SPECIAL_V6: &[(u128, u8, &str)] = &[
     (
         0xfd00_0ec2_0000_0000_0000_0000_0000_0254,
         128,
-        "cloud metadata",
+        CLOUD_METADATA,
     ), // AWS instance metadata
     (
         0xfd00_0ec2_0000_0000_0000_0000_0000_0023,
         128,
-        "cloud metadata",
+        CLOUD_METADATA,
     ), // AWS EKS Pod Identity
     (0, 128, "unspecified"),
     (1, 128, "loopback"),
@@ -651,8 +662,8 @@ mod tests {
             ("127.0.0.1:5432", "db.example.com", "loopback"),
             ("10.0.0.5:5432", "db.example.com", "private"),
             ("[::ffff:192.168.0.9]:5432", "db.example.com", "private"),
-            ("169.254.169.254:443", "meta.svc.example", "cloud metadata"),
-            ("[fd00:ec2::254]:443", "meta.svc.example", "cloud metadata"),
+            ("169.254.169.254:443", "meta.svc.example", CLOUD_METADATA),
+            ("[fd00:ec2::254]:443", "meta.svc.example", CLOUD_METADATA),
         ] {
             let verdict = connect(&r, addr, &[name]);
             assert!(!verdict.allowed, "{addr}");
@@ -710,9 +721,15 @@ mod tests {
         for addr in outside.split_whitespace() {
             assert!(!connect(&r, addr, &[]).allowed, "{addr}");
         }
-        let all = rules(&["0.0.0.0/0:443"]);
+        let all = rules(&["0.0.0.0/0:443", "169.254.0.0/16:80"]);
         assert!(connect(&all, "127.0.0.1:443", &[]).allowed);
         assert!(!connect(&all, "[2606:4700::1]:443", &[]).allowed);
+        // A range never reaches a metadata endpoint inside it; only its exact address does.
+        assert!(!connect(&all, "169.254.169.254:443", &[]).allowed);
+        assert!(!connect(&all, "169.254.169.254:80", &[]).allowed);
+        assert!(connect(&all, "169.254.1.1:80", &[]).allowed);
+        let exact = rules(&["169.254.169.254:80"]);
+        assert!(connect(&exact, "169.254.169.254:80", &[]).allowed);
     }
 
     #[test]
@@ -728,6 +745,6 @@ mod tests {
         assert!(!allowed("127.0.0.1", "127.0.0.2"));
         assert!(!allowed("[::1]", "127.0.0.1"));
         let reason = http_address_allowed("meta.example", ip("169.254.169.254")).reason;
-        assert!(reason.contains("cloud metadata"), "{reason}");
+        assert!(reason.contains(CLOUD_METADATA), "{reason}");
     }
 }
