@@ -124,6 +124,7 @@ fn interruption(c: &mut Criterion) {
         EngineSettings {
             fuel: true,
             cache: None,
+            pooling: false,
         },
         Some(u64::MAX),
     );

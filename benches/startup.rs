@@ -67,6 +67,7 @@ fn load_cached(c: &mut Criterion) {
     let warden = Warden::new(EngineSettings {
         fuel: false,
         cache: Some(ModuleCache::new(dir.path())),
+        pooling: false,
     })
     .expect("engine");
     warden.load(hello_policy()).expect("warm the cache");

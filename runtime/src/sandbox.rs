@@ -46,6 +46,9 @@ pub struct EngineSettings {
     pub fuel: bool,
     /// Where compiled code is cached; `None` compiles in memory every time.
     pub cache: Option<ModuleCache>,
+    /// Allocate instances from wasmtime's pooling allocator (memory and table slots reserved
+    /// once, when the engine is built, and reused) rather than on demand for each run.
+    pub pooling: bool,
 }
 
 /// The runtime: an engine, its linkers and its epoch ticker. Cheap to clone.
@@ -151,6 +154,11 @@ impl Warden {
         config.epoch_interruption(true);
         config.consume_fuel(settings.fuel);
         config.wasm_component_model(true);
+        if settings.pooling {
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
+                wasmtime::PoolingAllocationConfig::default(),
+            ));
+        }
         let engine = Engine::new(&config).map_err(|e| EngineError(e.to_string()))?;
 
         let mut core_linker = wasmtime::Linker::new(&engine);
