@@ -182,7 +182,13 @@ impl Policy {
                 .iter()
                 .any(|h| UrlPrefix::parse(&h.url).is_ok_and(|u| u.host.parse::<IpAddr>().is_err()));
         let resolver = needs_names.then(host_resolver).flatten();
-        let gate = SocketGate::new(rules, resolver.clone(), meter.clone(), audit);
+        let gate = SocketGate::new(
+            rules,
+            secrets.clone(),
+            resolver.clone(),
+            meter.clone(),
+            audit,
+        );
         let broker = Broker::new(&self.http, secrets.clone(), resolver, meter.clone(), audit)
             .map_err(grant_err)?;
         Ok(Egress {

@@ -12,6 +12,8 @@
 use crate::audit::{Audit, Decision};
 use crate::broker::EgressMeter;
 use crate::net::NetRules;
+use crate::secrets::Secrets;
+use bytes::Bytes;
 use hickory_resolver::TokioResolver;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -24,7 +26,12 @@ use wasmtime_wasi::p2::bindings::sockets::network::{
     ErrorCode, IpAddress, IpAddressFamily, Network,
 };
 use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket;
-use wasmtime_wasi::p2::{DynPollable, Pollable, TcpSocket, UdpSocket, subscribe};
+use wasmtime_wasi::p2::bindings::sync::sockets::tcp::HostTcpSocket;
+use wasmtime_wasi::p2::pipe::ClosedOutputStream;
+use wasmtime_wasi::p2::{
+    DynInputStream, DynOutputStream, DynPollable, OutputStream, Pollable, StreamError,
+    StreamResult, TcpSocket, UdpSocket, subscribe,
+};
 use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsView};
 
 /// How long one name lookup may take before the guest is told the resolver failed.
@@ -34,10 +41,15 @@ pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 const IP_NAME_LOOKUP: &str = "wasi:sockets/ip-name-lookup@0.2.12";
 const TCP_CREATE_SOCKET: &str = "wasi:sockets/tcp-create-socket@0.2.12";
 const UDP_CREATE_SOCKET: &str = "wasi:sockets/udp-create-socket@0.2.12";
+const TCP: &str = "wasi:sockets/tcp@0.2.12";
+
+/// What `finish-connect` gives the guest: its two streams, or why not.
+type ConnectResult = Result<(Resource<DynInputStream>, Resource<DynOutputStream>), ErrorCode>;
 
 /// A run's socket policy.
 pub struct SocketGate {
     rules: NetRules,
+    secrets: Arc<Secrets>,
     resolver: Option<Arc<TokioResolver>>,
     /// Listed names and the addresses they resolved to in this run.
     resolved: Mutex<HashMap<IpAddr, Vec<String>>>,
@@ -56,12 +68,14 @@ impl std::fmt::Debug for SocketGate {
 impl SocketGate {
     pub fn new(
         rules: NetRules,
+        secrets: Arc<Secrets>,
         resolver: Option<Arc<TokioResolver>>,
         meter: Arc<EgressMeter>,
         audit: &Audit,
     ) -> Arc<SocketGate> {
         Arc::new(SocketGate {
             rules,
+            secrets,
             resolver,
             resolved: Mutex::new(HashMap::new()),
             meter,
@@ -198,6 +212,66 @@ impl SocketGate {
     }
 }
 
+/// A connected TCP socket's output stream, metered against `[limits] egress` and scanned for
+/// secret values: a write that carries one, or that does not fit the limit, fails.
+struct MeteredOutput {
+    inner: DynOutputStream,
+    gate: Arc<SocketGate>,
+    peer: String,
+}
+
+impl MeteredOutput {
+    fn admit(&self, bytes: &[u8]) -> StreamResult<()> {
+        if let Some(s) = self.gate.secrets.find_leak(bytes, |_| false) {
+            self.gate.audit.decision(
+                "secret",
+                &s.spec.name,
+                Decision::Deny,
+                &format!(
+                    "exfiltration attempt: a TCP write to {} carries the secret's value",
+                    self.peer
+                ),
+            );
+            return Err(StreamError::LastOperationFailed(wasmtime::format_err!(
+                "refused by warden: the data carries a secret"
+            )));
+        }
+        if !self.gate.meter.take_bytes(bytes.len() as u64) {
+            return Err(StreamError::LastOperationFailed(wasmtime::format_err!(
+                "refused by warden: egress limit reached"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for MeteredOutput {
+    async fn ready(&mut self) {
+        self.inner.ready().await;
+    }
+}
+
+#[async_trait::async_trait]
+impl OutputStream for MeteredOutput {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.admit(&bytes)?;
+        self.inner.write(bytes)
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        self.inner.flush()
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        self.inner.check_write()
+    }
+
+    async fn cancel(&mut self) {
+        self.inner.cancel().await;
+    }
+}
+
 /// The addresses one lookup found, handed out one at a time.
 pub struct Resolved(std::vec::IntoIter<IpAddr>);
 
@@ -232,6 +306,27 @@ pub fn add_to_linker<T: WasiView + 'static>(
                 Ok(socket) => Ok((Ok(socket),)),
                 Err(e) => Ok((Err(e.downcast()?),)),
             }
+        },
+    )?;
+    linker.instance(TCP)?.func_wrap(
+        "[method]tcp-socket.finish-connect",
+        move |mut store: StoreContextMut<'_, T>,
+              (socket,): (Resource<TcpSocket>,)|
+              -> wasmtime::Result<(ConnectResult,)> {
+            let gate = gate(store.data_mut());
+            let mut sockets = WasiSocketsView::sockets(store.data_mut());
+            let peer =
+                HostTcpSocket::remote_address(&mut sockets, Resource::new_borrow(socket.rep()))
+                    .map(|a| format!("{:?}", std::net::SocketAddr::from(a)))
+                    .unwrap_or_else(|_| "its peer".to_owned());
+            let (input, output) = match HostTcpSocket::finish_connect(&mut sockets, socket) {
+                Ok(streams) => streams,
+                Err(e) => return Ok((Err(e.downcast()?),)),
+            };
+            let stream: &mut DynOutputStream = store.data_mut().ctx().table.get_mut(&output)?;
+            let inner = std::mem::replace(stream, Box::new(ClosedOutputStream));
+            *stream = Box::new(MeteredOutput { inner, gate, peer });
+            Ok((Ok((input, output)),))
         },
     )?;
     linker.instance(UDP_CREATE_SOCKET)?.func_wrap(

@@ -286,7 +286,7 @@ fn tcp_connects_only_to_listed_destinations() {
     let r = probe(&s, &manifest, &steps);
     assert_eq!(r.code, 0, "{r:?}");
     let out = lines(&r);
-    assert_eq!(out[0], "tcp: connected", "{r:?}");
+    assert_eq!(out[0], "tcp: sent 5", "{r:?}");
     for line in &out[1..] {
         assert!(line.starts_with("tcp: error"), "{line}\n{r:?}");
     }
@@ -361,4 +361,45 @@ fn the_egress_limit_stops_the_run_with_126() {
     assert!(server.requests().len() < 3, "{}", server.requests().len());
     assert_eq!(r.events("limit")[0]["limit"], "egress");
     assert_eq!(r.exit()["outcome"], "egress-limit");
+}
+
+#[test]
+fn a_tcp_write_carrying_a_secret_is_refused_and_tcp_bytes_count_as_egress() {
+    let server = Server::start();
+    let s = Scene::new();
+    let addr = server.addr();
+    let manifest = format!(
+        "[network]\nconnect = [\"{addr}\"]\n\n[secrets.api]\nfrom = \"env:WARDEN_TEST_API_KEY\"\n"
+    );
+    let steps = [
+        format!("tcp {addr} token={KEY}"),
+        format!("tcp {addr} fine"),
+    ];
+    let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
+    let r = probe(&s, &manifest, &steps);
+    assert_eq!(r.code, 0, "{r:?}");
+    let out = lines(&r);
+    assert!(out[0].starts_with("tcp: write error"), "{r:?}");
+    assert_eq!(out[1], "tcp: sent 4", "{r:?}");
+    assert!(
+        decisions(&r, "secret", "deny")
+            .iter()
+            .any(|(t, why)| t == "api" && why.starts_with("exfiltration attempt: a TCP write"))
+    );
+
+    let manifest = format!("[network]\nconnect = [\"{addr}\"]\n\n[limits]\negress = \"4KiB\"\n");
+    let big = "y".repeat(3000);
+    let r = probe(&s, &manifest, &["repeat 5", &format!("tcp {addr} {big}")]);
+    assert_eq!(r.code, 126, "{r:?}");
+    assert_eq!(r.events("limit")[0]["limit"], "egress");
+    // Two writes fit in 4 KiB; the third is refused (the run may stop before the guest
+    // prints its error).
+    assert!(
+        r.stdout
+            .lines()
+            .filter(|l| l.starts_with("tcp: sent"))
+            .count()
+            <= 2,
+        "{r:?}"
+    );
 }

@@ -4,7 +4,8 @@
 //! - `http-secret METHOD URL NAME [BODY]` — the same, naming secret NAME for injection;
 //! - `http-header METHOD URL HEADER VALUE` — the same, with one extra header;
 //! - `tcp HOST:PORT [DATA]` — connects (resolving HOST through wasi:sockets), writes DATA,
-//!   prints `tcp: connected` or `tcp: error: …`;
+//!   prints `tcp: connected` (`tcp: sent N` / `tcp: write error: …` with DATA) or
+//!   `tcp: error: …`;
 //! - `open NAME`, `reveal NAME` — secrets calls; print `secret: …`;
 //! - `repeat N` — repeats the next step N times.
 //!
@@ -58,10 +59,11 @@ fn run(step: &[&str]) -> String {
             }
         }
         "tcp" => match std::net::TcpStream::connect(arg(1)) {
-            Ok(mut s) => {
-                let _ = s.write_all(arg(2).as_bytes());
-                "tcp: connected".to_string()
-            }
+            Ok(mut s) if !arg(2).is_empty() => match s.write_all(arg(2).as_bytes()) {
+                Ok(()) => format!("tcp: sent {}", arg(2).len()),
+                Err(e) => format!("tcp: write error: {e}"),
+            },
+            Ok(_) => "tcp: connected".to_string(),
             Err(e) => format!("tcp: error: {e}"),
         },
         "open" => match warden_sdk::secrets::open(arg(1)) {
