@@ -48,6 +48,7 @@ pub(crate) fn number(name: &str) -> Option<i64> {
         "getpeername" => libc::SYS_getpeername,
         "getrandom" => libc::SYS_getrandom,
         "bind" => libc::SYS_bind,
+        "writev" => libc::SYS_writev,
         "getsockname" => libc::SYS_getsockname,
         "getsockopt" => libc::SYS_getsockopt,
         "gettid" => libc::SYS_gettid,

@@ -344,6 +344,8 @@ pub(crate) static TABLE: &[Entry] = &[
         "sending on a socket"),
     entry("recvfrom", Network, ALLOW, ALWAYS,
         "receiving on a socket"),
+    entry("writev", Network, ALLOW, ALWAYS,
+        "vectored writes on sockets: TLS records (tokio-rustls) and HTTP requests (hyper)"),
     entry("sendmsg", Network, ALLOW, ALWAYS,
         "sending datagrams"),
     entry("recvmsg", Network, ALLOW, ALWAYS,

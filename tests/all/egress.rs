@@ -403,3 +403,20 @@ fn a_tcp_write_carrying_a_secret_is_refused_and_tcp_bytes_count_as_egress() {
         "{r:?}"
     );
 }
+
+#[test]
+fn https_is_tls_and_never_falls_back_to_plain_http() {
+    // A plain-HTTP server behind an https:// rule: warden's TLS handshake fails, and nothing
+    // readable as a request (let alone the injected secret) reaches the server.
+    let server = Server::start();
+    let s = Scene::new();
+    let base = format!("https://{}", server.addr());
+    let manifest = format!(
+        "[[http]]\nurl = \"{base}/\"\n\n[secrets.api]\nfrom = \"env:WARDEN_TEST_API_KEY\"\n\
+         inject = {{ header = \"Authorization\", format = \"Bearer {{secret}}\", url = \"{base}/\" }}\n"
+    );
+    let r = probe(&s, &manifest, &[&format!("http GET {base}/v1/x")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(lines(&r)[0].starts_with("http: error"), "{r:?}");
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+}
