@@ -381,7 +381,9 @@ impl Shared {
     ) -> Result<Sent, HttpError> {
         let (mut parts, body) = request.into_parts();
         let method = parts.method.as_str().to_owned();
-        let label = format!("{method} {}", parts.uri);
+        // The label goes into the audit log, so no secret value may stay in it (a guest can
+        // put one in the URL).
+        let label = self.secrets.redact_str(&format!("{method} {}", parts.uri));
 
         // 1. The request count.
         if !self.meter.take_request() {

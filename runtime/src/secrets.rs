@@ -139,6 +139,14 @@ impl Secrets {
             .find(|s| s.forms.iter().any(|f| contains(data, f)))
     }
 
+    /// `text` with every secret value replaced, for text that goes into the audit log.
+    pub fn redact_str(&self, text: &str) -> String {
+        match self.redact(text.as_bytes()) {
+            Some(clean) => String::from_utf8_lossy(&clean).into_owned(),
+            None => text.to_owned(),
+        }
+    }
+
     /// `data` with every secret value replaced by `[redacted by warden]`.
     pub fn redact(&self, data: &[u8]) -> Option<Vec<u8>> {
         const MARK: &[u8] = b"[redacted by warden]";
