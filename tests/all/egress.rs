@@ -420,3 +420,43 @@ fn https_is_tls_and_never_falls_back_to_plain_http() {
     assert!(lines(&r)[0].starts_with("http: error"), "{r:?}");
     assert!(server.requests().is_empty(), "{:?}", server.requests());
 }
+
+#[test]
+fn a_wildcard_entry_resolves_its_subdomains_only_and_still_checks_each_address() {
+    // `*.localhost` names resolve to loopback (RFC 6761), which no name may reach: the lookup
+    // is allowed, each connection refused; `localhost` itself is not under the wildcard.
+    let server = Server::start();
+    let s = Scene::new();
+    let port = server
+        .addr()
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let manifest = format!("[network]\nconnect = [\"*.localhost:{port}\"]\n");
+    let steps = [
+        format!("tcp api.localhost:{port}"),
+        format!("tcp localhost:{port}"),
+    ];
+    let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
+    let r = probe(&s, &manifest, &steps);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        lines(&r).iter().all(|l| l.starts_with("tcp: error")),
+        "{r:?}"
+    );
+    let allowed = decisions(&r, "net", "allow");
+    assert_eq!(allowed.len(), 1, "{allowed:?}");
+    assert_eq!(allowed[0].0, "api.localhost");
+    let denied = decisions(&r, "net", "deny");
+    assert!(
+        denied
+            .iter()
+            .any(|(_, why)| why.contains("resolved from \"api.localhost\") is loopback"))
+    );
+    assert!(
+        denied
+            .iter()
+            .any(|(t, why)| t == "localhost" && why.starts_with("lookup"))
+    );
+}
