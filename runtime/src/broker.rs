@@ -395,15 +395,11 @@ impl Shared {
             ));
         }
 
-        // 2. The rules.
         let target = Target::of(&parts.uri)
             .map_err(|why| self.deny("http", &label, &why, HttpError::HttpRequestUriInvalid))?;
-        let rule = match self.rules.check(&method, &target) {
-            Ok(rule) => rule,
-            Err(why) => return Err(self.deny("http", &label, &why, HttpError::HttpRequestDenied)),
-        };
 
-        // 3. Secrets the guest names.
+        // 2. Secrets the guest names, and secret values in the URL or the headers: an attempt
+        //    to send a secret elsewhere is recorded as one, whether or not a rule allows the URL.
         let named: Vec<String> = parts
             .headers
             .get_all(SECRET_HEADER)
@@ -417,7 +413,7 @@ impl Shared {
             let Some(secret) = self.secrets.get(name) else {
                 return Err(self.deny(
                     "secret",
-                    name,
+                    &self.secrets.redact_str(name),
                     &format!("named for {label}, but the manifest grants no secret by this name"),
                     HttpError::HttpRequestDenied,
                 ));
@@ -435,8 +431,26 @@ impl Shared {
                 ));
             }
         }
+        let allowed = |s: &SecretValue| self.bound_to(s, &target);
+        let mut leak = self
+            .secrets
+            .find_leak(parts.uri.to_string().as_bytes(), allowed);
+        for (name, value) in &parts.headers {
+            leak = leak
+                .or_else(|| self.secrets.find_leak(name.as_str().as_bytes(), allowed))
+                .or_else(|| self.secrets.find_leak(value.as_bytes(), allowed));
+        }
+        if let Some(s) = leak {
+            return Err(self.exfiltration(s, &label));
+        }
 
-        // 4. The body, whole, within the egress limit; then the leak scan.
+        // 3. The rules.
+        let rule = match self.rules.check(&method, &target) {
+            Ok(rule) => rule,
+            Err(why) => return Err(self.deny("http", &label, &why, HttpError::HttpRequestDenied)),
+        };
+
+        // 4. The body, whole, within the egress limit; then its leak scan.
         let head_bytes = head_size(&parts);
         if !self.meter.take_bytes(head_bytes) {
             return Err(self.deny(
@@ -447,25 +461,8 @@ impl Shared {
             ));
         }
         let body = self.read_body(body, &label).await?;
-        let allowed = |s: &SecretValue| self.bound_to(s, &target);
-        let mut leak = self
-            .secrets
-            .find_leak(parts.uri.to_string().as_bytes(), allowed);
-        for (name, value) in &parts.headers {
-            leak = leak
-                .or_else(|| self.secrets.find_leak(name.as_str().as_bytes(), allowed))
-                .or_else(|| self.secrets.find_leak(value.as_bytes(), allowed));
-        }
-        leak = leak.or_else(|| self.secrets.find_leak(&body, allowed));
-        if let Some(s) = leak {
-            return Err(self.deny(
-                "secret",
-                &s.spec.name,
-                &format!(
-                    "exfiltration attempt: {label} carries the secret's value outside its binding"
-                ),
-                HttpError::HttpRequestDenied,
-            ));
+        if let Some(s) = self.secrets.find_leak(&body, allowed) {
+            return Err(self.exfiltration(s, &label));
         }
 
         // 5. Injection.
@@ -568,14 +565,25 @@ impl Shared {
             }
         }
         if !self.secrets.is_empty() {
+            for s in self.secrets.iter() {
+                if self
+                    .secrets
+                    .find_leak(&data, |other| other.spec.name != s.spec.name)
+                    .is_some()
+                {
+                    self.audit.decision(
+                        "secret",
+                        &s.spec.name,
+                        Decision::Deny,
+                        &format!(
+                            "the response to {label} carried the secret's value; redacted \
+                             before the guest saw it"
+                        ),
+                    );
+                }
+            }
             if let Some(clean) = self.secrets.redact(&data) {
                 data = clean;
-                self.audit.decision(
-                    "secret",
-                    &label,
-                    Decision::Deny,
-                    "the response carried a secret's value; redacted before the guest saw it",
-                );
             }
             for value in rparts.headers.values_mut() {
                 if let Some(clean) = self.secrets.redact(value.as_bytes()) {
@@ -596,6 +604,17 @@ impl Shared {
             http::Response::from_parts(rparts, body),
             Box::new(async { Ok(()) }),
         ))
+    }
+
+    fn exfiltration(&self, s: &SecretValue, label: &str) -> HttpError {
+        self.deny(
+            "secret",
+            &s.spec.name,
+            &format!(
+                "exfiltration attempt: {label} carries the secret's value outside its binding"
+            ),
+            HttpError::HttpRequestDenied,
+        )
     }
 
     fn bound_to(&self, s: &SecretValue, target: &Target) -> bool {

@@ -364,12 +364,15 @@ fn payments_cannot_send_a_copy_of_its_key_found_in_a_file() {
                 .is_some_and(|reason| reason.starts_with("exfiltration attempt"))
         })
         .count();
-    assert_eq!(exfil, 3, "each copy refused and audited: {:#?}", r.audit);
-    // The copy bound for another host is outside every rule: refused as such.
+    // All four copies, the one bound for a host outside every rule included: a secret sent
+    // elsewhere is recorded as an exfiltration attempt before the rules are consulted.
+    assert_eq!(exfil, 4, "each copy refused and audited: {:#?}", r.audit);
     assert!(
-        r.denials("http").iter().any(|d| d["target"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("POST https://collector.attacker.example/charges"))),
+        decisions(&r, "secret", "deny", "stripe")
+            .iter()
+            .any(|d| d["reason"]
+                .as_str()
+                .is_some_and(|t| t.contains("POST https://collector.attacker.example/charges"))),
         "{:#?}",
         r.audit
     );

@@ -88,6 +88,11 @@ fn an_allowed_request_reaches_the_server_with_the_injected_secret() {
             .iter()
             .any(|(t, why)| t == "api" && why.contains("injected"))
     );
+    assert!(
+        decisions(&r, "secret", "deny")
+            .iter()
+            .any(|(t, why)| t == "api" && why.contains("redacted before the guest saw it"))
+    );
     // The audit log names the secret, never its value.
     assert!(r.audit.iter().all(|e| !e.to_string().contains(KEY)));
 }
