@@ -18,8 +18,8 @@ use crate::stdio::{LimitedOutput, OutputBudget, OutputLimitReached, Sink};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use wasmtime::component::{self, ResourceTable, Val};
 use wasmtime::{Config, Engine, Store, Trap, ValType};
@@ -60,9 +60,11 @@ pub struct Warden {
 struct WardenInner {
     engine: Engine,
     settings: EngineSettings,
-    core_linker: wasmtime::Linker<Host<WasiP1Ctx>>,
+    /// Built on first use, so that a process running one kind of workload never pays for
+    /// the other kind's host functions.
+    core_linker: OnceLock<Result<wasmtime::Linker<Host<WasiP1Ctx>>, String>>,
     shim: fs_audit::ShimCell,
-    component_linker: component::Linker<Host<ComponentCtx>>,
+    component_linker: OnceLock<Result<component::Linker<Host<ComponentCtx>>, String>>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -144,11 +146,11 @@ impl WasiView for Host<ComponentCtx> {
 }
 
 impl Warden {
-    /// Builds the engine (epoch interruption always on; fuel if asked), its linkers and the
-    /// epoch ticker thread.
+    /// Builds the engine (epoch interruption always on; fuel if asked) and the epoch ticker
+    /// thread. The linkers are built when the first module or component is loaded.
     ///
     /// # Errors
-    /// The engine or linkers cannot be created on this host.
+    /// The engine cannot be created on this host.
     pub fn new(settings: EngineSettings) -> Result<Warden, EngineError> {
         let mut config = Config::new();
         config.epoch_interruption(true);
@@ -161,45 +163,7 @@ impl Warden {
         }
         let engine = Engine::new(&config).map_err(|e| EngineError(e.to_string()))?;
 
-        let mut core_linker = wasmtime::Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut core_linker, |h: &mut Host<WasiP1Ctx>| {
-            &mut h.wasi
-        })
-        .map_err(|e| EngineError(e.to_string()))?;
-        // wasmtime-wasi traps on exit codes of 126 and up; warden reports every code (capped
-        // at 119 in its own exit status, exact in the audit log), so it takes proc_exit over.
-        core_linker.allow_shadowing(true);
-        core_linker
-            .func_wrap(
-                "wasi_snapshot_preview1",
-                "proc_exit",
-                |code: i32| -> wasmtime::Result<()> { Err(wasmtime::Error::new(I32Exit(code))) },
-            )
-            .map_err(|e| EngineError(e.to_string()))?;
-        core_linker.allow_shadowing(false);
-        #[cfg(feature = "test-escape")]
-        crate::test_escape::add_to_linker(&mut core_linker)
-            .map_err(|e| EngineError(e.to_string()))?;
         let shim = fs_audit::ShimCell::default();
-        fs_audit::add_to_linker(&mut core_linker, shim.clone())
-            .map_err(|e| EngineError(e.to_string()))?;
-        let mut component_linker = component::Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut component_linker)
-            .map_err(|e| EngineError(e.to_string()))?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut component_linker)
-            .map_err(|e| EngineError(e.to_string()))?;
-        crate::secrets::add_to_linker(&mut component_linker, |h: &mut Host<ComponentCtx>| {
-            SecretsView {
-                ctx: &h.wasi.secrets,
-                table: &mut h.wasi.table,
-            }
-        })
-        .map_err(|e| EngineError(e.to_string()))?;
-        crate::sockets::add_to_linker(&mut component_linker, |h: &mut Host<ComponentCtx>| {
-            h.wasi.gate.clone()
-        })
-        .map_err(|e| EngineError(e.to_string()))?;
-
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let weak = engine.weak();
         let stop = ticker_stop.clone();
@@ -220,9 +184,9 @@ impl Warden {
             inner: Arc::new(WardenInner {
                 engine,
                 settings,
-                core_linker,
+                core_linker: OnceLock::new(),
                 shim,
-                component_linker,
+                component_linker: OnceLock::new(),
                 ticker_stop,
             }),
         })
@@ -422,9 +386,15 @@ impl Warden {
             // Another thread may have won the race; either module will do.
             let _ = self.inner.shim.set(shim);
         }
-        let pre = self
+        let linker = self
             .inner
             .core_linker
+            .get_or_init(|| {
+                core_linker(&self.inner.engine, &self.inner.shim).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| EngineError(e.clone()))?;
+        let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| LoadError::UnknownImport {
                 path: path.to_owned(),
@@ -459,9 +429,13 @@ impl Warden {
     ) -> Result<Prepared, LoadError> {
         let engine = &self.inner.engine;
         let ty = c.component_type();
-        let pre = self
+        let linker = self
             .inner
             .component_linker
+            .get_or_init(|| component_linker(engine).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| EngineError(e.clone()))?;
+        let pre = linker
             .instantiate_pre(&c)
             .map_err(|e| LoadError::UnknownImport {
                 path: path.to_owned(),
@@ -958,6 +932,45 @@ impl Workload {
 /// Fuel, and the epoch callback that runs every tick: it stops the run once the wall-time
 /// limit's ticks have passed or a network limit was reached (which the HTTP broker records
 /// from another thread).
+/// The linker of core modules: WASI preview 1 with warden's `proc_exit` and the filesystem
+/// audit wrappers.
+fn core_linker(
+    engine: &Engine,
+    shim: &fs_audit::ShimCell,
+) -> wasmtime::Result<wasmtime::Linker<Host<WasiP1Ctx>>> {
+    let mut core_linker = wasmtime::Linker::new(engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut core_linker, |h: &mut Host<WasiP1Ctx>| &mut h.wasi)?;
+    // wasmtime-wasi traps on exit codes of 126 and up; warden reports every code (capped at
+    // 119 in its own exit status, exact in the audit log), so it takes proc_exit over.
+    core_linker.allow_shadowing(true);
+    core_linker.func_wrap(
+        "wasi_snapshot_preview1",
+        "proc_exit",
+        |code: i32| -> wasmtime::Result<()> { Err(wasmtime::Error::new(I32Exit(code))) },
+    )?;
+    core_linker.allow_shadowing(false);
+    #[cfg(feature = "test-escape")]
+    crate::test_escape::add_to_linker(&mut core_linker)?;
+    fs_audit::add_to_linker(&mut core_linker, shim.clone())?;
+    Ok(core_linker)
+}
+
+/// The linker of components: WASI preview 2, `wasi:http` through the broker,
+/// `warden:host/secrets`, and warden's socket gate.
+fn component_linker(engine: &Engine) -> wasmtime::Result<component::Linker<Host<ComponentCtx>>> {
+    let mut linker = component::Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
+    crate::secrets::add_to_linker(&mut linker, |h: &mut Host<ComponentCtx>| SecretsView {
+        ctx: &h.wasi.secrets,
+        table: &mut h.wasi.table,
+    })?;
+    crate::sockets::add_to_linker(&mut linker, |h: &mut Host<ComponentCtx>| {
+        h.wasi.gate.clone()
+    })?;
+    Ok(linker)
+}
+
 fn setup_store<T>(store: &mut Store<T>, fuel: Option<u64>, ticks: u64, meter: &Arc<EgressMeter>) {
     if let Some(f) = fuel {
         // Only fails when the engine lacks fuel metering, which `load` already refused.
