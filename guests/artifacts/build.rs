@@ -163,6 +163,15 @@ const GUESTS: &[Guest] = &[
         native: true,
         profile: "twins",
     },
+    Guest {
+        package: "bench-hostcall",
+        what: "exports `run(call, n)`: one host call (a secret's method, a no-op, the clock) n times",
+        cdylib: true,
+        p1: false,
+        p2: true,
+        native: false,
+        profile: "twins",
+    },
 ];
 
 /// Variables of this build that must not reach the guests' build: they describe the host build
