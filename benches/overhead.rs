@@ -10,7 +10,9 @@
 //!   cost of starting a process or an instance. `csv` reads stdin and writes stdout, so it is
 //!   timed as whole runs: start-up included.
 //! - `interruption-*`: a twin with epoch interruption alone (always on in warden), against
-//!   epochs and fuel metering (`[limits] fuel`).
+//!   epochs and fuel metering (`[limits] fuel`); and, since warden never runs without epochs,
+//!   the same twin in a minimal WASI host on engines built here that differ only in
+//!   interruption: none, epochs (warden's own engine and epoch callback), fuel, epochs + fuel.
 //! - `lockdown-readmany`: a twin that opens, reads and closes a small file thousands of times,
 //!   as whole `warden run` processes with `--seccomp off` against `--seccomp enforce` (and the
 //!   native twin). Needs the `warden` binary (see `support::warden_bin`); skipped without it.
@@ -19,9 +21,12 @@
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use warden::{EngineSettings, Input, Warden, Workload};
 use warden_guest_artifacts as guests;
+use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 
 #[path = "support.rs"]
 mod support;
@@ -66,6 +71,8 @@ fn check_twins_agree(workload: &Workload, words: &[&str], stdin: Option<&Path>) 
 }
 
 fn compute(c: &mut Criterion) {
+    // The first group to run: a counting run exits before any other work.
+    interruption_once();
     let workload = load(EngineSettings::default(), None);
     for &(name, words) in LOOPING {
         check_twins_agree(&workload, words, None);
@@ -118,6 +125,41 @@ fn compute(c: &mut Criterion) {
     group.finish();
 }
 
+/// `WARDEN_INTERRUPTION_ONCE="ENGINE WORDS… REPS"` (ENGINE one of `none`, `epochs`, `fuel`,
+/// `epochs+fuel`): builds only that engine, runs the twin once in the minimal host and exits,
+/// for instruction counts that load on the machine does not blur:
+/// `valgrind --tool=callgrind --toggle-collect='*RawTwin*run*' BENCH_EXE`, at two REPS.
+fn interruption_once() {
+    let Ok(spec) = std::env::var("WARDEN_INTERRUPTION_ONCE") else {
+        return;
+    };
+    let words: Vec<String> = spec.split_whitespace().map(str::to_string).collect();
+    let (label, rest) = words.split_first().expect("ENGINE WORDS… REPS");
+    let (epochs, fuel) = match label.as_str() {
+        "none" => (false, false),
+        "epochs" => (true, false),
+        "fuel" => (false, true),
+        "epochs+fuel" => (true, true),
+        other => panic!("unknown engine {other:?}"),
+    };
+    // warden's own engine wherever it has epochs, so the ticker runs as in a run.
+    let warden = epochs.then(|| {
+        Warden::new(EngineSettings {
+            fuel,
+            ..EngineSettings::default()
+        })
+        .expect("engine")
+    });
+    let engine = match &warden {
+        Some(w) => w.engine().clone(),
+        None => own_engine(false, fuel),
+    };
+    let twin = RawTwin::new("once", engine, epochs, fuel);
+    let t = twin.run(rest);
+    eprintln!("{spec}: {t:?}");
+    std::process::exit(0);
+}
+
 fn interruption(c: &mut Criterion) {
     let epochs = load(EngineSettings::default(), None);
     let fuel = load(
@@ -128,6 +170,18 @@ fn interruption(c: &mut Criterion) {
         },
         Some(u64::MAX),
     );
+    let with_epochs = Warden::new(EngineSettings::default()).expect("engine");
+    let with_both = Warden::new(EngineSettings {
+        fuel: true,
+        ..EngineSettings::default()
+    })
+    .expect("engine");
+    let raw = [
+        RawTwin::new("none", own_engine(false, false), false, false),
+        RawTwin::new("epochs", with_epochs.engine().clone(), true, false),
+        RawTwin::new("fuel", own_engine(false, true), false, true),
+        RawTwin::new("epochs+fuel", with_both.engine().clone(), true, true),
+    ];
     for (name, words) in [
         ("sha256-1MiB", &["sha256", "1"][..]),
         ("json-1MiB", &["json"][..]),
@@ -145,7 +199,75 @@ fn interruption(c: &mut Criterion) {
                 })
             });
         }
+        for twin in &raw {
+            group.bench_function(format!("minimal host: {}", twin.label), |b| {
+                b.iter_custom(|reps| twin.run(&args(words, Some(reps))))
+            });
+        }
         group.finish();
+    }
+}
+
+/// An engine configured as warden's, with the interruption given.
+fn own_engine(epochs: bool, fuel: bool) -> Engine {
+    let mut config = wasmtime::Config::new();
+    config
+        .epoch_interruption(epochs)
+        .consume_fuel(fuel)
+        .wasm_component_model(true);
+    Engine::new(&config).expect("engine")
+}
+
+/// The wasm twin in a minimal WASI preview 1 host: no limiter, no audit, no output metering.
+struct RawTwin {
+    label: &'static str,
+    engine: Engine,
+    pre: wasmtime::InstancePre<WasiP1Ctx>,
+    epochs: bool,
+    fuel: bool,
+}
+
+impl RawTwin {
+    fn new(label: &'static str, engine: Engine, epochs: bool, fuel: bool) -> RawTwin {
+        let module = wasmtime::Module::from_file(&engine, guests::BENCH_TWINS_P1).expect("compile");
+        let mut linker = wasmtime::Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |c| c).expect("link WASI");
+        let pre = linker.instantiate_pre(&module).expect("pre-instantiate");
+        RawTwin {
+            label,
+            engine,
+            pre,
+            epochs,
+            fuel,
+        }
+    }
+
+    /// One run of the twin with `args`; its time, instantiation included.
+    #[inline(never)]
+    fn run(&self, args: &[String]) -> Duration {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.arg("bench-twins")
+            .args(args)
+            .stdout(wasmtime_wasi::p2::pipe::SinkOutputStream);
+        let mut store = Store::new(&self.engine, wasi.build_p1());
+        if self.fuel {
+            store.set_fuel(u64::MAX).expect("fuel");
+        }
+        if self.epochs {
+            // What warden's wall limit does each tick, minus the limit.
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Continue(1)));
+        }
+        let started = Instant::now();
+        let instance = self.pre.instantiate(&mut store).expect("instantiate");
+        let start = instance
+            .get_typed_func::<(), ()>(&mut store, "_start")
+            .expect("_start");
+        if let Err(e) = start.call(&mut store, ()) {
+            let code = e.downcast_ref::<I32Exit>().map(|x| x.0);
+            assert_eq!(code, Some(0), "{}: {e:#}", self.label);
+        }
+        started.elapsed()
     }
 }
 
