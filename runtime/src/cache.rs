@@ -20,6 +20,9 @@ use wasmtime::component::Component;
 /// First bytes of every entry; bump the number when the layout changes.
 const MAGIC: &[u8; 16] = b"warden-cache-v1\n";
 
+/// Bytes before an entry's payload: [`MAGIC`], then the payload's SHA-256.
+const ENTRY_HEADER: usize = MAGIC.len() + 32;
+
 /// A compiled workload: a core module or a component.
 #[derive(Clone)]
 pub enum Compiled {
@@ -121,7 +124,7 @@ impl ModuleCache {
     ) -> wasmtime::Result<(Compiled, CacheStatus)> {
         let path = self.entry_path(engine, digest, component);
         let status = match self.read_trusted(&path) {
-            Ok(Some(payload)) => match deserialize(engine, &payload, component) {
+            Ok(Some(data)) => match deserialize(engine, &data[ENTRY_HEADER..], component) {
                 Ok(c) => return Ok((c, CacheStatus::Hit)),
                 Err(e) => CacheStatus::Rebuilt(format!("engine refused the entry: {e}")),
             },
@@ -139,7 +142,9 @@ impl ModuleCache {
         Ok((compiled, status))
     }
 
-    /// Reads an entry if the folder may be trusted and the entry is intact.
+    /// Reads an entry if the folder may be trusted and the entry is intact: the whole file,
+    /// whose payload starts at [`ENTRY_HEADER`] (not copied out: a copy of a large entry
+    /// costs a cached start its page faults twice).
     /// `Ok(None)`: no entry. `Err(reason)`: an entry exists but is not trusted.
     fn read_trusted(&self, path: &Path) -> Result<Option<Vec<u8>>, String> {
         let data = match std::fs::read(path) {
@@ -148,15 +153,14 @@ impl ModuleCache {
             Err(e) => return Err(format!("cannot read entry: {e}")),
         };
         check_private_dir(&self.dir)?;
-        let header = MAGIC.len() + 32;
-        if data.len() < header || &data[..MAGIC.len()] != MAGIC {
+        if data.len() < ENTRY_HEADER || &data[..MAGIC.len()] != MAGIC {
             return Err("not a warden cache entry".into());
         }
         let (sum, payload) = data[MAGIC.len()..].split_at(32);
         if Sha256::digest(payload).as_slice() != sum {
             return Err("checksum mismatch".into());
         }
-        Ok(Some(payload.to_vec()))
+        Ok(Some(data))
     }
 
     fn store(&self, path: &Path, payload: &[u8]) -> std::io::Result<()> {
