@@ -274,3 +274,4 @@ impl Manifest {
 }
 
 mod parse;
+pub(crate) use parse::is_dns_name;

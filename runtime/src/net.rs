@@ -17,6 +17,7 @@
 //! IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) are the IPv4 address they embed, for matching
 //! as for refusal.
 
+use crate::manifest::is_dns_name;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The host of one `[network] connect` entry, typed.
@@ -414,25 +415,6 @@ fn parse_prefix(prefix: &str, max: u8) -> Result<u8, String> {
         Ok(n) if ok && n <= max => Ok(n),
         _ => Err(format!("the CIDR prefix length {prefix:?} is not 0-{max}")),
     }
-}
-
-/// The manifest's rule: letters, digits and `-` in dot-separated labels of 1-63 characters, no
-/// label starting or ending with `-`, at most 253 characters, the last label not all digits.
-fn is_dns_name(name: &str) -> bool {
-    let labels_ok = name.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    });
-    let last_numeric = name
-        .rsplit('.')
-        .next()
-        .is_some_and(|label| label.bytes().all(|b| b.is_ascii_digit()));
-    !name.is_empty() && name.len() <= 253 && labels_ok && !last_numeric
 }
 
 /// A name the guest asked for, lower-case and without one trailing dot; `None` if it has empty

@@ -1022,7 +1022,7 @@ fn check_prefix(prefix: Option<&str>, max: u32) -> std::result::Result<(), Strin
 /// Letters, digits and `-` in dot-separated labels of 1-63 characters, no label starting or
 /// ending with `-`, at most 253 characters, and not ending in an all-digit label (which would
 /// be a malformed IPv4 address).
-fn is_dns_name(name: &str) -> bool {
+pub(crate) fn is_dns_name(name: &str) -> bool {
     if name.is_empty() || name.len() > 253 {
         return false;
     }
