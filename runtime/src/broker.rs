@@ -19,7 +19,7 @@
 use crate::audit::{Audit, Decision};
 use crate::manifest::HttpRule;
 use crate::net;
-use crate::secrets::{SecretValue, Secrets};
+use crate::secrets::{REDACTED, SecretValue, Secrets};
 use bytes::Bytes;
 use hickory_resolver::TokioResolver;
 use http::header::{HeaderName, HeaderValue};
@@ -40,9 +40,6 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The request header through which a guest names the secret a request should carry.
 pub const SECRET_HEADER: &str = "warden-secret";
-
-/// What is written in place of a secret value found in a response.
-pub const REDACTED: &str = "[redacted by warden]";
 
 /// A network limit that stopped the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,16 +122,6 @@ impl EgressMeter {
             return false;
         }
         true
-    }
-
-    /// Bytes counted so far.
-    pub fn bytes(&self) -> u64 {
-        self.bytes.load(Ordering::Relaxed)
-    }
-
-    /// Requests counted so far.
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
     }
 }
 
@@ -271,6 +258,11 @@ impl HttpRules {
         Ok(HttpRules { rules })
     }
 
+    /// The rules, in the manifest's order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
     /// The rule that allows `method` on `target`, or why none does.
     pub fn check(&self, method: &str, target: &Target) -> Result<&Rule, String> {
         if let Some(why) = target.ambiguous_path() {
@@ -323,13 +315,12 @@ impl Broker {
     /// # Errors
     /// A rule's or a binding's URL cannot be parsed.
     pub fn new(
-        rules: &[HttpRule],
+        rules: HttpRules,
         secrets: Arc<Secrets>,
         resolver: Option<Arc<TokioResolver>>,
         meter: Arc<EgressMeter>,
         audit: &Audit,
     ) -> Result<Broker, String> {
-        let rules = HttpRules::new(rules)?;
         let mut bindings = Vec::new();
         for s in secrets.iter() {
             if let Some(inject) = &s.spec.inject {
@@ -565,22 +556,16 @@ impl Shared {
             }
         }
         if !self.secrets.is_empty() {
-            for s in self.secrets.iter() {
-                if self
-                    .secrets
-                    .find_leak(&data, |other| other.spec.name != s.spec.name)
-                    .is_some()
-                {
-                    self.audit.decision(
-                        "secret",
-                        &s.spec.name,
-                        Decision::Deny,
-                        &format!(
-                            "the response to {label} carried the secret's value; redacted \
-                             before the guest saw it"
-                        ),
-                    );
-                }
+            for s in self.secrets.found_in(&data) {
+                self.audit.decision(
+                    "secret",
+                    &s.spec.name,
+                    Decision::Deny,
+                    &format!(
+                        "the response to {label} carried the secret's value; redacted before \
+                         the guest saw it"
+                    ),
+                );
             }
             if let Some(clean) = self.secrets.redact(&data) {
                 data = clean;

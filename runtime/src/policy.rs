@@ -2,7 +2,7 @@
 //! that turns it into a WASI context and limits.
 
 use crate::audit::{Audit, Decision};
-use crate::broker::{Broker, EgressMeter, UrlPrefix};
+use crate::broker::{Broker, EgressMeter, HttpRules};
 use crate::error::LoadError;
 use crate::manifest::{
     Access, Clocks, EnvSource, EnvVar, FileGrant, FileKind, HttpRule, Identity, Limits, Manifest,
@@ -173,14 +173,15 @@ impl Policy {
             message,
         };
         let rules = NetRules::parse(&self.network).map_err(grant_err)?;
+        let http = HttpRules::new(&self.http).map_err(grant_err)?;
         let needs_names = rules
             .rules()
             .iter()
             .any(|r| matches!(r.host, net::Host::Name(_) | net::Host::Wildcard(_)))
-            || self
-                .http
+            || http
+                .rules()
                 .iter()
-                .any(|h| UrlPrefix::parse(&h.url).is_ok_and(|u| u.host.parse::<IpAddr>().is_err()));
+                .any(|r| r.prefix.host.parse::<IpAddr>().is_err());
         let resolver = needs_names.then(host_resolver).flatten();
         let gate = SocketGate::new(
             rules,
@@ -189,7 +190,7 @@ impl Policy {
             meter.clone(),
             audit,
         );
-        let broker = Broker::new(&self.http, secrets.clone(), resolver, meter.clone(), audit)
+        let broker = Broker::new(http, secrets.clone(), resolver, meter.clone(), audit)
             .map_err(grant_err)?;
         Ok(Egress {
             secrets,

@@ -929,9 +929,6 @@ impl Workload {
     }
 }
 
-/// Fuel, and the epoch callback that runs every tick: it stops the run once the wall-time
-/// limit's ticks have passed or a network limit was reached (which the HTTP broker records
-/// from another thread).
 /// The linker of core modules: WASI preview 1 with warden's `proc_exit` and the filesystem
 /// audit wrappers.
 fn core_linker(
@@ -971,6 +968,9 @@ fn component_linker(engine: &Engine) -> wasmtime::Result<component::Linker<Host<
     Ok(linker)
 }
 
+/// Fuel, and the epoch callback that runs every tick: it stops the run once the wall-time
+/// limit's ticks have passed or a network limit was reached (which the HTTP broker records
+/// from another thread).
 fn setup_store<T>(store: &mut Store<T>, fuel: Option<u64>, ticks: u64, meter: &Arc<EgressMeter>) {
     if let Some(f) = fuel {
         // Only fails when the engine lacks fuel metering, which `load` already refused.

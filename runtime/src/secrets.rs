@@ -26,6 +26,9 @@ mod bindings {
 
 use bindings::warden::host::secrets::{Error as GuestError, Host, HostSecret};
 
+/// What is written in place of a secret value found in a response or an audit record.
+pub const REDACTED: &str = "[redacted by warden]";
+
 /// The fewest bytes a secret value may have: shorter values would be found by the leak scan
 /// in ordinary text, refusing innocent requests.
 pub const MIN_SECRET_LEN: usize = 8;
@@ -127,16 +130,23 @@ impl Secrets {
         self.list.iter()
     }
 
-    /// The first secret whose value (or an encoding of it) occurs in `data`, if any.
+    /// The secrets whose value (or an encoding of it) occurs in `data`.
+    pub fn found_in<'a, 'd>(
+        &'a self,
+        data: &'d [u8],
+    ) -> impl Iterator<Item = &'a SecretValue> + use<'a, 'd> {
+        self.list
+            .iter()
+            .filter(|s| s.forms.iter().any(|f| contains(data, f)))
+    }
+
+    /// The first secret found in `data` that `allowed` does not let through, if any.
     pub fn find_leak<'a>(
         &'a self,
         data: &[u8],
         allowed: impl Fn(&SecretValue) -> bool,
     ) -> Option<&'a SecretValue> {
-        self.list
-            .iter()
-            .filter(|s| !allowed(s))
-            .find(|s| s.forms.iter().any(|f| contains(data, f)))
+        self.found_in(data).find(|s| !allowed(s))
     }
 
     /// `text` with every secret value replaced, for text that goes into the audit log.
@@ -147,15 +157,14 @@ impl Secrets {
         }
     }
 
-    /// `data` with every secret value replaced by `[redacted by warden]`.
+    /// `data` with every secret value replaced by [`REDACTED`]; `None` when there is none.
     pub fn redact(&self, data: &[u8]) -> Option<Vec<u8>> {
-        const MARK: &[u8] = b"[redacted by warden]";
         let mut out: Option<Vec<u8>> = None;
         for s in &self.list {
             for f in &s.forms {
                 let current = out.as_deref().unwrap_or(data);
                 if contains(current, f) {
-                    out = Some(replace_all(current, f, MARK));
+                    out = Some(replace_all(current, f, REDACTED.as_bytes()));
                 }
             }
         }
