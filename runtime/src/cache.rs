@@ -2,26 +2,31 @@
 //!
 //! An entry's name is the SHA-256 of the module's bytes, its kind (core module or component)
 //! and the engine's compatibility hash (wasmtime version, target, every setting that changes
-//! the code). An entry is `MAGIC`, the SHA-256 of the payload, then the payload that
-//! `Engine::precompile_*` produced. An entry whose header or checksum is wrong, or that the
-//! engine refuses, is ignored and rebuilt. Entries are only read from a folder that belongs
-//! to the current user and that no one else may write, since precompiled code is trusted
-//! as machine code.
+//! the code). An entry is two files: `NAME.cwasm`, exactly what `Engine::precompile_*`
+//! produced, which wasmtime maps into memory rather than copying (code and the data of linear
+//! memories' copy-on-write images come straight from the file), and `NAME.sum`, [`MAGIC`] then
+//! the BLAKE3 hash of the `.cwasm` (cryptographic, and faster than SHA-256 over a large entry,
+//! which every cached start checks). An entry whose checksum is missing or wrong, or that the engine
+//! refuses, is ignored and rebuilt. Entries are only read from a folder that belongs to the
+//! current user and that no one else may write, since precompiled code is trusted as machine
+//! code; they are only ever replaced by renaming a new file over them, never changed in place,
+//! so a mapped entry stays what was checked.
 //!
 //! This is the one place in the runtime that uses `unsafe`: deserializing precompiled code.
 
 use sha2::{Digest, Sha256};
+use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// First bytes of every entry; bump the number when the layout changes.
-const MAGIC: &[u8; 16] = b"warden-cache-v1\n";
+/// First bytes of every checksum file; bump the number when the layout changes.
+const MAGIC: &[u8; 16] = b"warden-cache-v2\n";
 
-/// Bytes before an entry's payload: [`MAGIC`], then the payload's SHA-256.
-const ENTRY_HEADER: usize = MAGIC.len() + 32;
+/// Length of a checksum file: [`MAGIC`], then the entry's BLAKE3 hash.
+const SUM_LEN: usize = MAGIC.len() + 32;
 
 /// A compiled workload: a core module or a component.
 #[derive(Clone)]
@@ -123,8 +128,8 @@ impl ModuleCache {
         component: bool,
     ) -> wasmtime::Result<(Compiled, CacheStatus)> {
         let path = self.entry_path(engine, digest, component);
-        let status = match self.read_trusted(&path) {
-            Ok(Some(data)) => match deserialize(engine, &data[ENTRY_HEADER..], component) {
+        let status = match self.open_trusted(&path) {
+            Ok(Some(file)) => match deserialize_file(engine, file, &path, component) {
                 Ok(c) => return Ok((c, CacheStatus::Hit)),
                 Err(e) => CacheStatus::Rebuilt(format!("engine refused the entry: {e}")),
             },
@@ -142,53 +147,119 @@ impl ModuleCache {
         Ok((compiled, status))
     }
 
-    /// Reads an entry if the folder may be trusted and the entry is intact: the whole file,
-    /// whose payload starts at [`ENTRY_HEADER`] (not copied out: a copy of a large entry
-    /// costs a cached start its page faults twice).
+    /// Opens an entry if the folder may be trusted and the entry is intact. The checksum is
+    /// computed over a read-only mapping of the open file, the same file that is then handed
+    /// to wasmtime, so no copy of the entry is made.
     /// `Ok(None)`: no entry. `Err(reason)`: an entry exists but is not trusted.
-    fn read_trusted(&self, path: &Path) -> Result<Option<Vec<u8>>, String> {
-        let data = match std::fs::read(path) {
-            Ok(d) => d,
+    fn open_trusted(&self, path: &Path) -> Result<Option<File>, String> {
+        let file = match File::open(path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("cannot read entry: {e}")),
         };
         check_private_dir(&self.dir)?;
-        if data.len() < ENTRY_HEADER || &data[..MAGIC.len()] != MAGIC {
-            return Err("not a warden cache entry".into());
+        let sum = match std::fs::read(sum_path(path)) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err("the entry has no checksum".into());
+            }
+            Err(e) => return Err(format!("cannot read the entry's checksum: {e}")),
+        };
+        if sum.len() != SUM_LEN || &sum[..MAGIC.len()] != MAGIC {
+            return Err("not a warden cache checksum".into());
         }
-        let (sum, payload) = data[MAGIC.len()..].split_at(32);
-        if Sha256::digest(payload).as_slice() != sum {
+        if digest_file(&file).map_err(|e| format!("cannot read entry: {e}"))?[..]
+            != sum[MAGIC.len()..]
+        {
             return Err("checksum mismatch".into());
         }
-        Ok(Some(data))
+        Ok(Some(file))
     }
 
     fn store(&self, path: &Path, payload: &[u8]) -> std::io::Result<()> {
         create_private_dir(&self.dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-        tmp.write_all(MAGIC)?;
-        tmp.write_all(&Sha256::digest(payload))?;
-        tmp.write_all(payload)?;
-        tmp.as_file().sync_all()?;
-        // Rename is atomic: a concurrent reader sees the old entry or the whole new one.
-        tmp.persist(path).map_err(|e| e.error)?;
+        // Renames are atomic: a concurrent reader sees the old file or the whole new one. The
+        // checksum goes last, so a reader that sees a new entry with the old checksum (or a
+        // crash between the two) ends in a mismatch and a rebuild, never in trusting it.
+        let mut entry = tempfile::NamedTempFile::new_in(&self.dir)?;
+        entry.write_all(payload)?;
+        entry.as_file().sync_all()?;
+        entry.persist(path).map_err(|e| e.error)?;
+        let mut sum = tempfile::NamedTempFile::new_in(&self.dir)?;
+        sum.write_all(MAGIC)?;
+        sum.write_all(blake3::hash(payload).as_bytes())?;
+        sum.as_file().sync_all()?;
+        sum.persist(sum_path(path)).map_err(|e| e.error)?;
         Ok(())
     }
+}
+
+/// `NAME.sum` beside `NAME.cwasm`.
+fn sum_path(entry: &Path) -> PathBuf {
+    entry.with_extension("sum")
+}
+
+/// The BLAKE3 hash of an open file, read through a read-only mapping.
+#[allow(unsafe_code)]
+fn digest_file(file: &File) -> std::io::Result<[u8; 32]> {
+    if file.metadata()?.len() == 0 {
+        return Ok(blake3::hash(&[]).into());
+    }
+    // SAFETY: the mapping is read-only and lives only for this function. Entries are never
+    // written in place (see `store`), so the file does not change under the mapping; were
+    // it truncated by someone else, reading past its end would fault, which is the same
+    // trust boundary as the cache folder itself (only this user can write it).
+    let map = unsafe { memmap2::Mmap::map(file)? };
+    Ok(blake3::hash(&map[..]).into())
 }
 
 #[allow(unsafe_code)]
 fn deserialize(engine: &Engine, payload: &[u8], component: bool) -> wasmtime::Result<Compiled> {
     if component {
-        // SAFETY: `payload` is either what `Engine::precompile_component` returned just now
-        // in this process, or a cache entry read from a folder only this user can write and
-        // whose checksum matched, i.e. bytes this process's user produced with
-        // `precompile_component`. wasmtime additionally checks the header, version and
-        // engine settings before using it.
+        // SAFETY: `payload` is what `Engine::precompile_component` returned just now in this
+        // process. wasmtime additionally checks the header, version and engine settings.
         let c = unsafe { Component::deserialize(engine, payload)? };
         Ok(Compiled::Component(c))
     } else {
         // SAFETY: as above, with `Engine::precompile_module`.
         let m = unsafe { wasmtime::Module::deserialize(engine, payload)? };
+        Ok(Compiled::Module(m))
+    }
+}
+
+/// Deserializes a checked entry from its open file: wasmtime maps the file rather than copying
+/// it. A component is opened again through `/proc/self/fd`, which names this same open file
+/// (wasmtime 48 takes a component's file by path only); where that is not available, by its
+/// path in the cache folder.
+#[allow(unsafe_code)]
+fn deserialize_file(
+    engine: &Engine,
+    file: File,
+    path: &Path,
+    component: bool,
+) -> wasmtime::Result<Compiled> {
+    if component {
+        #[cfg(target_os = "linux")]
+        let path = {
+            use std::os::fd::AsRawFd;
+            let by_fd = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+            if by_fd.exists() {
+                by_fd
+            } else {
+                path.to_owned()
+            }
+        };
+        // SAFETY: the file is an entry whose checksum matched, in a folder only this user can
+        // write, i.e. bytes this process's user produced with `precompile_component`; entries
+        // are replaced by rename, never modified, so the mapping stays valid. wasmtime
+        // additionally checks the header, version and engine settings before using it.
+        let c = unsafe { Component::deserialize_file(engine, &path)? };
+        drop(file);
+        Ok(Compiled::Component(c))
+    } else {
+        let _ = path;
+        // SAFETY: as above, with `precompile_module`.
+        let m = unsafe { wasmtime::Module::deserialize_open_file(engine, file)? };
         Ok(Compiled::Module(m))
     }
 }

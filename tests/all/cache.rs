@@ -5,12 +5,16 @@ use crate::util::{Scene, finish, warden};
 use std::path::Path;
 
 fn run_with_cache(cache: &Path, audit: &Path) -> crate::util::Outcome {
+    run_module_with_cache(guests::HELLO_P1, cache, audit)
+}
+
+fn run_module_with_cache(module: &str, cache: &Path, audit: &Path) -> crate::util::Outcome {
     let mut cmd = warden();
     cmd.env("WARDEN_CACHE_DIR", cache)
         .arg("run")
         .arg("--audit")
         .arg(audit)
-        .arg(guests::HELLO_P1);
+        .arg(module);
     let _ = std::fs::remove_file(audit);
     finish(cmd, Some(audit))
 }
@@ -53,9 +57,46 @@ fn a_corrupt_entry_is_rebuilt_not_trusted() {
     assert_eq!(cache_status(&run_with_cache(&cache, &audit)), "rebuilt");
     assert_eq!(cache_status(&run_with_cache(&cache, &audit)), "hit");
 
-    // An entry of another module under this module's name: checksum fine, content foreign.
-    std::fs::write(&entry, b"warden-cache-v1\nnot even close").unwrap();
+    // Garbage under the entry's name.
+    std::fs::write(&entry, b"not even close").unwrap();
     assert_eq!(cache_status(&run_with_cache(&cache, &audit)), "rebuilt");
+
+    // No checksum beside the entry.
+    std::fs::remove_file(entry.with_extension("sum")).unwrap();
+    assert_eq!(cache_status(&run_with_cache(&cache, &audit)), "rebuilt");
+    assert_eq!(cache_status(&run_with_cache(&cache, &audit)), "hit");
+}
+
+#[test]
+fn an_intact_entry_of_the_wrong_kind_is_refused_by_the_engine() {
+    let s = Scene::new();
+    let cache = s.path("cache");
+    let audit = s.path("audit.jsonl");
+    cache_status(&run_with_cache(&cache, &audit));
+    let module_entry = entries(&cache).remove(0);
+    // hello as a component: a second entry, with its own matching checksum, mapped from the
+    // cache like a module's on the second run.
+    let component = |status: &str| {
+        let r = run_module_with_cache(guests::HELLO_P2, &cache, &audit);
+        assert_eq!(cache_status(&r), status);
+    };
+    component("miss");
+    component("hit");
+    let component_entry = entries(&cache)
+        .into_iter()
+        .find(|p| *p != module_entry)
+        .unwrap();
+    // The component's entry and checksum under the module's name: the checksum matches, the
+    // content is not this module's, and wasmtime says so.
+    std::fs::copy(&component_entry, &module_entry).unwrap();
+    std::fs::copy(
+        component_entry.with_extension("sum"),
+        module_entry.with_extension("sum"),
+    )
+    .unwrap();
+    let r = run_with_cache(&cache, &audit);
+    assert_eq!(cache_status(&r), "rebuilt");
+    assert_eq!(cache_status(&run_with_cache(&cache, &audit)), "hit");
 }
 
 #[test]

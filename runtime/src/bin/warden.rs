@@ -330,6 +330,11 @@ fn run(args: RunArgs) -> ExitCode {
             warden::check::format_size(limits.egress)
         ),
     }
+    // The process ends here: leave the engine, the compiled code and the guest's memory to the
+    // kernel rather than unmapping them piece by piece (about 0.1 ms of a cached hello run).
+    // Everything written is already written: the audit sink flushes every record.
+    std::mem::forget(workload);
+    std::mem::forget(warden);
     ExitCode::from(u8::try_from(report.outcome.exit_code()).unwrap_or(EXIT_START_FAILED))
 }
 
