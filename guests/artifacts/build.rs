@@ -90,10 +90,13 @@ const GUESTS: &[Guest] = &[
         "escape",
         "hostile: tries to get out of its granted directory",
     ),
-    bin(
-        "report-connector",
-        "the example connector of examples/report-connector",
-    ),
+    Guest {
+        native: true,
+        ..bin(
+            "report-connector",
+            "the example connector of examples/report-connector (and its native twin)",
+        )
+    },
     Guest {
         p1: false,
         ..bin(

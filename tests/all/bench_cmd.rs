@@ -156,3 +156,74 @@ fn bench_warns_when_the_guest_cannot_read_the_stdin_given() {
     assert_eq!(r.code, 0, "{r:#?}");
     assert!(!r.stderr.contains("warning"), "{r:#?}");
 }
+
+/// `examples/report-connector/` (config, data, an empty out folder, manifest) copied into a
+/// scene, so that neither side writes into the repository.
+fn report_connector_scene() -> (Scene, std::path::PathBuf) {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/report-connector");
+    let s = Scene::new();
+    std::fs::copy(example.join("report.toml"), s.path("report.toml")).unwrap();
+    std::fs::copy(
+        example.join("report.warden.toml"),
+        s.path("report.warden.toml"),
+    )
+    .unwrap();
+    s.mkdir("data");
+    for csv in ["october.csv", "november.csv"] {
+        std::fs::copy(
+            example.join("data").join(csv),
+            s.path(&format!("data/{csv}")),
+        )
+        .unwrap();
+    }
+    s.mkdir("out");
+    let manifest = s.path("report.warden.toml");
+    (s, manifest)
+}
+
+#[test]
+fn bench_runs_the_example_connector_against_its_native_twin() {
+    let (s, manifest) = report_connector_scene();
+    let native_out = s.mkdir("native-out");
+    let native = format!(
+        "{} {} {} {}",
+        guests::REPORT_CONNECTOR_NATIVE,
+        s.path("report.toml").display(),
+        s.path("data").display(),
+        native_out.display()
+    );
+    let mut cmd = warden();
+    cmd.env("REGION", "ignored-by-the-manifest")
+        .arg("bench")
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg(guests::REPORT_CONNECTOR_P1)
+        .args(["--native", &native, "-n", "3", "--warmup", "1", "--json"]);
+    let r = finish(cmd, None);
+    assert_eq!(r.code, 0, "{r:#?}");
+    let v: Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert_eq!(v["native"]["command"][0], guests::REPORT_CONNECTOR_NATIVE);
+    for side in ["native", "warden"] {
+        assert!(
+            v[side]["wall_median_ms"].as_f64().is_some_and(|x| x > 0.0),
+            "{side}: {v:#}"
+        );
+    }
+    assert!(v["ratio"]["wall_median"].as_f64().is_some_and(|x| x > 0.0));
+
+    // Both twins did the same work: the connector under its manifest wrote to the granted out
+    // folder, the native twin to the folder it was given, and the reports agree, except for
+    // the region, which the guest sees from its manifest and the native twin from warden's
+    // environment.
+    let wasm = std::fs::read_to_string(s.path("out/report.txt")).unwrap();
+    let native = std::fs::read_to_string(native_out.join("report.txt")).unwrap();
+    assert!(wasm.starts_with("Monthly payouts (eu-west)\n"), "{wasm}");
+    assert!(
+        native.starts_with("Monthly payouts (ignored-by-the-manifest)\n"),
+        "{native}"
+    );
+    let body = |r: &str| r.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&wasm), body(&native));
+    assert!(wasm.contains("grand total 599.75"), "{wasm}");
+}

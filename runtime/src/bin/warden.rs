@@ -399,7 +399,7 @@ fn bench(args: BenchArgs) -> ExitCode {
         }
         if policy.stdio.stdin != warden::manifest::StdinMode::Inherit {
             eprintln!(
-                "warden: warning: --stdin: the manifest does not grant stdin                  ([stdio] stdin = \"inherit\"), so the guest reads nothing"
+                "warden: warning: --stdin: the manifest does not grant stdin ([stdio] stdin = \"inherit\"), so the guest reads nothing"
             );
         }
     }
