@@ -6,11 +6,11 @@
 //! produced, which wasmtime maps into memory rather than copying (code and the data of linear
 //! memories' copy-on-write images come straight from the file), and `NAME.sum`, [`MAGIC`] then
 //! the BLAKE3 hash of the `.cwasm` (cryptographic, and faster than SHA-256 over a large entry,
-//! which every cached start checks). An entry whose checksum is missing or wrong, or that the engine
-//! refuses, is ignored and rebuilt. Entries are only read from a folder that belongs to the
-//! current user and that no one else may write, since precompiled code is trusted as machine
-//! code; they are only ever replaced by renaming a new file over them, never changed in place,
-//! so a mapped entry stays what was checked.
+//! which every cached start checks). An entry whose checksum is missing or wrong, or that the
+//! engine refuses, is ignored and rebuilt. Entries are only read from a folder that belongs to
+//! the current user and that no one else may write, since precompiled code is trusted as
+//! machine code; they are only ever replaced by renaming a new file over them, never changed
+//! in place, so a mapped entry stays what was checked.
 //!
 //! This is the one place in the runtime that uses `unsafe`: deserializing precompiled code.
 
