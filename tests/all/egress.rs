@@ -9,9 +9,12 @@ use warden_guest_artifacts as guests;
 /// A secret value long enough to be unmistakable in any output.
 const KEY: &str = "sk_live_4f9c2d7e1b";
 
-fn probe(s: &Scene, manifest: &str, steps: &[&str]) -> Outcome {
+/// Runs net-probe under `manifest`; `steps` are `&str` or `String` (steps with an address in
+/// them are built with `format!`).
+fn probe(s: &Scene, manifest: &str, steps: &[impl AsRef<str>]) -> Outcome {
     let m = s.manifest(manifest);
-    s.run_with(Some(&m), guests::NET_PROBE_P2, steps, |c| {
+    let steps: Vec<&str> = steps.iter().map(AsRef::as_ref).collect();
+    s.run_with(Some(&m), guests::NET_PROBE_P2, &steps, |c| {
         c.env("WARDEN_TEST_API_KEY", KEY);
     })
 }
@@ -116,7 +119,6 @@ fn requests_outside_the_rules_are_refused_and_audited() {
         format!("http POST https://{}/v1/charges", server.addr()),
         format!("http POST {}", server.url("/v1/charges/7")),
     ];
-    let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
     let r = probe(&s, &manifest, &steps);
     assert_eq!(r.code, 0, "{r:?}");
     let out = lines(&r);
@@ -164,7 +166,6 @@ fn naming_a_secret_for_another_destination_is_refused_as_exfiltration() {
         // The same attacker endpoint with nothing secret in it is fine.
         format!("http POST {} harmless", attacker.url("/collect")),
     ];
-    let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
     let r = probe(&s, &api_manifest(&server, &extra), &steps);
     assert_eq!(r.code, 0, "{r:?}");
     let out = lines(&r);
@@ -257,7 +258,6 @@ fn a_name_resolving_to_loopback_is_refused_unless_the_address_is_named() {
         format!("http GET http://localhost:{port}/"),
         format!("tcp localhost:{port}"),
     ];
-    let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
     let r = probe(&s, &manifest, &steps);
     assert_eq!(r.code, 0, "{r:?}");
     let out = lines(&r);
@@ -287,7 +287,6 @@ fn tcp_connects_only_to_listed_destinations() {
         "tcp 169.254.169.254:80".to_owned(),
         "tcp example.com:443".to_owned(),
     ];
-    let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
     let r = probe(&s, &manifest, &steps);
     assert_eq!(r.code, 0, "{r:?}");
     let out = lines(&r);
@@ -380,7 +379,6 @@ fn a_tcp_write_carrying_a_secret_is_refused_and_tcp_bytes_count_as_egress() {
         format!("tcp {addr} token={KEY}"),
         format!("tcp {addr} fine"),
     ];
-    let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
     let r = probe(&s, &manifest, &steps);
     assert_eq!(r.code, 0, "{r:?}");
     let out = lines(&r);
@@ -443,7 +441,6 @@ fn a_wildcard_entry_resolves_its_subdomains_only_and_still_checks_each_address()
         format!("tcp api.localhost:{port}"),
         format!("tcp localhost:{port}"),
     ];
-    let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
     let r = probe(&s, &manifest, &steps);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
