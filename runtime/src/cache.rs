@@ -254,10 +254,10 @@ fn deserialize_file(
         // are replaced by rename, never modified, so the mapping stays valid. wasmtime
         // additionally checks the header, version and engine settings before using it.
         let c = unsafe { Component::deserialize_file(engine, &path)? };
+        // Open until here: `/proc/self/fd/N` names it only while it is.
         drop(file);
         Ok(Compiled::Component(c))
     } else {
-        let _ = path;
         // SAFETY: as above, with `precompile_module`.
         let m = unsafe { wasmtime::Module::deserialize_open_file(engine, file)? };
         Ok(Compiled::Module(m))

@@ -288,7 +288,8 @@ impl Warden {
         };
 
         // The copy-on-write memory image is built on first instantiation unless built now;
-        // building it needs a memfd, which a locked-down host no longer may create.
+        // for code compiled in memory (not mapped from a cache entry) building it needs a
+        // memfd, which a locked-down host no longer may create.
         let cow = match &compiled {
             Compiled::Module(m) => m.initialize_copy_on_write_image(),
             Compiled::Component(c) => c.initialize_copy_on_write_image(),
