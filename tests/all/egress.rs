@@ -245,12 +245,7 @@ fn a_missing_secret_source_stops_the_start() {
 fn a_name_resolving_to_loopback_is_refused_unless_the_address_is_named() {
     let server = Server::start();
     let s = Scene::new();
-    let port = server
-        .addr()
-        .rsplit(':')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let port = server.port();
     let manifest = format!(
         "[network]\nconnect = [\"localhost:{port}\"]\n\n[[http]]\nurl = \"http://localhost:{port}/\"\n"
     );
@@ -430,12 +425,7 @@ fn a_wildcard_entry_resolves_its_subdomains_only_and_still_checks_each_address()
     // is allowed, each connection refused; `localhost` itself is not under the wildcard.
     let server = Server::start();
     let s = Scene::new();
-    let port = server
-        .addr()
-        .rsplit(':')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let port = server.port();
     let manifest = format!("[network]\nconnect = [\"*.localhost:{port}\"]\n");
     let steps = [
         format!("tcp api.localhost:{port}"),
