@@ -66,6 +66,7 @@ pub mod cache;
 pub mod check;
 pub mod error;
 mod fs_audit;
+pub mod host_memory;
 pub mod manifest;
 pub mod net;
 pub mod policy;

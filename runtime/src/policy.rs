@@ -167,6 +167,10 @@ impl Policy {
     /// [`LoadError::Grant`] for a rule that cannot be typed.
     pub fn egress(&self, audit: &Audit) -> Result<Egress, LoadError> {
         let secrets = Arc::new(Secrets::load(&self.secrets)?);
+        if !secrets.is_empty() {
+            // From here on no record of this run can carry a value, whoever wrote the text.
+            audit.set_redactor(secrets.clone());
+        }
         let meter = EgressMeter::new(self.limits.http_requests, self.limits.egress, audit);
         let grant_err = |message: String| LoadError::Grant {
             path: self.manifest.clone().unwrap_or_default(),

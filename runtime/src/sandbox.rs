@@ -11,6 +11,7 @@ use crate::broker::{Broker, EgressMeter, NetLimit, NetLimitReached};
 use crate::cache::{CacheStatus, Compiled, ModuleCache};
 use crate::error::{EngineError, LoadError};
 use crate::fs_audit;
+use crate::host_memory;
 use crate::policy::{Policy, program_name};
 use crate::secrets::{SecretsCtx, SecretsView};
 use crate::sockets::SocketGate;
@@ -831,6 +832,8 @@ impl Workload {
         let engine = &w.warden.inner.engine;
         let fuel = policy.limits.fuel;
 
+        let heap_watch = || HeapWatch::new(policy.limits.memory, &audit);
+
         // Everything is set up: lock the host down before the first guest instruction.
         if let Some((mode, profile)) = &profile {
             // wasmtime-wasi's tokio runtime starts its threads when first used; start them
@@ -851,7 +854,7 @@ impl Workload {
                     Host::new(builder.build_p1(), limiter, &audit, &preopens),
                 );
                 store.limiter(|h| &mut h.limiter);
-                setup_store(&mut store, fuel, ticks, &egress.meter);
+                setup_store(&mut store, fuel, ticks, &egress.meter, heap_watch());
                 let result = run_core(&mut store, pre, entry);
                 let left = fuel.and_then(|_| store.get_fuel().ok());
                 (result, store.into_data().limiter, left)
@@ -859,7 +862,11 @@ impl Workload {
             Prepared::Component { pre, entry } => {
                 let wasi = ComponentCtx {
                     ctx: builder.build(),
-                    table: ResourceTable::new(),
+                    table: {
+                        let mut table = ResourceTable::new();
+                        table.set_max_capacity(host_memory::MAX_HANDLES);
+                        table
+                    },
                     http: WasiHttpCtx::new(),
                     broker: egress.broker.clone(),
                     secrets: SecretsCtx {
@@ -870,7 +877,7 @@ impl Workload {
                 };
                 let mut store = Store::new(engine, Host::new(wasi, limiter, &audit, &preopens));
                 store.limiter(|h| &mut h.limiter);
-                setup_store(&mut store, fuel, ticks, &egress.meter);
+                setup_store(&mut store, fuel, ticks, &egress.meter, heap_watch());
                 let stdout = LimitedOutput::new(opts.stdout.clone(), budget.clone());
                 let result = run_component(&mut store, pre, entry, &stdout);
                 let left = fuel.and_then(|_| store.get_fuel().ok());
@@ -972,7 +979,13 @@ fn component_linker(engine: &Engine) -> wasmtime::Result<component::Linker<Host<
 /// Fuel, and the epoch callback that runs every tick: it stops the run once the wall-time
 /// limit's ticks have passed or a network limit was reached (which the HTTP broker records
 /// from another thread).
-fn setup_store<T>(store: &mut Store<T>, fuel: Option<u64>, ticks: u64, meter: &Arc<EgressMeter>) {
+fn setup_store<T>(
+    store: &mut Store<T>,
+    fuel: Option<u64>,
+    ticks: u64,
+    meter: &Arc<EgressMeter>,
+    heap: HeapWatch,
+) {
     if let Some(f) = fuel {
         // Only fails when the engine lacks fuel metering, which `load` already refused.
         let _ = store.set_fuel(f);
@@ -984,12 +997,49 @@ fn setup_store<T>(store: &mut Store<T>, fuel: Option<u64>, ticks: u64, meter: &A
         if let Some(limit) = meter.reached() {
             return Err(wasmtime::Error::new(NetLimitReached(limit)));
         }
+        heap.check()?;
         left -= 1;
         if left == 0 {
             return Err(wasmtime::Error::new(Trap::Interrupt));
         }
         Ok(wasmtime::UpdateDeadline::Continue(1))
     });
+}
+
+/// The host-heap bound of one run (see [`crate::host_memory`]), checked at every epoch tick.
+struct HeapWatch {
+    /// The heap size that stops the run, when a meter is installed.
+    ceiling: Option<u64>,
+    /// The run's allowance, for the record.
+    allowance: u64,
+    audit: Audit,
+}
+
+impl HeapWatch {
+    fn new(memory_limit: u64, audit: &Audit) -> HeapWatch {
+        HeapWatch {
+            ceiling: host_memory::ceiling(memory_limit),
+            allowance: memory_limit.saturating_add(host_memory::HOST_HEAP_HEADROOM),
+            audit: audit.clone(),
+        }
+    }
+
+    fn check(&self) -> wasmtime::Result<()> {
+        let (Some(ceiling), Some(now)) = (self.ceiling, host_memory::allocated()) else {
+            return Ok(());
+        };
+        if now > ceiling {
+            self.audit.emit(
+                "limit",
+                json!({ "limit": "memory", "value": self.allowance, "scope": "host",
+                        "reason": "warden's heap grew past the run's allowance on the guest's behalf" }),
+            );
+            return Err(wasmtime::Error::new(host_memory::HostMemoryExceeded {
+                allowance: self.allowance,
+            }));
+        }
+        Ok(())
+    }
 }
 
 /// What the guest's entry point returned: an exit code, or the error that stopped it.
@@ -1120,6 +1170,24 @@ fn classify(
         Some(Trap::OutOfFuel) => return Outcome::FuelLimit,
         Some(Trap::Interrupt) => return Outcome::WallLimit,
         _ => {}
+    }
+    if err
+        .chain()
+        .any(|c| c.is::<host_memory::HostMemoryExceeded>())
+    {
+        return Outcome::MemoryLimit;
+    }
+    if let Some(full) = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<wasmtime::component::ResourceTableError>())
+        && matches!(full, wasmtime::component::ResourceTableError::Full)
+    {
+        limiter.audit.emit(
+            "limit",
+            json!({ "limit": "memory", "value": limiter.limit, "scope": "handles",
+                    "reason": format!("the guest held {} resource handles", host_memory::MAX_HANDLES) }),
+        );
+        return Outcome::MemoryLimit;
     }
     if limiter.refused {
         // A refused grow ends a Rust guest in an abort (`unreachable`); any failure after a

@@ -222,6 +222,12 @@ fn replace_all(data: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
     out
 }
 
+impl crate::audit::Redact for Secrets {
+    fn redact_text(&self, text: &str) -> String {
+        self.redact_str(text)
+    }
+}
+
 /// What a guest's handle points at: the secret's name. No value.
 #[derive(Debug)]
 pub struct SecretHandle {

@@ -10,6 +10,11 @@ use warden::{
     RunOptions, Warden,
 };
 
+/// The system allocator, counted, so that a run can be stopped when the guest makes warden's
+/// heap grow past its allowance (see `warden::host_memory`).
+#[global_allocator]
+static HEAP: warden::host_memory::CountingAllocator = warden::host_memory::counting_allocator();
+
 /// Exit code when warden itself could not start the workload.
 const EXIT_START_FAILED: u8 = 125;
 
@@ -146,6 +151,7 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    warden::host_memory::install(|| HEAP.allocated());
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -219,7 +225,7 @@ fn seccomp(command: SeccompCommand) -> ExitCode {
 fn open_audit(path: Option<&std::path::Path>) -> anyhow::Result<AuditSink> {
     Ok(match path {
         None => AuditSink::disabled(),
-        Some(p) if p.as_os_str() == "-" => AuditSink::to_writer(std::io::stderr()),
+        Some(p) if p.as_os_str() == "-" => AuditSink::to_framed_stderr(),
         Some(p) => AuditSink::append_to_file(p)
             .with_context(|| format!("{}: cannot open the audit log", p.display()))?,
     })
