@@ -60,6 +60,7 @@ pub(crate) fn number(name: &str) -> Option<i64> {
         "mmap" => libc::SYS_mmap,
         "mprotect" => libc::SYS_mprotect,
         "munmap" => libc::SYS_munmap,
+        "mremap" => libc::SYS_mremap,
         "newfstatat" => libc::SYS_newfstatat,
         "openat" => libc::SYS_openat,
         "openat2" => libc::SYS_openat2,

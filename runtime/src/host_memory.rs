@@ -29,10 +29,11 @@ pub const fn counting_allocator() -> CountingAllocator {
 /// pending output), with slack for the runtime's own bookkeeping.
 pub const HOST_HEAP_HEADROOM: u64 = 48 << 20;
 
-/// The most resource handles (files, streams, HTTP fields and bodies, sockets, secrets, …) a
-/// component may hold at once. wasmtime's default is a million; ordinary guests hold tens.
-/// One more is refused and ends the run as `memory-limit`.
-pub const MAX_HANDLES: usize = 100_000;
+/// The most host resources (files, streams, HTTP fields and bodies, sockets, secrets, …) a
+/// component may hold at once. wasmtime-wasi's table allows a million and wasmtime caps a
+/// store at 100,000 live component handles; warden's cap sits below both so that the run ends
+/// here, as `memory-limit`, with a record saying why. Ordinary guests hold tens.
+pub const MAX_HANDLES: usize = 50_000;
 
 static METER: OnceLock<fn() -> usize> = OnceLock::new();
 

@@ -1177,11 +1177,15 @@ fn classify(
     {
         return Outcome::MemoryLimit;
     }
-    if let Some(full) = err
-        .chain()
-        .find_map(|c| c.downcast_ref::<wasmtime::component::ResourceTableError>())
-        && matches!(full, wasmtime::component::ResourceTableError::Full)
-    {
+    let table_full = err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<wasmtime::component::ResourceTableError>(),
+            Some(wasmtime::component::ResourceTableError::Full)
+        )
+        // wasmtime's own store-wide cap on component handles has no error type of its own.
+        || c.to_string().contains("store handle limit exceeded")
+    });
+    if table_full {
         limiter.audit.emit(
             "limit",
             json!({ "limit": "memory", "value": limiter.limit, "scope": "handles",

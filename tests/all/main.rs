@@ -11,6 +11,7 @@ mod connectors;
 mod egress;
 mod env;
 mod fs;
+mod hostile;
 mod invoke;
 mod library;
 mod limits;
