@@ -55,6 +55,19 @@ pub fn write_guest_stderr(bytes: &[u8]) -> std::io::Result<()> {
     std::io::stderr().lock().write_all(&out)
 }
 
+/// Ends the guest's unterminated stderr line, if framing is on and one is open, so that what
+/// warden writes next to stderr starts a line of its own.
+pub fn end_guest_line() {
+    if !STDERR_FRAMED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let mut line_open = FRAMED_STDERR.lock().unwrap_or_else(|p| p.into_inner());
+    if *line_open {
+        let _ = std::io::stderr().lock().write_all(b"\n");
+        *line_open = false;
+    }
+}
+
 /// A writer for audit records on stderr that closes an open guest line first.
 struct FramedStderr;
 

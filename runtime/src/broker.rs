@@ -966,6 +966,122 @@ mod tests {
     }
 
     #[test]
+    fn paths_a_server_could_read_as_another_path_are_refused() {
+        let r = rules(&[("http://127.0.0.1:8080/v1/", &["GET"])]);
+        for path in [
+            "/v1;x/../admin",
+            "/v1/a;jsessionid=1",
+            "/v1/%3b",
+            "/v1/%252e%252e/admin",
+            "/v1/%00",
+            "/v1/%0a",
+            "/v1/%7f",
+            "/v1/%u002e",
+            "/v1/%zz",
+            "/v1/%2",
+            "/v1/.%2e/admin",
+        ] {
+            let t = Target {
+                https: false,
+                host: "127.0.0.1".into(),
+                port: 8080,
+                path: path.into(),
+            };
+            assert!(r.check("GET", &t).is_err(), "{path}");
+        }
+        // Control: ordinary escapes are fine.
+        assert!(
+            r.check("GET", &target("http://127.0.0.1:8080/v1/a%20b/%41"))
+                .is_ok()
+        );
+    }
+
+    /// What a common server might do to a path before routing it: decode (once or twice),
+    /// drop `;` parameters, read `\` as `/`, merge `//`, resolve dot segments.
+    fn server_views(path: &str) -> Vec<String> {
+        fn decode(p: &str) -> String {
+            let b = p.as_bytes();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'%'
+                    && i + 2 < b.len() + 1
+                    && let Some(v) = b
+                        .get(i + 1..i + 3)
+                        .and_then(|h| std::str::from_utf8(h).ok())
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+                out.push(b[i]);
+                i += 1;
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        }
+        fn strip_params(p: &str) -> String {
+            p.split('/')
+                .map(|s| s.split(';').next().unwrap_or(""))
+                .collect::<Vec<_>>()
+                .join("/")
+        }
+        fn merge(p: &str) -> String {
+            let mut out = p.replace('\\', "/");
+            while out.contains("//") {
+                out = out.replace("//", "/");
+            }
+            out
+        }
+        fn dots(p: &str) -> String {
+            let mut stack: Vec<&str> = Vec::new();
+            for seg in p.split('/').skip(1) {
+                match seg {
+                    "." => {}
+                    ".." => {
+                        stack.pop();
+                    }
+                    s => stack.push(s),
+                }
+            }
+            format!("/{}", stack.join("/"))
+        }
+        let once = decode(path);
+        let twice = decode(&once);
+        [path.to_owned(), once, twice]
+            .iter()
+            .flat_map(|p| [p.clone(), strip_params(p)])
+            .map(|p| dots(&merge(&p)))
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        /// No path the rule allows becomes a path outside it after any normalisation a server
+        /// might apply: the rule means the same to warden and to the server.
+        #[test]
+        fn no_allowed_path_leaves_the_rule_after_normalisation(
+            segs in proptest::collection::vec(proptest::sample::select(vec![
+                "v1", "admin", "a", ".", "..", "%2e", "%2E%2e", "%2f", "%2F", "%25", "%252e",
+                "%3b", ";x", "a;b=..", "\\", "%5c", "%00", "%0d%0a", "", "%u002e", "%41",
+                "%", "%2", "a%20b", "..;", ".%2e",
+            ]), 0..6)
+        ) {
+            let r = rules(&[("http://127.0.0.1:8080/v1/", &["GET"])]);
+            let path = format!("/v1/{}", segs.join("/"));
+            let t = Target { https: false, host: "127.0.0.1".into(), port: 8080, path: path.clone() };
+            if r.check("GET", &t).is_ok() {
+                for view in server_views(&path) {
+                    proptest::prop_assert!(
+                        view.starts_with("/v1/") || view == "/v1",
+                        "{} is allowed but a server may read it as {}", path, view
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn meters_stop_at_their_limits() {
         let audit = Audit::new(crate::AuditSink::disabled(), "warden://local/t");
         let m = EgressMeter::new(2, 100, &audit);

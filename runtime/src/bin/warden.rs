@@ -311,6 +311,7 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    warden::audit::end_guest_line();
     let limits = &workload.policy().limits;
     match &report.outcome {
         Outcome::Exited(_) => {}
