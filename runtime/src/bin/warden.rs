@@ -30,6 +30,7 @@ macro_rules! println {
     ($($arg:tt)*) => { $crate::write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
 }
 macro_rules! eprintln {
+    () => { $crate::write_stderr(format_args!("\n")) };
     ($($arg:tt)*) => { $crate::write_stderr(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
@@ -72,7 +73,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a workload (a WASI preview 1 module or preview 2 component).
+    /// Run a workload (a WASI preview 1 module or preview 2 component)
     ///
     /// Exit codes:
     ///   0-119  the guest's own exit code (a larger one is reported as 119)
