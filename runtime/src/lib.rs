@@ -70,6 +70,7 @@ pub mod host_memory;
 pub mod manifest;
 pub mod net;
 pub mod policy;
+pub mod regular_file;
 pub mod sandbox;
 pub mod secrets;
 pub mod sockets;
@@ -84,6 +85,7 @@ pub use error::{EngineError, LoadError};
 pub use host_seccomp;
 pub use manifest::{Manifest, ManifestError};
 pub use policy::Policy;
+pub use regular_file::read_regular_file;
 pub use sandbox::{
     Captured, EngineSettings, Input, Outcome, RunOptions, RunReport, Warden, Workload,
 };

@@ -241,12 +241,22 @@ impl Manifest {
     /// environment for `from-host` values.
     ///
     /// # Errors
-    /// [`ManifestError::Read`] if the file cannot be read, [`ManifestError::Invalid`] for
+    /// [`ManifestError::Read`] if the file cannot be read, is not a regular file or is not
+    /// UTF-8, [`ManifestError::Invalid`] for
     /// anything the manifest gets wrong.
     pub fn from_file(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        // Not `std::fs::read_to_string`: a FIFO or a device named as the manifest would block
+        // it forever.
+        let read_err = |source| ManifestError::Read {
             path: path.to_owned(),
             source,
+        };
+        let bytes = crate::read_regular_file(path).map_err(read_err)?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            read_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not UTF-8 text",
+            ))
         })?;
         let base_dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),

@@ -213,7 +213,8 @@ impl Warden {
         let path = policy.module.clone().ok_or(LoadError::NoModule)?;
         // The audit log names the module by its full path, whatever the working folder.
         let path = std::fs::canonicalize(&path).unwrap_or(path);
-        let bytes = std::fs::read(&path).map_err(|source| LoadError::ReadModule {
+        // Not `std::fs::read`: a FIFO or a device named as the module would block it forever.
+        let bytes = crate::read_regular_file(&path).map_err(|source| LoadError::ReadModule {
             path: path.clone(),
             source,
         })?;
@@ -741,7 +742,8 @@ impl Workload {
     /// (exit codes, traps, limits) are outcomes, not errors.
     ///
     /// # Errors
-    /// The sandbox could not be set up (a granted path could not be opened or staged).
+    /// An argument or environment value holds a NUL byte ([`LoadError::NulByte`]), or the
+    /// sandbox could not be set up (a granted path could not be opened or staged).
     pub fn run(&self, opts: RunOptions) -> Result<RunReport, LoadError> {
         let w = &*self.inner;
         let policy = &w.policy;
@@ -764,6 +766,10 @@ impl Workload {
             Some(id) => Audit::with_run_id(opts.audit.clone(), &policy.identity.id, id),
             None => Audit::new(opts.audit.clone(), &policy.identity.id),
         };
+        if let Err(e) = check_no_nul(policy, &opts.args) {
+            audit.emit("error", json!({ "message": e.to_string() }));
+            return Err(e);
+        }
         // The start record lists every grant: build it only when it is kept.
         if audit.is_enabled() {
             audit.emit(
@@ -935,6 +941,30 @@ impl Workload {
             run_id: audit.run_id().to_string(),
         })
     }
+}
+
+/// Arguments and environment reach the guest as C strings, which end at the first NUL byte:
+/// one inside a value would truncate it (or fail deep inside WASI), so it is refused up front,
+/// naming the argument (`argv[0]` being the program name, the manifest's `args` come first)
+/// or the variable.
+fn check_no_nul(policy: &Policy, extra_args: &[String]) -> Result<(), LoadError> {
+    for (n, arg) in policy.args.iter().chain(extra_args).enumerate() {
+        if arg.contains('\0') {
+            return Err(LoadError::NulByte(format!("argument {}", n + 1)));
+        }
+    }
+    for var in &policy.env {
+        if var.name.contains('\0') {
+            return Err(LoadError::NulByte(format!(
+                "[env] name `{}`",
+                var.name.escape_debug()
+            )));
+        }
+        if var.value.contains('\0') {
+            return Err(LoadError::NulByte(format!("[env] {}: the value", var.name)));
+        }
+    }
+    Ok(())
 }
 
 /// The linker of core modules: WASI preview 1 with warden's `proc_exit` and the filesystem

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod audit;
+mod badinput;
 mod bench_cmd;
 mod cache;
 mod check;

@@ -402,7 +402,24 @@ impl Parser<'_> {
             None => None,
         };
         let args = match t.get("args") {
-            Some(v) => self.string_array(v, "workload.args", "string")?,
+            Some(v) => {
+                let args = self.string_array(v, "workload.args", "string")?;
+                // The guest gets its arguments as C strings, which a NUL byte would cut short.
+                if let (Some(n), DeValue::Array(items)) =
+                    (args.iter().position(|a| a.contains('\0')), v.get_ref())
+                {
+                    let span = items.get(n).map_or_else(|| v.span(), |i| i.span());
+                    return Err(self.err(
+                        span,
+                        format!(
+                            "workload.args[{n}]: argument {} contains a NUL byte, which a \
+                             program's arguments cannot hold",
+                            n + 1
+                        ),
+                    ));
+                }
+                args
+            }
             None => Vec::new(),
         };
         let invoke = match t.get("invoke") {
@@ -546,6 +563,20 @@ impl Parser<'_> {
                 }
                 _ => return Err(self.expected(v, &path, VALUE)),
             };
+            // The guest gets its environment as C strings, which a NUL byte would cut short.
+            if value.contains('\0') {
+                let what = match &source {
+                    EnvSource::Literal => "the value".to_owned(),
+                    EnvSource::FromHost(from) => format!("the value of warden's variable `{from}`"),
+                };
+                return Err(self.err(
+                    v.span(),
+                    format!(
+                        "{path}: {what} contains a NUL byte, which an environment variable \
+                         cannot hold"
+                    ),
+                ));
+            }
             vars.push(EnvVar {
                 name: name.to_owned(),
                 value,
@@ -1801,6 +1832,52 @@ egress = "1 KB"
             5,
             "missing `from-host` in env.A",
         );
+    }
+
+    #[test]
+    fn nul_bytes_in_args_and_env_values() {
+        assert_text_invalid(
+            &format!("{ID}[workload]\nargs = [\"a\", \"b\\u0000c\"]\n"),
+            4,
+            14,
+            "workload.args[1]: argument 2 contains a NUL byte",
+        );
+        assert_text_invalid(
+            &format!("{ID}[env]\nAPI_BASE = \"x\\u0000y\"\n"),
+            4,
+            12,
+            "env.API_BASE: the value contains a NUL byte",
+        );
+        // `from-host` values: a real environment cannot hold NUL, an embedder's lookup can.
+        let text = format!("{ID}[env]\nAPI_BASE = {{ from-host = \"HOST_BASE\" }}\n");
+        let nul_env = |_: &str| Some("x\0y".to_owned());
+        assert_invalid(
+            parse(
+                &text,
+                Path::new("test.warden.toml"),
+                Path::new("/"),
+                &nul_env,
+            ),
+            4,
+            12,
+            "env.API_BASE: the value of warden's variable `HOST_BASE` contains a NUL byte",
+        );
+        // Controls: the same values without the NUL byte parse.
+        let m = parse_text(&format!(
+            "{ID}[workload]\nargs = [\"a\", \"bc\"]\n[env]\nAPI_BASE = \"xy\"\n"
+        ))
+        .unwrap();
+        assert_eq!(m.workload.args, ["a", "bc"]);
+        assert_eq!(m.env[0].value, "xy");
+        let ok_env = |_: &str| Some("xy".to_owned());
+        let m = parse(
+            &text,
+            Path::new("test.warden.toml"),
+            Path::new("/"),
+            &ok_env,
+        )
+        .unwrap();
+        assert_eq!(m.env[0].value, "xy");
     }
 
     #[test]
