@@ -51,8 +51,8 @@
 //! - Single-file grants are served from a staging folder that is removed when the run ends,
 //!   after the guest, under the lockdown: `unlinkat` even for read-only grants, hence the
 //!   `FileStaging` group (not part of `FileRead`, so that directory grants cannot delete).
-//!   Read-write single files are copied back over the originals by path (`openat` with
-//!   `O_CREAT|O_TRUNC` on the host path), which `FileWrite` allows anyway.
+//!   Read-write single files are copied back by a new file in the original's folder (`openat`
+//!   with `O_CREAT|O_EXCL`) renamed over it (`renameat`), which `FileWrite` allows anyway.
 //!
 //! Syscall numbers are resolved per architecture in `crate::arch`; a name not known there
 //! makes `Profile::install` fail rather than silently allow less (or more).

@@ -182,6 +182,8 @@ pub struct Limits {
     pub http_requests: u64,
     /// Bytes sent over network and HTTP.
     pub egress: u64,
+    /// Bytes of one single-file grant: the largest file staged at start or copied back.
+    pub staged_file: u64,
 }
 
 impl Limits {
@@ -197,6 +199,11 @@ impl Limits {
     pub const DEFAULT_HTTP_REQUESTS: u64 = 100;
     /// 16 MiB sent over network and HTTP per run.
     pub const DEFAULT_EGRESS: u64 = 16 << 20;
+    /// 16 MiB per single-file grant: config, cursor and state files are far smaller, and warden
+    /// holds a staged file's original in memory and reads the guest's copy back at the end,
+    /// so the bound caps what a guest can make warden read, hold and write (a sparse file
+    /// included).
+    pub const DEFAULT_STAGED_FILE: u64 = 16 << 20;
 }
 
 impl Default for Limits {
@@ -208,6 +215,7 @@ impl Default for Limits {
             output: Self::DEFAULT_OUTPUT,
             http_requests: Self::DEFAULT_HTTP_REQUESTS,
             egress: Self::DEFAULT_EGRESS,
+            staged_file: Self::DEFAULT_STAGED_FILE,
         }
     }
 }
@@ -280,6 +288,28 @@ impl Manifest {
         base_dir: &Path,
     ) -> Result<Manifest, ManifestError> {
         parse::parse(text, source, base_dir, &|name| std::env::var(name).ok())
+    }
+}
+
+/// What a file type is, for errors: "a FIFO", "a directory", ….
+pub(crate) fn file_type_name(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_file() {
+        "a regular file"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symlink"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_char_device() {
+        "a character device"
+    } else {
+        "not a regular file"
     }
 }
 

@@ -9,6 +9,7 @@ mod cache;
 mod check;
 mod cli;
 mod connectors;
+mod copyback;
 mod egress;
 mod env;
 mod fs;

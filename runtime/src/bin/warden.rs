@@ -65,6 +65,10 @@ fn write_stderr(args: std::fmt::Arguments<'_>) {
 /// past its wall limit before warden ends the whole process.
 const WALL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How often the watchdog looks at the signal flag and the clock: a SIGTERM or SIGINT is acted
+/// on within this, and each look is one sleep (a syscall the lockdown always allows).
+const WATCHDOG_POLL: std::time::Duration = std::time::Duration::from_millis(25);
+
 #[derive(Parser)]
 #[command(
     name = "warden",
@@ -90,6 +94,8 @@ enum Command {
     ///          the wall limit, and at least 10 s)
     ///   125    warden could not start the workload
     ///   126    network limit reached (http-requests or egress)
+    ///   130    stopped by SIGINT (read-write single files not copied back)
+    ///   143    stopped by SIGTERM (read-write single files not copied back)
     ///   159    warden killed by its own seccomp filter (128 + SIGSYS)
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
@@ -285,6 +291,12 @@ fn open_audit(path: Option<&std::path::Path>) -> anyhow::Result<AuditSink> {
 }
 
 fn run(args: RunArgs) -> ExitCode {
+    // Before anything is staged: a SIGTERM or SIGINT only sets this flag (no syscall in the
+    // handler), and the watchdog thread acts on it.
+    let signal = match signal_flag() {
+        Ok(f) => f,
+        Err(e) => return fail(format!("cannot install the SIGTERM/SIGINT handlers: {e}")),
+    };
     let mut policy = match &args.manifest {
         Some(path) => match Manifest::from_file(path) {
             Ok(m) => Policy::from_manifest(m),
@@ -363,7 +375,7 @@ fn run(args: RunArgs) -> ExitCode {
     opts.lockdown = lockdown;
     opts.run_id = Some(run_id.clone());
 
-    start_wall_watchdog(&sink, &policy, &run_id);
+    start_watchdog(&sink, &policy, &run_id, signal);
     let report = match workload.run(opts) {
         Ok(r) => r,
         Err(e) => return fail(e),
@@ -402,21 +414,72 @@ fn run(args: RunArgs) -> ExitCode {
     ExitCode::from(u8::try_from(report.outcome.exit_code()).unwrap_or(EXIT_START_FAILED))
 }
 
-/// The epoch stops guest code at the wall limit, but not a guest blocked inside a host call
-/// (a read of an inherited stdin, say). This thread ends the process if the run outlives its
-/// limit by [`WALL_GRACE`], after writing the records the run itself could not.
-fn start_wall_watchdog(sink: &AuditSink, policy: &Policy, run_id: &str) {
+/// A flag that SIGTERM and SIGINT set to their number. The handler only stores into it.
+fn signal_flag() -> std::io::Result<std::sync::Arc<std::sync::atomic::AtomicUsize>> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        let value = usize::try_from(sig).unwrap_or_default();
+        signal_hook::flag::register_usize(sig, flag.clone(), value)?;
+    }
+    Ok(flag)
+}
+
+/// Ends the process for what the run itself cannot see, polling every [`WATCHDOG_POLL`]:
+///
+/// - a SIGTERM or SIGINT: the staging of single-file grants is removed *without* copy-back
+///   (the guest may be halfway through a write), an `exit` record with outcome `signal` is
+///   written, and warden exits with 128 + the signal's number (143, 130);
+/// - the wall limit passed by [`WALL_GRACE`]: the epoch stops guest code at the limit, but not
+///   a guest blocked inside a host call (a read of an inherited stdin, say). Read-write single
+///   files are copied back (the guest is blocked, not writing), staging removed, the records
+///   the run could not write written, and warden exits with 124.
+fn start_watchdog(
+    sink: &AuditSink,
+    policy: &Policy,
+    run_id: &str,
+    signal: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     let sink = sink.clone();
     let run_id = run_id.to_string();
     let id = policy.identity.id.clone();
     let wall = policy.limits.wall;
+    let started = std::time::Instant::now();
+    let deadline = started.checked_add(wall + WALL_GRACE);
     let _ = std::thread::Builder::new()
         .name("warden-watchdog".into())
         .spawn(move || {
-            std::thread::sleep(wall + WALL_GRACE);
             let audit = Audit::with_run_id(sink, &id, &run_id);
+            loop {
+                let sig = signal.load(std::sync::atomic::Ordering::SeqCst);
+                if sig != 0 {
+                    let name = match i32::try_from(sig) {
+                        Ok(signal_hook::consts::SIGTERM) => "SIGTERM",
+                        Ok(signal_hook::consts::SIGINT) => "SIGINT",
+                        _ => "a signal",
+                    };
+                    let code = 128 + i32::try_from(sig).unwrap_or(0);
+                    warden::policy::finish_all_staging(false);
+                    let wall_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    audit.emit(
+                        "exit",
+                        json!({ "outcome": "signal", "code": code, "signal": name,
+                                "wall_ms": wall_ms, "fuel_used": null, "peak_memory": null,
+                                "message": "stopped by a signal; read-write single files \
+                                            not copied back" }),
+                    );
+                    eprintln!(
+                        "warden: stopped by {name}; read-write single files were not copied back"
+                    );
+                    std::process::exit(code);
+                }
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    break;
+                }
+                std::thread::sleep(WATCHDOG_POLL);
+            }
             let wall_ms = u64::try_from(wall.as_millis()).unwrap_or(u64::MAX);
             audit.limit("wall", wall_ms);
+            warden::policy::finish_all_staging(true);
             audit.emit(
                 "exit",
                 json!({ "outcome": "wall-limit", "code": 124, "wall_ms": wall_ms,

@@ -462,10 +462,28 @@ impl Parser<'_> {
                     format!("files.host: host path `{host}`{shown} {why}"),
                 )
             })?;
-            let kind = if canonical.is_dir() {
-                FileKind::Dir
-            } else {
-                FileKind::File
+            // A FIFO, socket or device is neither a folder nor a file to copy: opening a FIFO
+            // would block the start, so its type is checked here, without opening it.
+            let file_type = std::fs::metadata(&canonical).map(|m| m.file_type());
+            let kind = match &file_type {
+                Ok(t) if t.is_dir() => FileKind::Dir,
+                Ok(t) if t.is_file() => FileKind::File,
+                Ok(t) => {
+                    return Err(self.err(
+                        hv.span(),
+                        format!(
+                            "files.host: host path `{host}` is {}; expected a regular file or a \
+                             directory",
+                            super::file_type_name(t)
+                        ),
+                    ));
+                }
+                Err(e) => {
+                    return Err(self.err(
+                        hv.span(),
+                        format!("files.host: host path `{host}` cannot be read: {e}"),
+                    ));
+                }
             };
 
             const GUEST: &str = "an absolute guest path such as \"/data\"";
@@ -512,6 +530,27 @@ impl Parser<'_> {
                 "read-write" => Access::ReadWrite,
                 _ => return Err(self.expected(av, "files.access", ACCESS)),
             };
+
+            // A staged folder is preopened either read-only or writable for the guest, so a
+            // read single file beside a read-write one could be overwritten or replaced.
+            if kind == FileKind::File {
+                let folder = guest_parent(&guest);
+                if let Some(other) = grants.iter().find(|g| {
+                    g.kind == FileKind::File
+                        && g.access != access
+                        && guest_parent(&g.guest) == folder
+                }) {
+                    return Err(self.err(
+                        gv.span(),
+                        format!(
+                            "files.guest: the single file `{guest}` and the earlier `{}` share \
+                             the guest folder `{folder}` with different access; expected read \
+                             and read-write single files in different guest folders",
+                            other.guest
+                        ),
+                    ));
+                }
+            }
 
             grants.push(FileGrant {
                 host: canonical,
@@ -823,6 +862,7 @@ impl Parser<'_> {
                 "output",
                 "http-requests",
                 "egress",
+                "staged-file",
             ],
         )?;
         let mut limits = Limits::default();
@@ -855,6 +895,9 @@ impl Parser<'_> {
         }
         if let Some(v) = t.get("egress") {
             limits.egress = self.size(v, "limits.egress")?;
+        }
+        if let Some(v) = t.get("staged-file") {
+            limits.staged_file = self.size(v, "limits.staged-file")?;
         }
         Ok(limits)
     }
@@ -956,6 +999,15 @@ fn normalise_guest(guest: &str) -> std::result::Result<String, String> {
 }
 
 /// Whether normalised guest path `inner` lies strictly inside `outer`.
+/// The guest folder that holds a (normalised, non-root) guest path: `/etc/app.toml` → `/etc`,
+/// `/app.toml` → `/`.
+fn guest_parent(guest: &str) -> &str {
+    match guest.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &guest[..i],
+    }
+}
+
 fn guest_within(inner: &str, outer: &str) -> bool {
     inner != outer
         && (outer == "/"
@@ -1277,6 +1329,7 @@ wall = "2m"
 output = 0
 http-requests = 5
 egress = "1 KB"
+staged-file = "2MiB"
 "#
         );
         let env = |name: &str| (name == "PAYMENTS_API_BASE").then(|| "https://x".to_owned());
@@ -1380,6 +1433,7 @@ egress = "1 KB"
                 output: 0,
                 http_requests: 5,
                 egress: 1000,
+                staged_file: 2 << 20,
             },
         };
         assert_eq!(m, expected);
@@ -1795,6 +1849,69 @@ egress = "1 KB"
         let m = parse_in(dir.path(), &text).unwrap();
         assert_eq!(m.files.len(), 2);
         assert_eq!(m.files[0].kind, FileKind::Dir);
+    }
+
+    #[test]
+    fn read_and_read_write_single_files_need_separate_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), "").unwrap();
+        std::fs::write(dir.path().join("b"), "").unwrap();
+        let grant = |host: &str, guest: &str, access: &str| {
+            format!("[[files]]\nhost = \"{host}\"\nguest = \"{guest}\"\naccess = \"{access}\"\n")
+        };
+        let text = format!(
+            "{ID}{}{}",
+            grant("a", "/etc/a", "read"),
+            grant("b", "/etc/b", "read-write")
+        );
+        assert_invalid(
+            parse_in(dir.path(), &text),
+            9,
+            9,
+            "share the guest folder `/etc` with different access",
+        );
+        // Control: different folders, or the same access, are fine.
+        for (g2, acc2) in [("/state/b", "read-write"), ("/etc/b", "read")] {
+            let text = format!(
+                "{ID}{}{}",
+                grant("a", "/etc/a", "read"),
+                grant("b", g2, acc2)
+            );
+            assert_eq!(parse_in(dir.path(), &text).unwrap().files.len(), 2);
+        }
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_opening_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let text = format!("{ID}[[files]]\nhost = \"pipe\"\nguest = \"/p\"\naccess = \"read\"\n");
+        assert_invalid(
+            parse_in(dir.path(), &text),
+            4,
+            8,
+            "host path `pipe` is a FIFO; expected a regular file or a directory",
+        );
+    }
+
+    #[test]
+    fn staged_file_limit_is_a_size() {
+        let m = parse_text(&format!("{ID}[limits]\nstaged-file = \"1KiB\"\n")).unwrap();
+        assert_eq!(m.limits.staged_file, 1024);
+        let m = parse_text(&format!("{ID}[limits]\nstaged-file = 0\n")).unwrap();
+        assert_eq!(m.limits.staged_file, 0);
+        assert_eq!(parse_text(ID).unwrap().limits.staged_file, 16 << 20);
+        assert_text_invalid(
+            &format!("{ID}[limits]\nstaged-file = \"big\"\n"),
+            4,
+            15,
+            "limits.staged-file: expected a size such as \"64MiB\"",
+        );
     }
 
     #[test]
