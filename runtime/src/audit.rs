@@ -155,7 +155,7 @@ impl AuditSink {
         if let Err(e) = result {
             // The audit log is the only record of what happened: say so loudly, once per
             // failed line, rather than dropping it in silence.
-            eprintln!("warden: cannot write the audit log: {e}");
+            let _ = writeln!(std::io::stderr(), "warden: cannot write the audit log: {e}");
         }
     }
 }
