@@ -17,6 +17,7 @@ mod limits;
 mod lockdown;
 mod server;
 mod stdio;
+mod stress;
 mod util;
 
 use warden_guest_artifacts as guests;
