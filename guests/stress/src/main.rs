@@ -99,7 +99,7 @@ fn open_many(path: &str, n: usize) -> io::Result<()> {
     // Each still works, and closing them all goes through the host too.
     let mut byte = [0u8; 1];
     if let Some(f) = files.last_mut() {
-        f.read(&mut byte)?;
+        f.read_exact(&mut byte)?;
     }
     drop(files);
     // With every file closed, opening works again.
