@@ -76,7 +76,9 @@
 //! Everything else the corpus did (files of tens of MiB read and written, a folder of 5,000
 //! entries, paths ending in `/` or holding `.`, every mutating file operation, 32 MiB of
 //! random bytes, 20 MB of stdin, memory grown to the limit, 50 HTTP requests in a row, a 4 MiB
-//! TCP echo, the response cap, the request and egress limits) already fitted the list.
+//! TCP echo, the response cap, the request and egress limits, `fd_advise`, descriptor flags,
+//! sleeps, TLS and refused connections, the wall-time watchdog ending a request stuck on a
+//! silent server) already fitted the list.
 //!
 //! Syscall numbers are resolved per architecture in `crate::arch`; a name not known there
 //! makes `Profile::install` fail rather than silently allow less (or more).

@@ -264,6 +264,35 @@ fn every_mutating_file_operation_in_a_read_write_grant_works() {
 }
 
 #[test]
+fn the_rarer_file_calls_work() {
+    let s = Scene::new();
+    s.mkdir("rw");
+    let m = s.manifest(&grant("rw", "/rw", "read-write"));
+    for (kind, guest) in both(guests::STRESS_P1, guests::STRESS_P2) {
+        let r = stress(&s, &m, guest, &["misc", "/rw/misc.bin"]);
+        assert_eq!(r.code, 0, "{kind}: {r:#?}");
+        for step in [
+            "advise",
+            "set-flags",
+            "append-write",
+            "seek",
+            "tell",
+            "set-size",
+            "sleep",
+            "yield",
+            "metadata",
+        ] {
+            assert!(
+                has_line(&r, &format!("{step}: ok")),
+                "{kind}: {step}: {r:#?}"
+            );
+        }
+        let len = std::fs::metadata(s.path("rw/misc.bin")).unwrap().len();
+        assert_eq!(len, 1 << 20, "{kind}");
+    }
+}
+
+#[test]
 fn an_inherited_stdin_is_read_to_its_end() {
     let s = Scene::new();
     let input = s.path("stdin.bin");
@@ -474,6 +503,21 @@ fn a_raw_tcp_echo_under_network() {
     assert!(has_line(&r, "sent 2097152 received 2097152"), "{r:#?}");
 }
 
+/// The wall-time watchdog ends a run stuck in a host call (a server that never answers) from
+/// its own thread, under the lockdown: exit 124, not 159.
+#[test]
+fn a_request_stuck_past_the_wall_limit_ends_as_a_wall_limit() {
+    let s = Scene::new();
+    let server = Loopback::http();
+    let m = s.manifest(&format!(
+        "[[http]]\nurl = \"http://{}/\"\n[limits]\nwall = \"1s\"\n",
+        server.addr
+    ));
+    let url = format!("http://{}/slow", server.addr);
+    let r = stress(&s, &m, guests::STRESS_P2, &["http-get", &url]);
+    assert_eq!(r.code, 124, "{r:#?}");
+}
+
 // --- Control: the filter is on in these configurations -----------------------------------------
 
 #[cfg(feature = "test-escape")]
@@ -511,12 +555,14 @@ fn an_escape_still_dies_with_159_under_the_stress_manifests() {
 
 /// How long a connection may sit idle before its thread gives up on it.
 const IDLE: Duration = Duration::from_secs(10);
+/// How long `GET /slow` waits: well past the wall limit of the test that uses it.
+const SLOW: Duration = Duration::from_secs(8);
 
 /// A loopback server for these tests, on a port the system picks; dropping it stops it.
 ///
 /// `http`: HTTP/1.1, one request per connection (`Connection: close`): `GET /big` answers
 /// [`BIG_RESPONSE`] bytes, `POST` answers the number of body bytes it read (by
-/// `Content-Length`), anything else `ok`. `echo`: writes back what it reads until the client
+/// `Content-Length`), `GET /slow` waits [`SLOW`] before answering, anything else `ok`. `echo`: writes back what it reads until the client
 /// closes its write half.
 struct Loopback {
     addr: SocketAddr,
@@ -598,6 +644,9 @@ fn serve_http(c: TcpStream) {
         )
         .unwrap_or(0);
         read.to_string().into_bytes()
+    } else if path == "/slow" {
+        std::thread::sleep(SLOW);
+        b"late".to_vec()
     } else if path == "/big" {
         (0..BIG_RESPONSE).map(|i| b'a' + (i % 26) as u8).collect()
     } else {

@@ -14,6 +14,8 @@
 //! stress mutate ROOT         mkdir, write, append, rename, link, symlink, readlink, truncate,
 //!                            set times (by descriptor and by path), sync, unlink and rmdir
 //!                            under ROOT: `STEP: ok` each
+//! stress misc PATH          the rarer calls on a writable file PATH: advise, allocate, set
+//!                            flags, seek, set size, sleep, yield: `STEP: ok` each
 //! stress grow                grows linear memory 1 MiB at a time until refused:
 //!                            `grew N MiB`
 //! stress clocks              wall and monotonic time and resolution:
@@ -42,7 +44,7 @@ use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: stress read PATH | write PATH MIB | open-many PATH N | ls DIR | paths ROOT \
-     | mutate ROOT | grow | clocks | random MIB | stdin | handles N | http-get URL \
+     | mutate ROOT | misc PATH | grow | clocks | random MIB | stdin | handles N | http-get URL \
      | http-post URL MIB | http-many URL N | tcp ADDR KIB";
 
 const MIB: usize = 1024 * 1024;
@@ -298,6 +300,67 @@ fn mutate(root: &str) -> io::Result<()> {
     Ok(())
 }
 
+fn misc(path: &str) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::fd::AsRawFd;
+    unsafe extern "C" {
+        fn posix_fadvise(fd: i32, offset: i64, len: i64, advice: i32) -> i32;
+        fn posix_fallocate(fd: i32, offset: i64, len: i64) -> i32;
+        fn fcntl(fd: i32, cmd: i32, ...) -> i32;
+    }
+    /// wasi-libc's `POSIX_FADV_SEQUENTIAL`, `F_GETFL`, `F_SETFL` and `O_APPEND`.
+    const FADV_SEQUENTIAL: i32 = 2;
+    const F_GETFL: i32 = 3;
+    const F_SETFL: i32 = 4;
+    const O_APPEND: i32 = 1;
+    let errno = |e: i32| match e {
+        0 => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    };
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    let fd = f.as_raw_fd();
+    // SAFETY: `fd` is an open descriptor for the whole block.
+    step(
+        "advise",
+        errno(unsafe { posix_fadvise(fd, 0, 0, FADV_SEQUENTIAL) }),
+    )?;
+    // Preview 1 has fd_allocate (wasmtime answers "not supported"); an error is fine here.
+    // SAFETY: as above.
+    let allocated = errno(unsafe { posix_fallocate(fd, 0, 4096) });
+    println!(
+        "allocate: {}",
+        if allocated.is_ok() { "ok" } else { "refused" }
+    );
+    // SAFETY: as above; F_GETFL/F_SETFL take and return an int.
+    step("set-flags", unsafe {
+        let flags = fcntl(fd, F_GETFL);
+        if flags < 0 || fcntl(fd, F_SETFL, flags | O_APPEND) != 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    })?;
+    step("append-write", f.write_all(b"0123456789"))?;
+    step("seek", f.seek(SeekFrom::Start(2)).map(drop))?;
+    step("tell", f.stream_position().map(drop))?;
+    step("set-size", f.set_len(1 << 20))?;
+    step("sleep", {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        Ok(())
+    })?;
+    step("yield", {
+        std::thread::yield_now();
+        Ok(())
+    })?;
+    step("metadata", f.metadata().map(drop))?;
+    Ok(())
+}
+
 #[cfg(target_arch = "wasm32")]
 fn grow() -> io::Result<()> {
     // Print once first, so that stdout's buffer exists before memory runs out.
@@ -480,6 +543,7 @@ fn run(args: &[&str]) -> Option<io::Result<()>> {
         ["ls", dir] => ls(dir),
         ["paths", root] => paths(root),
         ["mutate", root] => mutate(root),
+        ["misc", path] => misc(path),
         ["grow"] => grow(),
         ["clocks"] => clocks(),
         ["random", mib] => number(mib).and_then(random),
