@@ -118,6 +118,9 @@ impl Policy {
         if self.stdio.stdin == StdinMode::Inherit {
             groups.push(Group::Stdin);
         }
+        if self.clocks.wall || self.clocks.monotonic {
+            groups.push(Group::Clocks);
+        }
         if !self.network.is_empty() || !self.http.is_empty() {
             groups.push(Group::Network);
         }

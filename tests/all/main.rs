@@ -20,6 +20,7 @@ mod limits;
 mod lockdown;
 mod server;
 mod stdio;
+mod stress;
 mod util;
 
 use warden_guest_artifacts as guests;
