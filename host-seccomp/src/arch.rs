@@ -60,7 +60,6 @@ pub(crate) fn number(name: &str) -> Option<i64> {
         "madvise" => libc::SYS_madvise,
         "mkdirat" => libc::SYS_mkdirat,
         "mmap" => libc::SYS_mmap,
-        "mremap" => libc::SYS_mremap,
         "mprotect" => libc::SYS_mprotect,
         "munmap" => libc::SYS_munmap,
         "mremap" => libc::SYS_mremap,

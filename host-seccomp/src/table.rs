@@ -150,17 +150,6 @@ const MADV_DONTNEED: &[Rule] = &[&[Cond::eq(
     "advice == MADV_DONTNEED",
 )]];
 
-/// `mremap` that may move the mapping but not to a chosen address (`MREMAP_FIXED`) and
-/// without leaving the old one behind (`MREMAP_DONTUNMAP`).
-const MREMAP_MAYMOVE_ONLY: &[Rule] = &[
-    &[Cond::eq(3, 0, "flags == 0")],
-    &[Cond::eq(
-        3,
-        libc::MREMAP_MAYMOVE as u64,
-        "flags == MREMAP_MAYMOVE",
-    )],
-];
-
 const PR_SET_NAME: &[Rule] = &[&[Cond::eq(
     0,
     libc::PR_SET_NAME as u64,
@@ -277,8 +266,6 @@ pub(crate) static TABLE: &[Entry] = &[
         "the store's linear memories, tables and stacks, malloc; never executable (W^X)"),
     entry("mprotect", Base, ALLOW, NOT_EXEC,
         "making reserved memory accessible as the guest grows it, guard pages; never executable"),
-    entry("mremap", Base, ALLOW, MREMAP_MAYMOVE_ONLY,
-        "glibc realloc moves large blocks (big HTTP bodies, handle tables); keeps protections"),
     entry("munmap", Base, ALLOW, ALWAYS,
         "freeing memories, stacks and large allocations"),
     entry("madvise", Base, ALLOW, MADV_DONTNEED,
