@@ -70,6 +70,7 @@ pub mod manifest;
 pub mod net;
 pub mod policy;
 pub mod sandbox;
+pub mod scan;
 pub mod secrets;
 pub mod sockets;
 pub mod stdio;
