@@ -53,7 +53,8 @@ pub const MIN_B64_FRAGMENT: usize = 10;
 /// Hex digits in a window: two per byte of a [`MIN_FRAGMENT`]-byte fragment.
 const HEX_GRAM: usize = 2 * MIN_FRAGMENT;
 
-/// How many times the decoded view undoes percent and JSON escapes. Three covers double and
+/// How many times the decoded view undoes percent and JSON escapes (`Views::feed` is written
+/// out for this number of rounds). Three covers double and
 /// triple encoding (`%2573`, `%252573`); each further round costs a pass over the data and
 /// no client encodes more than twice by accident.
 pub const MAX_DECODE_ROUNDS: usize = 3;
@@ -146,12 +147,17 @@ impl Table {
     }
 
     /// The secrets `key` belongs to (usually none).
-    #[inline]
+    #[inline(always)]
     fn get(&self, key: u64) -> &[u32] {
         let h = Self::slot(key);
         if self.filter[h >> 6] & (1 << (h & 63)) == 0 {
             return &[];
         }
+        self.lookup(key)
+    }
+
+    #[inline(never)]
+    fn lookup(&self, key: u64) -> &[u32] {
         let lo = self.keys.partition_point(|&k| k < key);
         let len = self.keys[lo..].partition_point(|&k| k == key);
         &self.ids[lo..lo + len]
@@ -244,16 +250,9 @@ impl Scanner {
         // The decoded views differ only where there is something to decode.
         if data.iter().any(|&b| b == b'%' || b == b'\\') {
             for (i, &byte) in data.iter().enumerate() {
-                feed(
-                    &mut views.rounds,
-                    &mut views.decoded,
-                    1,
-                    self,
-                    unit(byte, i),
-                    hit,
-                );
+                views.feed(self, unit(byte, i), hit);
             }
-            finish(&mut views.rounds, &mut views.decoded, 1, self, hit);
+            views.finish(self, hit);
         }
     }
 
@@ -376,6 +375,7 @@ fn b64_core(value: &[u8], k: usize) -> Vec<u8> {
 fn unit(byte: u8, i: usize) -> Unit {
     Unit {
         byte,
+        fresh: true,
         start: i,
         end: i + 1,
     }
@@ -397,6 +397,9 @@ struct Views {
 #[derive(Clone, Copy, Debug, Default)]
 struct Unit {
     byte: u8,
+    /// Whether this view made it (the raw view's bytes, a round's decoded bytes). A window of
+    /// a decoded view with no fresh unit in it is one the view before has already looked up.
+    fresh: bool,
     start: usize,
     end: usize,
 }
@@ -407,12 +410,24 @@ struct Windows {
     raw: u64,
     raw_seen: usize,
     raw_starts: [usize; MIN_FRAGMENT],
+    /// How many more windows hold a fresh unit (see [`Unit::fresh`]); likewise below.
+    raw_fresh: usize,
     hex: u64,
     hex_seen: usize,
     hex_starts: [usize; HEX_GRAM],
+    hex_fresh: usize,
     b64: u64,
     b64_seen: usize,
-    b64_starts: [usize; MIN_B64_FRAGMENT],
+    /// A ring of 16 (a power of two) rather than 10, for a mask instead of a division.
+    b64_starts: [usize; 16],
+    b64_fresh: usize,
+}
+
+/// Updates a fresh-window count as a unit enters a window of `k` units.
+#[inline(always)]
+fn enter(count: &mut usize, fresh: bool, k: usize) -> bool {
+    *count = if fresh { k } else { count.saturating_sub(1) };
+    *count > 0
 }
 
 impl Windows {
@@ -421,20 +436,25 @@ impl Windows {
         self.raw = (self.raw << 8) | u64::from(u.byte);
         self.raw_starts[self.raw_seen % MIN_FRAGMENT] = u.start;
         self.raw_seen += 1;
-        if self.raw_seen >= MIN_FRAGMENT {
+        if enter(&mut self.raw_fresh, u.fresh, MIN_FRAGMENT) && self.raw_seen >= MIN_FRAGMENT {
             let ids = s.bytes.get(self.raw);
             if !ids.is_empty() {
                 hit(ids, self.raw_starts[self.raw_seen % MIN_FRAGMENT], u.end);
             }
         }
         match HEX[usize::from(u.byte)] {
+            // A run that now goes on over a decoded space is new: its next windows count.
+            SKIP if u.fresh => self.hex_fresh = HEX_GRAM,
             SKIP => {}
-            NONE => self.hex_seen = 0,
+            NONE => {
+                self.hex_seen = 0;
+                self.hex_fresh = 0;
+            }
             d => {
                 self.hex = (self.hex << 4) | u64::from(d);
                 self.hex_starts[self.hex_seen % HEX_GRAM] = u.start;
                 self.hex_seen += 1;
-                if self.hex_seen >= HEX_GRAM {
+                if enter(&mut self.hex_fresh, u.fresh, HEX_GRAM) && self.hex_seen >= HEX_GRAM {
                     let ids = s.bytes.get(self.hex);
                     if !ids.is_empty() {
                         hit(ids, self.hex_starts[self.hex_seen % HEX_GRAM], u.end);
@@ -443,20 +463,23 @@ impl Windows {
             }
         }
         match B64[usize::from(u.byte)] {
+            SKIP if u.fresh => self.b64_fresh = MIN_B64_FRAGMENT,
             SKIP => {}
-            NONE => self.b64_seen = 0,
+            NONE => {
+                self.b64_seen = 0;
+                self.b64_fresh = 0;
+            }
             d => {
                 self.b64 = ((self.b64 << 6) | u64::from(d)) & B64_MASK;
-                self.b64_starts[self.b64_seen % MIN_B64_FRAGMENT] = u.start;
+                self.b64_starts[self.b64_seen % 16] = u.start;
                 self.b64_seen += 1;
-                if self.b64_seen >= MIN_B64_FRAGMENT {
+                if enter(&mut self.b64_fresh, u.fresh, MIN_B64_FRAGMENT)
+                    && self.b64_seen >= MIN_B64_FRAGMENT
+                {
                     let ids = s.b64.get(self.b64);
                     if !ids.is_empty() {
-                        hit(
-                            ids,
-                            self.b64_starts[self.b64_seen % MIN_B64_FRAGMENT],
-                            u.end,
-                        );
+                        let first = (self.b64_seen - MIN_B64_FRAGMENT) % 16;
+                        hit(ids, self.b64_starts[first], u.end);
                     }
                 }
             }
@@ -491,7 +514,13 @@ enum Escape {
 }
 
 impl Unescape {
+    #[inline]
     fn push(&mut self, u: Unit, out: &mut impl FnMut(Unit)) {
+        // Most units start no escape and pass straight through.
+        if self.len == 0 && u.byte != b'%' && u.byte != b'\\' {
+            out(Unit { fresh: false, ..u });
+            return;
+        }
         // `decide` waits only while fewer than LOOKAHEAD units are held.
         if let Some(slot) = self.held.get_mut(self.len) {
             *slot = u;
@@ -509,13 +538,21 @@ impl Unescape {
             let n = match self.decide(eof) {
                 Escape::Wait => return,
                 Escape::Literal => {
-                    out(self.held[0]);
+                    out(Unit {
+                        fresh: false,
+                        ..self.held[0]
+                    });
                     1
                 }
                 Escape::Decoded { n, bytes, len } => {
                     let (start, end) = (self.held[0].start, self.held[n - 1].end);
                     for &byte in &bytes[..len] {
-                        out(Unit { byte, start, end });
+                        out(Unit {
+                            byte,
+                            fresh: true,
+                            start,
+                            end,
+                        });
                     }
                     n
                 }
@@ -582,42 +619,45 @@ impl Unescape {
     }
 }
 
-/// Pushes `u` through the decoding rounds, each round's output into its windows; `view` is
-/// the number of the first round's view.
-fn feed(
-    rounds: &mut [Unescape],
-    windows: &mut [Windows],
-    view: usize,
-    s: &Scanner,
-    u: Unit,
-    hit: &mut impl FnMut(usize, &[u32], usize, usize),
-) {
-    if let (Some((round, rounds)), Some((w, windows))) =
-        (rounds.split_first_mut(), windows.split_first_mut())
-    {
-        round.push(u, &mut |v| {
-            w.push(v, s, &mut |ids, a, b| hit(view, ids, a, b));
-            feed(rounds, windows, view + 1, s, v, hit);
+impl Views {
+    /// Pushes `u` through the decoding rounds, each round's output into its windows (views
+    /// 1, 2, 3). Written out round by round, not recursively, so that it all inlines: this is
+    /// the inner loop of every scan of data with an escape in it.
+    #[inline]
+    fn feed(&mut self, s: &Scanner, u: Unit, hit: &mut impl FnMut(usize, &[u32], usize, usize)) {
+        let [r1, r2, r3] = &mut self.rounds;
+        let [w1, w2, w3] = &mut self.decoded;
+        r1.push(u, &mut |a| {
+            w1.push(a, s, &mut |ids, x, y| hit(1, ids, x, y));
+            r2.push(a, &mut |b| {
+                w2.push(b, s, &mut |ids, x, y| hit(2, ids, x, y));
+                r3.push(b, &mut |c| {
+                    w3.push(c, s, &mut |ids, x, y| hit(3, ids, x, y))
+                });
+            });
         });
     }
-}
 
-/// Flushes what the decoding rounds still hold (the data ended).
-fn finish(
-    rounds: &mut [Unescape],
-    windows: &mut [Windows],
-    view: usize,
-    s: &Scanner,
-    hit: &mut impl FnMut(usize, &[u32], usize, usize),
-) {
-    if let (Some((round, rounds)), Some((w, windows))) =
-        (rounds.split_first_mut(), windows.split_first_mut())
-    {
-        round.finish(&mut |v| {
-            w.push(v, s, &mut |ids, a, b| hit(view, ids, a, b));
-            feed(rounds, windows, view + 1, s, v, hit);
+    /// Flushes what the decoding rounds still hold (the data ended).
+    fn finish(&mut self, s: &Scanner, hit: &mut impl FnMut(usize, &[u32], usize, usize)) {
+        let [r1, r2, r3] = &mut self.rounds;
+        let [w1, w2, w3] = &mut self.decoded;
+        r1.finish(&mut |a| {
+            w1.push(a, s, &mut |ids, x, y| hit(1, ids, x, y));
+            r2.push(a, &mut |b| {
+                w2.push(b, s, &mut |ids, x, y| hit(2, ids, x, y));
+                r3.push(b, &mut |c| {
+                    w3.push(c, s, &mut |ids, x, y| hit(3, ids, x, y))
+                });
+            });
         });
-        finish(rounds, windows, view + 1, s, hit);
+        r2.finish(&mut |b| {
+            w2.push(b, s, &mut |ids, x, y| hit(2, ids, x, y));
+            r3.push(b, &mut |c| {
+                w3.push(c, s, &mut |ids, x, y| hit(3, ids, x, y))
+            });
+        });
+        r3.finish(&mut |c| w3.push(c, s, &mut |ids, x, y| hit(3, ids, x, y)));
     }
 }
 
@@ -659,12 +699,12 @@ impl StreamScan {
         for (i, &byte) in data.iter().enumerate() {
             let u = unit(byte, self.offset + i);
             next.raw.push(u, s, &mut |ids, a, b| hit(0, ids, a, b));
-            feed(&mut next.rounds, &mut next.decoded, 1, s, u, &mut hit);
+            next.feed(s, u, &mut hit);
         }
         // What the decoding rounds hold may be the end of the stream: read it as such too,
         // on a copy (the next write may still complete an escape).
         let mut end = next.clone();
-        finish(&mut end.rounds, &mut end.decoded, 1, s, &mut hit);
+        end.finish(s, &mut hit);
         if found.is_none() {
             self.views = next;
             self.offset += data.len();
