@@ -739,6 +739,25 @@ mod tests {
     }
 
     #[test]
+    fn the_scanner_is_pure() {
+        // ARCHITECTURE.md says so: std only, no I/O, nothing else of warden's.
+        let src = include_str!("scan.rs");
+        let code = src.split("#[cfg(test)]").next().unwrap_or_default();
+        for banned in [
+            "use crate::",
+            "std::fs",
+            "std::net",
+            "std::io",
+            "std::env",
+            "std::process",
+            "std::thread",
+            "unsafe",
+        ] {
+            assert!(!code.contains(banned), "scan.rs uses {banned}");
+        }
+    }
+
+    #[test]
     fn the_raw_value_and_its_fragments_are_found() {
         let s = scanner(&[KEY]);
         assert_eq!(s.found(b"x=sk_live_4f9c2d7e1b&y"), vec![0]);

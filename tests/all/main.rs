@@ -15,6 +15,7 @@ mod invoke;
 mod library;
 mod limits;
 mod lockdown;
+mod scanner;
 mod server;
 mod stdio;
 mod util;
