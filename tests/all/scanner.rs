@@ -118,7 +118,7 @@ fn a_secret_fragment_split_across_two_tcp_writes_is_refused_in_the_completing_wr
     // The listener got each first write, never a completing one.
     assert_eq!(listener.next(), first.as_bytes());
     assert_eq!(listener.next(), format!("q={pct1}").as_bytes());
-    assert_eq!(listener.next(), KEY[..7].as_bytes());
+    assert_eq!(listener.next(), &KEY.as_bytes()[..7]);
     assert_eq!(listener.next(), format!("{first}-and-more").as_bytes());
     let exfil: Vec<_> = denials(&r, "secret")
         .into_iter()
