@@ -1022,9 +1022,8 @@ mod tests {
         views
     }
 
+    // 256 cases each by default; PROPTEST_CASES=N for a longer run.
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
-
         #[test]
         fn any_secret_in_any_form_at_any_offset_is_found(
             secret in secret(),
