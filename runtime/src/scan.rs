@@ -20,10 +20,10 @@
 //!
 //! Each position of each view updates three rolling windows (8 bytes, 16 hex digits, 10
 //! base64 characters) and looks them up in a 64 Kibit filter, then, rarely, a sorted table:
-//! O(n) per view with a small constant. The views are the data as is and the data decoded:
-//! `%XX` in any case, JSON's `\uXXXX` and `\"` `\\` `\/` `\b` `\f` `\n` `\r` `\t`, applied
-//! [`MAX_DECODE_ROUNDS`] times (double and triple encodings). Spaces, tabs and line breaks
-//! inside a hex or base64 run are skipped (hex dumps, MIME line wrapping).
+//! O(n) per view with a small constant. The views are the data as is and the data after each
+//! of [`MAX_DECODE_ROUNDS`] rounds of decoding (double and triple encodings): `%XX` in any
+//! case, JSON's `\uXXXX` and `\"` `\\` `\/` `\b` `\f` `\n` `\r` `\t`. Spaces, tabs and line
+//! breaks inside a hex or base64 run are skipped (hex dumps, MIME line wrapping).
 //!
 //! Each decoded byte remembers the range of input bytes it came from, so a hit in any view is
 //! a range of the input: redaction replaces the union of those ranges by [`REDACTED`] and
@@ -53,22 +53,24 @@ pub const MIN_B64_FRAGMENT: usize = 10;
 /// Hex digits in a window: two per byte of a [`MIN_FRAGMENT`]-byte fragment.
 const HEX_GRAM: usize = 2 * MIN_FRAGMENT;
 
-/// How many times the decoded view undoes percent and JSON escapes (`Views::feed` is written
-/// out for this number of rounds). Three covers double and
-/// triple encoding (`%2573`, `%252573`); each further round costs a pass over the data and
-/// no client encodes more than twice by accident.
+/// How many times the decoded views undo percent and JSON escapes (`Views::feed` is written
+/// out for this number of rounds). Three covers double and triple encoding (`%2573`,
+/// `%252573`); each further round costs a pass over the data, and no client encodes more than
+/// twice by accident.
 pub const MAX_DECODE_ROUNDS: usize = 3;
 
 /// How many times [`Scanner::redact`] redacts its own output again before it gives up and
-/// returns the marker alone (needed only when the marker itself, or the joins around it,
-/// would carry a fragment: a secret that shares 8 bytes with [`REDACTED`]).
+/// returns the marker alone (or nothing, when the marker itself carries a fragment: a secret
+/// that shares 8 bytes with [`REDACTED`]). More than one round is needed only when the joins
+/// around a marker make a new fragment.
 const MAX_REDACT_ROUNDS: usize = 3;
 
 /// What is written in place of a secret value found in a response or an audit record.
 pub const REDACTED: &str = "[redacted by warden]";
 
-/// Bits of the filter in front of each table: 8 KiB, in L1 cache; with the ~5 keys per byte of
-/// secret a run's secrets make, well under 1% of lookups go past it on ordinary data.
+/// Bits of the filter in front of each table: 8 KiB, in L1 cache. A secret makes about 5 keys
+/// per byte of value, so for a few secrets of a few dozen bytes about 1% of lookups go past it
+/// on ordinary data.
 const FILTER_BITS: u32 = 16;
 
 /// A class table entry: a character that is not part of the encoding (ends a run).
