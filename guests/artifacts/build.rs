@@ -139,6 +139,10 @@ const GUESTS: &[Guest] = &[
             "makes the HTTP requests, TCP connections and secret calls its arguments describe",
         )
     },
+    bin(
+        "stress",
+        "drives every host function a grant allows at its extremes (lockdown completeness)",
+    ),
     Guest {
         package: "component-export",
         what: "exports `transform: func() -> string`",

@@ -28,6 +28,7 @@ pub(crate) const OCI_ARCH: &str = if cfg!(target_arch = "aarch64") {
 pub(crate) fn number(name: &str) -> Option<i64> {
     let nr = match name {
         "brk" => libc::SYS_brk,
+        "clock_getres" => libc::SYS_clock_getres,
         "clock_gettime" => libc::SYS_clock_gettime,
         "clock_nanosleep" => libc::SYS_clock_nanosleep,
         "clone" => libc::SYS_clone,
@@ -38,6 +39,7 @@ pub(crate) fn number(name: &str) -> Option<i64> {
         "epoll_pwait" => libc::SYS_epoll_pwait,
         "exit" => libc::SYS_exit,
         "exit_group" => libc::SYS_exit_group,
+        "faccessat2" => libc::SYS_faccessat2,
         "fadvise64" => libc::SYS_fadvise64,
         "fcntl" => libc::SYS_fcntl,
         "fdatasync" => libc::SYS_fdatasync,
@@ -60,6 +62,7 @@ pub(crate) fn number(name: &str) -> Option<i64> {
         "mmap" => libc::SYS_mmap,
         "mprotect" => libc::SYS_mprotect,
         "munmap" => libc::SYS_munmap,
+        "mremap" => libc::SYS_mremap,
         "newfstatat" => libc::SYS_newfstatat,
         "openat" => libc::SYS_openat,
         "openat2" => libc::SYS_openat2,

@@ -70,6 +70,9 @@ pub enum Group {
     Threads,
     /// Reading an inherited stdin.
     Stdin,
+    /// Reading the host's clocks: a granted clock's resolution is a syscall (its time comes
+    /// from the vDSO).
+    Clocks,
     /// Reading granted files and folders.
     FileRead,
     /// Writing granted files and folders (brings [`Group::FileRead`]).
@@ -83,10 +86,11 @@ pub enum Group {
 
 impl Group {
     /// Every group, in order.
-    pub const ALL: [Group; 7] = [
+    pub const ALL: [Group; 8] = [
         Group::Base,
         Group::Threads,
         Group::Stdin,
+        Group::Clocks,
         Group::FileRead,
         Group::FileWrite,
         Group::FileStaging,
@@ -99,6 +103,7 @@ impl Group {
             Group::Base => "base",
             Group::Threads => "threads",
             Group::Stdin => "stdin",
+            Group::Clocks => "clocks",
             Group::FileRead => "file-read",
             Group::FileWrite => "file-write",
             Group::FileStaging => "file-staging",
@@ -111,7 +116,7 @@ impl Group {
         match self {
             // The runtime reads an inherited stdin and runs file reads on the guest's own
             // thread (`allow_blocking_current_thread`), so these start no threads.
-            Group::Base | Group::Threads | Group::Stdin | Group::FileRead => &[],
+            Group::Base | Group::Threads | Group::Stdin | Group::Clocks | Group::FileRead => &[],
             Group::FileStaging => &[Group::FileRead],
             // wasmtime-wasi's file output streams (components) hand each write to tokio's
             // blocking pool, which starts threads on demand, whatever the WASI context says.

@@ -209,6 +209,58 @@ fn each_capability_comes_only_with_its_group() {
     }
 }
 
+/// The argument conditions of `name`'s allowance in `p`, which must have some.
+fn allow_rules(p: &Profile, name: &str) -> Vec<Vec<(u8, Cmp)>> {
+    let s = p.syscalls.iter().find(|s| s.name == name);
+    let Some(When::AnyOf(rules)) = s.and_then(|s| s.allow.clone()) else {
+        panic!("{name} must be allowed with conditions in {:?}", p.groups());
+    };
+    rules
+        .iter()
+        .map(|r| r.iter().map(|c| (c.arg, c.cmp)).collect())
+        .collect()
+}
+
+#[test]
+fn mremap_may_move_a_block_but_never_to_a_chosen_address() {
+    // glibc's realloc of an mmap-ed block: MREMAP_MAYMOVE or no flags. MREMAP_FIXED (and
+    // MREMAP_DONTUNMAP, which needs MAYMOVE and is a different value) never match.
+    for p in all_profiles() {
+        let rules = allow_rules(&p, "mremap");
+        assert_eq!(
+            rules,
+            vec![
+                vec![(3, Cmp::Eq(libc::MREMAP_MAYMOVE as u64))],
+                vec![(3, Cmp::Eq(0))]
+            ]
+        );
+    }
+}
+
+#[test]
+fn faccessat2_and_clock_getres_come_only_with_their_grants() {
+    for p in all_profiles() {
+        let has = |g: Group| p.groups().contains(&g);
+        assert_eq!(allowed_at_all(&p, "faccessat2"), has(Group::FileRead));
+        assert_eq!(allowed_at_all(&p, "clock_getres"), has(Group::Clocks));
+        if has(Group::FileRead) {
+            // Only "may this folder be searched", as cap-std asks before resolving `..`.
+            assert_eq!(
+                allow_rules(&p, "faccessat2"),
+                vec![vec![
+                    (2, Cmp::Eq(libc::X_OK as u64)),
+                    (3, Cmp::Eq(libc::AT_EACCESS as u64))
+                ]]
+            );
+        }
+    }
+    // The clocks group is that one syscall.
+    assert_eq!(
+        Profile::new(&[Group::Clocks]).syscall_count(),
+        Profile::new(&[]).syscall_count() + 1
+    );
+}
+
 #[test]
 fn the_base_profile_answers_read_only_opens_with_eacces_only() {
     let base = Profile::new(&[]);

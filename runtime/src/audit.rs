@@ -3,10 +3,94 @@
 //! Every record carries `ts` (RFC 3339, UTC), `event`, `identity` (the identity's `id`) and `run`
 //! (a unique id of this run). Flushing per line means a run stopped by a limit, a trap or a
 //! signal loses nothing that was already decided.
+//!
+//! Secret values never reach the log: once a run's secrets are loaded, every string in every
+//! record (targets, reasons, messages, whoever put the text there) passes the run's redactor
+//! before the line is written ([`Audit::set_redactor`]).
+//!
+//! With `--audit -` the log shares warden's stderr with the guest's stderr. The two cannot mix:
+//! [`AuditSink::to_framed_stderr`] writes records and guest output through one lock, the
+//! guest's lines start with [`GUEST_LINE_PREFIX`] (so no guest line can look like a record,
+//! which always starts with `{`), and a record never lands inside an unterminated guest line.
 
 use serde_json::{Map, Value, json};
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// What starts each line of guest stderr when the audit log shares stderr (`--audit -`).
+pub const GUEST_LINE_PREFIX: &[u8] = b"guest: ";
+
+/// Removes secret values from text bound for the audit log.
+pub trait Redact: Send + Sync {
+    /// `text` with every secret value (or fragment of one the scan catches) replaced.
+    fn redact_text(&self, text: &str) -> String;
+}
+
+/// warden's stderr when it carries both audit records and guest output: whether a guest
+/// line is open (written without its newline yet), and the lock both writers take.
+static FRAMED_STDERR: Mutex<bool> = Mutex::new(false);
+
+/// Whether guest stderr must be framed (set once `--audit -` is chosen).
+static STDERR_FRAMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes guest stderr bytes to warden's stderr; framed (each line prefixed, and
+/// interleaving with records kept whole) when the audit log goes to stderr too.
+///
+/// # Errors
+/// Writing to stderr failed.
+pub fn write_guest_stderr(bytes: &[u8]) -> std::io::Result<()> {
+    if !STDERR_FRAMED.load(std::sync::atomic::Ordering::Relaxed) {
+        return std::io::stderr().lock().write_all(bytes);
+    }
+    // Same lock order as `FramedStderr`: the frame state, then stderr.
+    let mut line_open = FRAMED_STDERR.lock().unwrap_or_else(|p| p.into_inner());
+    let mut out = Vec::with_capacity(bytes.len() + GUEST_LINE_PREFIX.len());
+    for piece in bytes.split_inclusive(|b| *b == b'\n') {
+        if !*line_open {
+            out.extend_from_slice(GUEST_LINE_PREFIX);
+        }
+        out.extend_from_slice(piece);
+        *line_open = piece.last() != Some(&b'\n');
+    }
+    std::io::stderr().lock().write_all(&out)
+}
+
+/// Ends the guest's unterminated stderr line, if framing is on and one is open, so that what
+/// warden writes next to stderr starts a line of its own.
+pub fn end_guest_line() {
+    if !STDERR_FRAMED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let mut line_open = FRAMED_STDERR.lock().unwrap_or_else(|p| p.into_inner());
+    if *line_open {
+        let _ = std::io::stderr().lock().write_all(b"\n");
+        *line_open = false;
+    }
+}
+
+/// A writer for audit records on stderr that closes an open guest line first.
+struct FramedStderr;
+
+impl Write for FramedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf).map(|()| buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        let mut line_open = FRAMED_STDERR.lock().unwrap_or_else(|p| p.into_inner());
+        let mut err = std::io::stderr().lock();
+        if *line_open {
+            // The guest's unterminated line ends here, so the record starts a line of its own.
+            err.write_all(b"\n")?;
+            *line_open = false;
+        }
+        err.write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
 
 /// Where audit records go. Cloning shares the sink.
 #[derive(Clone, Default)]
@@ -33,6 +117,13 @@ impl AuditSink {
         AuditSink {
             inner: Some(Arc::new(Mutex::new(Box::new(w)))),
         }
+    }
+
+    /// A sink on warden's stderr that shares it with the guest's stderr without mixing: from
+    /// now on guest stderr is framed (see the module doc).
+    pub fn to_framed_stderr() -> Self {
+        STDERR_FRAMED.store(true, std::sync::atomic::Ordering::Relaxed);
+        Self::to_writer(FramedStderr)
     }
 
     /// Opens `path` for appending (created with mode 0600 if missing).
@@ -64,17 +155,30 @@ impl AuditSink {
         if let Err(e) = result {
             // The audit log is the only record of what happened: say so loudly, once per
             // failed line, rather than dropping it in silence.
-            eprintln!("warden: cannot write the audit log: {e}");
+            let _ = writeln!(std::io::stderr(), "warden: cannot write the audit log: {e}");
         }
     }
 }
 
 /// The audit log of one run: a sink plus the identity and run id stamped on every record.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Audit {
     sink: AuditSink,
     identity: Arc<str>,
     run: Arc<str>,
+    /// Set once the run's secrets are loaded; shared by every clone of this run's log.
+    redactor: Arc<OnceLock<Arc<dyn Redact>>>,
+}
+
+impl std::fmt::Debug for Audit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Audit")
+            .field("sink", &self.sink)
+            .field("identity", &self.identity)
+            .field("run", &self.run)
+            .field("redacting", &self.redactor.get().is_some())
+            .finish()
+    }
 }
 
 /// The answer recorded in a `decision` event.
@@ -96,11 +200,7 @@ impl Decision {
 impl Audit {
     /// A log for one run of `identity` (the identity's `id`), with a fresh run id.
     pub fn new(sink: AuditSink, identity: &str) -> Self {
-        Audit {
-            sink,
-            identity: identity.into(),
-            run: Self::new_run_id().into(),
-        }
+        Self::with_run_id(sink, identity, &Self::new_run_id())
     }
 
     /// A log for one run of `identity` with a run id chosen by the caller (so that records
@@ -110,7 +210,15 @@ impl Audit {
             sink,
             identity: identity.into(),
             run: run.into(),
+            redactor: Arc::default(),
         }
+    }
+
+    /// From now on every string in every record of this run (and of its clones) passes
+    /// `redactor` before it is written. Set once, when the run's secrets are loaded; a second
+    /// call is ignored.
+    pub fn set_redactor(&self, redactor: Arc<dyn Redact>) {
+        let _ = self.redactor.set(redactor);
     }
 
     /// A fresh, unique, time-ordered run id.
@@ -151,6 +259,13 @@ impl Audit {
         if let Value::Object(extra) = fields {
             obj.extend(extra);
         }
+        if let Some(r) = self.redactor.get() {
+            for (key, value) in obj.iter_mut() {
+                if !matches!(key.as_str(), "ts" | "event" | "identity" | "run") {
+                    redact_value(value, r.as_ref());
+                }
+            }
+        }
         let mut line = Value::Object(obj).to_string().into_bytes();
         line.push(b'\n');
         self.sink.write_line(&line);
@@ -172,5 +287,20 @@ impl Audit {
     /// Records that a limit was reached.
     pub fn limit(&self, limit: &str, value: u64) {
         self.emit("limit", json!({ "limit": limit, "value": value }));
+    }
+}
+
+/// Redacts every string inside `value`, in place.
+fn redact_value(value: &mut Value, r: &dyn Redact) {
+    match value {
+        Value::String(s) => {
+            let clean = r.redact_text(s);
+            if clean != *s {
+                *s = clean;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| redact_value(v, r)),
+        Value::Object(map) => map.values_mut().for_each(|v| redact_value(v, r)),
+        _ => {}
     }
 }

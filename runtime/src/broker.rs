@@ -104,6 +104,11 @@ impl EgressMeter {
         }
     }
 
+    /// The `egress` limit in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
     /// Counts one request; false (and the limit recorded) when it is one too many.
     pub fn take_request(&self) -> bool {
         let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
@@ -209,21 +214,74 @@ impl Target {
         })
     }
 
-    /// A path a server could read as another path (`..`, `.`, encoded `/`, `.` or `\`) is
-    /// refused rather than matched: prefix rules must mean what they say.
-    fn ambiguous_path(&self) -> Option<&'static str> {
-        let lower = self.path.to_ascii_lowercase();
-        if lower.contains("%2e") || lower.contains("%2f") || lower.contains("%5c") {
-            return Some("the path has an encoded `.`, `/` or `\\`");
-        }
-        if self.path.contains('\\') {
-            return Some("the path has a `\\`");
-        }
-        if self.path.split('/').any(|seg| seg == "." || seg == "..") {
-            return Some("the path has a `.` or `..` segment");
-        }
-        None
+    /// A path a server could read as another path is refused rather than matched: prefix
+    /// rules must mean what they say whatever the server's normalisation. Refused: `.` and
+    /// `..` segments (plain or encoded), encoded `/` and `\\`, a `\\`, path parameters
+    /// (`;`, plain or encoded: Tomcat and Spring read `/v1;x/../admin` as `/admin`), double
+    /// encoding (`%25`), `%u` escapes, malformed `%` sequences, and control bytes (plain or
+    /// encoded, NUL included).
+    pub(crate) fn ambiguous_path(&self) -> Option<&'static str> {
+        ambiguous_path(&self.path)
     }
+}
+
+/// See [`Target::ambiguous_path`].
+pub(crate) fn ambiguous_path(path: &str) -> Option<&'static str> {
+    let raw = path.as_bytes();
+    if raw.iter().any(|b| b.is_ascii_control() || *b >= 0x80) {
+        return Some("the path has a control or non-ASCII byte");
+    }
+    if raw.contains(&b'\\') {
+        return Some("the path has a `\\`");
+    }
+    if raw.contains(&b';') {
+        return Some("the path has a `;` (path parameters)");
+    }
+    // Decode once, then look at what a server that decodes would see.
+    let mut decoded = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' {
+            let hex = |b: u8| char::from(b).to_digit(16);
+            match (
+                raw.get(i + 1).copied().and_then(hex),
+                raw.get(i + 2).copied().and_then(hex),
+            ) {
+                (Some(h), Some(l)) => {
+                    // Both digits are below 16.
+                    decoded.push(u8::try_from(h * 16 + l).unwrap_or(0));
+                    i += 3;
+                    continue;
+                }
+                _ => return Some("the path has a malformed or `%u` percent escape"),
+            }
+        }
+        decoded.push(raw[i]);
+        i += 1;
+    }
+    let slashes = |b: &[u8]| b.iter().filter(|c| **c == b'/').count();
+    if slashes(&decoded) != slashes(raw) {
+        return Some("the path has an encoded `/`");
+    }
+    if decoded.contains(&b'%') {
+        return Some("the path is percent-encoded twice (`%25`)");
+    }
+    if decoded.contains(&b'\\') {
+        return Some("the path has an encoded `\\`");
+    }
+    if decoded.contains(&b';') {
+        return Some("the path has an encoded `;`");
+    }
+    if decoded.iter().any(|b| b.is_ascii_control()) {
+        return Some("the path has an encoded control byte");
+    }
+    if decoded
+        .split(|b| *b == b'/')
+        .any(|seg| seg == b"." || seg == b"..")
+    {
+        return Some("the path has a `.` or `..` segment (plain or encoded)");
+    }
+    None
 }
 
 /// One `[[http]]` rule, typed.
@@ -456,7 +514,15 @@ impl Shared {
             return Err(self.exfiltration(s, &label));
         }
 
-        // 5. Injection.
+        // 5. Injection. A run with secrets asks for responses without content coding: a
+        //    compressed echo of an injected header would hide the value from the redaction.
+        if !self.secrets.is_empty() {
+            parts.headers.insert(
+                http::header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
+            parts.headers.remove(http::header::TE);
+        }
         let mut injected = Vec::new();
         for s in self.secrets.iter().filter(|s| self.bound_to(s, &target)) {
             let Some((header, value)) = s.header_value() else {
@@ -538,6 +604,24 @@ impl Shared {
 
         // 7. The response, capped and redacted.
         let (mut rparts, rbody) = response.into_parts();
+        if !self.secrets.is_empty()
+            && let Some((header, coding)) = hidden_coding(&rparts.headers)
+        {
+            let reason = format!(
+                "the response to {label} has {header}: {coding} although warden asked for \
+                 identity; a coded body could hide a secret from the redaction"
+            );
+            return Err(self.deny(
+                "http",
+                &label,
+                &reason,
+                if header == "content-encoding" {
+                    HttpError::HttpResponseContentCoding(Some(coding))
+                } else {
+                    HttpError::HttpResponseTransferCoding(Some(coding))
+                },
+            ));
+        }
         let mut data = Vec::new();
         let mut rbody = std::pin::pin!(rbody);
         while let Some(frame) = rbody.frame().await {
@@ -570,12 +654,7 @@ impl Shared {
             if let Some(clean) = self.secrets.redact(&data) {
                 data = clean;
             }
-            for value in rparts.headers.values_mut() {
-                if let Some(clean) = self.secrets.redact(value.as_bytes()) {
-                    *value = HeaderValue::from_bytes(&clean)
-                        .unwrap_or_else(|_| HeaderValue::from_static(REDACTED));
-                }
-            }
+            rparts.headers = self.redact_headers(std::mem::take(&mut rparts.headers), &label);
         }
         // The body was read whole; its framing headers no longer describe it.
         rparts.headers.remove(http::header::TRANSFER_ENCODING);
@@ -589,6 +668,39 @@ impl Shared {
             http::Response::from_parts(rparts, body),
             Box::new(async { Ok(()) }),
         ))
+    }
+
+    /// The response headers with secret values redacted from values, and headers whose
+    /// *name* carries a value dropped (a name cannot hold the redaction marker), audited.
+    fn redact_headers(&self, headers: http::HeaderMap, label: &str) -> http::HeaderMap {
+        let mut clean = http::HeaderMap::with_capacity(headers.len());
+        let mut current: Option<HeaderName> = None;
+        for (name, mut value) in headers {
+            if let Some(n) = name {
+                current = Some(n);
+            }
+            let Some(name) = current.clone() else {
+                continue;
+            };
+            if let Some(s) = self.secrets.found_in(name.as_str().as_bytes()).next() {
+                self.audit.decision(
+                    "secret",
+                    &s.spec.name,
+                    Decision::Deny,
+                    &format!(
+                        "a header name in the response to {label} carried the secret's value; \
+                         the header was dropped before the guest saw it"
+                    ),
+                );
+                continue;
+            }
+            if let Some(redacted) = self.secrets.redact(value.as_bytes()) {
+                value = HeaderValue::from_bytes(&redacted)
+                    .unwrap_or_else(|_| HeaderValue::from_static(REDACTED));
+            }
+            clean.append(name, value);
+        }
+        clean
     }
 
     fn exfiltration(&self, s: &SecretValue, label: &str) -> HttpError {
@@ -649,6 +761,17 @@ impl Shared {
                     },
                 ));
             };
+            if !self
+                .meter
+                .take_bytes(crate::sockets::dns_query_bytes(&target.host))
+            {
+                return Err(self.deny(
+                    "http",
+                    label,
+                    &format!("egress limit ({} bytes) reached", self.meter.max_bytes),
+                    HttpError::HttpRequestDenied,
+                ));
+            }
             match tokio::time::timeout(timeout, resolver.lookup_ip(target.host.as_str())).await {
                 Ok(Ok(found)) => found.iter().collect(),
                 Ok(Err(e)) => {
@@ -684,6 +807,34 @@ impl Shared {
             HttpError::DestinationIpProhibited,
         ))
     }
+}
+
+/// A content or transfer coding other than `identity` (and, for transfer, `chunked`, which
+/// hyper removes): the header's name and the coding.
+fn hidden_coding(headers: &http::HeaderMap) -> Option<(&'static str, String)> {
+    let codings = |name: &http::header::HeaderName| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .flat_map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .split(',')
+                    .map(|c| c.trim().to_ascii_lowercase())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|c| !c.is_empty())
+            .collect()
+    };
+    if let Some(c) = codings(&http::header::CONTENT_ENCODING)
+        .into_iter()
+        .find(|c| c != "identity")
+    {
+        return Some(("content-encoding", c));
+    }
+    codings(&http::header::TRANSFER_ENCODING)
+        .into_iter()
+        .find(|c| c != "identity" && c != "chunked")
+        .map(|c| ("transfer-encoding", c))
 }
 
 /// Bytes of the request line and headers, as counted against the egress limit.
@@ -811,6 +962,122 @@ mod tests {
             "http://127.0.0.1:8080/v1/a%5cb",
         ] {
             assert!(r.check("GET", &target(url)).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn paths_a_server_could_read_as_another_path_are_refused() {
+        let r = rules(&[("http://127.0.0.1:8080/v1/", &["GET"])]);
+        for path in [
+            "/v1;x/../admin",
+            "/v1/a;jsessionid=1",
+            "/v1/%3b",
+            "/v1/%252e%252e/admin",
+            "/v1/%00",
+            "/v1/%0a",
+            "/v1/%7f",
+            "/v1/%u002e",
+            "/v1/%zz",
+            "/v1/%2",
+            "/v1/.%2e/admin",
+        ] {
+            let t = Target {
+                https: false,
+                host: "127.0.0.1".into(),
+                port: 8080,
+                path: path.into(),
+            };
+            assert!(r.check("GET", &t).is_err(), "{path}");
+        }
+        // Control: ordinary escapes are fine.
+        assert!(
+            r.check("GET", &target("http://127.0.0.1:8080/v1/a%20b/%41"))
+                .is_ok()
+        );
+    }
+
+    /// What a common server might do to a path before routing it: decode (once or twice),
+    /// drop `;` parameters, read `\` as `/`, merge `//`, resolve dot segments.
+    fn server_views(path: &str) -> Vec<String> {
+        fn decode(p: &str) -> String {
+            let b = p.as_bytes();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'%'
+                    && i + 2 < b.len() + 1
+                    && let Some(v) = b
+                        .get(i + 1..i + 3)
+                        .and_then(|h| std::str::from_utf8(h).ok())
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+                out.push(b[i]);
+                i += 1;
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        }
+        fn strip_params(p: &str) -> String {
+            p.split('/')
+                .map(|s| s.split(';').next().unwrap_or(""))
+                .collect::<Vec<_>>()
+                .join("/")
+        }
+        fn merge(p: &str) -> String {
+            let mut out = p.replace('\\', "/");
+            while out.contains("//") {
+                out = out.replace("//", "/");
+            }
+            out
+        }
+        fn dots(p: &str) -> String {
+            let mut stack: Vec<&str> = Vec::new();
+            for seg in p.split('/').skip(1) {
+                match seg {
+                    "." => {}
+                    ".." => {
+                        stack.pop();
+                    }
+                    s => stack.push(s),
+                }
+            }
+            format!("/{}", stack.join("/"))
+        }
+        let once = decode(path);
+        let twice = decode(&once);
+        [path.to_owned(), once, twice]
+            .iter()
+            .flat_map(|p| [p.clone(), strip_params(p)])
+            .map(|p| dots(&merge(&p)))
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        /// No path the rule allows becomes a path outside it after any normalisation a server
+        /// might apply: the rule means the same to warden and to the server.
+        #[test]
+        fn no_allowed_path_leaves_the_rule_after_normalisation(
+            segs in proptest::collection::vec(proptest::sample::select(vec![
+                "v1", "admin", "a", ".", "..", "%2e", "%2E%2e", "%2f", "%2F", "%25", "%252e",
+                "%3b", ";x", "a;b=..", "\\", "%5c", "%00", "%0d%0a", "", "%u002e", "%41",
+                "%", "%2", "a%20b", "..;", ".%2e",
+            ]), 0..6)
+        ) {
+            let r = rules(&[("http://127.0.0.1:8080/v1/", &["GET"])]);
+            let path = format!("/v1/{}", segs.join("/"));
+            let t = Target { https: false, host: "127.0.0.1".into(), port: 8080, path: path.clone() };
+            if r.check("GET", &t).is_ok() {
+                for view in server_views(&path) {
+                    proptest::prop_assert!(
+                        view.starts_with("/v1/") || view == "/v1",
+                        "{} is allowed but a server may read it as {}", path, view
+                    );
+                }
+            }
         }
     }
 

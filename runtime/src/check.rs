@@ -132,6 +132,7 @@ pub fn grants_table(policy: &Policy) -> String {
         ("output", format_size(l.output)),
         ("http-requests", l.http_requests.to_string()),
         ("egress", format_size(l.egress)),
+        ("staged-file", format_size(l.staged_file)),
     ];
     for (name, value) in limits {
         row("limit", name, "", value);

@@ -45,4 +45,8 @@ pub enum LoadError {
     Engine(#[from] EngineError),
     #[error("cannot lock the host down: {0}")]
     Lockdown(String),
+    /// An argument or environment value holds a NUL byte, which the C strings WASI hands
+    /// the guest cannot carry. The text names which one (`argument 2`, `[env] NAME: the value`).
+    #[error("{0} contains a NUL byte, which a program's arguments and environment cannot hold")]
+    NulByte(String),
 }

@@ -66,9 +66,11 @@ pub mod cache;
 pub mod check;
 pub mod error;
 mod fs_audit;
+pub mod host_memory;
 pub mod manifest;
 pub mod net;
 pub mod policy;
+pub mod regular_file;
 pub mod sandbox;
 pub mod scan;
 pub mod secrets;
@@ -84,6 +86,7 @@ pub use error::{EngineError, LoadError};
 pub use host_seccomp;
 pub use manifest::{Manifest, ManifestError};
 pub use policy::Policy;
+pub use regular_file::read_regular_file;
 pub use sandbox::{
     Captured, EngineSettings, Input, Outcome, RunOptions, RunReport, Warden, Workload,
 };

@@ -182,6 +182,8 @@ pub struct Limits {
     pub http_requests: u64,
     /// Bytes sent over network and HTTP.
     pub egress: u64,
+    /// Bytes of one single-file grant: the largest file staged at start or copied back.
+    pub staged_file: u64,
 }
 
 impl Limits {
@@ -197,6 +199,11 @@ impl Limits {
     pub const DEFAULT_HTTP_REQUESTS: u64 = 100;
     /// 16 MiB sent over network and HTTP per run.
     pub const DEFAULT_EGRESS: u64 = 16 << 20;
+    /// 16 MiB per single-file grant: config, cursor and state files are far smaller, and warden
+    /// holds a staged file's original in memory and reads the guest's copy back at the end,
+    /// so the bound caps what a guest can make warden read, hold and write (a sparse file
+    /// included).
+    pub const DEFAULT_STAGED_FILE: u64 = 16 << 20;
 }
 
 impl Default for Limits {
@@ -208,6 +215,7 @@ impl Default for Limits {
             output: Self::DEFAULT_OUTPUT,
             http_requests: Self::DEFAULT_HTTP_REQUESTS,
             egress: Self::DEFAULT_EGRESS,
+            staged_file: Self::DEFAULT_STAGED_FILE,
         }
     }
 }
@@ -241,12 +249,22 @@ impl Manifest {
     /// environment for `from-host` values.
     ///
     /// # Errors
-    /// [`ManifestError::Read`] if the file cannot be read, [`ManifestError::Invalid`] for
+    /// [`ManifestError::Read`] if the file cannot be read, is not a regular file or is not
+    /// UTF-8, [`ManifestError::Invalid`] for
     /// anything the manifest gets wrong.
     pub fn from_file(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        // Not `std::fs::read_to_string`: a FIFO or a device named as the manifest would block
+        // it forever.
+        let read_err = |source| ManifestError::Read {
             path: path.to_owned(),
             source,
+        };
+        let bytes = crate::read_regular_file(path).map_err(read_err)?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            read_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not UTF-8 text",
+            ))
         })?;
         let base_dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -270,6 +288,28 @@ impl Manifest {
         base_dir: &Path,
     ) -> Result<Manifest, ManifestError> {
         parse::parse(text, source, base_dir, &|name| std::env::var(name).ok())
+    }
+}
+
+/// What a file type is, for errors: "a FIFO", "a directory", ….
+pub(crate) fn file_type_name(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_file() {
+        "a regular file"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symlink"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_char_device() {
+        "a character device"
+    } else {
+        "not a regular file"
     }
 }
 

@@ -14,7 +14,7 @@ use crate::sockets::SocketGate;
 use serde_json::{Value, json};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -118,6 +118,9 @@ impl Policy {
         if self.stdio.stdin == StdinMode::Inherit {
             groups.push(Group::Stdin);
         }
+        if self.clocks.wall || self.clocks.monotonic {
+            groups.push(Group::Clocks);
+        }
         if !self.network.is_empty() || !self.http.is_empty() {
             groups.push(Group::Network);
         }
@@ -167,6 +170,10 @@ impl Policy {
     /// [`LoadError::Grant`] for a rule that cannot be typed.
     pub fn egress(&self, audit: &Audit) -> Result<Egress, LoadError> {
         let secrets = Arc::new(Secrets::load(&self.secrets)?);
+        if !secrets.is_empty() {
+            // From here on no record of this run can carry a value, whoever wrote the text.
+            audit.set_redactor(secrets.clone());
+        }
         let meter = EgressMeter::new(self.limits.http_requests, self.limits.egress, audit);
         let grant_err = |message: String| LoadError::Grant {
             path: self.manifest.clone().unwrap_or_default(),
@@ -236,6 +243,7 @@ impl Policy {
                 "output": self.limits.output,
                 "http-requests": self.limits.http_requests,
                 "egress": self.limits.egress,
+                "staged-file": self.limits.staged_file,
             },
         })
     }
@@ -307,7 +315,7 @@ impl Policy {
         });
 
         // Files: directories directly, single files through a private staging folder.
-        let mut staging = FileStaging::default();
+        let mut staging = FileStaging::new(audit, self.limits.staged_file);
         for grant in &self.files {
             let perms = match grant.access {
                 Access::Read => FsPerms::ReadOnly,
@@ -340,19 +348,27 @@ impl Policy {
                 ),
             );
         }
-        for dir in &staging.dirs {
-            let perms = if dir.files.iter().any(|f| f.access == Access::ReadWrite) {
+        let mut staged = Vec::new();
+        for dir in &lock(&staging.state).dirs {
+            // A folder holds only read or only read-write files (the manifest refuses a mix):
+            // a read single file is never in a folder the guest may write.
+            let perms = if dir.files.iter().all(|f| f.access == Access::ReadWrite) {
                 FsPerms::ReadWrite
             } else {
                 FsPerms::ReadOnly
             };
+            if let Some(tmp) = &dir.tmp {
+                staged.push((tmp.path().to_owned(), dir.guest.clone(), perms));
+            }
+        }
+        for (path, guest, perms) in staged {
             builder
-                .preopened_dir(dir.tmp.path(), &dir.guest, perms)
+                .preopened_dir(&path, &guest, perms)
                 .map_err(|e| LoadError::Grant {
-                    path: dir.tmp.path().to_owned(),
+                    path,
                     message: e.to_string(),
                 })?;
-            staging.preopens.push(dir.guest.clone());
+            staging.preopens.push(guest);
         }
         Ok(staging)
     }
@@ -417,99 +433,373 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenMonotonicClock {
 /// Single-file grants, staged so the guest sees that file and nothing beside it.
 ///
 /// WASI can only grant directories, so each guest folder that holds single-file grants
-/// becomes a private temporary folder (mode 0700) holding copies of exactly those files.
-/// A `read` file is a snapshot taken at start. A `read-write` file is copied back over the
-/// original when the run ends (however it ends), if the guest changed it; anything else the
-/// guest does in that folder is discarded with it.
-#[derive(Default)]
+/// becomes a private temporary folder (mode 0700) holding copies of exactly those files
+/// (mode 0600, 0400 for `read` ones), whatever the originals' modes. A `read` file is a
+/// snapshot taken at start. A `read-write` file is copied back over the original when the run
+/// ends, if the guest changed it: see [`FileStaging::finish`] for what is refused. Anything
+/// else the guest does in that folder is discarded with it.
+///
+/// Every staging is registered process-wide until it is finished, so that a process ending
+/// without unwinding (a signal, the wall watchdog) can still remove it:
+/// [`finish_all_staging`].
 pub(crate) struct FileStaging {
-    dirs: Vec<StagedDir>,
+    state: Arc<Mutex<StagingState>>,
     /// Guest paths of every preopened folder, in preopen order.
     preopens: Vec<String>,
 }
 
+struct StagingState {
+    dirs: Vec<StagedDir>,
+    audit: Audit,
+    /// `[limits] staged-file`.
+    limit: u64,
+    /// warden's process id, for the names of copy-back temporary files.
+    pid: u32,
+    /// Copied back (or not) and removed: nothing more to do.
+    finished: bool,
+}
+
 struct StagedDir {
     guest: String,
-    tmp: tempfile::TempDir,
+    /// `None` once removed.
+    tmp: Option<tempfile::TempDir>,
     files: Vec<StagedFile>,
 }
 
 struct StagedFile {
     host: PathBuf,
+    guest: String,
     staged: PathBuf,
     access: Access,
     original: Vec<u8>,
+    /// For read-write files: the host file's folder, opened at start, and its name there.
+    target: Option<(cap_std::fs::Dir, std::ffi::OsString)>,
+    /// The host file's permission bits, given to the file that replaces it.
+    mode: u32,
+}
+
+/// Staging not yet finished, process-wide.
+static LIVE_STAGING: Mutex<Vec<Weak<Mutex<StagingState>>>> = Mutex::new(Vec::new());
+
+/// Finishes every single-file staging of this process that is still live: copies read-write
+/// files back when `copy_back` is true (under the same checks as a normal end, audited the
+/// same way), then removes the staging folders. For a process about to end without unwinding:
+/// the CLI calls it when the wall watchdog stops a run stuck in a host call (with copy-back:
+/// the guest is blocked, not writing) and on SIGTERM/SIGINT (without: the guest may be
+/// halfway through a write).
+pub fn finish_all_staging(copy_back: bool) {
+    let live: Vec<Arc<Mutex<StagingState>>> = lock(&LIVE_STAGING)
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    for state in live {
+        lock(&state).finish(copy_back);
+    }
+}
+
+/// A poisoned lock only means another thread panicked holding it; the staging data itself is
+/// still what it was, and removing it matters more than the panic.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Drop for FileStaging {
+    fn drop(&mut self) {
+        lock(&self.state).finish(false);
+        lock(&LIVE_STAGING)
+            .retain(|w| w.strong_count() > 0 && !w.ptr_eq(&Arc::downgrade(&self.state)));
+    }
 }
 
 impl FileStaging {
+    fn new(audit: &Audit, limit: u64) -> FileStaging {
+        let state = Arc::new(Mutex::new(StagingState {
+            dirs: Vec::new(),
+            audit: audit.clone(),
+            limit,
+            pid: std::process::id(),
+            finished: false,
+        }));
+        lock(&LIVE_STAGING).push(Arc::downgrade(&state));
+        FileStaging {
+            state,
+            preopens: Vec::new(),
+        }
+    }
+
     /// Guest paths of the preopened folders, in the order they were preopened.
     pub(crate) fn preopens(&self) -> &[String] {
         &self.preopens
     }
 
+    /// Copies changed read-write files back to the host (when `copy_back`) and removes the
+    /// staging folders. Runs once; later calls do nothing.
+    ///
+    /// A copy-back opens the staged file without following a symlink and checks the open
+    /// descriptor: anything but a regular file with one link (a symlink, hard link, FIFO,
+    /// socket, device or folder the guest left in its place), a file over
+    /// `[limits] staged-file`, or a missing file is refused with a `deny` decision and the
+    /// original is left as it was. Otherwise at most the limit is read, from that descriptor,
+    /// and the original is replaced atomically: a new file in its folder, renamed over it.
+    pub(crate) fn finish(&self, copy_back: bool) {
+        lock(&self.state).finish(copy_back);
+    }
+
     fn stage(&mut self, grant: &FileGrant) -> Result<(), LoadError> {
+        use std::io::{Read, Write};
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
         let (parent, name) = split_guest(&grant.guest);
-        let err = |e: std::io::Error| LoadError::Grant {
+        let err = |message: String| LoadError::Grant {
             path: grant.host.clone(),
-            message: e.to_string(),
+            message,
         };
-        let idx = match self.dirs.iter().position(|d| d.guest == parent) {
+        let io_err = |e: std::io::Error| err(e.to_string());
+        let mut state = lock(&self.state);
+        let limit = state.limit;
+
+        // Opened without blocking (a FIFO put there since the manifest was read would block a
+        // plain open), and checked on the descriptor before anything is read.
+        let mut host = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&grant.host)
+            .map_err(io_err)?;
+        let meta = host.metadata().map_err(io_err)?;
+        if !meta.file_type().is_file() {
+            return Err(err(format!(
+                "is {}; a single-file grant must be a regular file",
+                crate::manifest::file_type_name(&meta.file_type())
+            )));
+        }
+        let too_big = |size: u64| {
+            err(format!(
+                "is {size} bytes, over [limits] staged-file ({}); raise the limit or grant its \
+                 folder instead",
+                crate::check::format_size(limit)
+            ))
+        };
+        if meta.len() > limit {
+            return Err(too_big(meta.len()));
+        }
+        let mut original = Vec::new();
+        (&mut host)
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut original)
+            .map_err(io_err)?;
+        if original.len() as u64 > limit {
+            return Err(too_big(original.len() as u64));
+        }
+
+        let target = match grant.access {
+            Access::Read => None,
+            Access::ReadWrite => {
+                let folder = grant.host.parent().unwrap_or(Path::new("/"));
+                let file_name = grant
+                    .host
+                    .file_name()
+                    .ok_or_else(|| err("has no file name".into()))?;
+                let dir = cap_std::fs::Dir::open_ambient_dir(folder, cap_std::ambient_authority())
+                    .map_err(|e| err(format!("its folder cannot be opened: {e}")))?;
+                Some((dir, file_name.to_owned()))
+            }
+        };
+
+        let idx = match state.dirs.iter().position(|d| d.guest == parent) {
             Some(i) => i,
             None => {
                 let tmp = tempfile::Builder::new()
                     .prefix("warden-files-")
+                    .permissions(std::fs::Permissions::from_mode(0o700))
                     .tempdir()
-                    .map_err(err)?;
-                self.dirs.push(StagedDir {
+                    .map_err(|e| err(format!("cannot create its staging folder: {e}")))?;
+                state.dirs.push(StagedDir {
                     guest: parent.to_string(),
-                    tmp,
+                    tmp: Some(tmp),
                     files: Vec::new(),
                 });
-                self.dirs.len() - 1
+                state.dirs.len() - 1
             }
         };
-        let dir = &mut self.dirs[idx];
-        let original = std::fs::read(&grant.host).map_err(err)?;
-        let staged = dir.tmp.path().join(name);
-        std::fs::write(&staged, &original).map_err(err)?;
-        if grant.access == Access::Read {
-            let mut perms = std::fs::metadata(&staged).map_err(err)?.permissions();
-            perms.set_readonly(true);
-            std::fs::set_permissions(&staged, perms).map_err(err)?;
-        }
+        let dir = &mut state.dirs[idx];
+        let Some(tmp) = &dir.tmp else {
+            return Err(err("its staging folder is gone".into()));
+        };
+        let staged = tmp.path().join(name);
+        let mode = match grant.access {
+            Access::Read => 0o400,
+            Access::ReadWrite => 0o600,
+        };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&staged)
+            .and_then(|mut f| f.write_all(&original))
+            .map_err(|e| err(format!("cannot stage a copy: {e}")))?;
         dir.files.push(StagedFile {
             host: grant.host.clone(),
+            guest: grant.guest.clone(),
             staged,
             access: grant.access,
             original,
+            target,
+            mode: meta.mode() & 0o777,
         });
         Ok(())
     }
+}
 
-    /// Copies changed read-write files back to the host. Returns the host paths written, and
-    /// the errors met (as messages), so the caller can audit both.
-    pub(crate) fn write_back(&self) -> (Vec<PathBuf>, Vec<String>) {
-        let mut written = Vec::new();
-        let mut errors = Vec::new();
-        for f in self.dirs.iter().flat_map(|d| &d.files) {
-            if f.access != Access::ReadWrite {
-                continue;
-            }
-            match std::fs::read(&f.staged) {
-                Ok(now) if now != f.original => match std::fs::write(&f.host, &now) {
-                    Ok(()) => written.push(f.host.clone()),
-                    Err(e) => errors.push(format!("{}: {e}", f.host.display())),
-                },
-                Ok(_) => {}
-                // The guest removed or renamed its copy: the original stays as it was.
-                Err(e) => errors.push(format!(
-                    "{}: staged copy unreadable ({e}); original left unchanged",
-                    f.host.display()
-                )),
+impl StagingState {
+    fn finish(&mut self, copy_back: bool) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        if copy_back {
+            for f in self.dirs.iter().flat_map(|d| &d.files) {
+                if f.access == Access::ReadWrite {
+                    self.copy_back(f);
+                }
             }
         }
-        (written, errors)
+        for dir in &mut self.dirs {
+            if let Some(tmp) = dir.tmp.take()
+                && let Err(e) = tmp.close()
+            {
+                self.audit.emit(
+                    "error",
+                    json!({ "message": format!(
+                        "staging folder of {} not removed: {e}", dir.guest
+                    ) }),
+                );
+            }
+        }
     }
+
+    fn copy_back(&self, f: &StagedFile) {
+        use std::io::Read;
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        let deny = |why: String| {
+            self.audit.decision(
+                "fs",
+                &f.guest,
+                Decision::Deny,
+                &format!(
+                    "copy-back refused: {why}; {} left unchanged",
+                    f.host.display()
+                ),
+            );
+        };
+        // O_NOFOLLOW: a symlink in its place fails here (ELOOP) and is never followed;
+        // O_NONBLOCK: a FIFO in its place opens without waiting for a writer.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&f.staged);
+        let mut file = match file {
+            Ok(file) => file,
+            Err(e) => {
+                return deny(match e.raw_os_error() {
+                    Some(libc::ELOOP) => "the guest left a symlink in place of the file".into(),
+                    Some(libc::ENOENT) => {
+                        "the file is gone (removed or renamed by the guest)".into()
+                    }
+                    Some(libc::ENXIO) => "the guest left a socket in place of the file".into(),
+                    _ => format!("the file cannot be opened: {e}"),
+                });
+            }
+        };
+        let meta = match file.metadata() {
+            Ok(m) => m,
+            Err(e) => return deny(format!("the file cannot be examined: {e}")),
+        };
+        if !meta.file_type().is_file() {
+            return deny(format!(
+                "the guest left {} in place of the file",
+                crate::manifest::file_type_name(&meta.file_type())
+            ));
+        }
+        if meta.nlink() != 1 {
+            return deny(format!(
+                "the file has {} hard links (the guest linked it)",
+                meta.nlink()
+            ));
+        }
+        let over = |size: u64| {
+            format!(
+                "the file is {size} bytes, over [limits] staged-file ({})",
+                crate::check::format_size(self.limit)
+            )
+        };
+        if meta.len() > self.limit {
+            return deny(over(meta.len()));
+        }
+        let mut now = Vec::new();
+        if let Err(e) = (&mut file)
+            .take(self.limit.saturating_add(1))
+            .read_to_end(&mut now)
+        {
+            return deny(format!("the file cannot be read: {e}"));
+        }
+        if now.len() as u64 > self.limit {
+            return deny(over(now.len() as u64));
+        }
+        if now == f.original {
+            return;
+        }
+        let Some((dir, name)) = &f.target else { return };
+        match replace_file(dir, name, &now, f.mode, self.pid) {
+            Ok(()) => self.audit.decision(
+                "fs",
+                &f.host.display().to_string(),
+                Decision::Allow,
+                "read-write file grant: guest's changes copied back",
+            ),
+            Err(e) => self.audit.emit(
+                "error",
+                json!({ "message": format!(
+                    "{}: copy-back failed ({e}); original left unchanged", f.host.display()
+                ) }),
+            ),
+        }
+    }
+}
+
+/// Replaces `name` in `dir` with `bytes` atomically: a new file (`O_CREAT|O_EXCL`, permission
+/// bits `mode` less the umask) written and synced in the same folder, then renamed over it.
+/// A reader sees the old file or the new one, never a part.
+fn replace_file(
+    dir: &cap_std::fs::Dir,
+    name: &std::ffi::OsStr,
+    bytes: &[u8],
+    mode: u32,
+    pid: u32,
+) -> std::io::Result<()> {
+    use cap_std::fs::OpenOptionsExt;
+    use std::io::Write;
+    let mut opts = cap_std::fs::OpenOptions::new();
+    opts.write(true).create_new(true).mode(mode);
+    // A few names, in case a file of an earlier, killed run is still there.
+    for attempt in 0..16 {
+        let tmp = format!(".warden-copyback-{pid}-{attempt}");
+        let mut file = match dir.open_with(&tmp, &opts) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        };
+        let result = file
+            .write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| dir.rename(&tmp, dir, name));
+        if result.is_err() {
+            let _ = dir.remove_file(&tmp);
+        }
+        return result;
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        "no free temporary name in the file's folder",
+    ))
 }
 
 /// `/config/app.toml` → (`/config`, `app.toml`); `/app.toml` → (`/`, `app.toml`).

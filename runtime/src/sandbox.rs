@@ -11,6 +11,7 @@ use crate::broker::{Broker, EgressMeter, NetLimit, NetLimitReached};
 use crate::cache::{CacheStatus, Compiled, ModuleCache};
 use crate::error::{EngineError, LoadError};
 use crate::fs_audit;
+use crate::host_memory;
 use crate::policy::{Policy, program_name};
 use crate::secrets::{SecretsCtx, SecretsView};
 use crate::sockets::SocketGate;
@@ -212,7 +213,8 @@ impl Warden {
         let path = policy.module.clone().ok_or(LoadError::NoModule)?;
         // The audit log names the module by its full path, whatever the working folder.
         let path = std::fs::canonicalize(&path).unwrap_or(path);
-        let bytes = std::fs::read(&path).map_err(|source| LoadError::ReadModule {
+        // Not `std::fs::read`: a FIFO or a device named as the module would block it forever.
+        let bytes = crate::read_regular_file(&path).map_err(|source| LoadError::ReadModule {
             path: path.clone(),
             source,
         })?;
@@ -740,7 +742,8 @@ impl Workload {
     /// (exit codes, traps, limits) are outcomes, not errors.
     ///
     /// # Errors
-    /// The sandbox could not be set up (a granted path could not be opened or staged).
+    /// An argument or environment value holds a NUL byte ([`LoadError::NulByte`]), or the
+    /// sandbox could not be set up (a granted path could not be opened or staged).
     pub fn run(&self, opts: RunOptions) -> Result<RunReport, LoadError> {
         let w = &*self.inner;
         let policy = &w.policy;
@@ -763,6 +766,10 @@ impl Workload {
             Some(id) => Audit::with_run_id(opts.audit.clone(), &policy.identity.id, id),
             None => Audit::new(opts.audit.clone(), &policy.identity.id),
         };
+        if let Err(e) = check_no_nul(policy, &opts.args) {
+            audit.emit("error", json!({ "message": e.to_string() }));
+            return Err(e);
+        }
         // The start record lists every grant: build it only when it is kept.
         if audit.is_enabled() {
             audit.emit(
@@ -831,6 +838,8 @@ impl Workload {
         let engine = &w.warden.inner.engine;
         let fuel = policy.limits.fuel;
 
+        let heap_watch = || HeapWatch::new(policy.limits.memory, &audit);
+
         // Everything is set up: lock the host down before the first guest instruction.
         if let Some((mode, profile)) = &profile {
             // wasmtime-wasi's tokio runtime starts its threads when first used; start them
@@ -851,7 +860,7 @@ impl Workload {
                     Host::new(builder.build_p1(), limiter, &audit, &preopens),
                 );
                 store.limiter(|h| &mut h.limiter);
-                setup_store(&mut store, fuel, ticks, &egress.meter);
+                setup_store(&mut store, fuel, ticks, &egress.meter, heap_watch());
                 let result = run_core(&mut store, pre, entry);
                 let left = fuel.and_then(|_| store.get_fuel().ok());
                 (result, store.into_data().limiter, left)
@@ -859,7 +868,11 @@ impl Workload {
             Prepared::Component { pre, entry } => {
                 let wasi = ComponentCtx {
                     ctx: builder.build(),
-                    table: ResourceTable::new(),
+                    table: {
+                        let mut table = ResourceTable::new();
+                        table.set_max_capacity(host_memory::MAX_HANDLES);
+                        table
+                    },
                     http: WasiHttpCtx::new(),
                     broker: egress.broker.clone(),
                     secrets: SecretsCtx {
@@ -870,7 +883,7 @@ impl Workload {
                 };
                 let mut store = Store::new(engine, Host::new(wasi, limiter, &audit, &preopens));
                 store.limiter(|h| &mut h.limiter);
-                setup_store(&mut store, fuel, ticks, &egress.meter);
+                setup_store(&mut store, fuel, ticks, &egress.meter, heap_watch());
                 let stdout = LimitedOutput::new(opts.stdout.clone(), budget.clone());
                 let result = run_component(&mut store, pre, entry, &stdout);
                 let left = fuel.and_then(|_| store.get_fuel().ok());
@@ -879,18 +892,9 @@ impl Workload {
         };
         let wall = started.elapsed();
 
-        let (written, errors) = staging.write_back();
-        for p in written {
-            audit.decision(
-                "fs",
-                &p.display().to_string(),
-                Decision::Allow,
-                "read-write file grant: guest's changes copied back",
-            );
-        }
-        for e in errors {
-            audit.emit("error", json!({ "message": e }));
-        }
+        // However the guest ended (limits included), its read-write files are copied back
+        // under the checks of `FileStaging::finish`, and the staging folders removed.
+        staging.finish(true);
 
         let outcome = classify(result, &limiter, &budget, &egress.meter);
         let raw_code = match &outcome {
@@ -928,6 +932,30 @@ impl Workload {
             run_id: audit.run_id().to_string(),
         })
     }
+}
+
+/// Arguments and environment reach the guest as C strings, which end at the first NUL byte:
+/// one inside a value would truncate it (or fail deep inside WASI), so it is refused up front,
+/// naming the argument (`argv[0]` being the program name, the manifest's `args` come first)
+/// or the variable.
+fn check_no_nul(policy: &Policy, extra_args: &[String]) -> Result<(), LoadError> {
+    for (n, arg) in policy.args.iter().chain(extra_args).enumerate() {
+        if arg.contains('\0') {
+            return Err(LoadError::NulByte(format!("argument {}", n + 1)));
+        }
+    }
+    for var in &policy.env {
+        if var.name.contains('\0') {
+            return Err(LoadError::NulByte(format!(
+                "[env] name `{}`",
+                var.name.escape_debug()
+            )));
+        }
+        if var.value.contains('\0') {
+            return Err(LoadError::NulByte(format!("[env] {}: the value", var.name)));
+        }
+    }
+    Ok(())
 }
 
 /// The linker of core modules: WASI preview 1 with warden's `proc_exit` and the filesystem
@@ -972,7 +1000,13 @@ fn component_linker(engine: &Engine) -> wasmtime::Result<component::Linker<Host<
 /// Fuel, and the epoch callback that runs every tick: it stops the run once the wall-time
 /// limit's ticks have passed or a network limit was reached (which the HTTP broker records
 /// from another thread).
-fn setup_store<T>(store: &mut Store<T>, fuel: Option<u64>, ticks: u64, meter: &Arc<EgressMeter>) {
+fn setup_store<T>(
+    store: &mut Store<T>,
+    fuel: Option<u64>,
+    ticks: u64,
+    meter: &Arc<EgressMeter>,
+    heap: HeapWatch,
+) {
     if let Some(f) = fuel {
         // Only fails when the engine lacks fuel metering, which `load` already refused.
         let _ = store.set_fuel(f);
@@ -984,12 +1018,49 @@ fn setup_store<T>(store: &mut Store<T>, fuel: Option<u64>, ticks: u64, meter: &A
         if let Some(limit) = meter.reached() {
             return Err(wasmtime::Error::new(NetLimitReached(limit)));
         }
+        heap.check()?;
         left -= 1;
         if left == 0 {
             return Err(wasmtime::Error::new(Trap::Interrupt));
         }
         Ok(wasmtime::UpdateDeadline::Continue(1))
     });
+}
+
+/// The host-heap bound of one run (see [`crate::host_memory`]), checked at every epoch tick.
+struct HeapWatch {
+    /// The heap size that stops the run, when a meter is installed.
+    ceiling: Option<u64>,
+    /// The run's allowance, for the record.
+    allowance: u64,
+    audit: Audit,
+}
+
+impl HeapWatch {
+    fn new(memory_limit: u64, audit: &Audit) -> HeapWatch {
+        HeapWatch {
+            ceiling: host_memory::ceiling(memory_limit),
+            allowance: memory_limit.saturating_add(host_memory::HOST_HEAP_HEADROOM),
+            audit: audit.clone(),
+        }
+    }
+
+    fn check(&self) -> wasmtime::Result<()> {
+        let (Some(ceiling), Some(now)) = (self.ceiling, host_memory::allocated()) else {
+            return Ok(());
+        };
+        if now > ceiling {
+            self.audit.emit(
+                "limit",
+                json!({ "limit": "memory", "value": self.allowance, "scope": "host",
+                        "reason": "warden's heap grew past the run's allowance on the guest's behalf" }),
+            );
+            return Err(wasmtime::Error::new(host_memory::HostMemoryExceeded {
+                allowance: self.allowance,
+            }));
+        }
+        Ok(())
+    }
 }
 
 /// What the guest's entry point returned: an exit code, or the error that stopped it.
@@ -1120,6 +1191,28 @@ fn classify(
         Some(Trap::OutOfFuel) => return Outcome::FuelLimit,
         Some(Trap::Interrupt) => return Outcome::WallLimit,
         _ => {}
+    }
+    if err
+        .chain()
+        .any(|c| c.is::<host_memory::HostMemoryExceeded>())
+    {
+        return Outcome::MemoryLimit;
+    }
+    let table_full = err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<wasmtime::component::ResourceTableError>(),
+            Some(wasmtime::component::ResourceTableError::Full)
+        )
+        // wasmtime's own store-wide cap on component handles has no error type of its own.
+        || c.to_string().contains("store handle limit exceeded")
+    });
+    if table_full {
+        limiter.audit.emit(
+            "limit",
+            json!({ "limit": "memory", "value": limiter.limit, "scope": "handles",
+                    "reason": format!("the guest held {} resource handles", host_memory::MAX_HANDLES) }),
+        );
+        return Outcome::MemoryLimit;
     }
     if limiter.refused {
         // A refused grow ends a Rust guest in an abort (`unreachable`); any failure after a

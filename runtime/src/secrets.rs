@@ -203,6 +203,12 @@ impl Secrets {
     }
 }
 
+impl crate::audit::Redact for Secrets {
+    fn redact_text(&self, text: &str) -> String {
+        self.redact_str(text)
+    }
+}
+
 /// What a guest's handle points at: the secret's name. No value.
 #[derive(Debug)]
 pub struct SecretHandle {

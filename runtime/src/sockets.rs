@@ -146,6 +146,19 @@ impl SocketGate {
 
     /// Resolves a name the rules list; `Err` with the code the guest gets.
     fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, ErrorCode> {
+        // A name is data that leaves the host (to the resolvers, and under a wildcard entry to
+        // whoever serves that domain): a secret in it is an exfiltration attempt.
+        if let Some(s) = self.secrets.find_leak(name.as_bytes(), |_| false) {
+            self.audit.decision(
+                "secret",
+                &s.spec.name,
+                Decision::Deny,
+                &format!(
+                    "exfiltration attempt: a name lookup of {name} carries the secret's value"
+                ),
+            );
+            return Err(ErrorCode::AccessDenied);
+        }
         let verdict = self.rules.name_allowed(name);
         if !verdict.allowed {
             self.audit.decision(
@@ -164,6 +177,18 @@ impl SocketGate {
         {
             vec![ip]
         } else {
+            if !self.meter.take_bytes(dns_query_bytes(&host)) {
+                self.audit.decision(
+                    "net",
+                    name,
+                    Decision::Deny,
+                    &format!(
+                        "lookup: egress limit ({} bytes) reached",
+                        self.meter.max_bytes()
+                    ),
+                );
+                return Err(ErrorCode::AccessDenied);
+            }
             let Some(resolver) = self.resolver.clone() else {
                 self.audit.decision(
                     "net",
@@ -211,6 +236,13 @@ impl SocketGate {
         );
         Ok(found)
     }
+}
+
+/// Bytes a lookup of `name` sends, as counted against `[limits] egress`: an A and an AAAA
+/// query, each a 12-byte header, the name in labels (its length plus 2) and 4 bytes of type
+/// and class.
+pub(crate) fn dns_query_bytes(name: &str) -> u64 {
+    2 * (name.len() as u64 + 18)
 }
 
 /// A connected TCP socket's output stream, metered against `[limits] egress` and scanned for

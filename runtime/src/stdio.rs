@@ -96,7 +96,7 @@ impl Sink {
                 out.write_all(bytes)?;
                 out.flush()
             }
-            Sink::Stderr => std::io::stderr().lock().write_all(bytes),
+            Sink::Stderr => crate::audit::write_guest_stderr(bytes),
             Sink::Null => Ok(()),
             Sink::Capture(buf) => {
                 buf.lock()

@@ -3,14 +3,17 @@
 #![allow(clippy::unwrap_used)]
 
 mod audit;
+mod badinput;
 mod bench_cmd;
 mod cache;
 mod check;
 mod cli;
 mod connectors;
+mod copyback;
 mod egress;
 mod env;
 mod fs;
+mod hostile;
 mod invoke;
 mod library;
 mod limits;
@@ -18,6 +21,7 @@ mod lockdown;
 mod scanner;
 mod server;
 mod stdio;
+mod stress;
 mod util;
 
 use warden_guest_artifacts as guests;

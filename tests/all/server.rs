@@ -58,13 +58,19 @@ impl Request {
     }
 }
 
+/// The whole response a hostile server writes for a request: status line, headers, body,
+/// exactly as given (the tests' servers compress, split, lie about framing, redirect…).
+pub type RawReply = Arc<dyn Fn(&Request) -> Vec<u8> + Send + Sync>;
+
 /// What the server answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum Reply {
     /// `200` with `{"ok":true,"request":N}`.
     Ok,
     /// `200` with the request as JSON: method, path, headers and body.
     Echo,
+    /// Whatever the function writes.
+    Raw(RawReply),
 }
 
 struct State {
@@ -89,6 +95,11 @@ impl Server {
     /// A server answering every request with the request itself.
     pub fn echo() -> Server {
         Server::with(Reply::Echo)
+    }
+
+    /// A server answering every request with the bytes `reply` makes of it.
+    pub fn raw(reply: impl Fn(&Request) -> Vec<u8> + Send + Sync + 'static) -> Server {
+        Server::with(Reply::Raw(Arc::new(reply)))
     }
 
     pub fn with(reply: Reply) -> Server {
@@ -174,9 +185,17 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
     let body = {
         let mut requests = state.requests.lock().unwrap_or_else(|e| e.into_inner());
         requests.push(request.clone());
-        match state.reply {
+        match &state.reply {
             Reply::Ok => serde_json::json!({ "ok": true, "request": requests.len() }),
             Reply::Echo => echo(&request),
+            Reply::Raw(f) => {
+                let raw = f(&request);
+                drop(requests);
+                let mut stream = stream;
+                // A client that gives up early is the client's business.
+                let _ = stream.write_all(&raw);
+                return stream.flush();
+            }
         }
         .to_string()
     };

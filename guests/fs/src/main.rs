@@ -8,6 +8,14 @@
 //! fs mkdir PATH        `ok`
 //! fs rm PATH           remove a file: `ok`
 //! fs stat PATH         `file N` (its size) or `dir`
+//! fs symlink TARGET PATH  make PATH a symlink to TARGET: `ok`
+//! fs link SRC DST      hard link: `ok`
+//! fs rename A B        `ok`
+//! fs setlen PATH N     truncate or extend (sparse) PATH to N bytes: `ok`
+//! fs rmdir PATH        remove an empty folder: `ok`
+//! fs stdin             read stdin to its end: `read N bytes`
+//! fs seq 'OP ARGS' …   run each quoted op (split at spaces) in turn; stops at the first
+//!                      error or bad usage
 //! ```
 //!
 //! An io error prints `error: KIND: MESSAGE` to stderr (KIND is the `io::ErrorKind`'s `Debug`)
@@ -17,7 +25,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: fs read PATH | write PATH TEXT | append PATH TEXT | ls DIR | mkdir PATH | rm PATH | stat PATH";
+const USAGE: &str = "usage: fs read PATH | write PATH TEXT | append PATH TEXT | ls DIR | mkdir PATH | rm PATH | stat PATH | symlink TARGET PATH | link SRC DST | rename A B | setlen PATH N | rmdir PATH | stdin | seq 'OP ARGS'...";
 
 fn run(args: &[String]) -> Option<io::Result<()>> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -59,6 +67,33 @@ fn run(args: &[String]) -> Option<io::Result<()>> {
                 println!("other");
             }
         }),
+        #[allow(deprecated)] // the one portable way to make a symlink on every wasi target
+        ["symlink", target, path] => fs::soft_link(target, path).map(|()| println!("ok")),
+        ["link", src, dst] => fs::hard_link(src, dst).map(|()| println!("ok")),
+        ["rename", a, b] => fs::rename(a, b).map(|()| println!("ok")),
+        ["setlen", path, n] => {
+            let n: u64 = n.parse().ok()?;
+            fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_len(n))
+                .map(|()| println!("ok"))
+        }
+        ["rmdir", path] => fs::remove_dir(path).map(|()| println!("ok")),
+        ["stdin"] => {
+            let mut bytes = Vec::new();
+            io::Read::read_to_end(&mut io::stdin(), &mut bytes).map(|n| println!("read {n} bytes"))
+        }
+        ["seq", ops @ ..] => {
+            for op in ops {
+                let words: Vec<String> = op.split(' ').map(str::to_string).collect();
+                match run(&words)? {
+                    Ok(()) => {}
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            Ok(())
+        }
         _ => return None,
     };
     Some(result)

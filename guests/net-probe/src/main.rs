@@ -11,6 +11,11 @@
 //!   on the same connection: prints `tcp: sent N+M`, `tcp: sent N, write error: …` (the
 //!   second write refused), `tcp: write error: …` or `tcp: error: …`;
 //! - `open NAME`, `reveal NAME` — secrets calls; print `secret: …`;
+//! - `http-dump METHOD URL` — a request; prints `http: STATUS`, then `header: NAME: VALUE`
+//!   for each response header, then `body: BODY`;
+//! - `hoard N SIZE` — makes N `wasi:http` fields resources, each holding one header value of
+//!   SIZE bytes, and keeps them all; prints `hoard: N` (if it gets that far);
+//! - `stderr TEXT` — writes TEXT to stderr without a newline;
 //! - `repeat N` — repeats the next step N times.
 //!
 //! Exits 0 whatever the steps' results: the tests read the lines and the audit log.
@@ -61,6 +66,38 @@ fn run(step: &[&str]) -> String {
                 Ok(r) => format!("http: {} {}", r.status, r.text()),
                 Err(e) => format!("http: error: {e}"),
             }
+        }
+        "http-dump" => match Request::new(arg(1), arg(2)).send() {
+            Ok(r) => {
+                let mut out = format!("http: {}", r.status);
+                for (name, value) in &r.headers {
+                    out.push_str(&format!("\nheader: {name}: {value}"));
+                }
+                out.push_str(&format!("\nbody: {}", r.text()));
+                out
+            }
+            Err(e) => format!("http: error: {e}"),
+        },
+        "hoard" => {
+            let n: usize = arg(1).parse().unwrap_or(0);
+            let size: usize = arg(2).parse().unwrap_or(1);
+            let value = vec![b'a'; size];
+            let mut kept = Vec::with_capacity(n);
+            for i in 0..n {
+                let fields = wasip2::http::types::Fields::new();
+                if let Err(e) = fields.append("x-hoard", &value) {
+                    return format!("hoard: error after {i}: {e:?}");
+                }
+                kept.push(fields);
+            }
+            let line = format!("hoard: {}", kept.len());
+            std::mem::forget(kept);
+            line
+        }
+        "stderr" => {
+            let _ = std::io::stderr().write_all(arg(1).as_bytes());
+            let _ = std::io::stderr().flush();
+            "stderr: written".to_string()
         }
         "tcp" => match std::net::TcpStream::connect(arg(1)) {
             Ok(mut s) if !arg(2).is_empty() => match s.write_all(arg(2).as_bytes()) {

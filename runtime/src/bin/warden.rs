@@ -10,12 +10,64 @@ use warden::{
     RunOptions, Warden,
 };
 
+/// The system allocator, counted, so that a run can be stopped when the guest makes warden's
+/// heap grow past its allowance (see `warden::host_memory`).
+#[global_allocator]
+static HEAP: warden::host_memory::CountingAllocator = warden::host_memory::counting_allocator();
+
 /// Exit code when warden itself could not start the workload.
 const EXIT_START_FAILED: u8 = 125;
+
+/// Exit code when the reader of warden's stdout went away (`warden check FILE | head -1`):
+/// 0, as if the output had been read, so that a command's code keeps its meaning (a valid
+/// manifest stays valid however little of the report was read).
+const EXIT_STDOUT_CLOSED: i32 = 0;
+
+// Everything this binary prints goes through these four macros, which shadow std's in this
+// file. std's panic when the stream is closed ("failed printing to stdout: Broken pipe"); here
+// a closed stdout ends warden quietly with `EXIT_STDOUT_CLOSED`, any other stdout failure is a
+// one-line error (exit 125), and a failing stderr is ignored (there is nowhere left to say so).
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::write_stdout(format_args!($($arg)*)) };
+}
+macro_rules! println {
+    () => { $crate::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+macro_rules! eprintln {
+    () => { $crate::write_stderr(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::write_stderr(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` without the panic: see the macros above.
+fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(args).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            std::process::exit(EXIT_STDOUT_CLOSED)
+        }
+        Err(e) => {
+            eprintln!("warden: error: cannot write to stdout: {e}");
+            std::process::exit(i32::from(EXIT_START_FAILED))
+        }
+    }
+}
+
+/// `eprint!` without the panic: see the macros above.
+fn write_stderr(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
 
 /// Extra time a guest stuck in a blocking host call (one the epoch cannot interrupt) gets
 /// past its wall limit before warden ends the whole process.
 const WALL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How often the watchdog looks at the signal flag and the clock: a SIGTERM or SIGINT is acted
+/// on within this, and each look is one sleep (a syscall the lockdown always allows).
+const WATCHDOG_POLL: std::time::Duration = std::time::Duration::from_millis(25);
 
 #[derive(Parser)]
 #[command(
@@ -30,10 +82,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a workload (a WASI preview 1 module or preview 2 component).
+    /// Run a workload (a WASI preview 1 module or preview 2 component)
     ///
-    /// Exit codes: the guest's own 0-119; 120 output limit; 121 memory limit; 122 fuel limit;
-    /// 123 the guest trapped; 124 wall-time limit; 125 warden could not start the workload.
+    /// Exit codes:
+    ///   0-119  the guest's own exit code (a larger one is reported as 119)
+    ///   120    output limit reached
+    ///   121    memory limit reached
+    ///   122    fuel limit reached
+    ///   123    the guest trapped
+    ///   124    wall-time limit reached (or compiling the module took longer than
+    ///          the wall limit, and at least 10 s)
+    ///   125    warden could not start the workload
+    ///   126    network limit reached (http-requests or egress)
+    ///   130    stopped by SIGINT (read-write single files not copied back)
+    ///   143    stopped by SIGTERM (read-write single files not copied back)
+    ///   159    warden killed by its own seccomp filter (128 + SIGSYS)
+    #[command(verbatim_doc_comment)]
     Run(RunArgs),
     /// Validate a manifest and print its effective grants.
     Check {
@@ -146,6 +210,7 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    warden::host_memory::install(|| HEAP.allocated());
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -174,7 +239,7 @@ fn check(path: &std::path::Path) -> ExitCode {
             print!("{}", warden::check::grants_table(&policy));
             // With the module at hand: what it imports against what the manifest grants.
             if let Some(module) = &policy.module {
-                match std::fs::read(module) {
+                match warden::read_regular_file(module) {
                     Ok(bytes) => match warden::check::module_report(&policy, &bytes) {
                         Ok(report) => print!("{report}"),
                         Err(e) => return fail(format!("{}: {e}", module.display())),
@@ -219,13 +284,19 @@ fn seccomp(command: SeccompCommand) -> ExitCode {
 fn open_audit(path: Option<&std::path::Path>) -> anyhow::Result<AuditSink> {
     Ok(match path {
         None => AuditSink::disabled(),
-        Some(p) if p.as_os_str() == "-" => AuditSink::to_writer(std::io::stderr()),
+        Some(p) if p.as_os_str() == "-" => AuditSink::to_framed_stderr(),
         Some(p) => AuditSink::append_to_file(p)
             .with_context(|| format!("{}: cannot open the audit log", p.display()))?,
     })
 }
 
 fn run(args: RunArgs) -> ExitCode {
+    // Before anything is staged: a SIGTERM or SIGINT only sets this flag (no syscall in the
+    // handler), and the watchdog thread acts on it.
+    let signal = match signal_flag() {
+        Ok(f) => f,
+        Err(e) => return fail(format!("cannot install the SIGTERM/SIGINT handlers: {e}")),
+    };
     let mut policy = match &args.manifest {
         Some(path) => match Manifest::from_file(path) {
             Ok(m) => Policy::from_manifest(m),
@@ -277,7 +348,12 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(w) => w,
         Err(e) => return fail(e),
     };
-    let workload = match warden.load(policy.clone()) {
+    let run_id = Audit::new_run_id();
+    // Compiling cannot be interrupted by the epoch: bound it by the wall limit from outside.
+    let compile_deadline = CompileDeadline::start(&sink, &policy, &run_id);
+    let loaded = warden.load(policy.clone());
+    compile_deadline.disarm();
+    let workload = match loaded {
         Ok(w) => w,
         Err(e) => {
             // The refusal is a decision about this identity too: record it.
@@ -297,14 +373,14 @@ fn run(args: RunArgs) -> ExitCode {
     opts.args = args.args;
     opts.audit = sink.clone();
     opts.lockdown = lockdown;
-    let run_id = Audit::new_run_id();
     opts.run_id = Some(run_id.clone());
 
-    start_wall_watchdog(&sink, &policy, &run_id);
+    start_watchdog(&sink, &policy, &run_id, signal);
     let report = match workload.run(opts) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    warden::audit::end_guest_line();
     let limits = &workload.policy().limits;
     match &report.outcome {
         Outcome::Exited(_) => {}
@@ -338,21 +414,72 @@ fn run(args: RunArgs) -> ExitCode {
     ExitCode::from(u8::try_from(report.outcome.exit_code()).unwrap_or(EXIT_START_FAILED))
 }
 
-/// The epoch stops guest code at the wall limit, but not a guest blocked inside a host call
-/// (a read of an inherited stdin, say). This thread ends the process if the run outlives its
-/// limit by [`WALL_GRACE`], after writing the records the run itself could not.
-fn start_wall_watchdog(sink: &AuditSink, policy: &Policy, run_id: &str) {
+/// A flag that SIGTERM and SIGINT set to their number. The handler only stores into it.
+fn signal_flag() -> std::io::Result<std::sync::Arc<std::sync::atomic::AtomicUsize>> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        let value = usize::try_from(sig).unwrap_or_default();
+        signal_hook::flag::register_usize(sig, flag.clone(), value)?;
+    }
+    Ok(flag)
+}
+
+/// Ends the process for what the run itself cannot see, polling every [`WATCHDOG_POLL`]:
+///
+/// - a SIGTERM or SIGINT: the staging of single-file grants is removed *without* copy-back
+///   (the guest may be halfway through a write), an `exit` record with outcome `signal` is
+///   written, and warden exits with 128 + the signal's number (143, 130);
+/// - the wall limit passed by [`WALL_GRACE`]: the epoch stops guest code at the limit, but not
+///   a guest blocked inside a host call (a read of an inherited stdin, say). Read-write single
+///   files are copied back (the guest is blocked, not writing), staging removed, the records
+///   the run could not write written, and warden exits with 124.
+fn start_watchdog(
+    sink: &AuditSink,
+    policy: &Policy,
+    run_id: &str,
+    signal: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     let sink = sink.clone();
     let run_id = run_id.to_string();
     let id = policy.identity.id.clone();
     let wall = policy.limits.wall;
+    let started = std::time::Instant::now();
+    let deadline = started.checked_add(wall + WALL_GRACE);
     let _ = std::thread::Builder::new()
         .name("warden-watchdog".into())
         .spawn(move || {
-            std::thread::sleep(wall + WALL_GRACE);
             let audit = Audit::with_run_id(sink, &id, &run_id);
+            loop {
+                let sig = signal.load(std::sync::atomic::Ordering::SeqCst);
+                if sig != 0 {
+                    let name = match i32::try_from(sig) {
+                        Ok(signal_hook::consts::SIGTERM) => "SIGTERM",
+                        Ok(signal_hook::consts::SIGINT) => "SIGINT",
+                        _ => "a signal",
+                    };
+                    let code = 128 + i32::try_from(sig).unwrap_or(0);
+                    warden::policy::finish_all_staging(false);
+                    let wall_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    audit.emit(
+                        "exit",
+                        json!({ "outcome": "signal", "code": code, "signal": name,
+                                "wall_ms": wall_ms, "fuel_used": null, "peak_memory": null,
+                                "message": "stopped by a signal; read-write single files \
+                                            not copied back" }),
+                    );
+                    eprintln!(
+                        "warden: stopped by {name}; read-write single files were not copied back"
+                    );
+                    std::process::exit(code);
+                }
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    break;
+                }
+                std::thread::sleep(WATCHDOG_POLL);
+            }
             let wall_ms = u64::try_from(wall.as_millis()).unwrap_or(u64::MAX);
             audit.limit("wall", wall_ms);
+            warden::policy::finish_all_staging(true);
             audit.emit(
                 "exit",
                 json!({ "outcome": "wall-limit", "code": 124, "wall_ms": wall_ms,
@@ -362,6 +489,64 @@ fn start_wall_watchdog(sink: &AuditSink, policy: &Policy, run_id: &str) {
             eprintln!("warden: wall-time limit reached ({wall:?})");
             std::process::exit(124);
         });
+}
+
+/// The least time loading (and, on a cache miss, compiling) a module is given, whatever the
+/// wall limit: a large component compiles in a few seconds on one core, and a wall limit
+/// sized for the run (say 300 ms) must not make a module impossible ever to compile and cache.
+const COMPILE_BUDGET_FLOOR: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The bound on loading the module. Compiling cannot be interrupted by the epoch, and a huge
+/// module could otherwise keep warden busy for as long as it likes before the run's wall
+/// clock even starts; so loading gets a budget of its own, the wall limit or
+/// [`COMPILE_BUDGET_FLOOR`], whichever is longer. A module still loading when the budget is
+/// spent ends warden with exit 124 and the audit records of a wall-limit exit.
+struct CompileDeadline {
+    /// Dropped to disarm the thread.
+    done: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CompileDeadline {
+    fn start(sink: &AuditSink, policy: &Policy, run_id: &str) -> CompileDeadline {
+        let (done, rx) = std::sync::mpsc::channel::<()>();
+        let sink = sink.clone();
+        let run_id = run_id.to_string();
+        let id = policy.identity.id.clone();
+        let budget = policy.limits.wall.max(COMPILE_BUDGET_FLOOR);
+        let thread = std::thread::Builder::new()
+            .name("warden-compile-deadline".into())
+            .spawn(move || {
+                if rx.recv_timeout(budget) != Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                    return;
+                }
+                let audit = Audit::with_run_id(sink, &id, &run_id);
+                let budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
+                audit.limit("wall", budget_ms);
+                audit.emit(
+                    "exit",
+                    json!({ "outcome": "wall-limit", "code": 124, "wall_ms": budget_ms,
+                            "fuel_used": null, "peak_memory": null,
+                            "message": "the module was still compiling when its time was up" }),
+                );
+                eprintln!(
+                    "warden: wall-time limit reached while compiling the module ({budget:?}: \
+                     the wall limit, and at least {COMPILE_BUDGET_FLOOR:?})"
+                );
+                std::process::exit(124);
+            })
+            .ok();
+        CompileDeadline { done, thread }
+    }
+
+    /// Stops the thread and waits for it to end, so that it is gone before the lockdown.
+    fn disarm(self) {
+        let CompileDeadline { done, thread } = self;
+        drop(done);
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
 }
 
 /// `warden bench`: checks what it can before the first run, so that a typo is a one-line error
@@ -379,8 +564,21 @@ fn bench(args: BenchArgs) -> ExitCode {
         None => {
             return fail("no module to run: give MODULE or set [workload] module in the manifest");
         }
-        Some(m) if !m.is_file() => return fail(format!("{}: module not found", m.display())),
-        Some(_) => {}
+        // The file itself is read by each `warden run`; here only whether it is one (a
+        // metadata lookup, which does not block on a FIFO).
+        Some(m) => match std::fs::metadata(m) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return fail(format!("{}: module not found", m.display()));
+            }
+            Err(e) => return fail(format!("{}: cannot read module: {e}", m.display())),
+            Ok(meta) if !meta.is_file() => {
+                return fail(format!(
+                    "{}: cannot read module: not a regular file",
+                    m.display()
+                ));
+            }
+            Ok(_) => {}
+        },
     }
     let mut native = match bench::Cmd::parse(&args.native) {
         Ok(c) => c,
@@ -436,7 +634,6 @@ fn bench(args: BenchArgs) -> ExitCode {
         Ok(report) => report.render_table(),
         Err(e) => return fail(e),
     };
-    // A closed stdout (`| head`) is no reason to panic.
-    let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+    print!("{text}");
     ExitCode::SUCCESS
 }

@@ -402,7 +402,24 @@ impl Parser<'_> {
             None => None,
         };
         let args = match t.get("args") {
-            Some(v) => self.string_array(v, "workload.args", "string")?,
+            Some(v) => {
+                let args = self.string_array(v, "workload.args", "string")?;
+                // The guest gets its arguments as C strings, which a NUL byte would cut short.
+                if let (Some(n), DeValue::Array(items)) =
+                    (args.iter().position(|a| a.contains('\0')), v.get_ref())
+                {
+                    let span = items.get(n).map_or_else(|| v.span(), |i| i.span());
+                    return Err(self.err(
+                        span,
+                        format!(
+                            "workload.args[{n}]: argument {} contains a NUL byte, which a \
+                             program's arguments cannot hold",
+                            n + 1
+                        ),
+                    ));
+                }
+                args
+            }
             None => Vec::new(),
         };
         let invoke = match t.get("invoke") {
@@ -445,10 +462,28 @@ impl Parser<'_> {
                     format!("files.host: host path `{host}`{shown} {why}"),
                 )
             })?;
-            let kind = if canonical.is_dir() {
-                FileKind::Dir
-            } else {
-                FileKind::File
+            // A FIFO, socket or device is neither a folder nor a file to copy: opening a FIFO
+            // would block the start, so its type is checked here, without opening it.
+            let file_type = std::fs::metadata(&canonical).map(|m| m.file_type());
+            let kind = match &file_type {
+                Ok(t) if t.is_dir() => FileKind::Dir,
+                Ok(t) if t.is_file() => FileKind::File,
+                Ok(t) => {
+                    return Err(self.err(
+                        hv.span(),
+                        format!(
+                            "files.host: host path `{host}` is {}; expected a regular file or a \
+                             directory",
+                            super::file_type_name(t)
+                        ),
+                    ));
+                }
+                Err(e) => {
+                    return Err(self.err(
+                        hv.span(),
+                        format!("files.host: host path `{host}` cannot be read: {e}"),
+                    ));
+                }
             };
 
             const GUEST: &str = "an absolute guest path such as \"/data\"";
@@ -495,6 +530,27 @@ impl Parser<'_> {
                 "read-write" => Access::ReadWrite,
                 _ => return Err(self.expected(av, "files.access", ACCESS)),
             };
+
+            // A staged folder is preopened either read-only or writable for the guest, so a
+            // read single file beside a read-write one could be overwritten or replaced.
+            if kind == FileKind::File {
+                let folder = guest_parent(&guest);
+                if let Some(other) = grants.iter().find(|g| {
+                    g.kind == FileKind::File
+                        && g.access != access
+                        && guest_parent(&g.guest) == folder
+                }) {
+                    return Err(self.err(
+                        gv.span(),
+                        format!(
+                            "files.guest: the single file `{guest}` and the earlier `{}` share \
+                             the guest folder `{folder}` with different access; expected read \
+                             and read-write single files in different guest folders",
+                            other.guest
+                        ),
+                    ));
+                }
+            }
 
             grants.push(FileGrant {
                 host: canonical,
@@ -546,6 +602,20 @@ impl Parser<'_> {
                 }
                 _ => return Err(self.expected(v, &path, VALUE)),
             };
+            // The guest gets its environment as C strings, which a NUL byte would cut short.
+            if value.contains('\0') {
+                let what = match &source {
+                    EnvSource::Literal => "the value".to_owned(),
+                    EnvSource::FromHost(from) => format!("the value of warden's variable `{from}`"),
+                };
+                return Err(self.err(
+                    v.span(),
+                    format!(
+                        "{path}: {what} contains a NUL byte, which an environment variable \
+                         cannot hold"
+                    ),
+                ));
+            }
             vars.push(EnvVar {
                 name: name.to_owned(),
                 value,
@@ -792,6 +862,7 @@ impl Parser<'_> {
                 "output",
                 "http-requests",
                 "egress",
+                "staged-file",
             ],
         )?;
         let mut limits = Limits::default();
@@ -824,6 +895,9 @@ impl Parser<'_> {
         }
         if let Some(v) = t.get("egress") {
             limits.egress = self.size(v, "limits.egress")?;
+        }
+        if let Some(v) = t.get("staged-file") {
+            limits.staged_file = self.size(v, "limits.staged-file")?;
         }
         Ok(limits)
     }
@@ -925,6 +999,15 @@ fn normalise_guest(guest: &str) -> std::result::Result<String, String> {
 }
 
 /// Whether normalised guest path `inner` lies strictly inside `outer`.
+/// The guest folder that holds a (normalised, non-root) guest path: `/etc/app.toml` → `/etc`,
+/// `/app.toml` → `/`.
+fn guest_parent(guest: &str) -> &str {
+    match guest.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &guest[..i],
+    }
+}
+
 fn guest_within(inner: &str, outer: &str) -> bool {
     inner != outer
         && (outer == "/"
@@ -1246,6 +1329,7 @@ wall = "2m"
 output = 0
 http-requests = 5
 egress = "1 KB"
+staged-file = "2MiB"
 "#
         );
         let env = |name: &str| (name == "PAYMENTS_API_BASE").then(|| "https://x".to_owned());
@@ -1349,6 +1433,7 @@ egress = "1 KB"
                 output: 0,
                 http_requests: 5,
                 egress: 1000,
+                staged_file: 2 << 20,
             },
         };
         assert_eq!(m, expected);
@@ -1767,6 +1852,69 @@ egress = "1 KB"
     }
 
     #[test]
+    fn read_and_read_write_single_files_need_separate_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), "").unwrap();
+        std::fs::write(dir.path().join("b"), "").unwrap();
+        let grant = |host: &str, guest: &str, access: &str| {
+            format!("[[files]]\nhost = \"{host}\"\nguest = \"{guest}\"\naccess = \"{access}\"\n")
+        };
+        let text = format!(
+            "{ID}{}{}",
+            grant("a", "/etc/a", "read"),
+            grant("b", "/etc/b", "read-write")
+        );
+        assert_invalid(
+            parse_in(dir.path(), &text),
+            9,
+            9,
+            "share the guest folder `/etc` with different access",
+        );
+        // Control: different folders, or the same access, are fine.
+        for (g2, acc2) in [("/state/b", "read-write"), ("/etc/b", "read")] {
+            let text = format!(
+                "{ID}{}{}",
+                grant("a", "/etc/a", "read"),
+                grant("b", g2, acc2)
+            );
+            assert_eq!(parse_in(dir.path(), &text).unwrap().files.len(), 2);
+        }
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_opening_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let text = format!("{ID}[[files]]\nhost = \"pipe\"\nguest = \"/p\"\naccess = \"read\"\n");
+        assert_invalid(
+            parse_in(dir.path(), &text),
+            4,
+            8,
+            "host path `pipe` is a FIFO; expected a regular file or a directory",
+        );
+    }
+
+    #[test]
+    fn staged_file_limit_is_a_size() {
+        let m = parse_text(&format!("{ID}[limits]\nstaged-file = \"1KiB\"\n")).unwrap();
+        assert_eq!(m.limits.staged_file, 1024);
+        let m = parse_text(&format!("{ID}[limits]\nstaged-file = 0\n")).unwrap();
+        assert_eq!(m.limits.staged_file, 0);
+        assert_eq!(parse_text(ID).unwrap().limits.staged_file, 16 << 20);
+        assert_text_invalid(
+            &format!("{ID}[limits]\nstaged-file = \"big\"\n"),
+            4,
+            15,
+            "limits.staged-file: expected a size such as \"64MiB\"",
+        );
+    }
+
+    #[test]
     fn single_file_cannot_be_root() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("f"), "").unwrap();
@@ -1801,6 +1949,52 @@ egress = "1 KB"
             5,
             "missing `from-host` in env.A",
         );
+    }
+
+    #[test]
+    fn nul_bytes_in_args_and_env_values() {
+        assert_text_invalid(
+            &format!("{ID}[workload]\nargs = [\"a\", \"b\\u0000c\"]\n"),
+            4,
+            14,
+            "workload.args[1]: argument 2 contains a NUL byte",
+        );
+        assert_text_invalid(
+            &format!("{ID}[env]\nAPI_BASE = \"x\\u0000y\"\n"),
+            4,
+            12,
+            "env.API_BASE: the value contains a NUL byte",
+        );
+        // `from-host` values: a real environment cannot hold NUL, an embedder's lookup can.
+        let text = format!("{ID}[env]\nAPI_BASE = {{ from-host = \"HOST_BASE\" }}\n");
+        let nul_env = |_: &str| Some("x\0y".to_owned());
+        assert_invalid(
+            parse(
+                &text,
+                Path::new("test.warden.toml"),
+                Path::new("/"),
+                &nul_env,
+            ),
+            4,
+            12,
+            "env.API_BASE: the value of warden's variable `HOST_BASE` contains a NUL byte",
+        );
+        // Controls: the same values without the NUL byte parse.
+        let m = parse_text(&format!(
+            "{ID}[workload]\nargs = [\"a\", \"bc\"]\n[env]\nAPI_BASE = \"xy\"\n"
+        ))
+        .unwrap();
+        assert_eq!(m.workload.args, ["a", "bc"]);
+        assert_eq!(m.env[0].value, "xy");
+        let ok_env = |_: &str| Some("xy".to_owned());
+        let m = parse(
+            &text,
+            Path::new("test.warden.toml"),
+            Path::new("/"),
+            &ok_env,
+        )
+        .unwrap();
+        assert_eq!(m.env[0].value, "xy");
     }
 
     #[test]
