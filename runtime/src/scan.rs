@@ -200,23 +200,35 @@ impl Scanner {
     /// shorter than [`MIN_FRAGMENT`] cannot be found and are skipped (`Secrets::load` refuses
     /// them).
     pub fn new<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Scanner {
+        Scanner::with_public(values, std::iter::empty())
+    }
+
+    /// Like [`Scanner::new`], but fragments that also occur in `public` — text that is not
+    /// secret, such as the secrets' names, which the manifest and the guest both know — are
+    /// not looked for: a name like `vendor-key` for a value `vendor-key-…` stays readable in
+    /// the audit log, and the rest of the value is still found.
+    pub fn with_public<'a, 'p>(
+        values: impl IntoIterator<Item = &'a [u8]>,
+        public: impl IntoIterator<Item = &'p [u8]>,
+    ) -> Scanner {
         let mut bytes = Vec::new();
         let mut b64 = Vec::new();
         let mut secrets = 0;
         for (id, v) in values.into_iter().enumerate() {
             secrets += 1;
             let id = u32::try_from(id).unwrap_or(u32::MAX);
-            for w in v.windows(MIN_FRAGMENT) {
-                bytes.push((be_u64(w), id));
-            }
-            for k in 0..3 {
-                let core = b64_core(v, k);
-                for w in core.windows(MIN_B64_FRAGMENT) {
-                    let key = w.iter().fold(0u64, |acc, &d| (acc << 6) | u64::from(d));
-                    b64.push((key, id));
-                }
-            }
+            keys(v, &mut |k| bytes.push((k, id)), &mut |k| b64.push((k, id)));
         }
+        let (mut public_bytes, mut public_b64) = (Vec::new(), Vec::new());
+        for p in public {
+            keys(p, &mut |k| public_bytes.push(k), &mut |k| {
+                public_b64.push(k)
+            });
+        }
+        public_bytes.sort_unstable();
+        public_b64.sort_unstable();
+        bytes.retain(|(k, _)| public_bytes.binary_search(k).is_err());
+        b64.retain(|(k, _)| public_b64.binary_search(k).is_err());
         let mut s = Scanner {
             bytes: Table::new(bytes),
             b64: Table::new(b64),
@@ -349,6 +361,20 @@ fn replace(data: &[u8], ranges: &[Range<usize>], marker: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(data.get(at..).unwrap_or_default());
     out
+}
+
+/// Calls `bytes` with the key of every 8-byte fragment of `v` and `b64` with the key of every
+/// 10-character run of its base64 cores.
+fn keys(v: &[u8], bytes: &mut impl FnMut(u64), b64: &mut impl FnMut(u64)) {
+    for w in v.windows(MIN_FRAGMENT) {
+        bytes(be_u64(w));
+    }
+    for k in 0..3 {
+        let core = b64_core(v, k);
+        for w in core.windows(MIN_B64_FRAGMENT) {
+            b64(w.iter().fold(0u64, |acc, &d| (acc << 6) | u64::from(d)));
+        }
+    }
 }
 
 fn be_u64(w: &[u8]) -> u64 {
@@ -946,6 +972,27 @@ mod tests {
         // 8 bytes the two share are a fragment of both.
         assert_eq!(s.found(b"x first-secret-value"), vec![0, 1]);
         assert_eq!(s.found(b"nothing"), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn fragments_of_public_text_are_not_looked_for() {
+        let value: &[u8] = b"vendor-key-Hx4nB8rE3w";
+        let s = Scanner::with_public([value], [&b"vendor-key"[..]]);
+        assert!(!finds(&s, b"secret vendor-key injected"));
+        assert!(finds(&s, value));
+        assert!(
+            finds(&s, b"dor-key-H"),
+            "fragments reaching past the public text"
+        );
+        let out = s
+            .redact(b"vendor-key: vendor-key-Hx4nB8rE3w")
+            .unwrap_or_default();
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            format!("vendor-key: ven{REDACTED}")
+        );
+        // Without the public text, the name counts as a fragment.
+        assert!(finds(&Scanner::new([value]), b"vendor-key"));
     }
 
     #[test]
