@@ -6,8 +6,8 @@
 use libfuzzer_sys::fuzz_target;
 use warden::scan::{MIN_FRAGMENT, Scanner, StreamScan};
 
-/// The input: one byte for the secret's length, one for the form, one for where to plant it,
-/// the secret, then the data.
+// The input: one byte for the secret's length, one for the form, one for where to plant it,
+// the secret, then the data.
 fuzz_target!(|input: &[u8]| {
     let [len, form, at, rest @ ..] = input else {
         return;
@@ -33,8 +33,14 @@ fuzz_target!(|input: &[u8]| {
     // The secret planted in the data in one of its forms.
     let encoded: Vec<u8> = match form % 4 {
         0 => secret.to_vec(),
-        1 => secret.iter().flat_map(|b| format!("{b:02X}").into_bytes()).collect(),
-        2 => secret.iter().flat_map(|b| format!("%{b:02x}").into_bytes()).collect(),
+        1 => secret
+            .iter()
+            .flat_map(|b| format!("{b:02X}").into_bytes())
+            .collect(),
+        2 => secret
+            .iter()
+            .flat_map(|b| format!("%{b:02x}").into_bytes())
+            .collect(),
         _ => {
             use base64::Engine as _;
             base64::engine::general_purpose::STANDARD

@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 use warden::broker::{HttpRules, Target, UrlPrefix};
 use warden::manifest::HttpRule;
 
-/// The input, as lines: a method, a request URI, then one rule URL per line.
+// The input, as lines: a method, a request URI, then one rule URL per line.
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
