@@ -72,6 +72,7 @@ pub mod net;
 pub mod policy;
 pub mod regular_file;
 pub mod sandbox;
+pub mod scan;
 pub mod secrets;
 pub mod sockets;
 pub mod stdio;

@@ -4,13 +4,16 @@
 //! Values are read from their sources (`env:NAME`, `file:PATH`) when a run starts, before the
 //! host is locked down; a missing or empty source stops the start (exit 125). A guest never
 //! receives a value unless the manifest sets `reveal = true`, and every reveal is audited. The
-//! HTTP broker ([`crate::http`]) adds injected secrets to requests bound for their URL and
-//! uses [`Secrets::find_leak`] to refuse requests that carry a value anywhere else.
+//! HTTP broker ([`crate::broker`]) adds injected secrets to requests bound for their URL and
+//! uses [`Secrets::find_leak`] to refuse requests that carry a value anywhere else; the socket
+//! gate ([`crate::sockets`]) scans every TCP write with [`Secrets::find_leak_in_stream`].
+//! What counts as carrying a value — any fragment of [`crate::scan::MIN_FRAGMENT`] bytes, in
+//! any of the encodings it knows — is [`crate::scan`]'s.
 
 use crate::audit::{Audit, Decision};
 use crate::error::LoadError;
 use crate::manifest::{Secret, SecretSource};
-use base64::Engine as _;
+use crate::scan::{MIN_FRAGMENT, Scanner, StreamScan};
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
@@ -26,19 +29,23 @@ mod bindings {
 
 use bindings::warden::host::secrets::{Error as GuestError, Host, HostSecret};
 
-/// What is written in place of a secret value found in a response or an audit record.
-pub const REDACTED: &str = "[redacted by warden]";
+pub use crate::scan::REDACTED;
 
 /// The fewest bytes a secret value may have: shorter values would be found by the leak scan
 /// in ordinary text, refusing innocent requests.
 pub const MIN_SECRET_LEN: usize = 8;
 
+/// The most bytes a secret value may have: credentials are short (a PEM-encoded RSA-4096 key
+/// is about 3.3 KiB), and the scan keeps about 60 bytes of tables per byte of value.
+pub const MAX_SECRET_LEN: usize = 64 * 1024;
+
+// The scan finds every fragment of MIN_FRAGMENT bytes, so every whole value.
+const _: () = assert!(MIN_SECRET_LEN >= MIN_FRAGMENT);
+
 /// One secret with its value, as loaded for a run.
 pub struct SecretValue {
     pub spec: Secret,
     value: String,
-    /// The value and its common encodings, as a request could carry them.
-    forms: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for SecretValue {
@@ -71,6 +78,8 @@ impl SecretValue {
 #[derive(Debug, Default)]
 pub struct Secrets {
     list: Vec<SecretValue>,
+    /// Finds fragments of the values; a hit names a secret by its index in `list`.
+    scanner: Scanner,
 }
 
 impl Secrets {
@@ -108,14 +117,27 @@ impl Secrets {
                      apart from ordinary data"
                 )));
             }
-            let forms = encodings(&value);
+            if value.len() > MAX_SECRET_LEN {
+                return Err(err(format!(
+                    "the value is longer than {MAX_SECRET_LEN} bytes; a credential is shorter"
+                )));
+            }
             list.push(SecretValue {
                 spec: spec.clone(),
                 value,
-                forms,
             });
         }
-        Ok(Secrets { list })
+        Ok(Secrets::from_list(list))
+    }
+
+    fn from_list(list: Vec<SecretValue>) -> Secrets {
+        // The names are in the manifest and the guest uses them: not secret, so a value that
+        // begins with its own name (`vendor-key` = `vendor-key-…`) leaves the name readable.
+        let scanner = Scanner::with_public(
+            list.iter().map(|s| s.value.as_bytes()),
+            list.iter().map(|s| s.spec.name.as_bytes()),
+        );
+        Secrets { list, scanner }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -130,14 +152,18 @@ impl Secrets {
         self.list.iter()
     }
 
-    /// The secrets whose value (or an encoding of it) occurs in `data`.
+    /// The secrets a fragment of which (at least [`MIN_FRAGMENT`] bytes, in any encoding the
+    /// scan knows) occurs in `data`.
     pub fn found_in<'a, 'd>(
         &'a self,
         data: &'d [u8],
     ) -> impl Iterator<Item = &'a SecretValue> + use<'a, 'd> {
-        self.list
-            .iter()
-            .filter(|s| s.forms.iter().any(|f| contains(data, f)))
+        let found = if self.is_empty() {
+            Vec::new()
+        } else {
+            self.scanner.found(data)
+        };
+        found.into_iter().filter_map(|i| self.list.get(i))
     }
 
     /// The first secret found in `data` that `allowed` does not let through, if any.
@@ -149,6 +175,21 @@ impl Secrets {
         self.found_in(data).find(|s| !allowed(s))
     }
 
+    /// Like [`Secrets::find_leak`], for `data` written as the next piece of the stream that
+    /// `stream` follows (one per TCP connection): a fragment split across writes is found in
+    /// the write that completes it. The write joins the stream only when nothing is found.
+    pub fn find_leak_in_stream<'a>(
+        &'a self,
+        stream: &mut StreamScan,
+        data: &[u8],
+        allowed: impl Fn(&SecretValue) -> bool,
+    ) -> Option<&'a SecretValue> {
+        let refused = |i: usize| self.list.get(i).is_some_and(|s| !allowed(s));
+        stream
+            .write(&self.scanner, data, refused)
+            .and_then(|i| self.list.get(i))
+    }
+
     /// `text` with every secret value replaced, for text that goes into the audit log.
     pub fn redact_str(&self, text: &str) -> String {
         match self.redact(text.as_bytes()) {
@@ -157,69 +198,14 @@ impl Secrets {
         }
     }
 
-    /// `data` with every secret value replaced by [`REDACTED`]; `None` when there is none.
+    /// `data` with every fragment of a secret value replaced by [`REDACTED`] (in place: an
+    /// encoded value's whole encoded run); `None` when there is none.
     pub fn redact(&self, data: &[u8]) -> Option<Vec<u8>> {
-        let mut out: Option<Vec<u8>> = None;
-        for s in &self.list {
-            for f in &s.forms {
-                let current = out.as_deref().unwrap_or(data);
-                if contains(current, f) {
-                    out = Some(replace_all(current, f, REDACTED.as_bytes()));
-                }
-            }
+        if self.is_empty() {
+            return None;
         }
-        out
+        self.scanner.redact(data)
     }
-}
-
-/// The forms a value can travel in: as is, base64 (standard and URL-safe, padded or not),
-/// percent-encoded and hex.
-fn encodings(value: &str) -> Vec<Vec<u8>> {
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    let raw = value.as_bytes();
-    let mut forms = vec![raw.to_vec()];
-    for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
-        forms.push(engine.encode(raw).into_bytes());
-    }
-    let (mut pct, mut pct_lower, mut hex) = (String::new(), String::new(), String::new());
-    for b in raw {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(b) {
-            pct.push(char::from(*b));
-            pct_lower.push(char::from(*b));
-        } else {
-            pct.push_str(&format!("%{b:02X}"));
-            pct_lower.push_str(&format!("%{b:02x}"));
-        }
-        hex.push_str(&format!("{b:02x}"));
-    }
-    forms.push(pct_lower.into_bytes());
-    forms.push(pct.into_bytes());
-    forms.push(hex.to_uppercase().into_bytes());
-    forms.push(hex.into_bytes());
-    forms.sort();
-    forms.dedup();
-    forms
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty()
-        && haystack.len() >= needle.len()
-        && haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn replace_all(data: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len());
-    let mut i = 0;
-    while i < data.len() {
-        if data.len() - i >= needle.len() && data[i..i + needle.len()] == *needle {
-            out.extend_from_slice(with);
-            i += needle.len();
-        } else {
-            out.push(data[i]);
-            i += 1;
-        }
-    }
-    out
 }
 
 impl crate::audit::Redact for Secrets {
@@ -353,6 +339,7 @@ impl HostSecret for SecretsView<'_> {
 mod tests {
     use super::*;
     use crate::manifest::Inject;
+    use base64::Engine as _;
 
     fn secret(name: &str, value: &str) -> SecretValue {
         SecretValue {
@@ -367,15 +354,16 @@ mod tests {
                 reveal: false,
             },
             value: value.into(),
-            forms: encodings(value),
         }
+    }
+
+    fn secrets(list: Vec<SecretValue>) -> Secrets {
+        Secrets::from_list(list)
     }
 
     #[test]
     fn leaks_are_found_in_every_encoding() {
-        let s = Secrets {
-            list: vec![secret("k", "sk_live_a/b+c=d")],
-        };
+        let s = secrets(vec![secret("k", "sk_live_a/b+c=d")]);
         let b64 = base64::engine::general_purpose::STANDARD.encode("sk_live_a/b+c=d");
         for carrier in [
             "x=sk_live_a/b+c=d".to_string(),
@@ -395,10 +383,73 @@ mod tests {
     }
 
     #[test]
-    fn redaction_removes_the_value() {
-        let s = Secrets {
-            list: vec![secret("k", "hunter2hunter2")],
+    fn encodings_that_passed_before_the_scanner_are_found() {
+        let s = secrets(vec![secret("k", "sk_live_4f9c2d7e1b")]);
+        let key = b"sk_live_4f9c2d7e1b";
+        let every_byte: String = key.iter().map(|b| format!("%{b:02x}")).collect();
+        let mixed_hex: String = key
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .enumerate()
+            .map(|(i, h)| if i % 2 == 0 { h.to_uppercase() } else { h })
+            .collect();
+        let basic = |user: &str| {
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:sk_live_4f9c2d7e1b"))
         };
+        for carrier in [
+            format!("/collect?q={every_byte}"),
+            format!("/collect?q={}", every_byte.to_uppercase()),
+            format!("/collect?q={}", every_byte.replace('%', "%25")),
+            mixed_hex,
+            format!("Basic {}", basic("a")),
+            format!("Basic {}", basic("ab")),
+            format!("Basic {}", basic("abc")),
+            format!(
+                "x{}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"\xffsk_live_4f9c2d7e1b")
+            ),
+            // A fragment: what one response of several (a Range request) could carry.
+            "bytes 8-17: _4f9c2d7e1b".to_owned(),
+        ] {
+            assert!(
+                s.find_leak(carrier.as_bytes(), |_| false).is_some(),
+                "{carrier}"
+            );
+        }
+        // A different secret, and a 7-byte fragment: not found (the documented limit).
+        assert!(s.find_leak(b"sk_test_0000000000", |_| false).is_none());
+        assert!(s.find_leak(b"x=4f9c2d7", |_| false).is_none());
+        // An 8-byte prefix shared with another key of the kind is a fragment (documented).
+        assert!(s.find_leak(b"sk_live_0000000000", |_| false).is_some());
+    }
+
+    #[test]
+    fn a_value_split_across_writes_is_found_per_stream() {
+        let s = secrets(vec![secret("k", "sk_live_4f9c2d7e1b")]);
+        let mut stream = StreamScan::new();
+        assert!(
+            s.find_leak_in_stream(&mut stream, b"key=sk_li", |_| false)
+                .is_none()
+        );
+        let leak = s.find_leak_in_stream(&mut stream, b"ve_4f9c", |_| false);
+        assert_eq!(leak.map(|s| s.spec.name.as_str()), Some("k"));
+        // Another connection has its own stream.
+        let mut other = StreamScan::new();
+        assert!(
+            s.find_leak_in_stream(&mut other, b"ve_4f9c", |_| false)
+                .is_none()
+        );
+        // A secret allowed there goes through.
+        let mut stream = StreamScan::new();
+        assert!(
+            s.find_leak_in_stream(&mut stream, b"sk_live_4f9c2d7e1b", |_| true)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn redaction_removes_the_value() {
+        let s = secrets(vec![secret("k", "hunter2hunter2")]);
         let out = s
             .redact(b"auth: Bearer hunter2hunter2; again hunter2hunter2")
             .unwrap_or_default();
@@ -425,10 +476,13 @@ mod tests {
         std::fs::write(&empty, "\n").unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(&short, "abc\n").unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(&good, "rotated-value-2\n").unwrap_or_else(|e| panic!("{e}"));
+        let long = dir.path().join("long");
+        std::fs::write(&long, "x".repeat(MAX_SECRET_LEN + 1)).unwrap_or_else(|e| panic!("{e}"));
         for (path, fragment) in [
             (&missing, "file:"),
             (&empty, "empty"),
             (&short, "shorter than"),
+            (&long, "longer than"),
         ] {
             let e = Secrets::load(&[spec(SecretSource::File(path.clone()))])
                 .err()

@@ -12,6 +12,7 @@
 use crate::audit::{Audit, Decision};
 use crate::broker::EgressMeter;
 use crate::net::NetRules;
+use crate::scan::StreamScan;
 use crate::secrets::Secrets;
 use bytes::Bytes;
 use hickory_resolver::TokioResolver;
@@ -245,16 +246,20 @@ pub(crate) fn dns_query_bytes(name: &str) -> u64 {
 }
 
 /// A connected TCP socket's output stream, metered against `[limits] egress` and scanned for
-/// secret values: a write that carries one, or that does not fit the limit, fails.
+/// secret values: a write that carries one, or that does not fit the limit, fails. The scan
+/// follows the whole connection, so a value split across writes is refused in the write that
+/// completes it (see [`StreamScan`]).
 struct MeteredOutput {
     inner: DynOutputStream,
     gate: Arc<SocketGate>,
     peer: String,
+    scan: StreamScan,
 }
 
 impl MeteredOutput {
-    fn admit(&self, bytes: &[u8]) -> StreamResult<()> {
-        if let Some(s) = self.gate.secrets.find_leak(bytes, |_| false) {
+    fn admit(&mut self, bytes: &[u8]) -> StreamResult<()> {
+        let secrets = &self.gate.secrets;
+        if let Some(s) = secrets.find_leak_in_stream(&mut self.scan, bytes, |_| false) {
             self.gate.audit.decision(
                 "secret",
                 &s.spec.name,
@@ -357,7 +362,12 @@ pub fn add_to_linker<T: WasiView + 'static>(
             };
             let stream: &mut DynOutputStream = store.data_mut().ctx().table.get_mut(&output)?;
             let inner = std::mem::replace(stream, Box::new(ClosedOutputStream));
-            *stream = Box::new(MeteredOutput { inner, gate, peer });
+            *stream = Box::new(MeteredOutput {
+                inner,
+                gate,
+                peer,
+                scan: StreamScan::new(),
+            });
             Ok((Ok((input, output)),))
         },
     )?;

@@ -18,6 +18,7 @@ mod invoke;
 mod library;
 mod limits;
 mod lockdown;
+mod scanner;
 mod server;
 mod stdio;
 mod stress;

@@ -2,10 +2,14 @@
 //!
 //! - `http METHOD URL [BODY]` — a request; prints `http: STATUS BODY` or `http: error: …`;
 //! - `http-secret METHOD URL NAME [BODY]` — the same, naming secret NAME for injection;
-//! - `http-header METHOD URL HEADER VALUE` — the same, with one extra header;
+//! - `http-header METHOD URL HEADER VALUE…` — the same, with one extra header (the rest of the
+//!   step, spaces included, is its value);
 //! - `tcp HOST:PORT [DATA]` — connects (resolving HOST through wasi:sockets), writes DATA,
 //!   prints `tcp: connected` (`tcp: sent N` / `tcp: write error: …` with DATA) or
 //!   `tcp: error: …`;
+//! - `tcp-split HOST:PORT PART1 PART2` — connects and writes PART1, flushes, then writes PART2
+//!   on the same connection: prints `tcp: sent N+M`, `tcp: sent N, write error: …` (the
+//!   second write refused), `tcp: write error: …` or `tcp: error: …`;
 //! - `open NAME`, `reveal NAME` — secrets calls; print `secret: …`;
 //! - `http-dump METHOD URL` — a request; prints `http: STATUS`, then `header: NAME: VALUE`
 //!   for each response header, then `body: BODY`;
@@ -50,7 +54,7 @@ fn run(step: &[&str]) -> String {
                     arg(4)
                 }
                 "http-header" => {
-                    req.header(arg(3), arg(4));
+                    req.header(arg(3), &step.get(4..).unwrap_or_default().join(" "));
                     ""
                 }
                 _ => arg(3),
@@ -101,6 +105,16 @@ fn run(step: &[&str]) -> String {
                 Err(e) => format!("tcp: write error: {e}"),
             },
             Ok(_) => "tcp: connected".to_string(),
+            Err(e) => format!("tcp: error: {e}"),
+        },
+        "tcp-split" => match std::net::TcpStream::connect(arg(1)) {
+            Ok(mut s) => match s.write_all(arg(2).as_bytes()).and_then(|()| s.flush()) {
+                Ok(()) => match s.write_all(arg(3).as_bytes()) {
+                    Ok(()) => format!("tcp: sent {}+{}", arg(2).len(), arg(3).len()),
+                    Err(e) => format!("tcp: sent {}, write error: {e}", arg(2).len()),
+                },
+                Err(e) => format!("tcp: write error: {e}"),
+            },
             Err(e) => format!("tcp: error: {e}"),
         },
         "open" => match warden_sdk::secrets::open(arg(1)) {
