@@ -543,3 +543,54 @@ fn a_module_s_stderr_is_framed_too() {
         "{others:?}"
     );
 }
+
+#[test]
+fn a_secret_handed_back_in_pieces_over_several_responses_is_redacted_piece_by_piece() {
+    // The server hands back the injected token a slice at a time, the way a Range request or
+    // a paginated API would: `/v1/piece/START/LEN`.
+    let server = Server::raw(|req| {
+        let token = authorization(req).trim_start_matches("Bearer ").to_owned();
+        let mut parts = req.path.trim_start_matches("/v1/piece/").split('/');
+        let start: usize = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let len: usize = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let piece = token
+            .get(start..(start + len).min(token.len()))
+            .unwrap_or("");
+        response("", format!("<{piece}>").as_bytes())
+    });
+    let s = Scene::new();
+    let min = warden::scan::MIN_FRAGMENT;
+    let half = KEY.len() / 2;
+    assert!(
+        half >= min && KEY.len() - half >= min,
+        "the test needs halves of {min}+ bytes"
+    );
+    let steps = [
+        format!("http GET {}", server.url(&format!("/v1/piece/0/{half}"))),
+        format!(
+            "http GET {}",
+            server.url(&format!("/v1/piece/{half}/{}", KEY.len() - half))
+        ),
+        // Control: a piece shorter than the scan's minimum is not caught (the documented limit).
+        format!(
+            "http GET {}",
+            server.url(&format!("/v1/piece/0/{}", min - 1))
+        ),
+    ];
+    let r = probe(&s, &api(&server, true, ""), &steps);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines[0], "http: 200 <[redacted by warden]>", "{r:#?}");
+    assert_eq!(lines[1], "http: 200 <[redacted by warden]>", "{r:#?}");
+    assert_eq!(
+        lines[2],
+        format!("http: 200 <{}>", &KEY[..min - 1]),
+        "{r:#?}"
+    );
+    let joined = format!("{}{}", &lines[0], &lines[1]);
+    assert!(
+        !joined.contains(&KEY[..half]) && !joined.contains(&KEY[half..]),
+        "{r:#?}"
+    );
+    let log = serde_json::to_string(&r.audit).unwrap();
+    assert!(!log.contains(KEY), "{log}");
+}
