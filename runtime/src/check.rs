@@ -720,27 +720,6 @@ mod tests {
     use super::*;
 
     #[test]
-    #[ignore]
-    fn dump_imports() {
-        for dir in ["wasm32-wasip1", "wasm32-wasip2"] {
-            let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../target/guests")
-                .join(dir)
-                .join("release");
-            for e in std::fs::read_dir(d).unwrap() {
-                let p = e.unwrap().path();
-                if p.extension().is_some_and(|x| x == "wasm") {
-                    let (c, imps) = imports_of(&std::fs::read(&p).unwrap()).unwrap();
-                    println!("== {} component={c}", p.display());
-                    for i in imps {
-                        println!("  {} {:?}", i.name, i.functions);
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
     fn sizes_use_the_largest_exact_unit() {
         assert_eq!(format_size(64 << 20), "64 MiB");
         assert_eq!(format_size(1536 << 10), "1536 KiB");
@@ -758,5 +737,68 @@ mod tests {
                 .unwrap_or_default();
             assert!(line.contains("deny"), "{kind}: {table}");
         }
+    }
+
+    fn policy(body: &str, dir: &std::path::Path) -> Policy {
+        let text = format!("[identity]\nname = \"t\"\nid = \"spiffe://t/x\"\n\n{body}");
+        let m = crate::manifest::Manifest::from_str_at(&text, &dir.join("t.warden.toml"), dir)
+            .unwrap_or_else(|e| panic!("{e}"));
+        Policy::from_manifest(m)
+    }
+
+    /// A core module importing these preview 1 functions (all typed `() -> i32`: the lint
+    /// reads names, not types).
+    fn module(functions: &[&str]) -> Vec<u8> {
+        let imports: String = functions
+            .iter()
+            .map(|f| format!("(import \"wasi_snapshot_preview1\" \"{f}\" (func (result i32)))"))
+            .collect();
+        wat::parse_str(format!("(module {imports} (memory (export \"memory\") 1))")).unwrap()
+    }
+
+    const EVERYTHING: &str = "[[files]]\nhost = \".\"\nguest = \"/data\"\naccess = \"read-write\"\n\
+        [stdio]\nstdin = \"inherit\"\n[clocks]\nwall = true\nmonotonic = true\n[random]\nsecure = true\n";
+
+    fn cannot_use(functions: &[&str]) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let lint = module_lint(&policy(EVERYTHING, dir.path()), &module(functions)).unwrap();
+        lint.cannot_use
+            .iter()
+            .map(|f| format!("{} {}", f.capability, f.target))
+            .collect()
+    }
+
+    #[test]
+    fn clocks_random_stdin_and_writes_a_module_cannot_reach_are_reported() {
+        // A module that reads a folder and prints: no clock, random, stdin or write.
+        assert_eq!(
+            cannot_use(&[
+                "fd_write",
+                "fd_prestat_get",
+                "path_filestat_get",
+                "fd_readdir"
+            ]),
+            [
+                "clock wall",
+                "clock monotonic",
+                "random secure",
+                "stdio stdin",
+                "fs /data"
+            ]
+        );
+        // Control: one import each brings the grant into reach.
+        assert!(cannot_use(&["clock_time_get", "random_get", "fd_read", "path_open"]).is_empty());
+        // poll_oneoff measures time; path_unlink_file changes the folder.
+        assert_eq!(
+            cannot_use(&["poll_oneoff", "path_unlink_file", "fd_pread", "random_get"]),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_module_without_filesystem_imports_gets_one_fs_line_not_a_read_write_one() {
+        let found = cannot_use(&["fd_write"]);
+        assert!(found.contains(&"fs [[files]]".to_owned()), "{found:?}");
+        assert!(!found.contains(&"fs /data".to_owned()), "{found:?}");
     }
 }

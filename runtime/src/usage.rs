@@ -574,3 +574,341 @@ impl Usage {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+
+    const ID: &str = "spiffe://test.example/nhi";
+
+    fn policy(body: &str) -> Policy {
+        let text = format!("[identity]\nname = \"t\"\nid = \"{ID}\"\n\n{body}");
+        let m = Manifest::from_str_at(&text, Path::new("t.warden.toml"), Path::new("/"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        Policy::from_manifest(m)
+    }
+
+    /// A decision record of `identity` in run `run`.
+    fn decision(
+        identity: &str,
+        run: &str,
+        cap: &str,
+        target: &str,
+        d: &str,
+        reason: &str,
+    ) -> String {
+        serde_json::json!({
+            "ts": "2026-12-02T12:00:00.000Z", "event": "decision", "identity": identity,
+            "run": run, "capability": cap, "target": target, "decision": d, "reason": reason,
+        })
+        .to_string()
+    }
+
+    fn exit(run: &str, outcome: &str) -> String {
+        serde_json::json!({
+            "ts": "2026-12-02T12:00:01.000Z", "event": "exit", "identity": ID, "run": run,
+            "outcome": outcome, "code": 0,
+        })
+        .to_string()
+    }
+
+    fn compare_lines(p: &Policy, lines: &[String]) -> Result<Usage, LogError> {
+        let entries: Vec<Entry> = lines.iter().map(|l| parse_line(l).unwrap()).collect();
+        compare(p, &entries, &[PathBuf::from("a.jsonl")])
+    }
+
+    fn targets(fs: &[Finding]) -> Vec<String> {
+        fs.iter()
+            .map(|f| format!("{} {}", f.capability, f.target))
+            .collect()
+    }
+
+    const TWO_RULES: &str = "[[http]]\nurl = \"https://api.example.com/v1/\"\nmethods = [\"GET\", \"POST\"]\n\n\
+         [[http]]\nurl = \"https://hooks.example.com/receipts\"\nmethods = [\"POST\"]\n";
+
+    fn http_allow(run: &str, method: &str, url: &str, rule: &str) -> String {
+        decision(
+            ID,
+            run,
+            "http",
+            &format!("{method} {url}"),
+            "allow",
+            &format!("[[http]] {rule} {method} (address 192.0.2.1:443)"),
+        )
+    }
+
+    #[test]
+    fn an_http_rule_no_request_used_is_unused_and_so_is_a_method_never_used() {
+        let p = policy(TWO_RULES);
+        let u = compare_lines(
+            &p,
+            &[
+                http_allow(
+                    "r1",
+                    "GET",
+                    "https://api.example.com/v1/charges?x=1",
+                    "https://api.example.com/v1/",
+                ),
+                http_allow(
+                    "r2",
+                    "GET",
+                    "https://api.example.com/v1/refunds",
+                    "https://api.example.com/v1/",
+                ),
+                exit("r1", "exited"),
+                exit("r2", "exited"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(targets(&u.used), ["http GET https://api.example.com/v1/"]);
+        assert_eq!(u.used[0].reason, "2 requests");
+        assert_eq!(
+            targets(&u.unused),
+            [
+                "http POST https://api.example.com/v1/",
+                "http https://hooks.example.com/receipts"
+            ]
+        );
+        assert_eq!((u.runs, u.incomplete_runs), (2, 0));
+
+        // Control: every rule and method used, nothing unused.
+        let u = compare_lines(
+            &p,
+            &[
+                http_allow(
+                    "r1",
+                    "GET",
+                    "https://api.example.com/v1/a",
+                    "https://api.example.com/v1/",
+                ),
+                http_allow(
+                    "r1",
+                    "POST",
+                    "https://api.example.com/v1/a",
+                    "https://api.example.com/v1/",
+                ),
+                http_allow(
+                    "r1",
+                    "POST",
+                    "https://hooks.example.com/receipts",
+                    "https://hooks.example.com/receipts",
+                ),
+            ],
+        )
+        .unwrap();
+        assert!(u.unused.is_empty(), "{:?}", u.unused);
+        assert_eq!(u.used.len(), 3);
+        assert_eq!(u.incomplete_runs, 1, "no exit record: incomplete");
+    }
+
+    #[test]
+    fn a_request_this_manifest_would_refuse_is_listed_as_ungranted() {
+        let p = policy(TWO_RULES);
+        let u = compare_lines(
+            &p,
+            &[http_allow(
+                "r1",
+                "DELETE",
+                "https://api.example.com/v1/a",
+                "https://api.example.com/",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            targets(&u.ungranted),
+            ["http DELETE https://api.example.com/v1/a"]
+        );
+        assert!(
+            u.ungranted[0].reason.contains("allows GET, POST only"),
+            "{:?}",
+            u.ungranted
+        );
+        assert_eq!(u.unused.len(), 2, "neither rule was used: {:?}", u.unused);
+    }
+
+    #[test]
+    fn records_of_other_identities_are_skipped_and_counted() {
+        let p = policy(TWO_RULES);
+        let other = "spiffe://test.example/other";
+        let u = compare_lines(
+            &p,
+            &[
+                http_allow(
+                    "r1",
+                    "GET",
+                    "https://api.example.com/v1/a",
+                    "https://api.example.com/v1/",
+                ),
+                decision(
+                    other,
+                    "r9",
+                    "http",
+                    "POST https://hooks.example.com/receipts",
+                    "allow",
+                    "[[http]] https://hooks.example.com/receipts POST",
+                ),
+                decision(other, "r9", "fs", "/etc/passwd", "deny", "path_open: EPERM"),
+            ],
+        )
+        .unwrap();
+        assert_eq!((u.records, u.skipped, u.runs), (1, 2, 1));
+        assert!(targets(&u.unused).contains(&"http https://hooks.example.com/receipts".to_owned()));
+        assert!(
+            u.refused.is_empty(),
+            "another identity's refusal is not this one's"
+        );
+
+        // Only other identities: nothing to compare, an error rather than "all unused".
+        let e = compare_lines(&p, &[decision(other, "r9", "fs", "/x", "deny", "no")]).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "no record of identity spiffe://test.example/nhi (1 records of other identities)"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn refusals_are_grouped_by_capability_and_target_with_counts() {
+        let p = policy("");
+        let deny = |run: &str, cap: &str, target: &str, reason: &str| {
+            decision(ID, run, cap, target, "deny", reason)
+        };
+        let u = compare_lines(
+            &p,
+            &[
+                deny("r1", "fs", "/data/new.txt", "path_open: EPERM"),
+                deny("r2", "fs", "/data/new.txt", "path_open: EPERM"),
+                deny("r2", "fs", "/data/new.txt", "path_unlink_file: EPERM"),
+                deny(
+                    "r2",
+                    "http",
+                    "GET http://169.254.169.254/",
+                    "no [[http]] rule allows this URL",
+                ),
+                deny(
+                    "r2",
+                    "import",
+                    "wasi:sockets/tcp@0.2.0",
+                    "no grant provides it",
+                ),
+            ],
+        )
+        .unwrap();
+        let fs = &u.refused[0];
+        assert_eq!(
+            (fs.capability.as_str(), fs.target.as_str(), fs.count),
+            ("fs", "/data/new.txt", 3)
+        );
+        assert_eq!(fs.reasons, ["path_open: EPERM", "path_unlink_file: EPERM"]);
+        assert_eq!(u.refused.len(), 3);
+        assert!(
+            u.render_text(1)
+                .contains("fs      /data/new.txt (3x): path_open: EPERM; path_unlink_file: EPERM")
+        );
+    }
+
+    #[test]
+    fn setup_records_are_no_evidence_of_use() {
+        let p = policy(
+            "[env]\nREGION = \"eu\"\n[clocks]\nwall = true\n[random]\nsecure = true\n[stdio]\nstdin = \"inherit\"\n",
+        );
+        let allow = |cap: &str, target: &str, reason: &str| {
+            decision(ID, "r1", cap, target, "allow", reason)
+        };
+        let u = compare_lines(
+            &p,
+            &[
+                allow("env", "REGION", "declared in [env]"),
+                allow("clock", "wall", "granted by [clocks] wall"),
+                allow("random", "secure", "granted by [random] secure"),
+                allow("stdio", "stdin", "stdin = \"inherit\""),
+            ],
+        )
+        .unwrap();
+        assert!(u.used.is_empty() && u.unused.is_empty(), "{u:?}");
+        assert_eq!(
+            targets(&u.unobservable),
+            ["env REGION", "stdio stdin", "clock wall", "random secure"]
+        );
+    }
+
+    #[test]
+    fn secrets_and_network_entries_are_matched_by_name_and_entry() {
+        let p = policy(
+            "[network]\nconnect = [\"db.internal.example:5432\", \"10.1.0.0/16:443\"]\n\n\
+             [secrets.stripe]\nfrom = \"env:STRIPE_KEY\"\nreveal = true\n\
+             inject = { header = \"Authorization\", format = \"Bearer {secret}\", url = \"https://api.example.com/\" }\n\n\
+             [secrets.unused]\nfrom = \"env:UNUSED_KEY\"\n",
+        );
+        let allow = |cap: &str, target: &str, reason: &str| {
+            decision(ID, "r1", cap, target, "allow", reason)
+        };
+        let u = compare_lines(
+            &p,
+            &[
+                allow("secret", "stripe", "injected into POST https://api.example.com/x (the URL is within its binding)"),
+                allow("net", "db.internal.example", "lookup: connect entry \"db.internal.example:5432\" -> [10.0.0.5] (each address is checked again on connect)"),
+                allow("net", "10.0.0.5:5432", "TcpConnect: connect entry \"db.internal.example:5432\" (via name \"db.internal.example\")"),
+                allow("net", "192.0.2.1:443", "TcpConnect: connect entry \"192.0.2.0/24:443\""),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            targets(&u.used),
+            ["secret stripe", "net db.internal.example:5432"]
+        );
+        assert_eq!(u.used[1].reason, "1 lookup, 1 connection");
+        assert_eq!(
+            targets(&u.unused),
+            [
+                "secret stripe reveal",
+                "secret unused",
+                "net 10.1.0.0/16:443"
+            ]
+        );
+        assert_eq!(targets(&u.ungranted), ["net 192.0.2.1:443"]);
+    }
+
+    #[test]
+    fn a_line_that_is_not_a_record_says_why() {
+        let ok = decision(ID, "r1", "fs", "/x", "deny", "no");
+        assert!(parse_line(&ok).is_ok());
+        for (line, why) in [
+            ("not json", "not JSON"),
+            ("[1, 2]", "not a JSON object"),
+            (
+                r#"{"ts":"t","event":"exit","run":"r","outcome":"exited"}"#,
+                "no `identity`",
+            ),
+            (
+                r#"{"ts":"t","event":"decision","identity":"i","run":"r","capability":"fs","target":"/x","decision":"maybe","reason":""}"#,
+                "not allow or deny",
+            ),
+            (
+                r#"{"ts":"t","event":"decision","identity":"i","run":7}"#,
+                "`run` is not a string",
+            ),
+        ] {
+            let e = parse_line(line).unwrap_err();
+            assert!(e.contains(why), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_line_is_named_by_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        let good = decision(ID, "r1", "fs", "/x", "deny", "no");
+        std::fs::write(&path, format!("{good}\n\n{good}\n{{\"ts\": \n")).unwrap();
+        let e = read_log(&path).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("a.jsonl:4: not an audit record: not JSON"),
+            "{e}"
+        );
+        std::fs::write(&path, format!("{good}\n\n{good}\n")).unwrap();
+        assert_eq!(read_log(&path).unwrap().len(), 2, "blank lines are skipped");
+    }
+}
