@@ -716,6 +716,7 @@ fn instance_functions(bytes: &[u8], imports: &mut [Import]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
