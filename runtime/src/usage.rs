@@ -289,11 +289,24 @@ pub fn compare(policy: &Policy, entries: &[Entry], logs: &[PathBuf]) -> Result<U
                 let Some((method, url)) = target.split_once(' ') else {
                     continue;
                 };
+                // This manifest's rules decide which rule a request used, as the broker would.
+                // When they cannot (a URL the log redacted no longer parses), the rule the
+                // record names is taken if this manifest has it with that method.
+                let named = reason
+                    .strip_prefix("[[http]] ")
+                    .and_then(|r| r.split(' ').next())
+                    .and_then(|named| {
+                        rules
+                            .rules()
+                            .iter()
+                            .find(|r| r.url == named && r.methods.iter().any(|m| m == method))
+                    });
                 let verdict = url
                     .parse::<http::Uri>()
                     .map_err(|e| e.to_string())
                     .and_then(|uri| Target::of(&uri))
-                    .and_then(|t| rules.check(method, &t).map(|r| r.url.clone()));
+                    .and_then(|t| rules.check(method, &t).map(|r| r.url.clone()))
+                    .or_else(|why| named.map(|r| r.url.clone()).ok_or(why));
                 match verdict {
                     Ok(rule_url) => {
                         if let Some(i) = rules.rules().iter().position(|r| r.url == rule_url) {
@@ -726,6 +739,26 @@ mod tests {
             u.ungranted
         );
         assert_eq!(u.unused.len(), 2, "neither rule was used: {:?}", u.unused);
+    }
+
+    #[test]
+    fn a_request_whose_url_the_log_redacted_counts_for_the_rule_the_record_names() {
+        let p = policy(TWO_RULES);
+        let u = compare_lines(
+            &p,
+            &[http_allow(
+                "r1",
+                "POST",
+                "https://hooks.example.com/receipts?k=[REDACTED: stripe] x",
+                "https://hooks.example.com/receipts",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            targets(&u.used),
+            ["http POST https://hooks.example.com/receipts"]
+        );
+        assert!(u.ungranted.is_empty(), "{:?}", u.ungranted);
     }
 
     #[test]
