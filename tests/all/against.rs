@@ -482,3 +482,55 @@ fn a_read_write_grant_is_judged_only_when_the_module_cannot_write() {
     let r = check(&m, &["--strict"]);
     assert_eq!(r.code, 0, "{r:#?}");
 }
+
+#[test]
+fn a_core_modules_refused_files_are_listed_and_a_copied_back_file_counts_as_used() {
+    let s = Scene::new();
+    s.file("data/report.txt", "quarterly numbers\n");
+    s.file("notes.txt", "old\n");
+    let m = s.manifest(
+        "[[files]]\nhost = \"data\"\nguest = \"/data\"\naccess = \"read\"\n\n\
+         [[files]]\nhost = \"notes.txt\"\nguest = \"/notes.txt\"\naccess = \"read-write\"\n",
+    );
+    let mut runs = Vec::new();
+    for (i, args) in [
+        ["write", "/data/new.txt", "x"],
+        ["write", "/data/new.txt", "y"],
+        ["write", "/notes.txt", "new"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = s.run(Some(&m), guests::FS_P1, args);
+        runs.push(save(&s, &format!("run{i}.jsonl"), &r));
+    }
+    assert_eq!(std::fs::read_to_string(s.path("notes.txt")).unwrap(), "new");
+    let logs: Vec<&Path> = runs.iter().map(PathBuf::as_path).collect();
+    let r = check(&m, &args(&against(&logs)));
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert!(
+        listed(
+            &r.stdout,
+            "refused in these runs",
+            "fs /data/new.txt (2x): path_open"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        listed(
+            &r.stdout,
+            "grants used",
+            "fs /notes.txt: read-write: the guest's changes copied back in 1 run"
+        ),
+        "{}",
+        r.stdout
+    );
+    // The folder's reads are not recorded: neither used nor unused.
+    assert!(
+        listed(&r.stdout, "not observable", "fs /data:"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("grants never used"), "{}", r.stdout);
+}
