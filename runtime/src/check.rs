@@ -1,4 +1,5 @@
-//! `warden check`: the effective grants of a policy as a table a person can read.
+//! `warden check`: the effective grants of a policy as a table a person can read, and what a
+//! module's imports show it cannot use (the lint; docs/check.md has the rules).
 
 use crate::manifest::{Access, EnvSource, FileKind, OutputMode, SecretSource, StdinMode};
 use crate::policy::Policy;
