@@ -78,6 +78,7 @@ pub mod sockets;
 pub mod stdio;
 #[cfg(feature = "test-escape")]
 mod test_escape;
+pub mod usage;
 
 pub use audit::{Audit, AuditSink, Decision};
 pub use cache::{CacheStatus, ModuleCache};

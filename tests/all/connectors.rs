@@ -17,7 +17,7 @@ use crate::util::{Outcome, Scene, finish, warden};
 /// The server address the example manifests and configs are written with.
 const EXAMPLE_ADDRESS: &str = "127.0.0.1:8787";
 
-const STRIPE_KEY: &str = "sk_test_51WardenTestKeyZx81q";
+pub(crate) const STRIPE_KEY: &str = "sk_test_51WardenTestKeyZx81q";
 const CI_UPLOAD_TOKEN: &str = "ci-upload-Qm7v2KpT9s";
 const VENDOR_API_KEY: &str = "vendor-key-Hx4nB8rE3w";
 
@@ -27,7 +27,7 @@ fn examples_dir() -> PathBuf {
 
 /// `examples/NAME/` copied into a new scene with the server's address in place of the
 /// example's; returns the scene and its manifest.
-fn example(name: &str, server: &Server) -> (Scene, PathBuf) {
+pub(crate) fn example(name: &str, server: &Server) -> (Scene, PathBuf) {
     let s = Scene::new();
     copy_example(&examples_dir().join(name), s.dir.path(), &server.addr());
     let manifest = s.path(&format!("{name}.warden.toml"));
@@ -57,7 +57,13 @@ fn copy_example(from: &Path, to: &Path, address: &str) {
 }
 
 /// Runs `module` under the manifest with `env` added to warden's own environment.
-fn run(s: &Scene, manifest: &Path, module: &str, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+pub(crate) fn run(
+    s: &Scene,
+    manifest: &Path,
+    module: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Outcome {
     s.run_with(Some(manifest), module, args, |cmd| {
         for (key, value) in env {
             cmd.env(key, value);

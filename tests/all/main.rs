@@ -2,6 +2,7 @@
 //! `guests/` (built by `warden-guest-artifacts`).
 #![allow(clippy::unwrap_used)]
 
+mod against;
 mod audit;
 mod badinput;
 mod bench_cmd;

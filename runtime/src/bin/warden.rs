@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use warden::{
@@ -99,10 +99,29 @@ enum Command {
     ///   159    warden killed by its own seccomp filter (128 + SIGSYS)
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
-    /// Validate a manifest and print its effective grants.
+    /// Validate a manifest and print its effective grants; with `--against`, compare them
+    /// with the audit logs of real runs.
+    ///
+    /// Exit codes:
+    ///   0    the manifest is valid (and, with --strict, grants nothing unused)
+    ///   1    --strict: the manifest grants something the module cannot use, or that the
+    ///        logs given with --against never used
+    ///   125  the manifest is invalid, or a log cannot be read, has a line that is not an
+    ///        audit record, or holds no record of the manifest's identity
+    #[command(verbatim_doc_comment)]
     Check {
         /// The manifest (`*.warden.toml`).
         manifest: PathBuf,
+        /// An audit log of runs of this identity (`warden run --audit`); repeat for more.
+        /// Lists the grants the runs never used and the operations they show refused.
+        #[arg(long, value_name = "AUDIT.jsonl")]
+        against: Vec<PathBuf>,
+        /// Print one JSON object instead of the tables.
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 when a grant is unused: the module cannot use it, or the logs never did.
+        #[arg(long)]
+        strict: bool,
     },
     /// The host process's syscall allow list for a manifest.
     Seccomp {
@@ -221,7 +240,12 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => run(args),
-        Command::Check { manifest } => check(&manifest),
+        Command::Check {
+            manifest,
+            against,
+            json,
+            strict,
+        } => check(&manifest, &against, json, strict),
         Command::Seccomp { command } => seccomp(command),
         Command::Bench(args) => bench(args),
     }
@@ -232,28 +256,122 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_START_FAILED)
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
-    match Manifest::from_file(path) {
-        Ok(m) => {
-            let policy = Policy::from_manifest(m);
-            print!("{}", warden::check::grants_table(&policy));
-            // With the module at hand: what it imports against what the manifest grants.
-            if let Some(module) = &policy.module {
-                match warden::read_regular_file(module) {
-                    Ok(bytes) => match warden::check::module_report(&policy, &bytes) {
-                        Ok(report) => print!("{report}"),
-                        Err(e) => return fail(format!("{}: {e}", module.display())),
-                    },
-                    Err(e) => println!(
-                        "\nmodule {} not read ({e}): its imports are not checked",
-                        module.display()
-                    ),
+/// Exit code of `warden check --strict` when the manifest grants something unused.
+const EXIT_OVER_GRANTED: u8 = 1;
+
+fn check(path: &std::path::Path, logs: &[PathBuf], as_json: bool, strict: bool) -> ExitCode {
+    let policy = match Manifest::from_file(path) {
+        Ok(m) => Policy::from_manifest(m),
+        Err(e) => return fail(e),
+    };
+    // Everything that can fail is done before anything is printed.
+    let usage = if logs.is_empty() {
+        None
+    } else {
+        let mut entries = Vec::new();
+        for log in logs {
+            match warden::usage::read_log(log) {
+                Ok(mut e) => entries.append(&mut e),
+                Err(e) => return fail(e),
+            }
+        }
+        match warden::usage::compare(&policy, &entries, logs) {
+            Ok(u) => Some(u),
+            Err(e) => return fail(e),
+        }
+    };
+    // With the module at hand: what it imports against what the manifest grants.
+    let lint = match &policy.module {
+        None => Err(None),
+        Some(module) => match warden::read_regular_file(module) {
+            Ok(bytes) => match warden::check::module_lint(&policy, &bytes) {
+                Ok(lint) => Ok(lint),
+                Err(e) => return fail(format!("{}: {e}", module.display())),
+            },
+            Err(e) => Err(Some((module, e))),
+        },
+    };
+    let over_granted = lint.as_ref().is_ok_and(|l| !l.cannot_use.is_empty())
+        || usage.as_ref().is_some_and(|u| !u.unused.is_empty());
+
+    if as_json {
+        let list = |fs: &[warden::check::Finding]| {
+            fs.iter()
+                .map(warden::check::Finding::to_json)
+                .collect::<Vec<_>>()
+        };
+        let module = match &lint {
+            Ok(l) => json!({
+                "path": policy.module.as_ref().map(|m| m.display().to_string()),
+                "kind": if l.is_component { "component" } else { "core module" },
+                "checked": true,
+            }),
+            Err(None) => Value::Null,
+            Err(Some((m, e))) => json!({
+                "path": m.display().to_string(),
+                "checked": false,
+                "error": e.to_string(),
+            }),
+        };
+        // Static findings first (the module cannot use them), then the logs' (never used).
+        let mut unused: Vec<Value> = Vec::new();
+        if let Ok(l) = &lint {
+            unused.extend(l.cannot_use.iter().map(|f| {
+                let mut v = f.to_json();
+                v["source"] = json!("module");
+                v
+            }));
+        }
+        let mut out = json!({
+            "identity": policy.identity.id,
+            "name": policy.identity.name,
+            "manifest": path.display().to_string(),
+            "module": module,
+            "grants": list(&warden::check::grant_list(&policy)),
+            "logs": logs.iter().map(|l| l.display().to_string()).collect::<Vec<_>>(),
+            "used": [],
+            "unobservable": [],
+            "ungranted": [],
+            "refused": [],
+        });
+        if let Some(u) = &usage {
+            let from_logs = u.to_json();
+            if let (Value::Object(o), Value::Object(f)) = (&mut out, from_logs) {
+                for (k, v) in f {
+                    if k == "unused" {
+                        if let Value::Array(items) = v {
+                            unused.extend(items.into_iter().map(|mut i| {
+                                i["source"] = json!("logs");
+                                i
+                            }));
+                        }
+                    } else {
+                        o.insert(k, v);
+                    }
                 }
             }
-            ExitCode::SUCCESS
         }
-        Err(e) => fail(e),
+        out["unused"] = Value::Array(unused);
+        out["over_granted"] = json!(over_granted);
+        println!("{out:#}");
+    } else {
+        print!("{}", warden::check::grants_table(&policy));
+        match &lint {
+            Ok(l) => print!("{}", l.text()),
+            Err(None) => {}
+            Err(Some((module, e))) => println!(
+                "\nmodule {} not read ({e}): its imports are not checked",
+                module.display()
+            ),
+        }
+        if let Some(u) = &usage {
+            print!("{}", u.render_text(logs.len()));
+        }
     }
+    if strict && over_granted {
+        return ExitCode::from(EXIT_OVER_GRANTED);
+    }
+    ExitCode::SUCCESS
 }
 
 fn seccomp(command: SeccompCommand) -> ExitCode {

@@ -1,0 +1,948 @@
+//! `warden check --against`: a manifest compared with the audit logs of real runs.
+//!
+//! Over-privilege is a grant the runs never used; under-privilege is an operation they show
+//! refused. Only what the log records per use can be judged, and the log records some grants
+//! once at setup, for every run, whether or not the guest touches them. So each grant falls
+//! in one of three sets:
+//!
+//! - **used**: a record shows a use. `[[http]]`: an `allow` of a request this manifest's rules
+//!   allow (each method of a rule on its own); `[secrets]`: an `allow` naming the secret
+//!   (injected, opened, revealed; `reveal = true` and `inject` are judged on their own);
+//!   `[network]`: an `allow` (lookup or connect) naming the entry; a read-write single file:
+//!   the record of its changes copied back.
+//! - **unused**: none of those kinds of records in any run.
+//! - **not observable**: files, env, clocks, random and stdin, whose `allow` records are
+//!   written at setup for every grant. Neither used nor unused: the logs cannot say.
+//!
+//! Refused operations are every `deny` decision (and every `limit` reached), grouped by
+//! capability and target with counts. Records of other identities are skipped and counted.
+
+use crate::audit::Decision;
+use crate::broker::{HttpRules, Target};
+use crate::check::Finding;
+use crate::manifest::{Access, FileKind};
+use crate::policy::Policy;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+/// How many distinct reasons a refusal keeps: the same refusal repeated with different
+/// wording (a count in the reason, say) should not make the report as long as the log.
+const MAX_REASONS: usize = 3;
+
+/// A log that cannot be used: unreadable, or a line that is not an audit record.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("{}: cannot read the audit log: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: not an audit record: {why}", path.display())]
+    Malformed {
+        path: PathBuf,
+        line: usize,
+        why: String,
+    },
+    #[error(
+        "{}: no record of identity {identity} ({other} records of other identities); nothing to compare",
+        logs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    NoRecords {
+        logs: Vec<PathBuf>,
+        identity: String,
+        other: usize,
+    },
+}
+
+/// One `decision` or `limit` record, the only events the comparison reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Decision {
+        capability: String,
+        target: String,
+        decision: Decision,
+        reason: String,
+    },
+    Limit {
+        limit: String,
+        value: String,
+    },
+    /// The end of a run: `exited` or why not.
+    Exit {
+        outcome: String,
+    },
+    Other,
+}
+
+/// A record with the fields every record carries.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub identity: String,
+    pub run: String,
+    pub record: Record,
+}
+
+/// Parses one line of an audit log.
+///
+/// # Errors
+/// Why the line is not an audit record.
+pub fn parse_line(line: &str) -> Result<Entry, String> {
+    let value: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    let Value::Object(obj) = value else {
+        return Err("not a JSON object".into());
+    };
+    let text = |key: &str| -> Result<String, String> {
+        match obj.get(key) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(format!("`{key}` is not a string")),
+            None => Err(format!("no `{key}`")),
+        }
+    };
+    for key in ["ts", "event"] {
+        text(key)?;
+    }
+    let identity = text("identity")?;
+    let run = text("run")?;
+    let record = match text("event")?.as_str() {
+        "decision" => {
+            let decision = match text("decision")?.as_str() {
+                "allow" => Decision::Allow,
+                "deny" => Decision::Deny,
+                other => return Err(format!("`decision` is {other:?}, not allow or deny")),
+            };
+            Record::Decision {
+                capability: text("capability")?,
+                target: text("target")?,
+                decision,
+                reason: text("reason")?,
+            }
+        }
+        "limit" => Record::Limit {
+            limit: text("limit")?,
+            value: obj
+                .get("value")
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        },
+        "exit" => Record::Exit {
+            outcome: text("outcome")?,
+        },
+        _ => Record::Other,
+    };
+    Ok(Entry {
+        identity,
+        run,
+        record,
+    })
+}
+
+/// Reads every record of the audit log at `path`. Blank lines are skipped; any other line
+/// that is not a record is an error naming the file and line.
+///
+/// # Ambient Authority
+/// Reads `path` from the host filesystem.
+///
+/// # Errors
+/// The file cannot be read, or a line is not an audit record.
+pub fn read_log(path: &Path) -> Result<Vec<Entry>, LogError> {
+    let bytes = crate::read_regular_file(path).map_err(|source| LogError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut entries = Vec::new();
+    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        let malformed = |why: String| LogError::Malformed {
+            path: path.to_owned(),
+            line: i + 1,
+            why,
+        };
+        let line = std::str::from_utf8(line).map_err(|_| malformed("not UTF-8".into()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        entries.push(parse_line(line).map_err(malformed)?);
+    }
+    Ok(entries)
+}
+
+/// One refused operation, with how often the logs show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub capability: String,
+    pub target: String,
+    /// The distinct reasons, at most [`MAX_REASONS`], in the order first seen.
+    pub reasons: Vec<String>,
+    pub count: usize,
+}
+
+/// A manifest against the logs of its runs.
+#[derive(Debug, Default)]
+pub struct Usage {
+    pub identity: String,
+    /// Records of this identity.
+    pub records: usize,
+    /// Records of other identities, skipped.
+    pub skipped: usize,
+    /// Runs of this identity.
+    pub runs: usize,
+    /// Runs that ended other than by the guest exiting (a limit, a trap, a signal), or whose
+    /// end is not in the logs: what they would have done next is missing.
+    pub incomplete_runs: usize,
+    pub used: Vec<Finding>,
+    pub unused: Vec<Finding>,
+    pub unobservable: Vec<Finding>,
+    /// Operations the logs show allowed that this manifest would not allow (the logs come
+    /// from runs under another manifest, a broader one say).
+    pub ungranted: Vec<Finding>,
+    pub refused: Vec<Refusal>,
+}
+
+/// What the records show about one `[[http]]` rule: requests per method.
+type MethodCounts = BTreeMap<String, usize>;
+
+/// Compares `policy` with `entries` (the records of any number of logs, in order).
+///
+/// # Errors
+/// No record is of this policy's identity (`logs` names the files for the message).
+pub fn compare(policy: &Policy, entries: &[Entry], logs: &[PathBuf]) -> Result<Usage, LogError> {
+    let id = &policy.identity.id;
+    let mut u = Usage {
+        identity: id.clone(),
+        ..Usage::default()
+    };
+    let mine: Vec<&Entry> = entries.iter().filter(|e| &e.identity == id).collect();
+    u.skipped = entries.len() - mine.len();
+    u.records = mine.len();
+    if mine.is_empty() {
+        return Err(LogError::NoRecords {
+            logs: logs.to_vec(),
+            identity: id.clone(),
+            other: u.skipped,
+        });
+    }
+    let mut runs: BTreeMap<&str, bool> = BTreeMap::new();
+    for e in &mine {
+        let ended = runs.entry(&e.run).or_insert(false);
+        if let Record::Exit { outcome } = &e.record {
+            *ended = outcome == "exited";
+        }
+    }
+    u.runs = runs.len();
+    u.incomplete_runs = runs.values().filter(|ended| !**ended).count();
+
+    // Evidence, per grant.
+    let rules = HttpRules::new(&policy.http).unwrap_or_default();
+    let mut http: Vec<MethodCounts> = vec![MethodCounts::new(); rules.rules().len()];
+    // Per secret: (injected, opened, revealed).
+    let mut secrets: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
+    let mut net: BTreeMap<&str, [usize; 2]> = BTreeMap::new();
+    let mut copied_back: BTreeMap<String, usize> = BTreeMap::new();
+    let mut ungranted: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut refused: Vec<Refusal> = Vec::new();
+    let mut refuse = |capability: &str, target: &str, reason: &str| {
+        if let Some(r) = refused
+            .iter_mut()
+            .find(|r| r.capability == capability && r.target == target)
+        {
+            r.count += 1;
+            if r.reasons.len() < MAX_REASONS && !r.reasons.iter().any(|x| x == reason) {
+                r.reasons.push(reason.to_owned());
+            }
+        } else {
+            refused.push(Refusal {
+                capability: capability.to_owned(),
+                target: target.to_owned(),
+                reasons: vec![reason.to_owned()],
+                count: 1,
+            });
+        }
+    };
+
+    for e in &mine {
+        let (capability, target, reason) = match &e.record {
+            Record::Decision {
+                capability,
+                target,
+                decision: Decision::Deny,
+                reason,
+            } => {
+                refuse(capability, target, reason);
+                continue;
+            }
+            Record::Limit { limit, value } => {
+                refuse("limit", limit, &format!("limit reached ({value})"));
+                continue;
+            }
+            Record::Decision {
+                capability,
+                target,
+                decision: Decision::Allow,
+                reason,
+            } => (capability.as_str(), target.as_str(), reason.as_str()),
+            Record::Exit { .. } | Record::Other => continue,
+        };
+        match capability {
+            "http" => {
+                let Some((method, url)) = target.split_once(' ') else {
+                    continue;
+                };
+                // This manifest's rules decide which rule a request used, as the broker would.
+                // When they cannot (a URL the log redacted no longer parses), the rule the
+                // record names is taken if this manifest has it with that method.
+                let named = reason
+                    .strip_prefix("[[http]] ")
+                    .and_then(|r| r.split(' ').next())
+                    .and_then(|named| {
+                        rules
+                            .rules()
+                            .iter()
+                            .find(|r| r.url == named && r.methods.iter().any(|m| m == method))
+                    });
+                let verdict = url
+                    .parse::<http::Uri>()
+                    .map_err(|e| e.to_string())
+                    .and_then(|uri| Target::of(&uri))
+                    .and_then(|t| rules.check(method, &t).map(|r| r.url.clone()))
+                    .or_else(|why| named.map(|r| r.url.clone()).ok_or(why));
+                match verdict {
+                    Ok(rule_url) => {
+                        if let Some(i) = rules.rules().iter().position(|r| r.url == rule_url) {
+                            *http[i].entry(method.to_owned()).or_default() += 1;
+                        }
+                    }
+                    Err(why) => {
+                        ungranted.insert(("http".into(), target.to_owned()), why);
+                    }
+                }
+            }
+            "secret" => {
+                if !policy.secrets.iter().any(|s| s.name == target) {
+                    ungranted.insert(
+                        ("secret".into(), target.to_owned()),
+                        "the manifest grants no secret by this name".into(),
+                    );
+                    continue;
+                }
+                let counts = secrets.entry(target).or_default();
+                if reason.starts_with("injected into") {
+                    counts[0] += 1;
+                } else if reason.starts_with("open:") {
+                    counts[1] += 1;
+                } else if reason.starts_with("reveal:") {
+                    counts[2] += 1;
+                }
+            }
+            "net" => {
+                // `lookup: connect entry "E" -> […]` or `TcpConnect: connect entry "E" …`.
+                let Some(entry) = reason
+                    .split_once("connect entry \"")
+                    .and_then(|(_, rest)| rest.split_once('"'))
+                    .map(|(entry, _)| entry)
+                else {
+                    continue;
+                };
+                let Some(listed) = policy.network.iter().find(|n| n.as_str() == entry) else {
+                    ungranted.insert(
+                        ("net".into(), target.to_owned()),
+                        format!("allowed by connect entry {entry:?}, which this manifest lacks"),
+                    );
+                    continue;
+                };
+                let slot = usize::from(!reason.starts_with("lookup:"));
+                net.entry(listed.as_str()).or_default()[slot] += 1;
+            }
+            "fs" if reason.contains("changes copied back") => {
+                *copied_back.entry(target.to_owned()).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+
+    // http: each rule, and each method of it.
+    for (rule, counts) in rules.rules().iter().zip(&http) {
+        let total: usize = counts.values().sum();
+        if total == 0 {
+            u.unused.push(Finding::new(
+                "http",
+                &rule.url,
+                format!(
+                    "no request in these runs was allowed by it ({})",
+                    rule.methods.join(",")
+                ),
+            ));
+            continue;
+        }
+        for m in &rule.methods {
+            match counts.get(m) {
+                Some(n) => u.used.push(Finding::new(
+                    "http",
+                    &format!("{m} {}", rule.url),
+                    format!("{n} request{}", plural(*n)),
+                )),
+                None => u.unused.push(Finding::new(
+                    "http",
+                    &format!("{m} {}", rule.url),
+                    format!(
+                        "the rule allows {m}; no {m} request in these runs (the rule's other \
+                         methods were used)"
+                    ),
+                )),
+            }
+        }
+    }
+    // Secrets: used at all, and the parts granted on their own.
+    for s in &policy.secrets {
+        let [injected, opened, revealed] =
+            secrets.get(s.name.as_str()).copied().unwrap_or_default();
+        if injected + opened + revealed == 0 {
+            u.unused.push(Finding::new(
+                "secret",
+                &s.name,
+                "never injected, opened or revealed in these runs",
+            ));
+            continue;
+        }
+        let mut how = Vec::new();
+        for (n, what) in [
+            (injected, "injected"),
+            (opened, "opened"),
+            (revealed, "revealed"),
+        ] {
+            if n > 0 {
+                how.push(format!("{what} {n} time{}", plural(n)));
+            }
+        }
+        u.used.push(Finding::new("secret", &s.name, how.join(", ")));
+        if s.inject.is_some() && injected == 0 {
+            u.unused.push(Finding::new(
+                "secret",
+                &format!("{} inject", s.name),
+                "the secret is bound for injection; it was never injected in these runs",
+            ));
+        }
+        if s.reveal && revealed == 0 {
+            u.unused.push(Finding::new(
+                "secret",
+                &format!("{} reveal", s.name),
+                "reveal = true; the guest never revealed it in these runs",
+            ));
+        }
+    }
+    for n in &policy.network {
+        match net.get(n.as_str()) {
+            None => u.unused.push(Finding::new(
+                "net",
+                n,
+                "no lookup or connection in these runs was allowed by it",
+            )),
+            Some([lookups, connects]) => u.used.push(Finding::new(
+                "net",
+                n,
+                format!(
+                    "{lookups} lookup{}, {connects} connection{}",
+                    plural(*lookups),
+                    plural(*connects)
+                ),
+            )),
+        }
+    }
+    // What the logs cannot show.
+    const SETUP: &str = "recorded once at setup for every run, not per use";
+    for f in &policy.files {
+        let host = f.host.display().to_string();
+        let written = copied_back.get(&host).copied().unwrap_or(0);
+        if f.access == Access::ReadWrite && f.kind == FileKind::File && written > 0 {
+            u.used.push(Finding::new(
+                "fs",
+                &f.guest,
+                format!(
+                    "read-write: the guest's changes copied back in {written} run{}",
+                    plural(written)
+                ),
+            ));
+            continue;
+        }
+        u.unobservable.push(Finding::new(
+            "fs",
+            &f.guest,
+            format!("{SETUP}; reads and writes the host allows are not recorded"),
+        ));
+    }
+    for e in &policy.env {
+        u.unobservable.push(Finding::new("env", &e.name, SETUP));
+    }
+    if policy.stdio.stdin == crate::manifest::StdinMode::Inherit {
+        u.unobservable.push(Finding::new("stdio", "stdin", SETUP));
+    }
+    for (granted, name) in [
+        (policy.clocks.wall, "wall"),
+        (policy.clocks.monotonic, "monotonic"),
+    ] {
+        if granted {
+            u.unobservable.push(Finding::new("clock", name, SETUP));
+        }
+    }
+    if policy.random.secure {
+        u.unobservable.push(Finding::new("random", "secure", SETUP));
+    }
+    u.ungranted = ungranted
+        .into_iter()
+        .map(|((capability, target), why)| Finding::new(&capability, &target, why))
+        .collect();
+    u.refused = refused;
+    Ok(u)
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// One `  KIND    TARGET: REASON` line.
+fn line(out: &mut String, f: &Finding) {
+    let _ = writeln!(out, "  {:7} {}: {}", f.capability, f.target, f.reason);
+}
+
+impl Usage {
+    /// The comparison as `warden check --against` prints it, after the grants table.
+    pub fn render_text(&self, logs: usize) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\nagainst {logs} log{}: {} run{} of {} ({} records; {} records of other \
+             identities skipped)",
+            plural(logs),
+            self.runs,
+            plural(self.runs),
+            self.identity,
+            self.records,
+            self.skipped
+        );
+        if self.incomplete_runs > 0 {
+            let _ = writeln!(
+                out,
+                "  {} run{} did not end by exiting (a limit, a trap, a signal, or no exit \
+                 record): what they would have done next is not in the logs",
+                self.incomplete_runs,
+                plural(self.incomplete_runs)
+            );
+        }
+        let sections: [(&str, &[Finding]); 4] = [
+            ("grants used in these runs", &self.used),
+            ("grants never used in these runs", &self.unused),
+            (
+                "not observable from these logs (neither used nor unused)",
+                &self.unobservable,
+            ),
+            (
+                "allowed in these runs but not by this manifest",
+                &self.ungranted,
+            ),
+        ];
+        for (title, findings) in sections {
+            if findings.is_empty() {
+                continue;
+            }
+            let _ = writeln!(out, "\n{title}:");
+            for f in findings {
+                line(&mut out, f);
+            }
+        }
+        if !self.refused.is_empty() {
+            let _ = writeln!(out, "\nrefused in these runs:");
+            for r in &self.refused {
+                let _ = writeln!(
+                    out,
+                    "  {:7} {} ({}x): {}",
+                    r.capability,
+                    r.target,
+                    r.count,
+                    r.reasons.join("; ")
+                );
+            }
+        }
+        out
+    }
+
+    /// The comparison's part of `warden check --json`.
+    pub fn to_json(&self) -> Value {
+        let list = |fs: &[Finding]| fs.iter().map(Finding::to_json).collect::<Vec<_>>();
+        json!({
+            "runs": self.runs,
+            "incomplete_runs": self.incomplete_runs,
+            "records": self.records,
+            "skipped_records": self.skipped,
+            "used": list(&self.used),
+            "unused": list(&self.unused),
+            "unobservable": list(&self.unobservable),
+            "ungranted": list(&self.ungranted),
+            "refused": self.refused.iter().map(|r| json!({
+                "capability": r.capability,
+                "target": r.target,
+                "reason": r.reasons.join("; "),
+                "count": r.count,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+
+    const ID: &str = "spiffe://test.example/nhi";
+
+    fn policy(body: &str) -> Policy {
+        let text = format!("[identity]\nname = \"t\"\nid = \"{ID}\"\n\n{body}");
+        let m = Manifest::from_str_at(&text, Path::new("t.warden.toml"), Path::new("/"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        Policy::from_manifest(m)
+    }
+
+    /// A decision record of `identity` in run `run`.
+    fn decision(
+        identity: &str,
+        run: &str,
+        cap: &str,
+        target: &str,
+        d: &str,
+        reason: &str,
+    ) -> String {
+        serde_json::json!({
+            "ts": "2026-12-02T12:00:00.000Z", "event": "decision", "identity": identity,
+            "run": run, "capability": cap, "target": target, "decision": d, "reason": reason,
+        })
+        .to_string()
+    }
+
+    fn exit(run: &str, outcome: &str) -> String {
+        serde_json::json!({
+            "ts": "2026-12-02T12:00:01.000Z", "event": "exit", "identity": ID, "run": run,
+            "outcome": outcome, "code": 0,
+        })
+        .to_string()
+    }
+
+    fn compare_lines(p: &Policy, lines: &[String]) -> Result<Usage, LogError> {
+        let entries: Vec<Entry> = lines.iter().map(|l| parse_line(l).unwrap()).collect();
+        compare(p, &entries, &[PathBuf::from("a.jsonl")])
+    }
+
+    fn targets(fs: &[Finding]) -> Vec<String> {
+        fs.iter()
+            .map(|f| format!("{} {}", f.capability, f.target))
+            .collect()
+    }
+
+    const TWO_RULES: &str = "[[http]]\nurl = \"https://api.example.com/v1/\"\nmethods = [\"GET\", \"POST\"]\n\n\
+         [[http]]\nurl = \"https://hooks.example.com/receipts\"\nmethods = [\"POST\"]\n";
+
+    fn http_allow(run: &str, method: &str, url: &str, rule: &str) -> String {
+        decision(
+            ID,
+            run,
+            "http",
+            &format!("{method} {url}"),
+            "allow",
+            &format!("[[http]] {rule} {method} (address 192.0.2.1:443)"),
+        )
+    }
+
+    #[test]
+    fn an_http_rule_no_request_used_is_unused_and_so_is_a_method_never_used() {
+        let p = policy(TWO_RULES);
+        let u = compare_lines(
+            &p,
+            &[
+                http_allow(
+                    "r1",
+                    "GET",
+                    "https://api.example.com/v1/charges?x=1",
+                    "https://api.example.com/v1/",
+                ),
+                http_allow(
+                    "r2",
+                    "GET",
+                    "https://api.example.com/v1/refunds",
+                    "https://api.example.com/v1/",
+                ),
+                exit("r1", "exited"),
+                exit("r2", "exited"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(targets(&u.used), ["http GET https://api.example.com/v1/"]);
+        assert_eq!(u.used[0].reason, "2 requests");
+        assert_eq!(
+            targets(&u.unused),
+            [
+                "http POST https://api.example.com/v1/",
+                "http https://hooks.example.com/receipts"
+            ]
+        );
+        assert_eq!((u.runs, u.incomplete_runs), (2, 0));
+
+        // Control: every rule and method used, nothing unused.
+        let u = compare_lines(
+            &p,
+            &[
+                http_allow(
+                    "r1",
+                    "GET",
+                    "https://api.example.com/v1/a",
+                    "https://api.example.com/v1/",
+                ),
+                http_allow(
+                    "r1",
+                    "POST",
+                    "https://api.example.com/v1/a",
+                    "https://api.example.com/v1/",
+                ),
+                http_allow(
+                    "r1",
+                    "POST",
+                    "https://hooks.example.com/receipts",
+                    "https://hooks.example.com/receipts",
+                ),
+            ],
+        )
+        .unwrap();
+        assert!(u.unused.is_empty(), "{:?}", u.unused);
+        assert_eq!(u.used.len(), 3);
+        assert_eq!(u.incomplete_runs, 1, "no exit record: incomplete");
+    }
+
+    #[test]
+    fn a_request_this_manifest_would_refuse_is_listed_as_ungranted() {
+        let p = policy(TWO_RULES);
+        let u = compare_lines(
+            &p,
+            &[http_allow(
+                "r1",
+                "DELETE",
+                "https://api.example.com/v1/a",
+                "https://api.example.com/",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            targets(&u.ungranted),
+            ["http DELETE https://api.example.com/v1/a"]
+        );
+        assert!(
+            u.ungranted[0].reason.contains("allows GET, POST only"),
+            "{:?}",
+            u.ungranted
+        );
+        assert_eq!(u.unused.len(), 2, "neither rule was used: {:?}", u.unused);
+    }
+
+    #[test]
+    fn a_request_whose_url_the_log_redacted_counts_for_the_rule_the_record_names() {
+        let p = policy(TWO_RULES);
+        let u = compare_lines(
+            &p,
+            &[http_allow(
+                "r1",
+                "POST",
+                "https://hooks.example.com/receipts?k=[REDACTED: stripe] x",
+                "https://hooks.example.com/receipts",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            targets(&u.used),
+            ["http POST https://hooks.example.com/receipts"]
+        );
+        assert!(u.ungranted.is_empty(), "{:?}", u.ungranted);
+    }
+
+    #[test]
+    fn records_of_other_identities_are_skipped_and_counted() {
+        let p = policy(TWO_RULES);
+        let other = "spiffe://test.example/other";
+        let u = compare_lines(
+            &p,
+            &[
+                http_allow(
+                    "r1",
+                    "GET",
+                    "https://api.example.com/v1/a",
+                    "https://api.example.com/v1/",
+                ),
+                decision(
+                    other,
+                    "r9",
+                    "http",
+                    "POST https://hooks.example.com/receipts",
+                    "allow",
+                    "[[http]] https://hooks.example.com/receipts POST",
+                ),
+                decision(other, "r9", "fs", "/etc/passwd", "deny", "path_open: EPERM"),
+            ],
+        )
+        .unwrap();
+        assert_eq!((u.records, u.skipped, u.runs), (1, 2, 1));
+        assert!(targets(&u.unused).contains(&"http https://hooks.example.com/receipts".to_owned()));
+        assert!(
+            u.refused.is_empty(),
+            "another identity's refusal is not this one's"
+        );
+
+        // Only other identities: nothing to compare, an error rather than "all unused".
+        let e = compare_lines(&p, &[decision(other, "r9", "fs", "/x", "deny", "no")]).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "no record of identity spiffe://test.example/nhi (1 records of other identities)"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn refusals_are_grouped_by_capability_and_target_with_counts() {
+        let p = policy("");
+        let deny = |run: &str, cap: &str, target: &str, reason: &str| {
+            decision(ID, run, cap, target, "deny", reason)
+        };
+        let u = compare_lines(
+            &p,
+            &[
+                deny("r1", "fs", "/data/new.txt", "path_open: EPERM"),
+                deny("r2", "fs", "/data/new.txt", "path_open: EPERM"),
+                deny("r2", "fs", "/data/new.txt", "path_unlink_file: EPERM"),
+                deny(
+                    "r2",
+                    "http",
+                    "GET http://169.254.169.254/",
+                    "no [[http]] rule allows this URL",
+                ),
+                deny(
+                    "r2",
+                    "import",
+                    "wasi:sockets/tcp@0.2.0",
+                    "no grant provides it",
+                ),
+            ],
+        )
+        .unwrap();
+        let fs = &u.refused[0];
+        assert_eq!(
+            (fs.capability.as_str(), fs.target.as_str(), fs.count),
+            ("fs", "/data/new.txt", 3)
+        );
+        assert_eq!(fs.reasons, ["path_open: EPERM", "path_unlink_file: EPERM"]);
+        assert_eq!(u.refused.len(), 3);
+        assert!(
+            u.render_text(1)
+                .contains("fs      /data/new.txt (3x): path_open: EPERM; path_unlink_file: EPERM")
+        );
+    }
+
+    #[test]
+    fn setup_records_are_no_evidence_of_use() {
+        let p = policy(
+            "[env]\nREGION = \"eu\"\n[clocks]\nwall = true\n[random]\nsecure = true\n[stdio]\nstdin = \"inherit\"\n",
+        );
+        let allow = |cap: &str, target: &str, reason: &str| {
+            decision(ID, "r1", cap, target, "allow", reason)
+        };
+        let u = compare_lines(
+            &p,
+            &[
+                allow("env", "REGION", "declared in [env]"),
+                allow("clock", "wall", "granted by [clocks] wall"),
+                allow("random", "secure", "granted by [random] secure"),
+                allow("stdio", "stdin", "stdin = \"inherit\""),
+            ],
+        )
+        .unwrap();
+        assert!(u.used.is_empty() && u.unused.is_empty(), "{u:?}");
+        assert_eq!(
+            targets(&u.unobservable),
+            ["env REGION", "stdio stdin", "clock wall", "random secure"]
+        );
+    }
+
+    #[test]
+    fn secrets_and_network_entries_are_matched_by_name_and_entry() {
+        let p = policy(
+            "[network]\nconnect = [\"db.internal.example:5432\", \"10.1.0.0/16:443\"]\n\n\
+             [secrets.stripe]\nfrom = \"env:STRIPE_KEY\"\nreveal = true\n\
+             inject = { header = \"Authorization\", format = \"Bearer {secret}\", url = \"https://api.example.com/\" }\n\n\
+             [secrets.unused]\nfrom = \"env:UNUSED_KEY\"\n",
+        );
+        let allow = |cap: &str, target: &str, reason: &str| {
+            decision(ID, "r1", cap, target, "allow", reason)
+        };
+        let u = compare_lines(
+            &p,
+            &[
+                allow("secret", "stripe", "injected into POST https://api.example.com/x (the URL is within its binding)"),
+                allow("net", "db.internal.example", "lookup: connect entry \"db.internal.example:5432\" -> [10.0.0.5] (each address is checked again on connect)"),
+                allow("net", "10.0.0.5:5432", "TcpConnect: connect entry \"db.internal.example:5432\" (via name \"db.internal.example\")"),
+                allow("net", "192.0.2.1:443", "TcpConnect: connect entry \"192.0.2.0/24:443\""),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            targets(&u.used),
+            ["secret stripe", "net db.internal.example:5432"]
+        );
+        assert_eq!(u.used[1].reason, "1 lookup, 1 connection");
+        assert_eq!(
+            targets(&u.unused),
+            [
+                "secret stripe reveal",
+                "secret unused",
+                "net 10.1.0.0/16:443"
+            ]
+        );
+        assert_eq!(targets(&u.ungranted), ["net 192.0.2.1:443"]);
+    }
+
+    #[test]
+    fn a_line_that_is_not_a_record_says_why() {
+        let ok = decision(ID, "r1", "fs", "/x", "deny", "no");
+        assert!(parse_line(&ok).is_ok());
+        for (line, why) in [
+            ("not json", "not JSON"),
+            ("[1, 2]", "not a JSON object"),
+            (
+                r#"{"ts":"t","event":"exit","run":"r","outcome":"exited"}"#,
+                "no `identity`",
+            ),
+            (
+                r#"{"ts":"t","event":"decision","identity":"i","run":"r","capability":"fs","target":"/x","decision":"maybe","reason":""}"#,
+                "not allow or deny",
+            ),
+            (
+                r#"{"ts":"t","event":"decision","identity":"i","run":7}"#,
+                "`run` is not a string",
+            ),
+        ] {
+            let e = parse_line(line).unwrap_err();
+            assert!(e.contains(why), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_line_is_named_by_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        let good = decision(ID, "r1", "fs", "/x", "deny", "no");
+        std::fs::write(&path, format!("{good}\n\n{good}\n{{\"ts\": \n")).unwrap();
+        let e = read_log(&path).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("a.jsonl:4: not an audit record: not JSON"),
+            "{e}"
+        );
+        std::fs::write(&path, format!("{good}\n\n{good}\n")).unwrap();
+        assert_eq!(read_log(&path).unwrap().len(), 2, "blank lines are skipped");
+    }
+}
