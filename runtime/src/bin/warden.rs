@@ -91,7 +91,7 @@ enum Command {
     ///   122    fuel limit reached
     ///   123    the guest trapped
     ///   124    wall-time limit reached (or compiling the module took longer than
-    ///          the wall limit, and at least 10 s)
+    ///          --compile-timeout: the wall limit, and at least 120 s)
     ///   125    warden could not start the workload
     ///   126    network limit reached (http-requests or egress)
     ///   130    stopped by SIGINT (read-write single files not copied back)
@@ -221,6 +221,11 @@ struct RunArgs {
     /// Compile in memory instead of using the compiled-module cache.
     #[arg(long)]
     no_cache: bool,
+    /// The longest loading the module (compiling it, when the cache does not have it) may
+    /// take before warden ends with exit 124, e.g. `30s`. Default: the wall limit, and at
+    /// least 120 s.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    compile_timeout: Option<std::time::Duration>,
     /// The module to run; overrides the manifest's `[workload] module`.
     module: Option<PathBuf>,
     /// Arguments for the guest, appended to the manifest's `[workload] args`.
@@ -468,7 +473,7 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let run_id = Audit::new_run_id();
     // Compiling cannot be interrupted by the epoch: bound it by the wall limit from outside.
-    let compile_deadline = CompileDeadline::start(&sink, &policy, &run_id);
+    let compile_deadline = CompileDeadline::start(&sink, &policy, &run_id, args.compile_timeout);
     let loaded = warden.load(policy.clone());
     compile_deadline.disarm();
     let workload = match loaded {
@@ -609,10 +614,12 @@ fn start_watchdog(
         });
 }
 
-/// The least time loading (and, on a cache miss, compiling) a module is given, whatever the
-/// wall limit: a large component compiles in a few seconds on one core, and a wall limit
-/// sized for the run (say 300 ms) must not make a module impossible ever to compile and cache.
-const COMPILE_BUDGET_FLOOR: std::time::Duration = std::time::Duration::from_secs(10);
+/// The least time loading (and, on a cache miss, compiling) a module is given by default,
+/// whatever the wall limit: a large component compiles in seconds on an idle core but many
+/// times that on a loaded machine (or in a debug build), and a wall limit sized for the run
+/// (say 300 ms) must not make a module impossible ever to compile and cache.
+/// `--compile-timeout` sets the budget outright.
+const COMPILE_BUDGET_FLOOR: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The bound on loading the module. Compiling cannot be interrupted by the epoch, and a huge
 /// module could otherwise keep warden busy for as long as it likes before the run's wall
@@ -626,12 +633,17 @@ struct CompileDeadline {
 }
 
 impl CompileDeadline {
-    fn start(sink: &AuditSink, policy: &Policy, run_id: &str) -> CompileDeadline {
+    fn start(
+        sink: &AuditSink,
+        policy: &Policy,
+        run_id: &str,
+        timeout: Option<std::time::Duration>,
+    ) -> CompileDeadline {
         let (done, rx) = std::sync::mpsc::channel::<()>();
         let sink = sink.clone();
         let run_id = run_id.to_string();
         let id = policy.identity.id.clone();
-        let budget = policy.limits.wall.max(COMPILE_BUDGET_FLOOR);
+        let budget = timeout.unwrap_or_else(|| policy.limits.wall.max(COMPILE_BUDGET_FLOOR));
         let thread = std::thread::Builder::new()
             .name("warden-compile-deadline".into())
             .spawn(move || {
@@ -648,8 +660,9 @@ impl CompileDeadline {
                             "message": "the module was still compiling when its time was up" }),
                 );
                 eprintln!(
-                    "warden: wall-time limit reached while compiling the module ({budget:?}: \
-                     the wall limit, and at least {COMPILE_BUDGET_FLOOR:?})"
+                    "warden: wall-time limit reached while compiling the module ({budget:?}; \
+                     --compile-timeout sets it, default the wall limit and at least \
+                     {COMPILE_BUDGET_FLOOR:?})"
                 );
                 std::process::exit(124);
             })
