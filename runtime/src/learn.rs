@@ -129,9 +129,23 @@ pub struct Input<'a> {
     pub single_files: bool,
 }
 
-/// A TOML string, escaped.
+/// A TOML basic string on one line: `"` and `\` escaped, every control character as
+/// `\uXXXX` (the toml crate would write a multi-line string for a value with a newline).
 fn q(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ch if ch.is_control() => {
+                let _ = write!(out, "\\u{:04X}", u32::from(ch));
+            }
+            ch => out.push(ch),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Text for a comment: control characters (a newline in a guest's path, say) could end the
@@ -160,9 +174,9 @@ fn plural(n: u64) -> &'static str {
 
 /// A size as the manifest writes it: `NMiB`, `NKiB` or bytes.
 fn size(bytes: u64) -> String {
-    if bytes % MIB == 0 {
+    if bytes.is_multiple_of(MIB) {
         format!("\"{}MiB\"", bytes / MIB)
-    } else if bytes % KIB == 0 {
+    } else if bytes.is_multiple_of(KIB) {
         format!("\"{}KiB\"", bytes / KIB)
     } else {
         bytes.to_string()
@@ -170,7 +184,7 @@ fn size(bytes: u64) -> String {
 }
 
 fn duration_ms(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("\"{}s\"", ms / 1000)
     } else {
         format!("\"{ms}ms\"")
@@ -1190,7 +1204,9 @@ mod tests {
     #[test]
     fn comments_cannot_smuggle_toml_and_paths_are_placed_on_grants() {
         assert_eq!(c("/data/a\n[[files]]"), "/data/a?[[files]]");
-        assert_eq!(q("a\"b\nc"), "\"a\\\"b\\nc\"");
+        assert_eq!(q("a\"b\nc\\"), "\"a\\\"b\\u000Ac\\\\\"");
+        let back: toml::Table = format!("k = {}", q("a\"b\nc\\\u{7f}")).parse().unwrap();
+        assert_eq!(back["k"].as_str(), Some("a\"b\nc\\\u{7f}"));
         assert_eq!(normalise("/data/./x//y/../z"), "/data/x/z");
         assert_eq!(below("/data/x", "/data"), Some("x"));
         assert_eq!(below("/database", "/data"), None);
