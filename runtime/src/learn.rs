@@ -304,7 +304,8 @@ fn below<'p>(path: &'p str, grant: &str) -> Option<&'p str> {
 #[derive(Debug, Default, Clone)]
 struct HttpSeen {
     methods: BTreeMap<String, u64>,
-    paths: BTreeSet<String>,
+    /// Path → method → requests.
+    paths: BTreeMap<String, BTreeMap<String, u64>>,
     earlier: bool,
 }
 
@@ -447,7 +448,12 @@ impl Observed {
         let path = path.unwrap_or_else(|| self.rules.rules()[i].prefix.path.clone());
         let seen = &mut self.http[i];
         *seen.methods.entry(method.to_owned()).or_default() += 1;
-        seen.paths.insert(path);
+        *seen
+            .paths
+            .entry(path)
+            .or_default()
+            .entry(method.to_owned())
+            .or_default() += 1;
     }
 
     fn fs_op(&mut self, broad: &Policy, target: &str, reason: &str) {
@@ -505,7 +511,11 @@ impl Observed {
                 };
                 let seen = &mut self.http[i];
                 seen.methods.entry(m.clone()).or_default();
-                seen.paths.insert(t.path.clone());
+                seen.paths
+                    .entry(t.path.clone())
+                    .or_default()
+                    .entry(m.clone())
+                    .or_default();
                 seen.earlier = true;
             }
         }
@@ -949,6 +959,18 @@ fn network(
     }
 }
 
+/// The first path segment below the rule's own path: requests are grouped by it, one learned
+/// rule each, so that `/v1/charges` and `/hooks/receipts` under a BROAD rule for `/` become
+/// two narrow rules rather than `/` again.
+fn group_of<'p>(path: &'p str, rule_path: &str) -> &'p str {
+    let rest = if rule_path.ends_with('/') {
+        path.strip_prefix(rule_path).unwrap_or(path)
+    } else {
+        path.strip_prefix(rule_path).unwrap_or("")
+    };
+    rest.trim_start_matches('/').split('/').next().unwrap_or("")
+}
+
 fn http(out: &mut String, dropped: &mut Vec<String>, o: &Observed) {
     for (rule, seen) in o.rules.rules().iter().zip(&o.http) {
         if seen.methods.is_empty() {
@@ -959,55 +981,67 @@ fn http(out: &mut String, dropped: &mut Vec<String>, o: &Observed) {
             ));
             continue;
         }
-        let methods: Vec<String> = rule
-            .methods
-            .iter()
-            .filter(|m| seen.methods.contains_key(m.as_str()))
-            .map(|m| q(m))
-            .collect();
         let unused: Vec<&str> = rule
             .methods
             .iter()
             .filter(|m| !seen.methods.contains_key(m.as_str()))
             .map(String::as_str)
             .collect();
-        let prefix = narrow_prefix(&seen.paths, &rule.prefix.path);
-        let total: u64 = seen.methods.values().sum();
-        let counts: Vec<String> = seen
-            .methods
-            .iter()
-            .map(|(m, n)| format!("{n} {m}"))
-            .collect();
-        let _ = writeln!(
-            out,
-            "\n# observed: {total} request{} ({}){}: {}",
-            plural(total),
-            counts.join(", "),
-            if seen.earlier {
-                ", and earlier runs' rules"
-            } else {
-                ""
-            },
-            list(seen.paths.iter())
-        );
-        let _ = writeln!(
-            out,
-            "# BROAD rule: {} {}{}",
-            c(&rule.url),
-            rule.methods.join(","),
-            if unused.is_empty() {
-                String::new()
-            } else {
-                format!(" (never used: {})", unused.join(", "))
+        let mut groups: BTreeMap<&str, BTreeMap<&String, &BTreeMap<String, u64>>> = BTreeMap::new();
+        for (path, methods) in &seen.paths {
+            groups
+                .entry(group_of(path, &rule.prefix.path))
+                .or_default()
+                .insert(path, methods);
+        }
+        for paths in groups.values() {
+            let mut used: BTreeMap<&str, u64> = BTreeMap::new();
+            for methods in paths.values() {
+                for (m, n) in *methods {
+                    *used.entry(m.as_str()).or_default() += n;
+                }
             }
-        );
-        let _ = writeln!(out, "[[http]]");
-        let _ = writeln!(
-            out,
-            "url = {}",
-            q(&format!("{}{prefix}", origin(&rule.url)))
-        );
-        let _ = writeln!(out, "methods = [{}]", methods.join(", "));
+            let methods: Vec<String> = rule
+                .methods
+                .iter()
+                .filter(|m| used.contains_key(m.as_str()))
+                .map(|m| q(m))
+                .collect();
+            let path_set: BTreeSet<String> = paths.keys().map(|p| (*p).clone()).collect();
+            let prefix = narrow_prefix(&path_set, &rule.prefix.path);
+            let total: u64 = used.values().sum();
+            let counts: Vec<String> = used.iter().map(|(m, n)| format!("{n} {m}")).collect();
+            let _ = writeln!(
+                out,
+                "\n# observed: {total} request{} ({}){}: {}",
+                plural(total),
+                counts.join(", "),
+                if seen.earlier {
+                    "; earlier runs' rules included"
+                } else {
+                    ""
+                },
+                list(path_set.iter())
+            );
+            let _ = writeln!(
+                out,
+                "# BROAD rule: {} {}{}",
+                c(&rule.url),
+                rule.methods.join(","),
+                if unused.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (never used: {})", unused.join(", "))
+                }
+            );
+            let _ = writeln!(out, "[[http]]");
+            let _ = writeln!(
+                out,
+                "url = {}",
+                q(&format!("{}{prefix}", origin(&rule.url)))
+            );
+            let _ = writeln!(out, "methods = [{}]", methods.join(", "));
+        }
     }
 }
 
@@ -1186,6 +1220,12 @@ mod tests {
         // Nothing narrower within the rule: the rule's own path.
         assert_eq!(narrow_prefix(&set(&["/a/x", "/a/y"]), "/a/x"), "/a/x");
         assert_eq!(narrow_prefix(&set(&[]), "/v1/"), "/v1/");
+        // Grouped by the first segment below the rule's path.
+        assert_eq!(group_of("/v1/charges", "/"), "v1");
+        assert_eq!(group_of("/hooks/receipts", "/"), "hooks");
+        assert_eq!(group_of("/api/v1/a", "/api/"), "v1");
+        assert_eq!(group_of("/api/x/y", "/api/x"), "y");
+        assert_eq!(group_of("/api/x", "/api/x"), "");
     }
 
     #[test]
