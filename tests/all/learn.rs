@@ -537,3 +537,104 @@ fn a_bad_broad_manifest_or_append_target_is_a_one_line_error() {
     );
     r.assert_one_line_error("is not BROAD's");
 }
+
+// ---------------------------------------------------------------------------------------
+// report-connector (a core module), against its hand-written manifest
+
+#[test]
+fn report_connector_learned_is_no_broader_than_its_hand_written_manifest() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/report-connector");
+    let s = Scene::new();
+    std::fs::copy(example.join("report.toml"), s.path("report.toml")).unwrap();
+    for csv in ["october.csv", "november.csv"] {
+        s.file(
+            &format!("data/{csv}"),
+            &std::fs::read_to_string(example.join("data").join(csv)).unwrap(),
+        );
+    }
+    s.mkdir("out");
+    // Broader than examples/report-connector/report.warden.toml: the config's whole folder,
+    // data read-write, an extra variable, clocks, random.
+    let broad = s.file(
+        "broad.warden.toml",
+        r#"[identity]
+name = "report-connector"
+id = "spiffe://example.test/connectors/report"
+
+[[files]]
+host = "."
+guest = "/config"
+access = "read-write"
+
+[[files]]
+host = "data"
+guest = "/data"
+access = "read-write"
+
+[[files]]
+host = "out"
+guest = "/out"
+access = "read-write"
+
+[env]
+REGION = "eu-west"
+DEBUG = "1"
+
+[clocks]
+wall = true
+
+[random]
+secure = true
+"#,
+    );
+    let learned = s.path("learned.toml");
+    let r = learn(
+        &broad,
+        &learned,
+        false,
+        guests::REPORT_CONNECTOR_P1,
+        &[],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert!(r.stdout.contains("grand total 599.75"), "{r:#?}");
+    let text = std::fs::read_to_string(&learned).unwrap();
+    let mut got = files(&table(&learned));
+    got.sort();
+    // The hand-written manifest grants /config/report.toml read, /data read and /out
+    // read-write: LEARNED is that or narrower (the one report file instead of /out).
+    assert_eq!(
+        got,
+        [
+            (
+                "/config/report.toml".into(),
+                "report.toml".into(),
+                "read".into()
+            ),
+            ("/data".into(), "data".into(), "read".into()),
+            (
+                "/out/report.txt".into(),
+                "report.txt".into(),
+                "read-write".into()
+            ),
+        ],
+        "{text}"
+    );
+    // env is kept whole (a read of a variable is not observable) and says so.
+    assert!(
+        text.contains("whether the guest reads a variable is not observable"),
+        "{text}"
+    );
+    check_ok(&learned);
+
+    // Control: the connector does its job under LEARNED, and its report is copied back.
+    std::fs::write(s.path("out/report.txt"), "old").unwrap();
+    let again = s.run(Some(&learned), guests::REPORT_CONNECTOR_P1, &[]);
+    assert_eq!(again.code, 0, "{again:#?}");
+    assert!(again.stdout.contains("grand total 599.75"), "{again:#?}");
+    assert!(
+        std::fs::read_to_string(s.path("out/report.txt"))
+            .unwrap()
+            .contains("599.75")
+    );
+}
