@@ -1228,6 +1228,152 @@ mod tests {
         assert_eq!(group_of("/api/x", "/api/x"), "");
     }
 
+    const ID: &str = "spiffe://test.example/nhi";
+
+    fn policy(body: &str) -> Policy {
+        let text = format!("[identity]\nname = \"t\"\nid = \"{ID}\"\n\n{body}");
+        let m = crate::manifest::Manifest::from_str_at(&text, Path::new("t.toml"), Path::new("/"))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        Policy::from_manifest(m)
+    }
+
+    fn allow(cap: &str, target: &str, reason: &str) -> Entry {
+        let line = serde_json::json!({
+            "ts": "2026-12-02T12:00:00.000Z", "event": "decision", "identity": ID, "run": "r1",
+            "capability": cap, "target": target, "decision": "allow", "reason": reason,
+        });
+        crate::usage::parse_line(&line.to_string()).unwrap()
+    }
+
+    fn learned(
+        broad: &Policy,
+        entries: Vec<Entry>,
+        earlier: Option<(&Policy, &str)>,
+    ) -> (Policy, String) {
+        let log = RunLog {
+            entries,
+            exit: ExitFacts {
+                outcome: Some("exited".into()),
+                wall_ms: Some(10),
+                peak_memory: Some(1 << 20),
+                output_bytes: Some(10),
+                fuel_used: None,
+            },
+            run: Some("r1".into()),
+        };
+        let text = learn(&Input {
+            broad,
+            broad_path: Path::new("broad.toml"),
+            log: &log,
+            date: "2026-12-02T12:00:00Z",
+            module: None,
+            earlier,
+            single_files: true,
+        });
+        let m = crate::manifest::Manifest::from_str_at(&text, Path::new("l.toml"), Path::new("/"))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        (Policy::from_manifest(m), text)
+    }
+
+    const BROAD: &str = "[network]\nconnect = [\"db.example:5432\", \"10.0.0.0/8:443\"]\n\n\
+        [[http]]\nurl = \"https://api.example.com/\"\nmethods = [\"GET\", \"POST\", \"DELETE\"]\n\n\
+        [[http]]\nurl = \"https://hooks.example.com/x\"\nmethods = [\"POST\"]\n\n\
+        [secrets.a]\nfrom = \"env:A_KEY\"\ninject = { header = \"Authorization\", format = \"Bearer {secret}\", url = \"https://api.example.com/v1/\" }\n\n\
+        [secrets.b]\nfrom = \"env:B_KEY\"\nreveal = true\n";
+
+    #[test]
+    fn http_network_and_secrets_are_learned_from_records_and_appended_as_a_union() {
+        let broad = policy(BROAD);
+        let (l, text) = learned(
+            &broad,
+            vec![
+                allow(
+                    "http",
+                    "GET https://api.example.com/v1/charges/7?x=1",
+                    "[[http]] https://api.example.com/ GET",
+                ),
+                allow(
+                    "http",
+                    "GET https://api.example.com/v1/charges/8",
+                    "[[http]] https://api.example.com/ GET",
+                ),
+                allow(
+                    "secret",
+                    "a",
+                    "injected into GET https://api.example.com/v1/charges/7 (the URL is within its binding)",
+                ),
+                allow(
+                    "net",
+                    "db.example",
+                    "lookup: connect entry \"db.example:5432\" -> [192.0.2.7]",
+                ),
+            ],
+            None,
+        );
+        let rules: Vec<(&str, Vec<&str>)> = l
+            .http
+            .iter()
+            .map(|r| {
+                (
+                    r.url.as_str(),
+                    r.methods.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rules,
+            [("https://api.example.com/v1/charges/", vec!["GET"])],
+            "{text}"
+        );
+        assert_eq!(l.network, ["db.example:5432"], "{text}");
+        let names: Vec<&str> = l.secrets.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a"], "{text}");
+        assert!(l.secrets[0].inject.is_some() && !l.secrets[0].reveal);
+        assert!(text.contains("[[http]] https://hooks.example.com/x (POST): no request used it"));
+        assert!(text.contains("[network] 10.0.0.0/8:443: no lookup or connection used it"));
+        assert_eq!(l.limits.memory, MIN_MEMORY);
+        assert_eq!(l.limits.http_requests, MIN_HTTP_REQUESTS);
+
+        // --append: a POST elsewhere under /v1/ and the hooks rule; the union of both runs.
+        let (u, text) = learned(
+            &broad,
+            vec![
+                allow(
+                    "http",
+                    "POST https://api.example.com/v1/refunds",
+                    "[[http]] https://api.example.com/ POST",
+                ),
+                allow(
+                    "http",
+                    "POST https://hooks.example.com/x/1",
+                    "[[http]] https://hooks.example.com/x POST",
+                ),
+            ],
+            Some((&l, &text)),
+        );
+        let rules: Vec<(&str, Vec<&str>)> = u
+            .http
+            .iter()
+            .map(|r| {
+                (
+                    r.url.as_str(),
+                    r.methods.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                ("https://api.example.com/v1/", vec!["GET", "POST"]),
+                ("https://hooks.example.com/x/1", vec!["POST"]),
+            ],
+            "{text}"
+        );
+        assert_eq!(u.network, ["db.example:5432"], "{text}");
+        assert_eq!(u.secrets.len(), 1, "{text}");
+        assert_eq!(text.matches("# learned from run r1").count(), 2, "{text}");
+    }
+
     #[test]
     fn limits_have_headroom_floors_and_broad_as_ceiling() {
         assert_eq!(memory_limit(1, 128 * MIB), 16 * MIB);
