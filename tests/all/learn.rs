@@ -536,6 +536,12 @@ fn a_bad_broad_manifest_or_append_target_is_a_one_line_error() {
         &[],
     );
     r.assert_one_line_error("is not BROAD's");
+    // A workload that does not start: its exit code, and nothing written.
+    let missing = s.path("missing.wasm");
+    let r = learn(&broad, &learned, false, missing.to_str().unwrap(), &[], &[]);
+    assert_eq!(r.code, 125, "{r:#?}");
+    assert!(r.stderr.contains("nothing learned"), "{r:#?}");
+    assert!(!learned.exists());
 }
 
 // ---------------------------------------------------------------------------------------

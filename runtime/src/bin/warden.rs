@@ -636,18 +636,20 @@ fn learn(args: LearnArgs) -> ExitCode {
     });
     let code = ExitCode::from(u8::try_from(code).unwrap_or(EXIT_START_FAILED));
 
-    let log = match warden::learn::read_run(&log_path) {
-        Ok(l) => l,
-        Err(e) => return fail(format!("the learning run's audit log: {e}")),
+    // No exit record: the workload did not start (exit 125), or warden was killed (by its
+    // seccomp filter, say). What the run did is unknown, so nothing is learned from it.
+    let log = if log_path.exists() {
+        match warden::learn::read_run(&log_path) {
+            Ok(l) => l,
+            Err(e) => return fail(format!("the learning run's audit log: {e}")),
+        }
+    } else {
+        warden::learn::RunLog::default()
     };
-    if log.exit.outcome.is_none()
-        && !log
-            .entries
-            .iter()
-            .any(|e| matches!(e.record, warden::usage::Record::Decision { .. }))
-    {
+    if log.exit.outcome.is_none() {
         eprintln!(
-            "warden: learn: the workload did not run; nothing learned, {} not written",
+            "warden: learn: the run did not finish (no exit record); nothing learned, {} not \
+             written",
             args.out.display()
         );
         return code;
