@@ -127,9 +127,9 @@ enum Command {
     /// does), record what it used, and write the narrowest manifest within BROAD that allows
     /// exactly that, with a comment on each grant saying what was observed. See docs/learn.md.
     ///
-    /// Exit codes: those of `warden run` (the guest's code, a limit's, 125 if the workload
-    /// could not start, in which case nothing is written); also 125 when BROAD, an earlier
-    /// LEARNED (--append) or the learned manifest cannot be read or written.
+    /// Exit codes: those of `warden run` (the guest's code, a limit's, ...). A run without an
+    /// exit record (125: could not start; 159: killed by the seccomp filter) writes nothing.
+    /// Also 125 when BROAD, an earlier LEARNED (--append) or LEARNED cannot be read or written.
     #[command(verbatim_doc_comment)]
     Learn(LearnArgs),
     /// The host process's syscall allow list for a manifest.
