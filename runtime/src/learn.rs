@@ -912,7 +912,11 @@ fn single_files<'s>(
             return None;
         }
         let h = grant.host.join(rel);
-        if !std::fs::symlink_metadata(&h).is_ok_and(|m| m.is_file()) {
+        // A plain file, and inside the grant on the host now (a folder on the way that is a
+        // symlink must not lead out of it).
+        if !std::fs::symlink_metadata(&h).is_ok_and(|m| m.is_file())
+            || !std::fs::canonicalize(&h).is_ok_and(|real| real.starts_with(&grant.host))
+        {
             return None;
         }
         let parent = p.rsplit_once('/').map_or("/", |(d, _)| d);
