@@ -5,6 +5,11 @@
 //! when it answers with an errno that means "not allowed" (`EPERM`, `EACCES`, `ENOTCAPABLE`,
 //! `EROFS`), writes a `deny` decision naming the path the guest asked for.
 //!
+//! When the run records allowed operations too (`RunOptions::record_fs`, set by `warden
+//! learn`), each distinct successful operation on a path is written once as an `allow`
+//! decision: target the guest path, reason the operation and whether it reads or writes
+//! (`path_open read`, `path_open write`, `path_unlink_file write`, …). See [`op_reason`].
+//!
 //! Paths outside every preopened folder never reach the host (wasi-libc answers `ENOENT`
 //! itself), so those denials cannot be recorded here; see docs/security.md.
 
@@ -22,12 +27,26 @@ const DENIALS: [(i32, &str); 4] = [
 ];
 
 /// A shadowed function: its name, its parameter types, and which parameters hold
-/// `(dir fd, path pointer, path length)`.
+/// `(dir fd, path pointer, path length)`; `path2` the second path of a rename or link.
 struct PathFn {
     name: &'static str,
     params: &'static [ValType],
     path: (usize, usize, usize),
+    path2: Option<(usize, usize, usize)>,
 }
+
+/// The most distinct allowed operations one run records (see [`FsAuditState::seen`]): a
+/// guest walking a huge tree must not make warden's memory or the audit log grow without
+/// bound. Past it, further operations go unrecorded and a learned manifest lacks them (it is
+/// narrower, never broader).
+pub(crate) const MAX_RECORDED_OPS: usize = 4096;
+
+/// `path_open` flags the read/write judgement looks at (WASI preview 1).
+const OFLAGS_CREAT: i32 = 1;
+const OFLAGS_DIRECTORY: i32 = 2;
+const OFLAGS_TRUNC: i32 = 8;
+const RIGHTS_FD_WRITE: i64 = 1 << 6;
+const FDFLAGS_APPEND: i32 = 1;
 
 const I32: ValType = ValType::I32;
 const I64: ValType = ValType::I64;
@@ -37,51 +56,61 @@ const PATH_FNS: &[PathFn] = &[
         name: "path_open",
         params: &[I32, I32, I32, I32, I32, I64, I64, I32, I32],
         path: (0, 2, 3),
+        path2: None,
     },
     PathFn {
         name: "path_create_directory",
         params: &[I32, I32, I32],
         path: (0, 1, 2),
+        path2: None,
     },
     PathFn {
         name: "path_remove_directory",
         params: &[I32, I32, I32],
         path: (0, 1, 2),
+        path2: None,
     },
     PathFn {
         name: "path_unlink_file",
         params: &[I32, I32, I32],
         path: (0, 1, 2),
+        path2: None,
     },
     PathFn {
         name: "path_filestat_get",
         params: &[I32, I32, I32, I32, I32],
         path: (0, 2, 3),
+        path2: None,
     },
     PathFn {
         name: "path_filestat_set_times",
         params: &[I32, I32, I32, I32, I64, I64, I32],
         path: (0, 2, 3),
+        path2: None,
     },
     PathFn {
         name: "path_readlink",
         params: &[I32, I32, I32, I32, I32, I32],
         path: (0, 1, 2),
+        path2: None,
     },
     PathFn {
         name: "path_rename",
         params: &[I32, I32, I32, I32, I32, I32],
         path: (0, 1, 2),
+        path2: Some((3, 4, 5)),
     },
     PathFn {
         name: "path_symlink",
         params: &[I32, I32, I32, I32, I32],
         path: (2, 3, 4),
+        path2: None,
     },
     PathFn {
         name: "path_link",
         params: &[I32, I32, I32, I32, I32, I32, I32],
         path: (0, 2, 3),
+        path2: Some((4, 5, 6)),
     },
 ];
 
@@ -92,6 +121,41 @@ pub(crate) trait FsAuditState {
     fn preopens(&self) -> &[String];
     /// This store's instance of the shim, once made.
     fn shim(&mut self) -> &mut Option<Instance>;
+    /// When allowed operations are recorded: the `(target, reason)` pairs recorded so far
+    /// (each is written once). `None` in ordinary runs, which record refusals only.
+    fn seen(&mut self) -> Option<&mut std::collections::HashSet<(String, String)>>;
+}
+
+/// What an allowed call did, for the `allow` record: the function and `read` or `write`.
+/// `path_open` writes when it asks for the write right, creates, truncates or appends (`path_open
+/// write create truncate`, the flags it used); it opens a folder as `path_open dir`.
+fn op_reason(name: &str, params: &[Val]) -> String {
+    let i32_at = |i: usize| params.get(i).and_then(Val::i32).unwrap_or(0);
+    let i64_at = |i: usize| params.get(i).and_then(Val::i64).unwrap_or(0);
+    match name {
+        "path_open" => {
+            let (oflags, rights, fdflags) = (i32_at(4), i64_at(5), i32_at(7));
+            if oflags & OFLAGS_DIRECTORY != 0 {
+                "path_open dir".into()
+            } else if oflags & (OFLAGS_CREAT | OFLAGS_TRUNC) != 0
+                || rights & RIGHTS_FD_WRITE != 0
+                || fdflags & FDFLAGS_APPEND != 0
+            {
+                let mut r = String::from("path_open write");
+                if oflags & OFLAGS_CREAT != 0 {
+                    r.push_str(" create");
+                }
+                if oflags & OFLAGS_TRUNC != 0 {
+                    r.push_str(" truncate");
+                }
+                r
+            } else {
+                "path_open read".into()
+            }
+        }
+        "path_filestat_get" | "path_readlink" => format!("{name} read"),
+        _ => format!("{name} write"),
+    }
 }
 
 /// A tiny core module through which the wrappers call the real functions.
@@ -183,6 +247,7 @@ pub(crate) fn add_to_linker<T: FsAuditState + 'static>(
         let inner = inner.clone();
         let shim = shim.clone();
         let (fd_at, ptr_at, len_at) = f.path;
+        let path2 = f.path2;
         let name = f.name;
         linker.func_new(
             "wasi_snapshot_preview1",
@@ -198,6 +263,32 @@ pub(crate) fn add_to_linker<T: FsAuditState + 'static>(
                 };
                 forward.call(&mut caller, params, results)?;
                 let errno = results.first().and_then(Val::i32).unwrap_or(0);
+                if errno == 0 && caller.data_mut().seen().is_some() {
+                    let arg = |i: usize| params.get(i).and_then(Val::i32).unwrap_or(0);
+                    let reason = op_reason(name, params);
+                    let mut targets = vec![guest_path(
+                        &mut caller,
+                        arg(fd_at),
+                        arg(ptr_at),
+                        arg(len_at),
+                    )];
+                    if let Some((fd2, ptr2, len2)) = path2 {
+                        targets.push(guest_path(&mut caller, arg(fd2), arg(ptr2), arg(len2)));
+                    }
+                    for target in targets {
+                        let key = (target, reason.clone());
+                        let fresh = match caller.data_mut().seen() {
+                            Some(seen) if seen.len() < MAX_RECORDED_OPS => seen.insert(key.clone()),
+                            _ => false,
+                        };
+                        if fresh {
+                            caller
+                                .data()
+                                .audit()
+                                .decision("fs", &key.0, Decision::Allow, &key.1);
+                        }
+                    }
+                }
                 if let Some((_, errname)) = DENIALS.iter().find(|(n, _)| *n == errno) {
                     let arg = |i: usize| params.get(i).and_then(Val::i32).unwrap_or(0);
                     let target = guest_path(&mut caller, arg(fd_at), arg(ptr_at), arg(len_at));

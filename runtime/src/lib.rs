@@ -67,6 +67,7 @@ pub mod check;
 pub mod error;
 mod fs_audit;
 pub mod host_memory;
+pub mod learn;
 pub mod manifest;
 pub mod net;
 pub mod policy;

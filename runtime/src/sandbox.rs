@@ -91,16 +91,26 @@ struct Host<W> {
     audit: Audit,
     preopens: Vec<String>,
     shim: Option<wasmtime::Instance>,
+    /// Allowed path operations recorded so far, when the run records them
+    /// ([`RunOptions::record_fs`]).
+    seen: Option<std::collections::HashSet<(String, String)>>,
 }
 
 impl<W> Host<W> {
-    fn new(wasi: W, limiter: MemoryLimiter, audit: &Audit, preopens: &[String]) -> Self {
+    fn new(
+        wasi: W,
+        limiter: MemoryLimiter,
+        audit: &Audit,
+        preopens: &[String],
+        record_fs: bool,
+    ) -> Self {
         Host {
             wasi,
             limiter,
             audit: audit.clone(),
             preopens: preopens.to_vec(),
             shim: None,
+            seen: record_fs.then(Default::default),
         }
     }
 }
@@ -114,6 +124,9 @@ impl<W> fs_audit::FsAuditState for Host<W> {
     }
     fn shim(&mut self) -> &mut Option<wasmtime::Instance> {
         &mut self.shim
+    }
+    fn seen(&mut self) -> Option<&mut std::collections::HashSet<(String, String)>> {
+        self.seen.as_mut()
     }
 }
 
@@ -561,6 +574,10 @@ pub struct RunOptions {
     /// expect to do anything afterwards but write output and exit. It suits a process that
     /// runs one workload, as `warden run` does.
     pub lockdown: Option<host_seccomp::Mode>,
+    /// Record allowed filesystem operations of a core module too (each distinct path and
+    /// operation once, as an `allow` decision of capability `fs`), not only refusals. Off by
+    /// default; `warden learn` turns it on to see which files a workload touches.
+    pub record_fs: bool,
 }
 
 impl RunOptions {
@@ -582,6 +599,7 @@ impl RunOptions {
             audit: AuditSink::disabled(),
             run_id: None,
             lockdown: None,
+            record_fs: false,
         }
     }
 
@@ -857,7 +875,13 @@ impl Workload {
             Prepared::Core { pre, entry } => {
                 let mut store = Store::new(
                     engine,
-                    Host::new(builder.build_p1(), limiter, &audit, &preopens),
+                    Host::new(
+                        builder.build_p1(),
+                        limiter,
+                        &audit,
+                        &preopens,
+                        opts.record_fs,
+                    ),
                 );
                 store.limiter(|h| &mut h.limiter);
                 setup_store(&mut store, fuel, ticks, &egress.meter, heap_watch());
@@ -881,7 +905,10 @@ impl Workload {
                     },
                     gate: egress.gate.clone(),
                 };
-                let mut store = Store::new(engine, Host::new(wasi, limiter, &audit, &preopens));
+                let mut store = Store::new(
+                    engine,
+                    Host::new(wasi, limiter, &audit, &preopens, opts.record_fs),
+                );
                 store.limiter(|h| &mut h.limiter);
                 setup_store(&mut store, fuel, ticks, &egress.meter, heap_watch());
                 let stdout = LimitedOutput::new(opts.stdout.clone(), budget.clone());

@@ -16,6 +16,7 @@ mod env;
 mod fs;
 mod hostile;
 mod invoke;
+mod learn;
 mod library;
 mod limits;
 mod lockdown;

@@ -123,6 +123,15 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Learn a manifest: run the workload under BROAD (contained and locked down, as `run`
+    /// does), record what it used, and write the narrowest manifest within BROAD that allows
+    /// exactly that, with a comment on each grant saying what was observed. See docs/learn.md.
+    ///
+    /// Exit codes: those of `warden run` (the guest's code, a limit's, ...). A run without an
+    /// exit record (125: could not start; 159: killed by the seccomp filter) writes nothing.
+    /// Also 125 when BROAD, an earlier LEARNED (--append) or LEARNED cannot be read or written.
+    #[command(verbatim_doc_comment)]
+    Learn(LearnArgs),
     /// The host process's syscall allow list for a manifest.
     Seccomp {
         #[command(subcommand)]
@@ -164,6 +173,27 @@ struct BenchArgs {
     /// `[stdio] stdin = "inherit"`.
     #[arg(long, value_name = "FILE")]
     stdin: Option<PathBuf>,
+    /// The module to run; overrides the manifest's `[workload] module`.
+    module: Option<PathBuf>,
+    /// Arguments for the guest, appended to the manifest's `[workload] args`.
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct LearnArgs {
+    /// The upper bound: nothing outside it is allowed while learning, nor learned.
+    #[arg(long, short = 'm', value_name = "BROAD.toml")]
+    manifest: PathBuf,
+    /// Where to write the learned manifest (replaced, unless --append).
+    #[arg(long, value_name = "LEARNED.toml")]
+    out: PathBuf,
+    /// Merge with the grants of an existing LEARNED (the union of this run and earlier ones).
+    #[arg(long)]
+    append: bool,
+    /// Compile in memory instead of using the compiled-module cache.
+    #[arg(long)]
+    no_cache: bool,
     /// The module to run; overrides the manifest's `[workload] module`.
     module: Option<PathBuf>,
     /// Arguments for the guest, appended to the manifest's `[workload] args`.
@@ -226,6 +256,10 @@ struct RunArgs {
     /// least 120 s.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     compile_timeout: Option<std::time::Duration>,
+    /// Record allowed filesystem operations of a core module in the audit log too (each
+    /// distinct path and operation once), not only refused ones. `warden learn` uses it.
+    #[arg(long)]
+    record_fs: bool,
     /// The module to run; overrides the manifest's `[workload] module`.
     module: Option<PathBuf>,
     /// Arguments for the guest, appended to the manifest's `[workload] args`.
@@ -251,6 +285,7 @@ fn main() -> ExitCode {
             json,
             strict,
         } => check(&manifest, &against, json, strict),
+        Command::Learn(args) => learn(args),
         Command::Seccomp { command } => seccomp(command),
         Command::Bench(args) => bench(args),
     }
@@ -497,6 +532,7 @@ fn run(args: RunArgs) -> ExitCode {
     opts.audit = sink.clone();
     opts.lockdown = lockdown;
     opts.run_id = Some(run_id.clone());
+    opts.record_fs = args.record_fs;
 
     start_watchdog(&sink, &policy, &run_id, signal);
     let report = match workload.run(opts) {
@@ -535,6 +571,135 @@ fn run(args: RunArgs) -> ExitCode {
     std::mem::forget(workload);
     std::mem::forget(warden);
     ExitCode::from(u8::try_from(report.outcome.exit_code()).unwrap_or(EXIT_START_FAILED))
+}
+
+/// `warden learn`: the workload runs as `warden run --record-fs --audit TMP` in a child
+/// process, the very run path of `warden run`. A child, because the lockdown is process-wide
+/// and forbids what comes after the run here (reading the log, writing LEARNED); its exit
+/// code is passed on. Then the log is read and LEARNED written and parsed back.
+fn learn(args: LearnArgs) -> ExitCode {
+    let broad = match Manifest::from_file(&args.manifest) {
+        Ok(m) => Policy::from_manifest(m),
+        Err(e) => return fail(e),
+    };
+    // --append: the earlier LEARNED, read before the run so that a bad one costs no run.
+    let earlier = if args.append && args.out.exists() {
+        let text = match warden::read_regular_file(&args.out) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) => return fail(format!("{}: cannot read: {e}", args.out.display())),
+        };
+        match Manifest::from_file(&args.out) {
+            Ok(m) if m.identity.id == broad.identity.id => Some((Policy::from_manifest(m), text)),
+            Ok(m) => {
+                return fail(format!(
+                    "{}: --append: its identity {} is not BROAD's ({})",
+                    args.out.display(),
+                    m.identity.id,
+                    broad.identity.id
+                ));
+            }
+            Err(e) => return fail(format!("--append: {e}")),
+        }
+    } else {
+        None
+    };
+    let dir = match tempfile::Builder::new().prefix("warden-learn-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            return fail(format!(
+                "cannot make a folder for the learning run's audit log: {e}"
+            ));
+        }
+    };
+    let log_path = dir.path().join("audit.jsonl");
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => return fail(format!("cannot find the warden executable: {e}")),
+    };
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("run")
+        .arg("--record-fs")
+        .arg("--audit")
+        .arg(&log_path)
+        .arg("--manifest")
+        .arg(&args.manifest);
+    if args.no_cache {
+        cmd.arg("--no-cache");
+    }
+    if let Some(m) = &args.module {
+        cmd.arg(m);
+    }
+    if !args.args.is_empty() {
+        cmd.arg("--").args(&args.args);
+    }
+    let status = match cmd.status() {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot start the learning run: {e}")),
+    };
+    let code = status.code().unwrap_or_else(|| {
+        128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+    });
+    let code = ExitCode::from(u8::try_from(code).unwrap_or(EXIT_START_FAILED));
+
+    // No exit record: the workload did not start (exit 125), or warden was killed (by its
+    // seccomp filter, say). What the run did is unknown, so nothing is learned from it.
+    let log = if log_path.exists() {
+        match warden::learn::read_run(&log_path) {
+            Ok(l) => l,
+            Err(e) => return fail(format!("the learning run's audit log: {e}")),
+        }
+    } else {
+        warden::learn::RunLog::default()
+    };
+    if log.exit.outcome.is_none() {
+        eprintln!(
+            "warden: learn: the run did not finish (no exit record); nothing learned, {} not \
+             written",
+            args.out.display()
+        );
+        return code;
+    }
+    let module_path = args.module.clone().or_else(|| broad.module.clone());
+    let module = module_path.and_then(|m| warden::read_regular_file(&m).ok());
+    let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let mut input = warden::learn::Input {
+        broad: &broad,
+        broad_path: &args.manifest,
+        log: &log,
+        date: &date,
+        module: module.as_deref(),
+        earlier: earlier.as_ref().map(|(p, t)| (p, t.as_str())),
+        single_files: true,
+    };
+    let base = match args.out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    // Single-file grants the manifest would refuse (they share a folder with another grant,
+    // say) give way to their folders; LEARNED must load.
+    let mut text = warden::learn::learn(&input);
+    if Manifest::from_str_at(&text, &args.out, &base).is_err() {
+        input.single_files = false;
+        text = warden::learn::learn(&input);
+    }
+    if let Err(e) = std::fs::write(&args.out, &text) {
+        return fail(format!("{}: cannot write: {e}", args.out.display()));
+    }
+    let learned = match Manifest::from_file(&args.out) {
+        Ok(m) => Policy::from_manifest(m),
+        Err(e) => {
+            return fail(format!(
+                "the learned manifest does not load (a bug in warden learn): {e}"
+            ));
+        }
+    };
+    eprintln!(
+        "warden: learned {}: host allow list {} → {} syscalls",
+        args.out.display(),
+        broad.seccomp_profile().syscall_count(),
+        learned.seccomp_profile().syscall_count()
+    );
+    code
 }
 
 /// A flag that SIGTERM and SIGINT set to their number. The handler only stores into it.
