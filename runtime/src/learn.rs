@@ -392,11 +392,7 @@ fn observe(input: &Input<'_>) -> Observed {
                 o.secrets.entry(target.clone()).or_default()[slot] += 1;
             }
             "net" => {
-                let Some(entry) = reason
-                    .split_once("connect entry \"")
-                    .and_then(|(_, rest)| rest.split_once('"'))
-                    .map(|(entry, _)| entry)
-                else {
+                let Some(entry) = crate::usage::connect_entry(reason) else {
                     continue;
                 };
                 let slot = usize::from(!reason.starts_with("lookup:"));

@@ -291,27 +291,5 @@ impl Manifest {
     }
 }
 
-/// What a file type is, for errors: "a FIFO", "a directory", ….
-pub(crate) fn file_type_name(t: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if t.is_file() {
-        "a regular file"
-    } else if t.is_dir() {
-        "a directory"
-    } else if t.is_symlink() {
-        "a symlink"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_block_device() {
-        "a block device"
-    } else if t.is_char_device() {
-        "a character device"
-    } else {
-        "not a regular file"
-    }
-}
-
 mod parse;
 pub(crate) use parse::is_dns_name;

@@ -568,7 +568,7 @@ impl FileStaging {
         if !meta.file_type().is_file() {
             return Err(err(format!(
                 "is {}; a single-file grant must be a regular file",
-                crate::manifest::file_type_name(&meta.file_type())
+                crate::regular_file::describe(meta.file_type())
             )));
         }
         let too_big = |size: u64| {
@@ -716,7 +716,7 @@ impl StagingState {
         if !meta.file_type().is_file() {
             return deny(format!(
                 "the guest left {} in place of the file",
-                crate::manifest::file_type_name(&meta.file_type())
+                crate::regular_file::describe(meta.file_type())
             ));
         }
         if meta.nlink() != 1 {

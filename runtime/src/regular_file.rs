@@ -44,8 +44,9 @@ pub fn read_regular_file(path: &Path) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// What a file that is not a regular file is, for an error message.
-fn describe(t: FileType) -> &'static str {
+/// What a file that is not a regular file is, for an error message ("a FIFO (named pipe)",
+/// "a directory", …); shared by every check that refuses one.
+pub(crate) fn describe(t: FileType) -> &'static str {
     if t.is_dir() {
         "a directory"
     } else if t.is_fifo() {

@@ -336,12 +336,7 @@ pub fn compare(policy: &Policy, entries: &[Entry], logs: &[PathBuf]) -> Result<U
                 }
             }
             "net" => {
-                // `lookup: connect entry "E" -> […]` or `TcpConnect: connect entry "E" …`.
-                let Some(entry) = reason
-                    .split_once("connect entry \"")
-                    .and_then(|(_, rest)| rest.split_once('"'))
-                    .map(|(entry, _)| entry)
-                else {
+                let Some(entry) = connect_entry(reason) else {
                     continue;
                 };
                 let Some(listed) = policy.network.iter().find(|n| n.as_str() == entry) else {
@@ -945,4 +940,13 @@ mod tests {
         std::fs::write(&path, format!("{good}\n\n{good}\n")).unwrap();
         assert_eq!(read_log(&path).unwrap().len(), 2, "blank lines are skipped");
     }
+}
+
+/// The `[network]` entry an allowed lookup or connect record names: its reason reads
+/// `lookup: connect entry "E" -> […]` or `TcpConnect: connect entry "E" …`.
+pub(crate) fn connect_entry(reason: &str) -> Option<&str> {
+    reason
+        .split_once("connect entry \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(entry, _)| entry)
 }

@@ -474,7 +474,7 @@ impl Parser<'_> {
                         format!(
                             "files.host: host path `{host}` is {}; expected a regular file or a \
                              directory",
-                            super::file_type_name(t)
+                            crate::regular_file::describe(*t)
                         ),
                     ));
                 }
@@ -1895,7 +1895,7 @@ staged-file = "2MiB"
             parse_in(dir.path(), &text),
             4,
             8,
-            "host path `pipe` is a FIFO; expected a regular file or a directory",
+            "host path `pipe` is a FIFO (named pipe); expected a regular file or a directory",
         );
     }
 
