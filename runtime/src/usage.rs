@@ -583,6 +583,15 @@ impl Usage {
     }
 }
 
+/// The `[network]` entry an allowed lookup or connect record names: its reason reads
+/// `lookup: connect entry "E" -> […]` or `TcpConnect: connect entry "E" …`.
+pub(crate) fn connect_entry(reason: &str) -> Option<&str> {
+    reason
+        .split_once("connect entry \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(entry, _)| entry)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -940,13 +949,4 @@ mod tests {
         std::fs::write(&path, format!("{good}\n\n{good}\n")).unwrap();
         assert_eq!(read_log(&path).unwrap().len(), 2, "blank lines are skipped");
     }
-}
-
-/// The `[network]` entry an allowed lookup or connect record names: its reason reads
-/// `lookup: connect entry "E" -> […]` or `TcpConnect: connect entry "E" …`.
-pub(crate) fn connect_entry(reason: &str) -> Option<&str> {
-    reason
-        .split_once("connect entry \"")
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map(|(entry, _)| entry)
 }
