@@ -538,9 +538,7 @@ pub fn module_lint(policy: &Policy, bytes: &[u8]) -> Result<ModuleLint, String> 
         "core module"
     };
     let _ = writeln!(out, "\nmodule imports ({kind}):");
-    let mut any = false;
-    for u in uses.iter().filter(|u| !u.imports.is_empty()) {
-        any = true;
+    fn line(out: &mut String, u: &Use<'_>) {
         let verdict = if u.granted {
             format!("granted by {}", u.grant)
         } else {
@@ -552,22 +550,17 @@ pub fn module_lint(policy: &Policy, bytes: &[u8]) -> Result<ModuleLint, String> 
             u.capability,
             u.imports.join(", ")
         );
+    }
+    let mut any = false;
+    for u in uses.iter().filter(|u| !u.imports.is_empty()) {
+        any = true;
+        line(&mut out, u);
     }
     if !any {
         let _ = writeln!(out, "  none of fs, env, net, http, secrets");
     }
     for u in settings.iter().filter(|u| !u.imports.is_empty()) {
-        let verdict = if u.granted {
-            format!("granted by {}", u.grant)
-        } else {
-            u.otherwise.to_owned()
-        };
-        let _ = writeln!(
-            out,
-            "  {:7} {verdict}: {}",
-            u.capability,
-            u.imports.join(", ")
-        );
+        line(&mut out, u);
     }
 
     let mut cannot_use = Vec::new();
