@@ -119,6 +119,11 @@ impl EgressMeter {
         true
     }
 
+    /// The bytes counted so far (refused ones included: they were attempted).
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
     /// Counts `n` bytes about to leave; false (and the limit recorded) when they do not fit.
     pub fn take_bytes(&self, n: u64) -> bool {
         let before = self.bytes.fetch_add(n, Ordering::Relaxed);

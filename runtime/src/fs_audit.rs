@@ -1,4 +1,5 @@
-//! Audit records for filesystem operations the sandbox refuses (core modules).
+//! Audit records for filesystem operations the sandbox refuses (core modules here,
+//! components in [`p2`]).
 //!
 //! wasmtime-wasi enforces the grants; this module only watches. Each path-taking
 //! `wasi_snapshot_preview1` function is shadowed by a wrapper that calls the real one and,
@@ -14,6 +15,7 @@
 //! itself), so those denials cannot be recorded here; see docs/security.md.
 
 use crate::audit::{Audit, Decision};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use wasmtime::{Caller, Extern, FuncType, Instance, Linker, Module, Val, ValType};
@@ -124,7 +126,11 @@ pub(crate) trait FsAuditState {
     /// When allowed operations are recorded: the `(target, reason)` pairs recorded so far
     /// (each is written once). `None` in ordinary runs, which record refusals only.
     fn seen(&mut self) -> Option<&mut std::collections::HashSet<(String, String)>>;
+    /// Components: the guest path of each descriptor the guest holds, by resource rep.
+    fn descriptors(&mut self) -> &mut HashMap<u32, String>;
 }
+
+pub(crate) mod p2;
 
 /// What an allowed call did, for the `allow` record: the function and `read` or `write`.
 /// `path_open` writes when it asks for the write right, creates, truncates or appends (`path_open

@@ -12,17 +12,17 @@
 //!   binding (the binding is not narrowed); `reveal` only if a reveal was observed. Others
 //!   are dropped.
 //! - `[network]`: an entry that allowed a lookup or a connection is kept; others dropped.
-//! - `[[files]]` (core modules): a grant no operation touched is dropped; a touched one is
-//!   `read` unless something was written. Under a directory grant, at most
-//!   [`MAX_SINGLE_FILES`] files touched, each a regular file on the host, and no operation on
-//!   the folder itself (listing, creating, removing or renaming entries) become single-file
-//!   grants; otherwise the folder is kept. Components: BROAD's `[[files]]` are kept (their
-//!   file operations are not observed yet).
+//! - `[[files]]` (core modules and components alike): a grant no operation touched is
+//!   dropped; a touched one is `read` unless something was written. Under a directory grant,
+//!   at most [`MAX_SINGLE_FILES`] files touched, each a regular file on the host, and no
+//!   operation on the folder itself (listing, creating, removing or renaming entries) become
+//!   single-file grants; otherwise the folder is kept.
 //! - `[env]`: kept as in BROAD (a read of a variable is not observable).
 //! - stdin, clocks, random: dropped when the module imports nothing that could use them
-//!   (the lint of `warden check`), otherwise kept as in BROAD.
+//!   (the lint of `warden check`) or the run never used them ([`crate::observe`]); kept
+//!   when it did.
 //! - `[limits]`: observed figures with headroom ([`memory_limit`] and its siblings), never
-//!   above BROAD's; `egress` and `staged-file` are kept from BROAD (not in the exit record).
+//!   above BROAD's; `staged-file` is kept from BROAD (not in the exit record).
 
 use crate::audit::Decision;
 use crate::broker::{HttpRules, Target, UrlPrefix};
@@ -56,6 +56,9 @@ pub const MIN_WALL_MS: u64 = 5_000;
 pub const MIN_OUTPUT: u64 = 64 * KIB;
 /// The least `http-requests` limit learned: a retry or two more than the learning run made.
 pub const MIN_HTTP_REQUESTS: u64 = 10;
+/// The least `egress` limit learned: a connector's requests vary with their input far more
+/// than its memory does, and 1 MiB leaves room for a retry and a larger body.
+pub const MIN_EGRESS: u64 = MIB;
 /// The least fuel limit learned (when BROAD sets one).
 pub const MIN_FUEL: u64 = 10_000_000;
 
@@ -70,6 +73,7 @@ pub struct ExitFacts {
     pub peak_memory: Option<u64>,
     pub output_bytes: Option<u64>,
     pub fuel_used: Option<u64>,
+    pub egress_bytes: Option<u64>,
 }
 
 /// One learning run's audit log: its records and what its `exit` record says.
@@ -102,6 +106,7 @@ pub fn read_run(path: &Path) -> Result<RunLog, String> {
                 wall_ms: v["wall_ms"].as_u64(),
                 peak_memory: v["peak_memory"].as_u64(),
                 output_bytes: v["output_bytes"].as_u64(),
+                egress_bytes: v["egress_bytes"].as_u64(),
                 fuel_used: v["fuel_used"].as_u64(),
             };
         }
@@ -215,6 +220,12 @@ pub fn http_requests_limit(requests: u64, broad: u64) -> u64 {
         .saturating_mul(HEADROOM)
         .max(MIN_HTTP_REQUESTS)
         .min(broad)
+}
+
+/// `egress` (bytes): `max(observed × 2, 1 MiB)` rounded up to a KiB, at most `broad`.
+pub fn egress_limit(bytes: u64, broad: u64) -> u64 {
+    let want = bytes.saturating_mul(HEADROOM).max(MIN_EGRESS);
+    want.div_ceil(KIB).saturating_mul(KIB).min(broad)
 }
 
 /// The narrowest path prefix covering `paths`, within `broad` (a rule's path): the longest
@@ -338,7 +349,38 @@ const FOLDER_OPS: &[&str] = &[
     "path_symlink",
     "path_link",
     "path_readlink",
+    // components (`wasi:filesystem`)
+    "create-directory-at",
+    "remove-directory-at",
+    "unlink-file-at",
+    "rename-at",
+    "symlink-at",
+    "link-at",
+    "readlink-at",
+    "read-directory",
 ];
+
+/// `[clocks] wall`, `[random] secure`: how the "not learned" list names a clock or random.
+fn section_key(cap: &str, target: &str) -> String {
+    match cap {
+        "clock" => format!("[clocks] {target}"),
+        "stdio" => format!("[stdio] {target}"),
+        _ => format!("[random] {target}"),
+    }
+}
+
+/// The operations of a file `allow` record as the filesystem audit writes them: preview 1
+/// functions (`path_open read`) and `wasi:filesystem` methods (`open-at read`); a grant's
+/// own `allow` at the start of a run is not one.
+fn is_fs_op(reason: &str) -> bool {
+    let op = reason.split(' ').next().unwrap_or("");
+    op.starts_with("path_")
+        || matches!(
+            op,
+            "open-at" | "stat-at" | "set-times-at" | "metadata-hash-at"
+        )
+        || FOLDER_OPS.contains(&op)
+}
 
 /// The observations of one run (and, with `--append`, of the earlier LEARNED).
 struct Observed {
@@ -352,6 +394,9 @@ struct Observed {
     files: Vec<FilesSeen>,
     /// Path operations through a descriptor that is not a grant's (cannot be placed).
     unplaced: u64,
+    /// Clocks and random the guest called: `("clock", "wall")`, `("random", "secure")`, …
+    /// (see [`crate::observe`]).
+    used: BTreeSet<(String, String)>,
 }
 
 fn observe(input: &Input<'_>) -> Observed {
@@ -366,6 +411,7 @@ fn observe(input: &Input<'_>) -> Observed {
         net: BTreeMap::new(),
         files: vec![FilesSeen::default(); broad.files.len()],
         unplaced: 0,
+        used: BTreeSet::new(),
     };
     for e in input.log.entries.iter().filter(|e| &e.identity == id) {
         let Record::Decision {
@@ -378,6 +424,9 @@ fn observe(input: &Input<'_>) -> Observed {
             continue;
         };
         match capability.as_str() {
+            "clock" | "random" | "stdio" if reason == crate::observe::USED => {
+                o.used.insert((capability.clone(), target.clone()));
+            }
             "http" => o.http_request(target, reason),
             "secret" => {
                 let slot = if reason.starts_with("injected into") {
@@ -398,7 +447,7 @@ fn observe(input: &Input<'_>) -> Observed {
                 let slot = usize::from(!reason.starts_with("lookup:"));
                 o.net.entry(entry.to_owned()).or_default()[slot] += 1;
             }
-            "fs" if reason.starts_with("path_") => o.fs_op(broad, target, reason),
+            "fs" if is_fs_op(reason) => o.fs_op(broad, target, reason),
             _ => {}
         }
     }
@@ -606,21 +655,45 @@ pub fn learn(input: &Input<'_>) -> String {
                 .map(|f| f.reason.clone())
         })
     };
-    let keep_note = if lint.is_some() {
-        "the module imports what uses it; whether it called it is not observed"
-    } else {
-        "the module was not read, so its imports are not known"
+    // stdin, a clock or random is kept when the guest used it (or an earlier LEARNED had it);
+    // dropped when the module cannot use it, or could but did not.
+    let mut decide = |cap: &str, target: &str, before: bool| -> Option<String> {
+        if let Some(why) = cannot(cap, target)
+            && !before
+        {
+            dropped.push(format!("{}: {}", section_key(cap, target), c(&why)));
+            return None;
+        }
+        if o.used.contains(&(cap.to_owned(), target.to_owned())) {
+            return Some(format!(
+                "# {target}: observed: the guest used it{}",
+                if before {
+                    "; earlier runs included"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if before {
+            return Some(format!("# {target}: kept: an earlier LEARNED had it"));
+        }
+        if lint.is_none() {
+            return Some(format!(
+                "# {target} kept: the module was not read, so its imports are not known"
+            ));
+        }
+        dropped.push(format!(
+            "{}: imported by the module but never used in the run",
+            section_key(cap, target)
+        ));
+        None
     };
     let mut stdio = String::new();
     if broad.stdio.stdin == StdinMode::Inherit {
-        match cannot("stdio", "stdin") {
-            Some(why) if !earlier.is_some_and(|p| p.stdio.stdin == StdinMode::Inherit) => {
-                dropped.push(format!("[stdio] stdin: {}", c(&why)));
-            }
-            _ => {
-                let _ = writeln!(stdio, "# stdin kept: {keep_note}");
-                let _ = writeln!(stdio, "stdin = \"inherit\"");
-            }
+        let before = earlier.is_some_and(|p| p.stdio.stdin == StdinMode::Inherit);
+        if let Some(note) = decide("stdio", "stdin", before) {
+            let _ = writeln!(stdio, "{note}");
+            let _ = writeln!(stdio, "stdin = \"inherit\"");
         }
     }
     if broad.stdio.stdout == OutputMode::Null {
@@ -648,26 +721,18 @@ pub fn learn(input: &Input<'_>) -> String {
         if !granted {
             continue;
         }
-        match cannot("clock", name) {
-            Some(why) if !before => dropped.push(format!("[clocks] {name}: {}", c(&why))),
-            _ => {
-                let _ = writeln!(clocks, "# {name} kept: {keep_note}");
-                let _ = writeln!(clocks, "{name} = true");
-            }
+        if let Some(note) = decide("clock", name, before) {
+            let _ = writeln!(clocks, "{note}");
+            let _ = writeln!(clocks, "{name} = true");
         }
     }
     if !clocks.is_empty() {
         let _ = write!(out, "\n[clocks]\n{clocks}");
     }
-    if broad.random.secure {
-        match cannot("random", "secure") {
-            Some(why) if !earlier.is_some_and(|p| p.random.secure) => {
-                dropped.push(format!("[random] secure: {}", c(&why)));
-            }
-            _ => {
-                let _ = writeln!(out, "\n[random]\n# secure kept: {keep_note}\nsecure = true");
-            }
-        }
+    if broad.random.secure
+        && let Some(note) = decide("random", "secure", earlier.is_some_and(|p| p.random.secure))
+    {
+        let _ = writeln!(out, "\n[random]\n{note}\nsecure = true");
     }
 
     network(&mut out, &mut dropped, broad, &o, earlier);
@@ -781,12 +846,8 @@ fn files(
         };
         let host = grant.host.display().to_string();
         let broad_access = access(true);
-        if is_component != Some(false) {
-            let why = if is_component == Some(true) {
-                "not observable for components yet"
-            } else {
-                "the module could not be read: whether it is a component is unknown"
-            };
+        if is_component.is_none() {
+            let why = "the module could not be read: its imports are unknown";
             let _ = writeln!(out, "\n# kept from BROAD: {why}");
             emit_file(out, &host, &grant.guest, broad_access);
             continue;
@@ -1110,6 +1171,9 @@ fn limits(out: &mut String, input: &Input<'_>, o: &Observed) {
         .output_bytes
         .map_or(l.output, |b| output_limit(b, l.output));
     let mut http_requests = http_requests_limit(o.requests, l.http_requests);
+    let mut egress = x
+        .egress_bytes
+        .map_or(l.egress, |b| egress_limit(b, l.egress));
     let mut fuel = l.fuel.map(|f| {
         x.fuel_used
             .map_or(f, |u| u.saturating_mul(HEADROOM).max(MIN_FUEL).min(f))
@@ -1122,6 +1186,7 @@ fn limits(out: &mut String, input: &Input<'_>, o: &Observed) {
             .min(broad_wall);
         output = output.max(p.output).min(l.output);
         http_requests = http_requests.max(p.http_requests).min(l.http_requests);
+        egress = egress.max(p.egress).min(l.egress);
         fuel = fuel.map(|f| f.max(p.fuel.unwrap_or(0)).min(l.fuel.unwrap_or(u64::MAX)));
     }
     let unknown = || "unknown".to_owned();
@@ -1137,17 +1202,19 @@ fn limits(out: &mut String, input: &Input<'_>, o: &Observed) {
     );
     let _ = writeln!(
         out,
-        "# fuel twice; egress and staged-file kept from BROAD (the exit record has no figure \
-         for them)."
+        "# egress twice (at least 1MiB), fuel twice; staged-file kept from BROAD (the exit \
+         record has no figure for it)."
     );
     let _ = writeln!(
         out,
-        "# observed: peak memory {} bytes, wall {} ms, output {} bytes, {} HTTP request{}{}",
+        "# observed: peak memory {} bytes, wall {} ms, output {} bytes, {} HTTP request{}, \
+         egress {} bytes{}",
         x.peak_memory.map_or_else(unknown, |v| v.to_string()),
         x.wall_ms.map_or_else(unknown, |v| v.to_string()),
         x.output_bytes.map_or_else(unknown, |v| v.to_string()),
         o.requests,
         plural(o.requests),
+        x.egress_bytes.map_or_else(unknown, |v| v.to_string()),
         x.fuel_used
             .map_or_else(String::new, |f| format!(", fuel {f}"))
     );
@@ -1159,7 +1226,7 @@ fn limits(out: &mut String, input: &Input<'_>, o: &Observed) {
     let _ = writeln!(out, "wall = {}", duration_ms(wall));
     let _ = writeln!(out, "output = {}", size(output));
     let _ = writeln!(out, "http-requests = {http_requests}");
-    let _ = writeln!(out, "egress = {}", size(l.egress));
+    let _ = writeln!(out, "egress = {}", size(egress));
     let _ = writeln!(out, "staged-file = {}", size(l.staged_file));
 }
 
@@ -1258,6 +1325,7 @@ mod tests {
                 peak_memory: Some(1 << 20),
                 output_bytes: Some(10),
                 fuel_used: None,
+                egress_bytes: None,
             },
             run: Some("r1".into()),
         };
@@ -1384,6 +1452,9 @@ mod tests {
         assert_eq!(wall_limit_ms(20_000, 30_000), 30_000);
         assert_eq!(output_limit(100, 8 * MIB), 64 * KIB);
         assert_eq!(http_requests_limit(2, 100), 10);
+        assert_eq!(egress_limit(10, 1 << 30), MIN_EGRESS);
+        assert_eq!(egress_limit(3 * MIB, 1 << 30), 6 * MIB);
+        assert_eq!(egress_limit(3 * MIB, 4 * MIB), 4 * MIB);
         assert_eq!(http_requests_limit(30, 20), 20);
     }
 

@@ -70,6 +70,7 @@ pub mod host_memory;
 pub mod learn;
 pub mod manifest;
 pub mod net;
+pub mod observe;
 pub mod policy;
 pub mod regular_file;
 pub mod sandbox;

@@ -94,6 +94,8 @@ struct Host<W> {
     /// Allowed path operations recorded so far, when the run records them
     /// ([`RunOptions::record_fs`]).
     seen: Option<std::collections::HashSet<(String, String)>>,
+    /// Components: each descriptor's guest path (see `fs_audit::p2`).
+    descriptors: std::collections::HashMap<u32, String>,
 }
 
 impl<W> Host<W> {
@@ -111,6 +113,7 @@ impl<W> Host<W> {
             preopens: preopens.to_vec(),
             shim: None,
             seen: record_fs.then(Default::default),
+            descriptors: Default::default(),
         }
     }
 }
@@ -127,6 +130,9 @@ impl<W> fs_audit::FsAuditState for Host<W> {
     }
     fn seen(&mut self) -> Option<&mut std::collections::HashSet<(String, String)>> {
         self.seen.as_mut()
+    }
+    fn descriptors(&mut self) -> &mut std::collections::HashMap<u32, String> {
+        &mut self.descriptors
     }
 }
 
@@ -812,6 +818,10 @@ impl Workload {
         builder.allow_blocking_current_thread(true);
         match &opts.stdin {
             Input::Null => {}
+            Input::Inherit if opts.record_fs => {
+                builder.stdin(crate::observe::stdin(&audit));
+                audit.decision("stdio", "stdin", Decision::Allow, "stdin = \"inherit\"");
+            }
             Input::Inherit => {
                 builder.stdin(crate::stdio::InheritedStdin);
                 audit.decision("stdio", "stdin", Decision::Allow, "stdin = \"inherit\"");
@@ -839,6 +849,15 @@ impl Workload {
                 return Err(e);
             }
         };
+        if opts.record_fs {
+            crate::observe::record_calls(
+                &mut builder,
+                &audit,
+                policy.clocks.wall,
+                policy.clocks.monotonic,
+                policy.random.secure,
+            );
+        }
 
         let preopens = staging.preopens().to_vec();
         let limiter = MemoryLimiter {
@@ -949,6 +968,7 @@ impl Workload {
                 "fuel_used": fuel_used,
                 "peak_memory": limiter.peak,
                 "output_bytes": budget.used(),
+                "egress_bytes": egress.meter.bytes(),
             }),
         );
         Ok(RunReport {
@@ -1013,6 +1033,7 @@ fn core_linker(
 fn component_linker(engine: &Engine) -> wasmtime::Result<component::Linker<Host<ComponentCtx>>> {
     let mut linker = component::Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    fs_audit::p2::add_to_linker(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
     crate::secrets::add_to_linker(&mut linker, |h: &mut Host<ComponentCtx>| SecretsView {
         ctx: &h.wasi.secrets,

@@ -18,8 +18,8 @@ use crate::util::{Outcome, Scene, finish, warden};
 const EXAMPLE_ADDRESS: &str = "127.0.0.1:8787";
 
 pub(crate) const STRIPE_KEY: &str = "sk_test_51WardenTestKeyZx81q";
-const CI_UPLOAD_TOKEN: &str = "ci-upload-Qm7v2KpT9s";
-const VENDOR_API_KEY: &str = "vendor-key-Hx4nB8rE3w";
+pub(crate) const CI_UPLOAD_TOKEN: &str = "ci-upload-Qm7v2KpT9s";
+pub(crate) const VENDOR_API_KEY: &str = "vendor-key-Hx4nB8rE3w";
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")

@@ -10,7 +10,7 @@ use crate::server::Server;
 use crate::util::{Outcome, Scene, finish, warden};
 
 /// `warden learn --manifest BROAD --out OUT [--append] MODULE -- ARGS` with `env` added.
-fn learn(
+pub(crate) fn learn(
     broad: &Path,
     out: &Path,
     append: bool,
@@ -38,7 +38,7 @@ fn learn(
 }
 
 /// LEARNED as TOML.
-fn table(path: &Path) -> toml::Table {
+pub(crate) fn table(path: &Path) -> toml::Table {
     let text = std::fs::read_to_string(path).unwrap();
     text.parse::<toml::Table>()
         .unwrap_or_else(|e| panic!("LEARNED is not TOML ({e}):\n{text}"))
@@ -81,7 +81,7 @@ fn http(t: &toml::Table) -> Vec<(String, Vec<String>)> {
         .unwrap_or_default()
 }
 
-fn check_ok(manifest: &Path) {
+pub(crate) fn check_ok(manifest: &Path) {
     let mut cmd = warden();
     cmd.arg("check").arg(manifest);
     let r = finish(cmd, None);
@@ -89,7 +89,7 @@ fn check_ok(manifest: &Path) {
 }
 
 /// The learn line on stderr: BROAD's allow list and LEARNED's, LEARNED's no larger.
-fn syscall_counts(r: &Outcome) -> (usize, usize) {
+pub(crate) fn syscall_counts(r: &Outcome) -> (usize, usize) {
     let line = r
         .stderr
         .lines()
@@ -199,9 +199,21 @@ fn payments_learned_from_a_broad_manifest_has_only_what_it_used_and_still_works(
         secrets["stripe"]["inject"]["url"].as_str(),
         Some(server.url("/v1/").as_str())
     );
-    // A component's files are kept as BROAD has them (not observable yet), and say so.
-    assert_eq!(files(&t).len(), 2, "{text}");
-    assert!(text.contains("not observable for components yet"), "{text}");
+    // A component's file operations are observed too: the config it read, read only; the
+    // folder it never touched dropped.
+    assert_eq!(
+        files(&t),
+        [(
+            "/config/payments.toml".to_owned(),
+            "payments.toml".to_owned(),
+            "read".to_owned()
+        )],
+        "{text}"
+    );
+    assert!(
+        text.contains("[[files]] /extra (read-write): no operation on it"),
+        "{text}"
+    );
     // [identity] kept; how it was learned in the header; what was dropped listed.
     assert_eq!(
         t["identity"]["id"].as_str(),
@@ -303,158 +315,156 @@ stdin = "inherit"
 }
 
 #[test]
-fn a_core_module_reading_one_file_of_a_folder_learns_a_read_grant_of_that_file() {
-    let (s, broad) = fs_scene();
-    let learned = s.path("learned.toml");
-    let r = learn(
-        &broad,
-        &learned,
-        false,
-        guests::FS_P1,
-        &["read", "/data/a.txt"],
-        &[],
-    );
-    assert_eq!(r.code, 0, "{r:#?}");
-    assert_eq!(r.stdout, "alpha\n");
-    let t = table(&learned);
-    let text = std::fs::read_to_string(&learned).unwrap();
-    assert_eq!(
-        files(&t),
-        [("/data/a.txt".into(), "a.txt".into(), "read".into())],
-        "{text}"
-    );
-    // The fs guest imports no clock and no random: dropped, and said so.
-    assert!(
-        t.get("clocks").is_none() && t.get("random").is_none(),
-        "{text}"
-    );
-    assert!(
-        text.contains("[random] secure: the module imports no random_get"),
-        "{text}"
-    );
-    assert!(
-        text.contains("[[files]] /unused (read): no operation on it"),
-        "{text}"
-    );
-    let (before, after) = syscall_counts(&r);
-    assert!(after < before, "{r:#?}");
-    check_ok(&learned);
+fn a_module_or_component_reading_one_file_of_a_folder_learns_a_read_grant_of_that_file() {
+    // A core module and a component alike (their file operations are observed by
+    // different hooks: fs_audit and fs_audit::p2).
+    for module in [guests::FS_P1, guests::FS_P2] {
+        let (s, broad) = fs_scene();
+        let learned = s.path("learned.toml");
+        let r = learn(
+            &broad,
+            &learned,
+            false,
+            module,
+            &["read", "/data/a.txt"],
+            &[],
+        );
+        assert_eq!(r.code, 0, "{r:#?}");
+        assert_eq!(r.stdout, "alpha\n");
+        let t = table(&learned);
+        let text = std::fs::read_to_string(&learned).unwrap();
+        assert_eq!(
+            files(&t),
+            [("/data/a.txt".into(), "a.txt".into(), "read".into())],
+            "{text}"
+        );
+        // The fs guest imports no clock and no random: dropped, and said so.
+        assert!(
+            t.get("clocks").is_none() && t.get("random").is_none(),
+            "{text}"
+        );
+        assert!(text.contains("[random] secure: "), "{text}");
+        assert!(
+            text.contains("[[files]] /unused (read): no operation on it"),
+            "{text}"
+        );
+        let (before, after) = syscall_counts(&r);
+        assert!(after < before, "{r:#?}");
+        check_ok(&learned);
 
-    // Control: the read works under LEARNED; the file beside it is no longer granted
-    // (under BROAD it was).
-    let ok = s.run(Some(&learned), guests::FS_P1, &["read", "/data/a.txt"]);
-    assert_eq!((ok.code, ok.stdout.as_str()), (0, "alpha\n"), "{ok:#?}");
-    let other = s.run(Some(&learned), guests::FS_P1, &["read", "/data/b.txt"]);
-    assert_ne!(other.code, 0, "{other:#?}");
-    let under_broad = s.run(Some(&broad), guests::FS_P1, &["read", "/data/b.txt"]);
-    assert_eq!(under_broad.code, 0, "{under_broad:#?}");
+        // Control: the read works under LEARNED; the file beside it is no longer granted
+        // (under BROAD it was).
+        let ok = s.run(Some(&learned), module, &["read", "/data/a.txt"]);
+        assert_eq!((ok.code, ok.stdout.as_str()), (0, "alpha\n"), "{ok:#?}");
+        let other = s.run(Some(&learned), module, &["read", "/data/b.txt"]);
+        assert_ne!(other.code, 0, "{other:#?}");
+        let under_broad = s.run(Some(&broad), module, &["read", "/data/b.txt"]);
+        assert_eq!(under_broad.code, 0, "{under_broad:#?}");
+    }
 }
 
 #[test]
 fn a_write_is_learned_as_read_write_and_append_unions_two_runs() {
-    let (s, broad) = fs_scene();
-    let learned = s.path("learned.toml");
-    let r = learn(
-        &broad,
-        &learned,
-        false,
-        guests::FS_P1,
-        &["write", "/data/sub/c.txt", "delta"],
-        &[],
-    );
-    assert_eq!(r.code, 0, "{r:#?}");
-    assert_eq!(
-        files(&table(&learned)),
-        [(
-            "/data/sub/c.txt".into(),
-            "c.txt".into(),
-            "read-write".into()
-        )]
-    );
-    // A second run reading another file, appended: the union.
-    let r = learn(
-        &broad,
-        &learned,
-        true,
-        guests::FS_P1,
-        &["read", "/data/a.txt"],
-        &[],
-    );
-    assert_eq!(r.code, 0, "{r:#?}");
-    let text = std::fs::read_to_string(&learned).unwrap();
-    let mut got = files(&table(&learned));
-    got.sort();
-    assert_eq!(
-        got,
-        [
-            ("/data/a.txt".into(), "a.txt".into(), "read".into()),
-            (
+    // A core module and a component alike (their file operations are observed by
+    // different hooks: fs_audit and fs_audit::p2).
+    for module in [guests::FS_P1, guests::FS_P2] {
+        let (s, broad) = fs_scene();
+        let learned = s.path("learned.toml");
+        let r = learn(
+            &broad,
+            &learned,
+            false,
+            module,
+            &["write", "/data/sub/c.txt", "delta"],
+            &[],
+        );
+        assert_eq!(r.code, 0, "{r:#?}");
+        assert_eq!(
+            files(&table(&learned)),
+            [(
                 "/data/sub/c.txt".into(),
                 "c.txt".into(),
                 "read-write".into()
-            ),
-        ],
-        "{text}"
-    );
-    assert_eq!(
-        text.matches("# learned from run ").count(),
-        2,
-        "both runs in the header: {text}"
-    );
-    check_ok(&learned);
-    // Control: both runs' operations work under the union.
-    let w = s.run(
-        Some(&learned),
-        guests::FS_P1,
-        &["write", "/data/sub/c.txt", "eps"],
-    );
-    assert_eq!(w.code, 0, "{w:#?}");
-    assert_eq!(
-        std::fs::read_to_string(s.path("data/sub/c.txt")).unwrap(),
-        "eps"
-    );
-    let rd = s.run(Some(&learned), guests::FS_P1, &["read", "/data/a.txt"]);
-    assert_eq!(rd.code, 0, "{rd:#?}");
+            )]
+        );
+        // A second run reading another file, appended: the union.
+        let r = learn(
+            &broad,
+            &learned,
+            true,
+            module,
+            &["read", "/data/a.txt"],
+            &[],
+        );
+        assert_eq!(r.code, 0, "{r:#?}");
+        let text = std::fs::read_to_string(&learned).unwrap();
+        let mut got = files(&table(&learned));
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("/data/a.txt".into(), "a.txt".into(), "read".into()),
+                (
+                    "/data/sub/c.txt".into(),
+                    "c.txt".into(),
+                    "read-write".into()
+                ),
+            ],
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("# learned from run ").count(),
+            2,
+            "both runs in the header: {text}"
+        );
+        check_ok(&learned);
+        // Control: both runs' operations work under the union.
+        let w = s.run(Some(&learned), module, &["write", "/data/sub/c.txt", "eps"]);
+        assert_eq!(w.code, 0, "{w:#?}");
+        assert_eq!(
+            std::fs::read_to_string(s.path("data/sub/c.txt")).unwrap(),
+            "eps"
+        );
+        let rd = s.run(Some(&learned), module, &["read", "/data/a.txt"]);
+        assert_eq!(rd.code, 0, "{rd:#?}");
 
-    // Without --append the file is replaced by this run's grants alone.
-    let r = learn(
-        &broad,
-        &learned,
-        false,
-        guests::FS_P1,
-        &["read", "/data/b.txt"],
-        &[],
-    );
-    assert_eq!(r.code, 0, "{r:#?}");
-    assert_eq!(
-        files(&table(&learned)),
-        [("/data/b.txt".into(), "b.txt".into(), "read".into())]
-    );
+        // Without --append the file is replaced by this run's grants alone.
+        let r = learn(
+            &broad,
+            &learned,
+            false,
+            module,
+            &["read", "/data/b.txt"],
+            &[],
+        );
+        assert_eq!(r.code, 0, "{r:#?}");
+        assert_eq!(
+            files(&table(&learned)),
+            [("/data/b.txt".into(), "b.txt".into(), "read".into())]
+        );
+    }
 }
 
 #[test]
 fn listing_a_folder_or_touching_many_files_keeps_the_folder() {
-    let (s, broad) = fs_scene();
-    let learned = s.path("learned.toml");
-    let r = learn(
-        &broad,
-        &learned,
-        false,
-        guests::FS_P1,
-        &["ls", "/data"],
-        &[],
-    );
-    assert_eq!(r.code, 0, "{r:#?}");
-    let text = std::fs::read_to_string(&learned).unwrap();
-    assert_eq!(
-        files(&table(&learned)),
-        [("/data".into(), "data".into(), "read".into())],
-        "{text}"
-    );
-    assert!(text.contains("the folder is kept"), "{text}");
-    check_ok(&learned);
-    let ok = s.run(Some(&learned), guests::FS_P1, &["ls", "/data"]);
-    assert_eq!(ok.code, 0, "{ok:#?}");
+    // A core module and a component alike (their file operations are observed by
+    // different hooks: fs_audit and fs_audit::p2).
+    for module in [guests::FS_P1, guests::FS_P2] {
+        let (s, broad) = fs_scene();
+        let learned = s.path("learned.toml");
+        let r = learn(&broad, &learned, false, module, &["ls", "/data"], &[]);
+        assert_eq!(r.code, 0, "{r:#?}");
+        let text = std::fs::read_to_string(&learned).unwrap();
+        assert_eq!(
+            files(&table(&learned)),
+            [("/data".into(), "data".into(), "read".into())],
+            "{text}"
+        );
+        assert!(text.contains("the folder is kept"), "{text}");
+        check_ok(&learned);
+        let ok = s.run(Some(&learned), module, &["ls", "/data"]);
+        assert_eq!(ok.code, 0, "{ok:#?}");
+    }
 }
 
 #[test]
