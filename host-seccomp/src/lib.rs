@@ -49,6 +49,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 
+pub use sys::send_signal;
 pub use table::NEVER;
 
 use rule::{Action, Cmp, Entry, When};

@@ -1,8 +1,11 @@
-//! The crate's only direct system calls: asking the kernel whether it can filter syscalls.
-//! (Installing the filter itself is seccompiler's `apply_filter_all_threads`.)
+//! The crate's only direct system calls: asking the kernel whether it can filter syscalls
+//! (installing the filter itself is seccompiler's `apply_filter_all_threads`), and passing a
+//! signal on to a child process (`warden learn` to its learning run, which must end through
+//! its own signal handling to leave an exit record).
 //!
 //! This module is the one place `unsafe` is allowed in the crate: `prctl` and `syscall` are
-//! C-variadic FFI functions, so calling them is `unsafe` even with plain integer arguments.
+//! C-variadic FFI functions, and `kill` an FFI function, so calling them is `unsafe` even with
+//! plain integer arguments.
 //! Each block below passes only integers or a pointer to a live local, and the kernel writes
 //! nothing back through any pointer.
 #![allow(unsafe_code)]
@@ -23,6 +26,24 @@ pub(crate) fn seccomp_mode() -> io::Result<u32> {
     }
     u32::try_from(rc)
         .map_err(|_| io::Error::other("prctl(PR_GET_SECCOMP) returned a negative mode"))
+}
+
+/// Sends `signal` to the process `pid`, as `kill(2)` does.
+///
+/// # Errors
+/// `pid` does not fit a `pid_t`, or the kernel refused (`ESRCH`: no such process; `EPERM`).
+pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
+    if pid <= 0 {
+        // 0 and negative pids name process groups, never one child.
+        return Err(io::Error::other("not a single process id"));
+    }
+    // SAFETY: kill takes two integers and touches no memory of ours.
+    let rc = unsafe { libc::kill(pid, signal) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Whether the kernel supports filter return value `action` (e.g. `SECCOMP_RET_KILL_PROCESS`,

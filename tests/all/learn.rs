@@ -654,3 +654,49 @@ secure = true
             .contains("599.75")
     );
 }
+
+/// A SIGINT sent to `warden learn` alone (a supervisor's, not a terminal's) is passed on to
+/// the learning run, which stops as `warden run` does on SIGINT (exit 130, an exit record);
+/// learn then still writes what the run used up to there.
+#[test]
+fn sigint_to_learn_stops_its_run_and_still_learns_what_it_did() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let (s, broad) = fs_scene();
+    let learned = s.path("learned.toml");
+    let mut cmd = warden();
+    cmd.args(["learn", "--manifest"])
+        .arg(&broad)
+        .arg("--out")
+        .arg(&learned)
+        .arg(guests::FS_P1)
+        .args(["--", "seq", "read /data/a.txt", "stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // Held open: the guest blocks reading it after its read of a.txt.
+    let _stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "alpha\n", "the guest read its file");
+    let killed = std::process::Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let text = std::fs::read_to_string(&learned)
+        .unwrap_or_else(|e| panic!("LEARNED not written ({e}): {stderr}"));
+    assert!(text.contains("the run ended as signal"), "{text}");
+    assert_eq!(
+        files(&table(&learned)),
+        [("/data/a.txt".into(), "a.txt".into(), "read".into())],
+        "{text}"
+    );
+    check_ok(&learned);
+}

@@ -632,9 +632,31 @@ fn learn(args: LearnArgs) -> ExitCode {
     if !args.args.is_empty() {
         cmd.arg("--").args(&args.args);
     }
-    let status = match cmd.status() {
-        Ok(s) => s,
+    // A SIGTERM or SIGINT must not end `learn` before its run: the run ends through its own
+    // signal handling (exit record, staging removed), and what it did is still learned. So
+    // learn only notes the signal and passes it on to the run.
+    let signal = match signal_flag() {
+        Ok(f) => f,
+        Err(e) => return fail(format!("cannot install the SIGTERM/SIGINT handlers: {e}")),
+    };
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
         Err(e) => return fail(format!("cannot start the learning run: {e}")),
+    };
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) => {}
+            Err(e) => return fail(format!("cannot wait for the learning run: {e}")),
+        }
+        let sig = signal.swap(0, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(sig) = i32::try_from(sig)
+            && sig != 0
+        {
+            // The run may have ended in between (ESRCH): then there is nothing to pass on.
+            let _ = warden::host_seccomp::send_signal(child.id(), sig);
+        }
+        std::thread::sleep(WATCHDOG_POLL);
     };
     let code = status.code().unwrap_or_else(|| {
         128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
