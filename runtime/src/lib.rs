@@ -64,6 +64,7 @@ pub mod bench;
 pub mod broker;
 pub mod cache;
 pub mod check;
+pub mod controls;
 pub mod error;
 mod fs_audit;
 pub mod host_memory;

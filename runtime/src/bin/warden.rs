@@ -39,6 +39,11 @@ macro_rules! eprintln {
     ($($arg:tt)*) => { $crate::write_stderr(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+// The binary's own modules live in src/bin/warden/ (a file directly in src/bin/ would be a
+// binary of its own).
+#[path = "warden/controls.rs"]
+mod controls;
+
 /// `print!` without the panic: see the macros above.
 fn write_stdout(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
@@ -122,6 +127,10 @@ enum Command {
         /// Exit 1 when a grant is unused: the module cannot use it, or the logs never did.
         #[arg(long)]
         strict: bool,
+        /// Print which of warden's controls the manifest implements and which it leaves open,
+        /// with the NIST CSF 2.0, SP 800-207 and OWASP NHI Top 10 references (docs/controls.md).
+        #[arg(long, conflicts_with_all = ["against", "strict"])]
+        controls: bool,
     },
     /// Learn a manifest: run the workload under BROAD (contained and locked down, as `run`
     /// does), record what it used, and write the narrowest manifest within BROAD that allows
@@ -281,9 +290,17 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Check {
             manifest,
+            against: _,
+            json,
+            strict: _,
+            controls: true,
+        } => controls::print(&manifest, json),
+        Command::Check {
+            manifest,
             against,
             json,
             strict,
+            controls: false,
         } => check(&manifest, &against, json, strict),
         Command::Learn(args) => learn(args),
         Command::Seccomp { command } => seccomp(command),
