@@ -343,7 +343,9 @@ mod tests {
         );
         assert_eq!(split_url("http://[::1]:80/a"), Some((false, "[::1]", "/a")));
         assert!(is_loopback("[::1]") && is_loopback("localhost") && !is_loopback("10.0.0.1"));
-        assert_eq!(range_size("10.0.0.0".parse().unwrap(), 8), "16777216");
-        assert_eq!(range_size("::".parse().unwrap(), 0), "2^128");
+        let v4: IpAddr = "10.0.0.0".parse().expect("an IPv4 address");
+        let v6: IpAddr = "::".parse().expect("an IPv6 address");
+        assert_eq!(range_size(v4, 8), "16777216");
+        assert_eq!(range_size(v6, 0), "2^128");
     }
 }
