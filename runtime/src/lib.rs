@@ -60,7 +60,6 @@
 #![deny(unsafe_code)]
 
 pub mod audit;
-pub mod bench;
 pub mod broker;
 pub mod cache;
 pub mod check;

@@ -41,8 +41,12 @@ macro_rules! eprintln {
 
 // The binary's own modules live in src/bin/warden/ (a file directly in src/bin/ would be a
 // binary of its own).
+#[path = "warden/bench.rs"]
+mod bench;
 #[path = "warden/controls.rs"]
 mod controls;
+#[path = "warden/grants.rs"]
+mod grants;
 
 /// `print!` without the panic: see the macros above.
 fn write_stdout(args: std::fmt::Arguments<'_>) {
@@ -412,7 +416,7 @@ fn check(path: &std::path::Path, logs: &[PathBuf], as_json: bool, strict: bool) 
         out["over_granted"] = json!(over_granted);
         println!("{out:#}");
     } else {
-        print!("{}", warden::check::grants_table(&policy));
+        print!("{}", grants::grants_table(&policy));
         match &lint {
             Ok(l) => print!("{}", l.text()),
             Err(None) => {}
@@ -885,9 +889,8 @@ impl CompileDeadline {
 }
 
 /// `warden bench`: checks what it can before the first run, so that a typo is a one-line error
-/// rather than a failed run; the loop, statistics and rendering are `warden::bench`'s.
+/// rather than a failed run; the loop, statistics and rendering are in `bench`.
 fn bench(args: BenchArgs) -> ExitCode {
-    use warden::bench;
     let policy = match &args.manifest {
         Some(path) => match Manifest::from_file(path) {
             Ok(m) => Policy::from_manifest(m),
