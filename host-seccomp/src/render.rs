@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::rule::{Action, Cmp, Rule, When};
 use crate::rule::Entry;
+use crate::rule::{Action, Cmp, Rule, When};
 use crate::{Group, Mode, Profile, Stage, Syscall, arch};
 
 /// The name of an errno the table uses, for the text rendering.

@@ -134,7 +134,6 @@ const RENAMEAT: &str = if cfg!(target_arch = "aarch64") {
     "renameat"
 };
 
-
 /// x86-64 glibc calls the legacy syscalls; aarch64 has only the `*at` and `ppoll` forms.
 const ACCESS: &str = if cfg!(target_arch = "aarch64") {
     "faccessat"
@@ -280,7 +279,11 @@ const SETUP_FCNTL: &[Rule] = &[
     &[Cond::eq(1, libc::F_SETFD as u64, "cmd == F_SETFD")],
     &[Cond::eq(1, libc::F_GETFL as u64, "cmd == F_GETFL")],
     &[Cond::eq(1, libc::F_SETFL as u64, "cmd == F_SETFL")],
-    &[Cond::eq(1, libc::F_DUPFD_CLOEXEC as u64, "cmd == F_DUPFD_CLOEXEC")],
+    &[Cond::eq(
+        1,
+        libc::F_DUPFD_CLOEXEC as u64,
+        "cmd == F_DUPFD_CLOEXEC",
+    )],
 ];
 
 const STDIN_FD: &[Rule] = &[&[Cond::eq(0, 0, "fd == 0")]];
@@ -297,7 +300,6 @@ const INET_SOCKET: &[Rule] = &[
     &[Cond::eq(0, libc::AF_INET6 as u64, "domain == AF_INET6")],
 ];
 
-
 // --- Conditions of the container stage ---------------------------------------------------------
 
 /// `prlimit64(0, resource, NULL, old)`: reading this process's own limits, never setting one.
@@ -309,10 +311,22 @@ const READ_OWN_LIMIT: &[Rule] = &[&[
 /// `PR_GET_SECCOMP` (may a filter be installed) and `PR_SET_NO_NEW_PRIVS` set to 1 (required
 /// before an unprivileged process installs one), besides naming threads.
 const SETUP_PRCTL: &[Rule] = &[
-    &[Cond::eq(0, libc::PR_SET_NAME as u64, "option == PR_SET_NAME")],
-    &[Cond::eq(0, libc::PR_GET_SECCOMP as u64, "option == PR_GET_SECCOMP")],
+    &[Cond::eq(
+        0,
+        libc::PR_SET_NAME as u64,
+        "option == PR_SET_NAME",
+    )],
+    &[Cond::eq(
+        0,
+        libc::PR_GET_SECCOMP as u64,
+        "option == PR_GET_SECCOMP",
+    )],
     &[
-        Cond::eq(0, libc::PR_SET_NO_NEW_PRIVS as u64, "option == PR_SET_NO_NEW_PRIVS"),
+        Cond::eq(
+            0,
+            libc::PR_SET_NO_NEW_PRIVS as u64,
+            "option == PR_SET_NO_NEW_PRIVS",
+        ),
         Cond::eq(1, 1, "arg2 == 1"),
     ],
 ];
@@ -322,11 +336,23 @@ const SETUP_PRCTL: &[Rule] = &[
 /// No user-notification listener (`SECCOMP_FILTER_FLAG_NEW_LISTENER`), no strict mode.
 const SECCOMP_NARROW: &[Rule] = &[
     &[
-        Cond::eq(0, libc::SECCOMP_SET_MODE_FILTER as u64, "op == SECCOMP_SET_MODE_FILTER"),
-        Cond::eq(1, libc::SECCOMP_FILTER_FLAG_TSYNC as u64, "flags == SECCOMP_FILTER_FLAG_TSYNC"),
+        Cond::eq(
+            0,
+            libc::SECCOMP_SET_MODE_FILTER as u64,
+            "op == SECCOMP_SET_MODE_FILTER",
+        ),
+        Cond::eq(
+            1,
+            libc::SECCOMP_FILTER_FLAG_TSYNC as u64,
+            "flags == SECCOMP_FILTER_FLAG_TSYNC",
+        ),
     ],
     &[
-        Cond::eq(0, libc::SECCOMP_GET_ACTION_AVAIL as u64, "op == SECCOMP_GET_ACTION_AVAIL"),
+        Cond::eq(
+            0,
+            libc::SECCOMP_GET_ACTION_AVAIL as u64,
+            "op == SECCOMP_GET_ACTION_AVAIL",
+        ),
         Cond::eq(1, 0, "flags == 0"),
     ],
 ];

@@ -421,7 +421,11 @@ fn the_run_stage_has_no_setup_lines() {
     for p in all_profiles() {
         assert_eq!(p.stage(), Stage::Run);
         for s in &p.syscalls {
-            assert!(s.entries.iter().all(|e| e.stage == Stage::Run), "{}", s.name);
+            assert!(
+                s.entries.iter().all(|e| e.stage == Stage::Run),
+                "{}",
+                s.name
+            );
         }
     }
     assert!(!Profile::new(&Group::ALL).syscalls().contains(&"execve"));
@@ -484,8 +488,9 @@ fn the_container_stage_allows_nothing_never_allowed_but_its_two_exceptions() {
         );
         // memfd_create is answered, never run: wasmtime then copies memory images instead.
         let memfd = p.syscalls.iter().find(|s| s.name == "memfd_create");
-        assert!(memfd.is_some_and(|s| s.allow.is_none()
-            && matches!(s.errno, Some((libc::ENOSYS, When::Always)))));
+        assert!(memfd.is_some_and(
+            |s| s.allow.is_none() && matches!(s.errno, Some((libc::ENOSYS, When::Always)))
+        ));
     }
 }
 
@@ -495,7 +500,10 @@ fn the_container_stage_starts_threads_never_processes_and_opens_sockets_only_whe
         let has = |g: Group| p.groups().contains(&g);
         assert_eq!(allowed_at_all(&p, "socket"), has(Group::Network));
         assert_eq!(allowed_at_all(&p, "connect"), has(Group::Network));
-        assert!(!allowed_at_all(&p, "clone3"), "clone3's flags cannot be checked");
+        assert!(
+            !allowed_at_all(&p, "clone3"),
+            "clone3's flags cannot be checked"
+        );
         let rules = allow_rules(&p, "clone");
         assert_eq!(rules.len(), 1);
         assert!(matches!(rules[0][..], [(0, Cmp::MaskedEq { value, .. })]
@@ -503,7 +511,15 @@ fn the_container_stage_starts_threads_never_processes_and_opens_sockets_only_whe
         // Limits are read, never set; prctl is limited to its three options.
         assert_eq!(allow_rules(&p, "prlimit64").len(), 1);
         assert_eq!(allow_rules(&p, "prctl").len(), 3);
-        for name in ["ptrace", "mount", "unshare", "bpf", "kexec_load", "listen", "accept4"] {
+        for name in [
+            "ptrace",
+            "mount",
+            "unshare",
+            "bpf",
+            "kexec_load",
+            "listen",
+            "accept4",
+        ] {
             assert!(!p.syscalls().contains(&name), "{name}");
         }
     }
@@ -536,5 +552,8 @@ fn container_profiles_compile_and_export() {
     assert_eq!(spo["metadata"]["name"], "warden-x-container");
     assert_eq!(spo["spec"], oci, "the spec is the OCI profile");
     let text = p.render_text();
-    assert!(text.lines().any(|l| l.starts_with("execve ") && l.contains("setup")));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("execve ") && l.contains("setup"))
+    );
 }
