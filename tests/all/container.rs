@@ -427,3 +427,178 @@ mod escape {
         }
     }
 }
+
+// --- The Kubernetes objects (deploy/kubernetes) ------------------------------------------------
+
+fn kubernetes_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes")
+}
+
+fn kubernetes_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(kubernetes_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    files
+}
+
+/// Whether a tool the Kubernetes tests need is there; where not, says so loudly, and fails
+/// in CI (`CI=true`).
+fn tool_available(program: &str, args: &[&str], install: &str) -> bool {
+    let ok = Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!(
+            "\n!!!!! Kubernetes objects NOT VALIDATED: `{program}` is missing ({install}) !!!!!\n"
+        );
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must validate the Kubernetes objects: {program} is missing ({install})"
+        );
+    }
+    ok
+}
+
+/// The documents of a YAML file, as JSON (through PyYAML, which kubernetes-validate brings).
+fn yaml_documents(path: &Path) -> Vec<Value> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, json, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{path:?}: {out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_kubernetes_objects_validate_against_the_kubernetes_schemas() {
+    if !tool_available(
+        "kubernetes-validate",
+        &["--version"],
+        "pip install kubernetes-validate; scripts/setup does",
+    ) {
+        return;
+    }
+    for file in kubernetes_files() {
+        let out = Command::new("kubernetes-validate")
+            .arg("--strict")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{file:?}:\n{text}");
+        assert!(!text.contains("ERROR") && text.contains("passed"), "{text}");
+    }
+}
+
+/// `size` ("128Mi", "64MiB") in MiB.
+fn mebibytes(size: &str) -> u64 {
+    let digits: String = size.chars().take_while(char::is_ascii_digit).collect();
+    let n: u64 = digits.parse().unwrap();
+    match &size[digits.len()..] {
+        "Mi" | "MiB" => n,
+        "Gi" | "GiB" => n * 1024,
+        other => panic!("unexpected unit {other:?} in {size:?}"),
+    }
+}
+
+#[test]
+fn every_pod_is_locked_down_and_its_manifests_are_valid_and_fit_its_memory() {
+    if !tool_available(
+        "python3",
+        &["-c", "import yaml"],
+        "PyYAML; pip install kubernetes-validate brings it",
+    ) {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let mut pods = 0;
+    for file in kubernetes_files() {
+        let docs = yaml_documents(&file);
+        // Each ConfigMap's manifests pass `warden check`; their memory limits are collected.
+        let mut manifest_memory = Vec::new();
+        for cm in docs.iter().filter(|d| d["kind"] == "ConfigMap") {
+            // The ConfigMap's files side by side, as its volume shows them; the image's and
+            // the volumes' absolute paths made under a scratch root.
+            let dir = scratch
+                .path()
+                .join(cm["metadata"]["name"].as_str().unwrap());
+            let root = scratch.path().join("root");
+            std::fs::create_dir_all(&dir).unwrap();
+            let data = cm["data"].as_object().unwrap();
+            for (key, text) in data {
+                std::fs::write(dir.join(key), text.as_str().unwrap()).unwrap();
+            }
+            for (key, text) in data {
+                if !key.ends_with(".warden.toml") {
+                    continue;
+                }
+                let text: String = text
+                    .as_str()
+                    .unwrap()
+                    .lines()
+                    .map(|l| match l.strip_prefix("host = \"/") {
+                        Some(rest) => {
+                            let host = root.join(rest.trim_end_matches('"'));
+                            std::fs::create_dir_all(&host).unwrap();
+                            format!("host = {:?}", host.to_str().unwrap())
+                        }
+                        None => l.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let path = dir.join(key);
+                std::fs::write(&path, &text).unwrap();
+                let mut cmd = warden();
+                cmd.arg("check").arg(&path);
+                let r = finish(cmd, None);
+                assert_eq!(r.code, 0, "{file:?} {key}: {r:#?}");
+                let memory = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("memory = "))
+                    .unwrap_or_else(|| panic!("{key} sets no memory limit"));
+                manifest_memory.push(mebibytes(memory.trim_matches('"')));
+            }
+        }
+        for doc in &docs {
+            let spec = match doc["kind"].as_str() {
+                Some("Job" | "Deployment") => &doc["spec"]["template"]["spec"],
+                Some("CronJob") => &doc["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+                _ => continue,
+            };
+            pods += 1;
+            let ctx = &spec["securityContext"];
+            assert_eq!(ctx["runAsNonRoot"], true, "{file:?}");
+            assert_eq!(ctx["seccompProfile"]["type"], "Localhost", "{file:?}");
+            let profile = ctx["seccompProfile"]["localhostProfile"].as_str().unwrap();
+            assert!(
+                profile.starts_with("warden/") && profile.ends_with(".json"),
+                "{profile}"
+            );
+            assert_eq!(spec["automountServiceAccountToken"], false, "{file:?}");
+            for c in spec["containers"].as_array().unwrap() {
+                let sc = &c["securityContext"];
+                assert_eq!(sc["readOnlyRootFilesystem"], true, "{file:?}");
+                assert_eq!(sc["allowPrivilegeEscalation"], false, "{file:?}");
+                assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]), "{file:?}");
+                let limit = mebibytes(c["resources"]["limits"]["memory"].as_str().unwrap());
+                let request = mebibytes(c["resources"]["requests"]["memory"].as_str().unwrap());
+                assert_eq!(limit, request, "{file:?}: a guaranteed amount, not a hope");
+                // The guest's memory plus warden's own (measured 40-60 MB peak RSS).
+                for m in &manifest_memory {
+                    assert!(limit >= m + 64, "{file:?}: {limit}Mi for a {m}MiB guest");
+                }
+            }
+        }
+    }
+    assert_eq!(pods, 3, "a Job, a CronJob and a Deployment");
+}
