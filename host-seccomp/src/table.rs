@@ -334,6 +334,8 @@ const SETUP_PRCTL: &[Rule] = &[
 /// Installing a further filter on every thread, and asking which actions the kernel has. A
 /// filter can only narrow what the process may do: stacked filters answer with the strictest.
 /// No user-notification listener (`SECCOMP_FILTER_FLAG_NEW_LISTENER`), no strict mode.
+// `SECCOMP_FILTER_FLAG_TSYNC` is a `c_ulong`: `u64` here, not on every libc target.
+#[allow(clippy::unnecessary_cast)]
 const SECCOMP_NARROW: &[Rule] = &[
     &[
         Cond::eq(

@@ -459,6 +459,7 @@ fn the_container_stage_keeps_everything_the_run_stage_allows() {
 }
 
 #[test]
+#[allow(clippy::unnecessary_cast)] // SECCOMP_FILTER_FLAG_TSYNC is a c_ulong
 fn the_container_stage_allows_nothing_never_allowed_but_its_two_exceptions() {
     for p in all_container_profiles() {
         for name in NEVER {
