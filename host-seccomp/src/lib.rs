@@ -50,7 +50,7 @@ mod tests;
 use std::collections::BTreeMap;
 
 pub use sys::send_signal;
-pub use table::NEVER;
+pub use table::{CONTAINER_EXCEPTIONS, NEVER};
 
 use rule::{Action, Cmp, Entry, When};
 use seccompiler::{
@@ -129,6 +129,35 @@ impl Group {
 }
 
 impl std::fmt::Display for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which part of warden's life a profile covers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    /// From warden's own lockdown on: running already-loaded code. What warden installs.
+    #[default]
+    Run,
+    /// From the container's first exec on: the container runtime's last steps, the loader,
+    /// warden's setup (compiling or mapping code, threads, the module cache, its own
+    /// lockdown), then the run. For container runtimes to apply; warden narrows it to the run
+    /// stage's list at its lockdown.
+    Container,
+}
+
+impl Stage {
+    /// `run` or `container`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Run => "run",
+            Stage::Container => "container",
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
@@ -237,6 +266,7 @@ pub(crate) struct Syscall {
 /// A run's allow list: the base set plus the groups its grants need.
 #[derive(Debug, Clone)]
 pub struct Profile {
+    stage: Stage,
     groups: Vec<Group>,
     syscalls: Vec<Syscall>,
 }
@@ -246,6 +276,12 @@ impl Profile {
     /// the groups it [requires](Group::requires). Order and repetition in `groups` do not
     /// matter.
     pub fn new(groups: &[Group]) -> Profile {
+        Profile::for_stage(groups, Stage::Run)
+    }
+
+    /// The profile for `groups` at `stage`: [`Profile::new`] for [`Stage::Run`]; for
+    /// [`Stage::Container`], the same lines plus the container stage's setup lines.
+    pub fn for_stage(groups: &[Group], stage: Stage) -> Profile {
         let mut selected = vec![Group::Base];
         let mut todo: Vec<Group> = groups.to_vec();
         while let Some(g) = todo.pop() {
@@ -257,7 +293,11 @@ impl Profile {
         selected.sort();
 
         let mut by_name: BTreeMap<&'static str, Syscall> = BTreeMap::new();
-        for entry in table::TABLE.iter().filter(|e| selected.contains(&e.group)) {
+        let in_stage = |e: &Entry| e.stage == Stage::Run || e.stage == stage;
+        for entry in table::TABLE
+            .iter()
+            .filter(|e| selected.contains(&e.group) && in_stage(e))
+        {
             let s = by_name.entry(entry.name).or_insert_with(|| Syscall {
                 name: entry.name,
                 allow: None,
@@ -293,9 +333,15 @@ impl Profile {
             }
         }
         Profile {
+            stage,
             groups: selected,
             syscalls: by_name.into_values().collect(),
         }
+    }
+
+    /// The stage this profile covers.
+    pub fn stage(&self) -> Stage {
+        self.stage
     }
 
     /// The groups in this profile, [`Group::Base`] and the required ones included, in order.

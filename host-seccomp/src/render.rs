@@ -4,8 +4,9 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
+use crate::rule::Entry;
 use crate::rule::{Action, Cmp, Rule, When};
-use crate::{Group, Mode, Profile, Syscall, arch};
+use crate::{Group, Mode, Profile, Stage, Syscall, arch};
 
 /// The name of an errno the table uses, for the text rendering.
 fn errno_name(e: i32) -> String {
@@ -65,8 +66,17 @@ fn dedup<T: PartialEq + Copy>(items: impl Iterator<Item = T>) -> Vec<T> {
     out
 }
 
+/// An entry's group in the text rendering: `setup` for the container stage's lines.
+fn group_label(e: &Entry) -> &'static str {
+    match e.stage {
+        Stage::Run => Group::name(e.group),
+        Stage::Container => "setup",
+    }
+}
+
 impl Profile {
-    /// The profile for people: one syscall a line with its group(s), what the filter does with
+    /// The profile for people: one syscall a line with its group(s) (`setup` for the
+    /// container stage's own lines), what the filter does with
     /// it (and on which arguments), and why it is needed; then a last line `N syscalls`.
     ///
     /// ```text
@@ -75,10 +85,7 @@ impl Profile {
     pub fn render_text(&self) -> String {
         let mut out = String::new();
         for s in &self.syscalls {
-            let groups: Vec<&str> = dedup(s.entries.iter().map(|e| e.group))
-                .into_iter()
-                .map(Group::name)
-                .collect();
+            let groups: Vec<&str> = dedup(s.entries.iter().map(|e| group_label(e)));
             let reasons = dedup(s.entries.iter().map(|e| e.reason)).join("; ");
             let _ = writeln!(
                 out,
@@ -94,10 +101,11 @@ impl Profile {
     }
 
     /// The profile as an OCI runtime seccomp profile (the JSON Docker, Podman and Kubernetes
-    /// take), with `defaultAction` `SCMP_ACT_KILL_PROCESS`, for reviewing and comparing it with
-    /// their tools. It is not a container profile for warden as a whole: a container runtime
-    /// applies its profile from the container's first `execve`, and this list covers only what
-    /// happens after warden's setup.
+    /// take), with `defaultAction` `SCMP_ACT_KILL_PROCESS`. A container runtime applies its
+    /// profile from the container's first `execve`: only a [`Stage::Container`] profile covers
+    /// that; a [`Stage::Run`] one covers what happens after warden's setup, and is for
+    /// reviewing and comparing with other tools (applied to a container, it kills warden
+    /// before its first instruction).
     ///
     /// OCI conditions within one entry all have to hold, so a syscall allowed under one of
     /// several conditions becomes one entry per condition. Unconditional syscalls with the same
@@ -164,6 +172,29 @@ impl Profile {
             "architectures": [arch::OCI_ARCH],
             "syscalls": syscalls,
         })
+    }
+}
+
+impl Profile {
+    /// The profile as a Security Profiles Operator `SeccompProfile` object
+    /// (`security-profiles-operator.x-k8s.io/v1beta1`), named `name`, as JSON (which
+    /// `kubectl apply` takes like YAML): SPO writes its `spec` to every node as an OCI
+    /// profile, under `operator/NAMESPACE/NAME.json` in the kubelet's seccomp folder.
+    pub fn to_spo_json(&self, name: &str) -> String {
+        let spec = self.oci_value(Mode::Enforce);
+        let object = json!({
+            "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
+            "kind": "SeccompProfile",
+            "metadata": {
+                "name": name,
+                "annotations": {
+                    "warden.dev/stage": self.stage.name(),
+                    "warden.dev/syscalls": self.syscall_count().to_string(),
+                },
+            },
+            "spec": spec,
+        });
+        serde_json::to_string_pretty(&object).unwrap_or_default()
     }
 }
 

@@ -1,7 +1,7 @@
 //! The vocabulary of the allow list: what a syscall entry says and how its arguments are
 //! compared.
 
-use crate::Group;
+use crate::{Group, Stage};
 
 /// What the filter answers when an entry matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -70,6 +70,9 @@ pub struct Entry {
     pub name: &'static str,
     /// The group this line belongs to.
     pub group: Group,
+    /// The stage it belongs to: [`Stage::Run`] lines are in every profile of their group,
+    /// [`Stage::Container`] lines only in container-stage profiles.
+    pub stage: Stage,
     /// What the filter answers.
     pub action: Action,
     /// When the entry applies: any one of these rules (OR). Empty: always.

@@ -80,10 +80,38 @@
 //! sleeps, TLS and refused connections, the wall-time watchdog ending a request stuck on a
 //! silent server) already fitted the list.
 //!
+//! # The container stage
+//!
+//! A container runtime (runc, crun; Kubernetes' `seccompProfile: Localhost`) applies its
+//! profile before it executes the container's first program, so a profile for warden in a
+//! container must also cover what happens before warden's own lockdown. The `setup` lines
+//! below, in [`crate::Stage::Container`] profiles only, are that: found with `strace -f` of
+//! `warden run` from its `execve` to its `seccomp(SECCOMP_SET_MODE_FILTER)`, over the example
+//! connector (a core module with single-file, folder and read-write grants), hello as a module
+//! and as a component, with a cold module cache (compiling, storing the entry), a warm one
+//! (mapping the entry) and `--no-cache`; and with `strace -f` of `runc run` (runc 1.1.5) for
+//! what runc itself does between applying the profile and its exec of warden: reopening its
+//! exec FIFO through `/proc/self/fd` for writing, writing one byte, listing `/proc/self/fd`
+//! (`fstatfs`, `getdents64`) to mark inherited descriptors close-on-exec, `getpid`, a futex
+//! wake, and the `execve`. The loader's part (glibc's `ld.so`, x86-64): `access` of
+//! `/etc/ld.so.preload`, `openat`/`read`/`pread64`/`newfstatat` of each library, `mmap` with
+//! `PROT_EXEC` and `mprotect` for RELRO, `arch_prctl(ARCH_SET_FS)`, `set_tid_address`,
+//! `set_robust_list`, `rseq`, `prlimit64(RLIMIT_STACK)` read-only; then std's start (`poll`
+//! of descriptors 0-2, `rt_sigaction`, `sigaltstack`). A statically linked build needs a
+//! subset of these. The test `tests/all/container.rs` runs the example connector under runc
+//! with this profile applied.
+//!
+//! Everything the run stage allows is kept (the process runs on under this profile after the
+//! lockdown); memory may be mapped executable, which the run stage never allows, because the
+//! loader and wasmtime must. What stays refused: every syscall of [`NEVER`] but the two in
+//! [`CONTAINER_EXCEPTIONS`]; sockets without a network grant; processes (`clone` without
+//! `CLONE_THREAD`, `fork`); and whatever else the table does not list.
+//!
 //! Syscall numbers are resolved per architecture in `crate::arch`; a name not known there
 //! makes `Profile::install` fail rather than silently allow less (or more).
 
 use crate::Group::{self, Base, Clocks, FileRead, FileStaging, FileWrite, Network, Stdin, Threads};
+use crate::Stage;
 use crate::rule::{Action, Cond, Entry, Rule};
 
 const ALLOW: Action = Action::Allow;
@@ -104,6 +132,28 @@ const RENAMEAT: &str = if cfg!(target_arch = "aarch64") {
     "renameat2"
 } else {
     "renameat"
+};
+
+/// x86-64 glibc calls the legacy syscalls; aarch64 has only the `*at` and `ppoll` forms.
+const ACCESS: &str = if cfg!(target_arch = "aarch64") {
+    "faccessat"
+} else {
+    "access"
+};
+const READLINK: &str = if cfg!(target_arch = "aarch64") {
+    "readlinkat"
+} else {
+    "readlink"
+};
+const POLL: &str = if cfg!(target_arch = "aarch64") {
+    "ppoll"
+} else {
+    "poll"
+};
+const MKDIR: &str = if cfg!(target_arch = "aarch64") {
+    "mkdirat"
+} else {
+    "mkdir"
 };
 
 // --- Conditions -------------------------------------------------------------------------------
@@ -222,6 +272,20 @@ const CLONE_THREAD_ONLY: &[Rule] = &[&[Cond::masked(
     "flags has CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM, no CLONE_NEW*|VFORK|PTRACE|UNTRACED|PARENT|PIDFD",
 )]];
 
+/// Descriptor flags, as for opened files, and `F_DUPFD_CLOEXEC`: tokio's I/O driver clones
+/// its epoll descriptor when the runtime is built.
+const SETUP_FCNTL: &[Rule] = &[
+    &[Cond::eq(1, libc::F_GETFD as u64, "cmd == F_GETFD")],
+    &[Cond::eq(1, libc::F_SETFD as u64, "cmd == F_SETFD")],
+    &[Cond::eq(1, libc::F_GETFL as u64, "cmd == F_GETFL")],
+    &[Cond::eq(1, libc::F_SETFL as u64, "cmd == F_SETFL")],
+    &[Cond::eq(
+        1,
+        libc::F_DUPFD_CLOEXEC as u64,
+        "cmd == F_DUPFD_CLOEXEC",
+    )],
+];
+
 const STDIN_FD: &[Rule] = &[&[Cond::eq(0, 0, "fd == 0")]];
 
 // `TCGETS`'s type differs between libc targets (`c_ulong` on glibc, `c_int` on musl).
@@ -236,6 +300,69 @@ const INET_SOCKET: &[Rule] = &[
     &[Cond::eq(0, libc::AF_INET6 as u64, "domain == AF_INET6")],
 ];
 
+// --- Conditions of the container stage ---------------------------------------------------------
+
+/// `prlimit64(0, resource, NULL, old)`: reading this process's own limits, never setting one.
+const READ_OWN_LIMIT: &[Rule] = &[&[
+    Cond::eq(0, 0, "pid == 0"),
+    Cond::eq(2, 0, "new_limit == NULL"),
+]];
+
+/// `PR_GET_SECCOMP` (may a filter be installed) and `PR_SET_NO_NEW_PRIVS` set to 1 (required
+/// before an unprivileged process installs one), besides naming threads.
+const SETUP_PRCTL: &[Rule] = &[
+    &[Cond::eq(
+        0,
+        libc::PR_SET_NAME as u64,
+        "option == PR_SET_NAME",
+    )],
+    &[Cond::eq(
+        0,
+        libc::PR_GET_SECCOMP as u64,
+        "option == PR_GET_SECCOMP",
+    )],
+    &[
+        Cond::eq(
+            0,
+            libc::PR_SET_NO_NEW_PRIVS as u64,
+            "option == PR_SET_NO_NEW_PRIVS",
+        ),
+        Cond::eq(1, 1, "arg2 == 1"),
+    ],
+];
+
+/// Installing a further filter on every thread, and asking which actions the kernel has. A
+/// filter can only narrow what the process may do: stacked filters answer with the strictest.
+/// No user-notification listener (`SECCOMP_FILTER_FLAG_NEW_LISTENER`), no strict mode.
+// `SECCOMP_FILTER_FLAG_TSYNC` is a `c_ulong`: `u64` here, not on every libc target.
+#[allow(clippy::unnecessary_cast)]
+const SECCOMP_NARROW: &[Rule] = &[
+    &[
+        Cond::eq(
+            0,
+            libc::SECCOMP_SET_MODE_FILTER as u64,
+            "op == SECCOMP_SET_MODE_FILTER",
+        ),
+        Cond::eq(
+            1,
+            libc::SECCOMP_FILTER_FLAG_TSYNC as u64,
+            "flags == SECCOMP_FILTER_FLAG_TSYNC",
+        ),
+    ],
+    &[
+        Cond::eq(
+            0,
+            libc::SECCOMP_GET_ACTION_AVAIL as u64,
+            "op == SECCOMP_GET_ACTION_AVAIL",
+        ),
+        Cond::eq(1, 0, "flags == 0"),
+    ],
+];
+
+/// `ARCH_SET_FS` (asm/prctl.h; not in the libc crate): the thread pointer for TLS.
+#[cfg(target_arch = "x86_64")]
+const ARCH_SET_FS: &[Rule] = &[&[Cond::eq(0, 0x1002, "code == ARCH_SET_FS")]];
+
 const ALWAYS: &[Rule] = &[];
 
 const fn entry(
@@ -248,6 +375,25 @@ const fn entry(
     Entry {
         name,
         group,
+        stage: Stage::Run,
+        action,
+        when,
+        reason,
+    }
+}
+
+/// A line of the container stage: what warden does from its container's first exec up to its
+/// own lockdown (see `SETUP`). Always in the base group: setup is the same for every manifest.
+const fn setup(
+    name: &'static str,
+    action: Action,
+    when: &'static [Rule],
+    reason: &'static str,
+) -> Entry {
+    Entry {
+        name,
+        group: Base,
+        stage: Stage::Container,
         action,
         when,
         reason,
@@ -405,7 +551,97 @@ pub(crate) static TABLE: &[Entry] = &[
         "closing one direction of a connection"),
     entry("epoll_ctl", Network, ALLOW, ALWAYS,
         "registering sockets with tokio's I/O driver"),
+    // --- Container stage: from the container's first exec to warden's own lockdown ------------
+    // Only in `Stage::Container` profiles, on top of the run stage's lines (see the module docs).
+    // The container runtime's last steps, after it applied the profile:
+    setup("execve", ALLOW, ALWAYS,
+        "the runtime's final exec of warden (runc applies the profile first); args are pointers"),
+    setup("fstatfs", ALLOW, ALWAYS,
+        "runc checks /proc/self/fd is procfs before it marks inherited descriptors close-on-exec"),
+    setup("getdents64", ALLOW, ALWAYS,
+        "runc lists /proc/self/fd before its exec, to mark inherited descriptors close-on-exec"),
+    setup("close_range", ENOSYS, ALWAYS,
+        "runc 1.2+ tries CLOSE_RANGE_CLOEXEC first and falls back to listing /proc/self/fd"),
+    // The kernel and the dynamic loader (ld.so) start warden:
+    setup("mmap", ALLOW, ALWAYS,
+        "ld.so maps warden's and libc's code, wasmtime maps compiled modules: PROT_EXEC needed"),
+    setup("mprotect", ALLOW, ALWAYS,
+        "ld.so's RELRO; wasmtime makes freshly compiled or loaded code executable (never W+X)"),
+    setup(ACCESS, ALLOW, ALWAYS,
+        "ld.so looks for /etc/ld.so.preload"),
+    setup("openat", ALLOW, ALWAYS,
+        "libraries, manifest, module, secrets files, the module cache, staging single-file grants"),
+    setup("read", ALLOW, ALWAYS,
+        "ELF headers, the manifest, the module, cache entries, secret files"),
+    setup("pread64", ALLOW, ALWAYS,
+        "ld.so reads program headers at an offset"),
+    setup("newfstatat", ALLOW, ALWAYS,
+        "ld.so and std look at the files they open"),
+    setup("statx", ALLOW, ALWAYS,
+        "std's metadata of the manifest, module, grants and cache entries"),
+    setup("lseek", ALLOW, ALWAYS,
+        "std reads whole files (manifest, module, cache entry)"),
+    setup("fcntl", ALLOW, SETUP_FCNTL,
+        "descriptor flags; tokio dups its epoll descriptor; runc marks descriptors close-on-exec"),
+    #[cfg(target_arch = "x86_64")]
+    setup("arch_prctl", ALLOW, ARCH_SET_FS,
+        "glibc sets the main thread's TLS pointer (x86-64 only)"),
+    setup("set_tid_address", ALLOW, ALWAYS,
+        "glibc's start of the main thread"),
+    setup("prlimit64", ALLOW, READ_OWN_LIMIT,
+        "glibc and std read the stack size limit; setting a limit is not allowed"),
+    setup(POLL, ALLOW, ALWAYS,
+        "std checks at start that descriptors 0-2 are open (zero timeout)"),
+    setup("rt_sigaction", ALLOW, ALWAYS,
+        "std ignores SIGPIPE, wasmtime installs its trap handlers, warden its SIGTERM/SIGINT ones"),
+    // warden's setup: paths, module cache, threads, the async runtime, its own lockdown:
+    setup("getcwd", ALLOW, ALWAYS,
+        "resolving the manifest's relative paths"),
+    setup(READLINK, ALLOW, ALWAYS,
+        "canonicalising the manifest's paths (symlinks are resolved once, before the grant)"),
+    setup(MKDIR, ALLOW, ALWAYS,
+        "the module cache folder (mode 0700) and the staging folder of single-file grants"),
+    setup("write", ALLOW, ALWAYS,
+        "a new cache entry; copies of single-file grants into their staging folder"),
+    setup("fsync", ALLOW, ALWAYS,
+        "a new cache entry reaches the disk before it is renamed into place"),
+    setup(RENAMEAT, ALLOW, ALWAYS,
+        "a new cache entry is renamed into place, so no reader sees half of it"),
+    setup("unlinkat", ALLOW, ALWAYS,
+        "a cache entry that could not be written completely is removed"),
+    setup("getpid", ALLOW, ALWAYS,
+        "tempfile names the cache's and staging's temporary files"),
+    setup("memfd_create", ENOSYS, ALWAYS,
+        "wasmtime's copy-on-write image of a freshly compiled module; it copies memory instead"),
+    setup("clone", ALLOW, CLONE_THREAD_ONLY,
+        "the epoch ticker, compile pool, watchdog and tokio threads: threads only, no process"),
+    setup("clone3", ENOSYS, ALWAYS,
+        "glibc tries it first; its flags are in memory seccomp cannot read, so it falls back to clone"),
+    setup("prctl", ALLOW, SETUP_PRCTL,
+        "thread names; PR_GET_SECCOMP and PR_SET_NO_NEW_PRIVS before warden installs its own filter"),
+    setup("seccomp", ALLOW, SECCOMP_NARROW,
+        "warden's own lockdown, which can only narrow this profile; action probes"),
+    #[cfg(target_arch = "aarch64")]
+    setup("membarrier", ALLOW, ALWAYS,
+        "wasmtime makes other cores see freshly published code (aarch64 instruction caches)"),
+    setup("epoll_create1", ALLOW, ALWAYS,
+        "tokio's I/O driver, built before the lockdown"),
+    setup("eventfd2", ALLOW, ALWAYS,
+        "tokio's waker, built before the lockdown"),
+    setup("epoll_ctl", ALLOW, ALWAYS,
+        "registering tokio's waker (runc's Go runtime also tries, and copes with EPERM)"),
 ];
+
+/// The syscalls of [`NEVER`] that a [`crate::Stage::Container`] profile allows, and only
+/// these: `execve`, because the container runtime applies the profile before its final exec of
+/// warden (the container's first program) and seccomp cannot tell that exec from another, its
+/// arguments being pointers; and `seccomp`, only to install a further filter on every thread
+/// (`SECCOMP_SET_MODE_FILTER` with `SECCOMP_FILTER_FLAG_TSYNC`) or to probe an action, because
+/// warden's own lockdown is such a filter, and a filter can only narrow what a process may do.
+/// Once warden's lockdown is in (`--seccomp enforce`, the default), both are refused again.
+/// Every other syscall of [`NEVER`] stays unlisted, or is answered with an errno
+/// (`memfd_create`: `ENOSYS`), and never runs.
+pub const CONTAINER_EXCEPTIONS: &[&str] = &["execve", "seccomp"];
 
 /// Syscalls no profile may ever allow, whatever its groups: each would let a compromised host
 /// process leave the sandbox or widen its own rights. Checked by the tests.

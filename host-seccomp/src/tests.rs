@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::rule::{Action, Cmp, When};
-use crate::{Group, Mode, NEVER, Profile, arch, table};
+use crate::{CONTAINER_EXCEPTIONS, Group, Mode, NEVER, Profile, Stage, arch, table};
 
 /// The goal for the base profile: stdout only, no files, no network.
 const BASE_BUDGET: usize = 26;
@@ -115,10 +115,11 @@ fn a_syscall_has_one_entry_per_group_and_one_errno() {
     let mut seen = BTreeSet::new();
     for e in table::TABLE {
         assert!(
-            seen.insert((e.name, e.group)),
-            "{} twice in {}",
+            seen.insert((e.name, e.group, e.stage)),
+            "{} twice in {} ({})",
             e.name,
-            e.group
+            e.group,
+            e.stage
         );
         if let Action::Errno(x) = e.action {
             for other in table::TABLE.iter().filter(|o| o.name == e.name) {
@@ -279,6 +280,7 @@ fn render_text_lists_each_syscall_once_with_its_reason_and_a_count() {
         Profile::new(&[]),
         Profile::new(&[Group::FileWrite, Group::Stdin]),
         Profile::new(&Group::ALL),
+        Profile::for_stage(&[Group::FileWrite], Stage::Container),
     ] {
         let text = p.render_text();
         let lines: Vec<&str> = text.lines().collect();
@@ -297,7 +299,7 @@ fn render_text_lists_each_syscall_once_with_its_reason_and_a_count() {
             assert!(
                 group
                     .split(',')
-                    .all(|g| Group::ALL.iter().any(|x| x.name() == g)),
+                    .all(|g| g == "setup" || Group::ALL.iter().any(|x| x.name() == g)),
                 "{row}"
             );
         }
@@ -403,5 +405,156 @@ fn errno_filters_come_first_one_per_errno() {
             .map(|p| p.len())
             .ok(),
         Some(3)
+    );
+}
+
+/// Every combination of groups, at the container stage.
+fn all_container_profiles() -> Vec<Profile> {
+    all_profiles()
+        .iter()
+        .map(|p| Profile::for_stage(p.groups(), Stage::Container))
+        .collect()
+}
+
+#[test]
+fn the_run_stage_has_no_setup_lines() {
+    for p in all_profiles() {
+        assert_eq!(p.stage(), Stage::Run);
+        for s in &p.syscalls {
+            assert!(
+                s.entries.iter().all(|e| e.stage == Stage::Run),
+                "{}",
+                s.name
+            );
+        }
+    }
+    assert!(!Profile::new(&Group::ALL).syscalls().contains(&"execve"));
+}
+
+#[test]
+fn the_container_stage_keeps_everything_the_run_stage_allows() {
+    // The process runs on under the container's profile after warden's own lockdown, so each
+    // case the run stage allows must be allowed by the container stage too.
+    for run in all_profiles() {
+        let container = Profile::for_stage(run.groups(), Stage::Container);
+        assert_eq!(container.groups(), run.groups());
+        assert!(container.syscall_count() > run.syscall_count());
+        for r in &run.syscalls {
+            let c = container.syscalls.iter().find(|c| c.name == r.name);
+            let c = c.unwrap_or_else(|| panic!("{} missing at the container stage", r.name));
+            if let Some(allow) = &r.allow {
+                let wide = c.allow.as_ref().is_some_and(|w| w.covers(allow));
+                assert!(wide, "{} narrower at the container stage", r.name);
+            }
+            if let Some((e, _)) = &r.errno {
+                // Either still answered with the same errno, or allowed outright there.
+                assert!(
+                    c.errno.as_ref().is_some_and(|(e2, _)| e2 == e) || c.allow.is_some(),
+                    "{}",
+                    r.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+#[allow(clippy::unnecessary_cast)] // SECCOMP_FILTER_FLAG_TSYNC is a c_ulong
+fn the_container_stage_allows_nothing_never_allowed_but_its_two_exceptions() {
+    for p in all_container_profiles() {
+        for name in NEVER {
+            let s = p.syscalls.iter().find(|s| s.name == *name);
+            let allowed = s.is_some_and(|s| s.allow.is_some());
+            assert_eq!(
+                allowed,
+                CONTAINER_EXCEPTIONS.contains(name),
+                "{name} in {:?}",
+                p.groups()
+            );
+        }
+        // execve: the runtime's exec of warden. seccomp: only a further filter or a probe.
+        assert!(allowed_always(&p, "execve"));
+        assert_eq!(
+            allow_rules(&p, "seccomp"),
+            vec![
+                vec![
+                    (0, Cmp::Eq(libc::SECCOMP_SET_MODE_FILTER as u64)),
+                    (1, Cmp::Eq(libc::SECCOMP_FILTER_FLAG_TSYNC as u64))
+                ],
+                vec![
+                    (0, Cmp::Eq(libc::SECCOMP_GET_ACTION_AVAIL as u64)),
+                    (1, Cmp::Eq(0))
+                ],
+            ]
+        );
+        // memfd_create is answered, never run: wasmtime then copies memory images instead.
+        let memfd = p.syscalls.iter().find(|s| s.name == "memfd_create");
+        assert!(memfd.is_some_and(
+            |s| s.allow.is_none() && matches!(s.errno, Some((libc::ENOSYS, When::Always)))
+        ));
+    }
+}
+
+#[test]
+fn the_container_stage_starts_threads_never_processes_and_opens_sockets_only_when_granted() {
+    for p in all_container_profiles() {
+        let has = |g: Group| p.groups().contains(&g);
+        assert_eq!(allowed_at_all(&p, "socket"), has(Group::Network));
+        assert_eq!(allowed_at_all(&p, "connect"), has(Group::Network));
+        assert!(
+            !allowed_at_all(&p, "clone3"),
+            "clone3's flags cannot be checked"
+        );
+        let rules = allow_rules(&p, "clone");
+        assert_eq!(rules.len(), 1);
+        assert!(matches!(rules[0][..], [(0, Cmp::MaskedEq { value, .. })]
+            if value & libc::CLONE_THREAD as u64 != 0));
+        // Limits are read, never set; prctl is limited to its three options.
+        assert_eq!(allow_rules(&p, "prlimit64").len(), 1);
+        assert_eq!(allow_rules(&p, "prctl").len(), 3);
+        for name in [
+            "ptrace",
+            "mount",
+            "unshare",
+            "bpf",
+            "kexec_load",
+            "listen",
+            "accept4",
+        ] {
+            assert!(!p.syscalls().contains(&name), "{name}");
+        }
+    }
+}
+
+#[test]
+fn container_profiles_compile_and_export() {
+    for p in all_container_profiles() {
+        let programs = p.compile(Mode::Enforce).expect("compiles");
+        let total: usize = programs.iter().map(Vec::len).sum();
+        assert!(total <= 8192, "{total} instructions");
+    }
+    let p = Profile::for_stage(&[Group::FileWrite, Group::FileStaging], Stage::Container);
+    let oci: serde_json::Value = serde_json::from_str(&p.to_oci_json()).expect("JSON");
+    let named: BTreeSet<&str> = oci["syscalls"]
+        .as_array()
+        .expect("syscalls")
+        .iter()
+        .flat_map(|e| e["names"].as_array().expect("names"))
+        .filter_map(|n| n.as_str())
+        .collect();
+    assert_eq!(named, p.syscalls().into_iter().collect());
+    let spo: serde_json::Value =
+        serde_json::from_str(&p.to_spo_json("warden-x-container")).expect("JSON");
+    assert_eq!(spo["kind"], "SeccompProfile");
+    assert_eq!(
+        spo["apiVersion"],
+        "security-profiles-operator.x-k8s.io/v1beta1"
+    );
+    assert_eq!(spo["metadata"]["name"], "warden-x-container");
+    assert_eq!(spo["spec"], oci, "the spec is the OCI profile");
+    let text = p.render_text();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("execve ") && l.contains("setup"))
     );
 }

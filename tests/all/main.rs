@@ -10,6 +10,7 @@ mod cache;
 mod check;
 mod cli;
 mod connectors;
+mod container;
 mod controls;
 mod copyback;
 mod egress;

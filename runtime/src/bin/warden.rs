@@ -45,8 +45,11 @@ macro_rules! eprintln {
 mod bench;
 #[path = "warden/controls.rs"]
 mod controls;
+#[path = "warden/export.rs"]
+mod export;
 #[path = "warden/grants.rs"]
 mod grants;
+use export::{SeccompCommand, seccomp};
 
 /// `print!` without the panic: see the macros above.
 fn write_stdout(args: std::fmt::Arguments<'_>) {
@@ -212,30 +215,6 @@ struct LearnArgs {
     /// Arguments for the guest, appended to the manifest's `[workload] args`.
     #[arg(last = true)]
     args: Vec<String>,
-}
-
-#[derive(Subcommand)]
-enum SeccompCommand {
-    /// Print the allow list: one syscall a line with its group, reason and argument
-    /// conditions, then the count.
-    Show {
-        /// The manifest (`*.warden.toml`).
-        manifest: PathBuf,
-    },
-    /// Write the allow list as a seccomp profile for other tools.
-    Export {
-        /// The manifest (`*.warden.toml`).
-        manifest: PathBuf,
-        /// The profile format.
-        #[arg(long, value_enum, default_value_t = ExportFormat::Oci)]
-        format: ExportFormat,
-    },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum ExportFormat {
-    /// An OCI / Docker / Kubernetes seccomp profile (JSON).
-    Oci,
 }
 
 /// How the host process is locked down while the guest runs.
@@ -431,31 +410,6 @@ fn check(path: &std::path::Path, logs: &[PathBuf], as_json: bool, strict: bool) 
     }
     if strict && over_granted {
         return ExitCode::from(EXIT_OVER_GRANTED);
-    }
-    ExitCode::SUCCESS
-}
-
-fn seccomp(command: SeccompCommand) -> ExitCode {
-    let (SeccompCommand::Show { manifest } | SeccompCommand::Export { manifest, .. }) = &command;
-    let policy = match Manifest::from_file(manifest) {
-        Ok(m) => Policy::from_manifest(m),
-        Err(e) => return fail(e),
-    };
-    let profile = policy.seccomp_profile();
-    match command {
-        SeccompCommand::Show { .. } => {
-            let groups: Vec<&str> = profile.groups().iter().map(|g| g.name()).collect();
-            println!(
-                "# host allow list for {} (groups: {})",
-                policy.identity.id,
-                groups.join(", ")
-            );
-            print!("{}", profile.render_text());
-        }
-        SeccompCommand::Export {
-            format: ExportFormat::Oci,
-            ..
-        } => println!("{}", profile.to_oci_json()),
     }
     ExitCode::SUCCESS
 }
