@@ -80,10 +80,11 @@ pub mod stdio;
 #[cfg(feature = "test-escape")]
 mod test_escape;
 pub mod usage;
+pub mod watchdog;
 
 pub use audit::{Audit, AuditSink, Decision};
 pub use cache::{CacheStatus, ModuleCache};
-pub use error::{EngineError, LoadError};
+pub use error::{EngineError, LoadError, RunError};
 /// The host lockdown (seccomp allow list), re-exported for embedders.
 pub use host_seccomp;
 pub use manifest::{Manifest, ManifestError};

@@ -511,7 +511,24 @@ impl Drop for FileStaging {
     }
 }
 
+/// A second handle on a [`FileStaging`], for the wall-time watchdog: it finishes the staging
+/// of a run stuck in a host call from another thread.
+#[derive(Clone)]
+pub(crate) struct StagingHandle(Arc<Mutex<StagingState>>);
+
+impl StagingHandle {
+    /// As [`FileStaging::finish`]: runs once, whichever handle calls it first.
+    pub(crate) fn finish(&self, copy_back: bool) {
+        lock(&self.0).finish(copy_back);
+    }
+}
+
 impl FileStaging {
+    /// A handle that can finish this staging from another thread.
+    pub(crate) fn handle(&self) -> StagingHandle {
+        StagingHandle(self.state.clone())
+    }
+
     fn new(audit: &Audit, limit: u64) -> FileStaging {
         let state = Arc::new(Mutex::new(StagingState {
             dirs: Vec::new(),

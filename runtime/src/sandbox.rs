@@ -9,13 +9,14 @@
 use crate::audit::{Audit, AuditSink, Decision};
 use crate::broker::{Broker, EgressMeter, NetLimit, NetLimitReached};
 use crate::cache::{CacheStatus, Compiled, ModuleCache};
-use crate::error::{EngineError, LoadError};
+use crate::error::{Cause, EngineError, LoadError, RunError, cause};
 use crate::fs_audit;
 use crate::host_memory;
 use crate::policy::{Policy, program_name};
 use crate::secrets::{SecretsCtx, SecretsView};
 use crate::sockets::SocketGate;
 use crate::stdio::{LimitedOutput, OutputBudget, OutputLimitReached, Sink};
+use crate::watchdog::{Armed, LostGuard, Reply, Watch, Watchdog};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -36,6 +37,11 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The largest guest exit code passed through as is; larger codes are reported as this one,
 /// since 120 and up carry warden's own meanings.
 pub const MAX_GUEST_EXIT: i32 = 119;
+
+/// The stack of a run's thread: what a process's main thread gets on Linux, so that a run
+/// behaves alike on the main thread of `warden run` before and on its own thread now (guest
+/// stack depth is bounded by wasmtime's own `max_wasm_stack`, well below this).
+const RUN_THREAD_STACK: usize = 8 << 20;
 
 /// Bytes charged against `[limits] memory` for each table element (a pointer-sized slot).
 const TABLE_ELEMENT_BYTES: u64 = 8;
@@ -63,15 +69,18 @@ struct WardenInner {
     settings: EngineSettings,
     /// Built on first use, so that a process running one kind of workload never pays for
     /// the other kind's host functions.
-    core_linker: OnceLock<Result<wasmtime::Linker<Host<WasiP1Ctx>>, String>>,
+    core_linker: OnceLock<Result<wasmtime::Linker<Host<WasiP1Ctx>>, Cause>>,
     shim: fs_audit::ShimCell,
-    component_linker: OnceLock<Result<component::Linker<Host<ComponentCtx>>, String>>,
+    component_linker: OnceLock<Result<component::Linker<Host<ComponentCtx>>, Cause>>,
     ticker_stop: Arc<AtomicBool>,
+    /// Ends runs stuck in a host call past their wall limit (see [`crate::watchdog`]).
+    watchdog: Arc<Watchdog>,
 }
 
 impl Drop for WardenInner {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
+        self.watchdog.stop();
     }
 }
 
@@ -175,7 +184,8 @@ impl Warden {
                 wasmtime::PoolingAllocationConfig::default(),
             ));
         }
-        let engine = Engine::new(&config).map_err(|e| EngineError(e.to_string()))?;
+        let engine = Engine::new(&config)
+            .map_err(|e| EngineError::new("cannot create the engine", cause(e)))?;
 
         let shim = fs_audit::ShimCell::default();
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -192,7 +202,11 @@ impl Warden {
                     }
                 }
             })
-            .map_err(|e| EngineError(format!("cannot start the epoch ticker: {e}")))?;
+            .map_err(|e| EngineError::new("cannot start the epoch ticker", Arc::new(e)))?;
+        let watchdog = Watchdog::start().map_err(|e| {
+            ticker_stop.store(true, Ordering::Relaxed);
+            EngineError::new("cannot start the wall-time watchdog", Arc::new(e))
+        })?;
 
         Ok(Warden {
             inner: Arc::new(WardenInner {
@@ -202,6 +216,7 @@ impl Warden {
                 shim,
                 component_linker: OnceLock::new(),
                 ticker_stop,
+                watchdog,
             }),
         })
     }
@@ -282,6 +297,7 @@ impl Warden {
         let compile_err = |e: wasmtime::Error| LoadError::Compile {
             path: path.to_owned(),
             message: format!("{e:#}"),
+            source: cause(e),
         };
         let (compiled, cache) = match &self.inner.settings.cache {
             Some(cache) => cache
@@ -312,6 +328,7 @@ impl Warden {
         cow.map_err(|e| LoadError::Compile {
             path: path.to_owned(),
             message: format!("cannot prepare the memory image: {e}"),
+            source: cause(e),
         })?;
         let pre = match compiled {
             Compiled::Module(m) => self.prepare_core(&policy, path, m)?,
@@ -395,9 +412,10 @@ impl Warden {
         };
         if fs_audit::uses_paths(&module) && self.inner.shim.get().is_none() {
             let shim = self.compile_shim().map_err(|e| {
-                LoadError::Engine(EngineError(format!(
-                    "cannot build the filesystem audit shim: {e}"
-                )))
+                LoadError::Engine(EngineError::new(
+                    "cannot build the filesystem audit shim",
+                    cause(e),
+                ))
             })?;
             // Another thread may have won the race; either module will do.
             let _ = self.inner.shim.set(shim);
@@ -405,11 +423,9 @@ impl Warden {
         let linker = self
             .inner
             .core_linker
-            .get_or_init(|| {
-                core_linker(&self.inner.engine, &self.inner.shim).map_err(|e| e.to_string())
-            })
+            .get_or_init(|| core_linker(&self.inner.engine, &self.inner.shim).map_err(cause))
             .as_ref()
-            .map_err(|e| EngineError(e.clone()))?;
+            .map_err(|e| EngineError::new("cannot build the core module linker", e.clone()))?;
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| LoadError::UnknownImport {
@@ -448,9 +464,9 @@ impl Warden {
         let linker = self
             .inner
             .component_linker
-            .get_or_init(|| component_linker(engine).map_err(|e| e.to_string()))
+            .get_or_init(|| component_linker(engine).map_err(cause))
             .as_ref()
-            .map_err(|e| EngineError(e.clone()))?;
+            .map_err(|e| EngineError::new("cannot build the component linker", e.clone()))?;
         let pre = linker
             .instantiate_pre(&c)
             .map_err(|e| LoadError::UnknownImport {
@@ -759,10 +775,67 @@ impl Workload {
     /// Runs the workload once, in a fresh sandbox, and reports how it ended. Guest failures
     /// (exit codes, traps, limits) are outcomes, not errors.
     ///
+    /// Blocks the calling thread until the run ends: at most the wall limit, plus
+    /// [`WALL_GRACE`](crate::watchdog::WALL_GRACE) for a guest stuck in a host call (see
+    /// [`crate::watchdog`]). The guest runs on a thread of its own, so this may be called
+    /// from any thread, a tokio runtime's included (where [`Workload::run_async`] is the
+    /// better choice: it does not hold a runtime thread while the guest runs).
+    ///
     /// # Errors
-    /// An argument or environment value holds a NUL byte ([`LoadError::NulByte`]), or the
-    /// sandbox could not be set up (a granted path could not be opened or staged).
-    pub fn run(&self, opts: RunOptions) -> Result<RunReport, LoadError> {
+    /// [`RunError::Start`] when the run could not start: an argument or environment value
+    /// holds a NUL byte ([`LoadError::NulByte`]), or the sandbox could not be set up (a
+    /// secret could not be read, a granted path could not be opened or staged).
+    /// [`RunError::Thread`] when the run's thread could not be started.
+    pub fn run(&self, opts: RunOptions) -> Result<RunReport, RunError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.start(opts, Reply::Blocking(tx))?;
+        rx.recv().unwrap_or(Err(RunError::Lost))
+    }
+
+    /// [`Workload::run`] for async callers: the guest runs on a thread of its own and the
+    /// returned future completes when the run ends, without holding a runtime thread. Works
+    /// under any executor (the run needs nothing of the caller's runtime); dropping the
+    /// future does not stop the run, which still ends by its limits.
+    ///
+    /// # Errors
+    /// As [`Workload::run`].
+    pub async fn run_async(&self, opts: RunOptions) -> Result<RunReport, RunError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.start(opts, Reply::Async(tx))?;
+        rx.await.unwrap_or(Err(RunError::Lost))
+    }
+
+    /// Starts a run on its own thread; its report goes to `reply`.
+    ///
+    /// Why a plain thread rather than a task: the guest executes synchronously (the sync WASI
+    /// bindings, whose host calls enter wasmtime-wasi's own tokio runtime, and would panic on
+    /// a thread already inside one), the epoch, fuel and memory limits all act on the guest's
+    /// own thread whatever it is, and a guest blocked in a host call must be abandonable by
+    /// the watchdog without blocking anyone else's thread.
+    fn start(&self, opts: RunOptions, reply: Reply) -> Result<(), RunError> {
+        let watch = Watch::new(reply);
+        let workload = self.clone();
+        let guard = LostGuard(watch.clone());
+        std::thread::Builder::new()
+            .name("warden-run".into())
+            .stack_size(RUN_THREAD_STACK)
+            .spawn(move || {
+                let guard = guard;
+                if let Some(result) = workload.run_here(opts, &guard.0) {
+                    guard.0.send(result.map_err(RunError::Start));
+                }
+            })
+            .map_err(RunError::Thread)?;
+        Ok(())
+    }
+
+    /// The run itself, on its own thread. `None` when the watchdog settled the run (it was
+    /// stuck in a host call) and the report is no longer this thread's to give.
+    fn run_here(
+        &self,
+        opts: RunOptions,
+        watch: &Arc<Watch>,
+    ) -> Option<Result<RunReport, LoadError>> {
         let w = &*self.inner;
         let policy = &w.policy;
         let profile = opts.lockdown.map(|mode| {
@@ -786,7 +859,7 @@ impl Workload {
         };
         if let Err(e) = check_no_nul(policy, &opts.args) {
             audit.emit("error", json!({ "message": e.to_string() }));
-            return Err(e);
+            return Some(Err(e));
         }
         // The start record lists every grant: build it only when it is kept.
         if audit.is_enabled() {
@@ -829,14 +902,14 @@ impl Workload {
             Ok(e) => e,
             Err(e) => {
                 audit.emit("error", json!({ "message": e.to_string() }));
-                return Err(e);
+                return Some(Err(e));
             }
         };
         let staging = match policy.configure_wasi(&mut builder, &egress, &audit) {
             Ok(s) => s,
             Err(e) => {
                 audit.emit("error", json!({ "message": e.to_string() }));
-                return Err(e);
+                return Some(Err(e));
             }
         };
 
@@ -864,12 +937,21 @@ impl Workload {
             // now, while starting threads is still allowed.
             wasmtime_wasi::runtime::in_tokio(async {});
             if let Err(e) = profile.install(*mode) {
-                let e = LoadError::Lockdown(e.to_string());
+                let e = LoadError::Lockdown(e);
                 audit.emit("error", json!({ "message": e.to_string() }));
-                return Err(e);
+                return Some(Err(e));
             }
         }
         let started = Instant::now();
+        watch.arm(
+            &w.warden.inner.watchdog,
+            Armed {
+                started,
+                wall: policy.limits.wall,
+                audit: audit.clone(),
+                staging: staging.handle(),
+            },
+        );
 
         let (result, limiter, fuel_left) = match &w.pre {
             Prepared::Core { pre, entry } => {
@@ -922,6 +1004,10 @@ impl Workload {
         // However the guest ended (limits included), its read-write files are copied back
         // under the checks of `FileStaging::finish`, and the staging folders removed.
         staging.finish(true);
+        // The watchdog settled the run while the guest was stuck: it wrote the records.
+        if !watch.claim() {
+            return None;
+        }
 
         let outcome = classify(result, &limiter, &budget, &egress.meter);
         let raw_code = match &outcome {
@@ -951,13 +1037,13 @@ impl Workload {
                 "output_bytes": budget.used(),
             }),
         );
-        Ok(RunReport {
+        Some(Ok(RunReport {
             outcome,
             wall,
             fuel_used,
             peak_memory: limiter.peak,
             run_id: audit.run_id().to_string(),
-        })
+        }))
     }
 }
 

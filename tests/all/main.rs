@@ -18,6 +18,7 @@ mod hostile;
 mod invoke;
 mod learn;
 mod library;
+mod library_async;
 mod limits;
 mod lockdown;
 mod scanner;

@@ -61,13 +61,10 @@ fn write_stderr(args: std::fmt::Arguments<'_>) {
     let _ = std::io::stderr().lock().write_fmt(args);
 }
 
-/// Extra time a guest stuck in a blocking host call (one the epoch cannot interrupt) gets
-/// past its wall limit before warden ends the whole process.
-const WALL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// How often the watchdog looks at the signal flag and the clock: a SIGTERM or SIGINT is acted
-/// on within this, and each look is one sleep (a syscall the lockdown always allows).
-const WATCHDOG_POLL: std::time::Duration = std::time::Duration::from_millis(25);
+/// How often the signal thread looks at the signal flag: a SIGTERM or SIGINT is acted on
+/// within this, and each look is one sleep (a syscall the lockdown always allows). The same
+/// period as the library's wall-time watchdog.
+const SIGNAL_POLL: std::time::Duration = warden::watchdog::WATCHDOG_POLL;
 
 #[derive(Parser)]
 #[command(
@@ -450,7 +447,7 @@ fn open_audit(path: Option<&std::path::Path>) -> anyhow::Result<AuditSink> {
 
 fn run(args: RunArgs) -> ExitCode {
     // Before anything is staged: a SIGTERM or SIGINT only sets this flag (no syscall in the
-    // handler), and the watchdog thread acts on it.
+    // handler), and the signal thread acts on it.
     let signal = match signal_flag() {
         Ok(f) => f,
         Err(e) => return fail(format!("cannot install the SIGTERM/SIGINT handlers: {e}")),
@@ -534,7 +531,7 @@ fn run(args: RunArgs) -> ExitCode {
     opts.run_id = Some(run_id.clone());
     opts.record_fs = args.record_fs;
 
-    start_watchdog(&sink, &policy, &run_id, signal);
+    start_signal_thread(&sink, &policy, &run_id, signal);
     let report = match workload.run(opts) {
         Ok(r) => r,
         Err(e) => return fail(e),
@@ -712,16 +709,12 @@ fn signal_flag() -> std::io::Result<std::sync::Arc<std::sync::atomic::AtomicUsiz
     Ok(flag)
 }
 
-/// Ends the process for what the run itself cannot see, polling every [`WATCHDOG_POLL`]:
-///
-/// - a SIGTERM or SIGINT: the staging of single-file grants is removed *without* copy-back
-///   (the guest may be halfway through a write), an `exit` record with outcome `signal` is
-///   written, and warden exits with 128 + the signal's number (143, 130);
-/// - the wall limit passed by [`WALL_GRACE`]: the epoch stops guest code at the limit, but not
-///   a guest blocked inside a host call (a read of an inherited stdin, say). Read-write single
-///   files are copied back (the guest is blocked, not writing), staging removed, the records
-///   the run could not write written, and warden exits with 124.
-fn start_watchdog(
+/// Ends the process on a SIGTERM or SIGINT, polling every [`SIGNAL_POLL`]: the staging of
+/// single-file grants is removed *without* copy-back (the guest may be halfway through a
+/// write), an `exit` record with outcome `signal` is written, and warden exits with 128 + the
+/// signal's number (143, 130). (A guest stuck in a host call past its wall limit is the
+/// library's to end: see `warden::watchdog`.)
+fn start_signal_thread(
     sink: &AuditSink,
     policy: &Policy,
     run_id: &str,
@@ -730,11 +723,9 @@ fn start_watchdog(
     let sink = sink.clone();
     let run_id = run_id.to_string();
     let id = policy.identity.id.clone();
-    let wall = policy.limits.wall;
     let started = std::time::Instant::now();
-    let deadline = started.checked_add(wall + WALL_GRACE);
     let _ = std::thread::Builder::new()
-        .name("warden-watchdog".into())
+        .name("warden-signals".into())
         .spawn(move || {
             let audit = Audit::with_run_id(sink, &id, &run_id);
             loop {
@@ -760,22 +751,8 @@ fn start_watchdog(
                     );
                     std::process::exit(code);
                 }
-                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                    break;
-                }
-                std::thread::sleep(WATCHDOG_POLL);
+                std::thread::sleep(SIGNAL_POLL);
             }
-            let wall_ms = u64::try_from(wall.as_millis()).unwrap_or(u64::MAX);
-            audit.limit("wall", wall_ms);
-            warden::policy::finish_all_staging(true);
-            audit.emit(
-                "exit",
-                json!({ "outcome": "wall-limit", "code": 124, "wall_ms": wall_ms,
-                        "fuel_used": null, "peak_memory": null,
-                        "message": "stuck in a host call past the wall limit" }),
-            );
-            eprintln!("warden: wall-time limit reached ({wall:?})");
-            std::process::exit(124);
         });
 }
 
