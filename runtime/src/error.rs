@@ -94,7 +94,12 @@ pub enum LoadError {
     #[error("{0}")]
     Unsupported(String),
     #[error("secret `{name}`: {message}")]
-    Secret { name: String, message: String },
+    Secret {
+        name: String,
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
     #[error("{path}: cannot grant: {message}")]
     Grant { path: PathBuf, message: String },
     #[error(transparent)]

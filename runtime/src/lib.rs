@@ -82,7 +82,7 @@ mod test_escape;
 pub mod usage;
 pub mod watchdog;
 
-pub use audit::{Audit, AuditSink, Decision};
+pub use audit::{Audit, AuditSink, AuditWriter, Decision};
 pub use cache::{CacheStatus, ModuleCache};
 pub use error::{EngineError, LoadError, RunError};
 /// The host lockdown (seccomp allow list), re-exported for embedders.
@@ -93,4 +93,5 @@ pub use regular_file::read_regular_file;
 pub use sandbox::{
     Captured, EngineSettings, Input, Outcome, RunOptions, RunReport, Warden, Workload,
 };
+pub use secrets::{EnvSecrets, FileSecrets, HostSecrets, SecretStore, SecretStoreError};
 pub use stdio::Sink;

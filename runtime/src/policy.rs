@@ -169,7 +169,19 @@ impl Policy {
     /// [`LoadError::Secret`] for a missing, empty or unreadable secret source;
     /// [`LoadError::Grant`] for a rule that cannot be typed.
     pub fn egress(&self, audit: &Audit) -> Result<Egress, LoadError> {
-        let secrets = Arc::new(Secrets::load(&self.secrets)?);
+        self.egress_with(audit, &crate::secrets::HostSecrets)
+    }
+
+    /// [`Policy::egress`] with the secrets' values from `store`.
+    ///
+    /// # Errors
+    /// As [`Policy::egress`].
+    pub fn egress_with(
+        &self,
+        audit: &Audit,
+        store: &dyn crate::secrets::SecretStore,
+    ) -> Result<Egress, LoadError> {
+        let secrets = Arc::new(Secrets::load_from(&self.secrets, store)?);
         if !secrets.is_empty() {
             // From here on no record of this run can carry a value, whoever wrote the text.
             audit.set_redactor(secrets.clone());

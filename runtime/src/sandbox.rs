@@ -594,6 +594,10 @@ pub struct RunOptions {
     /// operation once, as an `allow` decision of capability `fs`), not only refusals. Off by
     /// default; `warden learn` turns it on to see which files a workload touches.
     pub record_fs: bool,
+    /// Where the values of the manifest's `[secrets]` come from: by default
+    /// ([`HostSecrets`](crate::secrets::HostSecrets)) warden's environment and host files, as
+    /// each entry's `from` says; a service may plug in its vault here.
+    pub secrets: Arc<dyn crate::secrets::SecretStore>,
 }
 
 impl RunOptions {
@@ -616,6 +620,7 @@ impl RunOptions {
             run_id: None,
             lockdown: None,
             record_fs: false,
+            secrets: Arc::new(crate::secrets::HostSecrets),
         }
     }
 
@@ -898,7 +903,7 @@ impl Workload {
         builder.arg(program_name(Some(&w.path)));
         builder.args(&policy.args);
         builder.args(&opts.args);
-        let egress = match policy.egress(&audit) {
+        let egress = match policy.egress_with(&audit, &*opts.secrets) {
             Ok(e) => e,
             Err(e) => {
                 audit.emit("error", json!({ "message": e.to_string() }));

@@ -19,6 +19,7 @@ mod invoke;
 mod learn;
 mod library;
 mod library_async;
+mod library_plug;
 mod limits;
 mod lockdown;
 mod scanner;
