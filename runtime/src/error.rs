@@ -106,6 +106,14 @@ pub enum LoadError {
     Engine(#[from] EngineError),
     #[error("cannot lock the host down: {0}")]
     Lockdown(#[source] host_seccomp::SeccompError),
+    /// [`Warden::load_within`](crate::Warden::load_within): loading (compiling, on a cache
+    /// miss) was still going when its budget was spent. The compilation cannot be
+    /// interrupted; it goes on, abandoned, on its own thread.
+    #[error("the module was still compiling when its time was up ({budget:?})")]
+    CompileTimeout { budget: std::time::Duration },
+    /// The thread a bounded load compiles on could not be started, or ended without a result.
+    #[error("cannot run the load on a thread of its own")]
+    LoadThread(#[source] Option<std::io::Error>),
     /// An argument or environment value holds a NUL byte, which the C strings WASI hands
     /// the guest cannot carry. The text names which one (`argument 2`, `[env] NAME: the value`).
     #[error("{0} contains a NUL byte, which a program's arguments and environment cannot hold")]

@@ -249,6 +249,40 @@ impl Warden {
         self.load_bytes(policy, &path, &bytes)
     }
 
+    /// [`Warden::load`] within `budget`: compiling cannot be interrupted by the epoch, and a
+    /// huge module could otherwise keep the caller busy for as long as it likes before any
+    /// wall limit applies. The load runs on a thread of its own; past the budget the caller
+    /// gets [`LoadError::CompileTimeout`] and the thread is abandoned (it ends when the
+    /// compiler does, and its result is dropped).
+    ///
+    /// # Errors
+    /// As [`Warden::load`]; [`LoadError::CompileTimeout`] past the budget;
+    /// [`LoadError::LoadThread`] when the thread cannot be started.
+    pub fn load_within(&self, policy: Policy, budget: Duration) -> Result<Workload, LoadError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let warden = self.clone();
+        let thread = std::thread::Builder::new()
+            .name("warden-load".into())
+            .stack_size(RUN_THREAD_STACK)
+            .spawn(move || {
+                let _ = tx.send(warden.load(policy));
+            })
+            .map_err(|e| LoadError::LoadThread(Some(e)))?;
+        match rx.recv_timeout(budget) {
+            Ok(result) => {
+                // The thread is ending: wait for it, so that it is gone before a lockdown.
+                let _ = thread.join();
+                result
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                Err(LoadError::CompileTimeout { budget })
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Err(LoadError::LoadThread(None))
+            }
+        }
+    }
+
     /// Like [`Warden::load`], with the module's bytes given; `path` names it in errors and
     /// the audit log.
     ///

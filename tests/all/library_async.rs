@@ -256,3 +256,26 @@ async fn an_async_run_blocked_in_a_host_call_ends_at_its_wall_limit() {
     let report = w.run_async(opts).await.unwrap();
     assert_ended_by_the_watchdog(&report, &records);
 }
+
+#[test]
+fn a_load_past_its_budget_is_refused_and_one_within_it_loads() {
+    let policy = || {
+        let mut p = Policy::anonymous();
+        p.module = Some(guests::NET_PROBE_P2.into());
+        p
+    };
+    // Compiled afresh (no cache): compiling a component takes far longer than no time at all.
+    let warden = Warden::new(EngineSettings::default()).unwrap();
+    let err = warden
+        .load_within(policy(), std::time::Duration::ZERO)
+        .unwrap_err();
+    assert!(
+        matches!(err, warden::LoadError::CompileTimeout { .. }),
+        "{err:?}"
+    );
+    // CONTROL: the same load with time to spare.
+    let w = warden
+        .load_within(policy(), std::time::Duration::from_secs(600))
+        .unwrap();
+    assert!(w.is_component());
+}

@@ -504,12 +504,33 @@ fn run(args: RunArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     let run_id = Audit::new_run_id();
-    // Compiling cannot be interrupted by the epoch: bound it by the wall limit from outside.
-    let compile_deadline = CompileDeadline::start(&sink, &policy, &run_id, args.compile_timeout);
-    let loaded = warden.load(policy.clone());
-    compile_deadline.disarm();
-    let workload = match loaded {
+    // Compiling cannot be interrupted by the epoch: loading gets a budget of its own, the
+    // wall limit or COMPILE_BUDGET_FLOOR, whichever is longer, unless --compile-timeout says.
+    let budget = args
+        .compile_timeout
+        .unwrap_or_else(|| policy.limits.wall.max(COMPILE_BUDGET_FLOOR));
+    let workload = match warden.load_within(policy.clone(), budget) {
         Ok(w) => w,
+        Err(LoadError::CompileTimeout { budget }) => {
+            // A module still loading when its budget is spent ends warden with exit 124 and
+            // the audit records of a wall-limit exit.
+            let audit = Audit::with_run_id(sink, &policy.identity.id, &run_id);
+            let budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
+            audit.limit("wall", budget_ms);
+            audit.emit(
+                "exit",
+                json!({ "outcome": "wall-limit", "code": 124, "wall_ms": budget_ms,
+                        "fuel_used": null, "peak_memory": null,
+                        "message": "the module was still compiling when its time was up" }),
+            );
+            eprintln!(
+                "warden: wall-time limit reached while compiling the module ({budget:?}; \
+                 --compile-timeout sets it, default the wall limit and at least \
+                 {COMPILE_BUDGET_FLOOR:?})"
+            );
+            // The compiler thread cannot be stopped: end the process, not wait for it.
+            std::process::exit(124);
+        }
         Err(e) => {
             // The refusal is a decision about this identity too: record it.
             let audit = Audit::new(sink, &policy.identity.id);
@@ -762,65 +783,6 @@ fn start_signal_thread(
 /// (say 300 ms) must not make a module impossible ever to compile and cache.
 /// `--compile-timeout` sets the budget outright.
 const COMPILE_BUDGET_FLOOR: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// The bound on loading the module. Compiling cannot be interrupted by the epoch, and a huge
-/// module could otherwise keep warden busy for as long as it likes before the run's wall
-/// clock even starts; so loading gets a budget of its own, the wall limit or
-/// [`COMPILE_BUDGET_FLOOR`], whichever is longer. A module still loading when the budget is
-/// spent ends warden with exit 124 and the audit records of a wall-limit exit.
-struct CompileDeadline {
-    /// Dropped to disarm the thread.
-    done: std::sync::mpsc::Sender<()>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl CompileDeadline {
-    fn start(
-        sink: &AuditSink,
-        policy: &Policy,
-        run_id: &str,
-        timeout: Option<std::time::Duration>,
-    ) -> CompileDeadline {
-        let (done, rx) = std::sync::mpsc::channel::<()>();
-        let sink = sink.clone();
-        let run_id = run_id.to_string();
-        let id = policy.identity.id.clone();
-        let budget = timeout.unwrap_or_else(|| policy.limits.wall.max(COMPILE_BUDGET_FLOOR));
-        let thread = std::thread::Builder::new()
-            .name("warden-compile-deadline".into())
-            .spawn(move || {
-                if rx.recv_timeout(budget) != Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
-                    return;
-                }
-                let audit = Audit::with_run_id(sink, &id, &run_id);
-                let budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
-                audit.limit("wall", budget_ms);
-                audit.emit(
-                    "exit",
-                    json!({ "outcome": "wall-limit", "code": 124, "wall_ms": budget_ms,
-                            "fuel_used": null, "peak_memory": null,
-                            "message": "the module was still compiling when its time was up" }),
-                );
-                eprintln!(
-                    "warden: wall-time limit reached while compiling the module ({budget:?}; \
-                     --compile-timeout sets it, default the wall limit and at least \
-                     {COMPILE_BUDGET_FLOOR:?})"
-                );
-                std::process::exit(124);
-            })
-            .ok();
-        CompileDeadline { done, thread }
-    }
-
-    /// Stops the thread and waits for it to end, so that it is gone before the lockdown.
-    fn disarm(self) {
-        let CompileDeadline { done, thread } = self;
-        drop(done);
-        if let Some(t) = thread {
-            let _ = t.join();
-        }
-    }
-}
 
 /// `warden bench`: checks what it can before the first run, so that a typo is a one-line error
 /// rather than a failed run; the loop, statistics and rendering are `warden::bench`'s.
