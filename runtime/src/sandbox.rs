@@ -596,6 +596,7 @@ impl std::fmt::Debug for Workload {
 
 /// What a run's stdin reads from.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Input {
     /// Closed: reads see end of file.
     Null,
@@ -608,6 +609,7 @@ pub enum Input {
 /// How one run is wired to the outside. [`RunOptions::from_policy`] follows the manifest's
 /// `[stdio]`; an embedder may replace any field.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RunOptions {
     /// Appended to the manifest's `[workload] args`.
     pub args: Vec<String>,
@@ -686,6 +688,7 @@ impl Captured {
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The guest exited with this code (0 for a normal return).
     Exited(i32),
@@ -731,6 +734,7 @@ impl Outcome {
 
 /// What one run did.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RunReport {
     pub outcome: Outcome,
     pub wall: Duration,

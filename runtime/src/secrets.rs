@@ -6,7 +6,7 @@
 //! receives a value unless the manifest sets `reveal = true`, and every reveal is audited. The
 //! HTTP broker ([`crate::broker`]) adds injected secrets to requests bound for their URL and
 //! uses [`Secrets::find_leak`] to refuse requests that carry a value anywhere else; the socket
-//! gate ([`crate::sockets`]) scans every TCP write with [`Secrets::find_leak_in_stream`].
+//! gate (`sockets`) scans every TCP write with [`Secrets::find_leak_in_stream`].
 //! What counts as carrying a value — any fragment of [`crate::scan::MIN_FRAGMENT`] bytes, in
 //! any of the encodings it knows — is [`crate::scan`]'s.
 

@@ -574,14 +574,15 @@ fn run(args: RunArgs) -> ExitCode {
             "warden: output limit reached ({})",
             warden::check::format_size(limits.output)
         ),
-        Outcome::NetLimit(warden::broker::NetLimit::HttpRequests) => eprintln!(
+        Outcome::NetLimit(warden::NetLimit::HttpRequests) => eprintln!(
             "warden: http-requests limit reached ({} requests)",
             limits.http_requests
         ),
-        Outcome::NetLimit(warden::broker::NetLimit::Egress) => eprintln!(
+        Outcome::NetLimit(warden::NetLimit::Egress) => eprintln!(
             "warden: egress limit reached ({})",
             warden::check::format_size(limits.egress)
         ),
+        other => eprintln!("warden: the run ended: {}", other.name()),
     }
     // The process ends here: leave the engine, the compiled code and the guest's memory to the
     // kernel rather than unmapping them piece by piece (about 0.1 ms of a cached hello run).
