@@ -88,7 +88,13 @@ pub enum LoadError {
         source: Cause,
     },
     #[error("{path}: imports `{import}`, which no grant provides")]
-    UnknownImport { path: PathBuf, import: String },
+    UnknownImport {
+        path: PathBuf,
+        import: String,
+        /// The linker's error, when it found the import missing.
+        #[source]
+        source: Option<Cause>,
+    },
     #[error("{path}: {message}")]
     Entry { path: PathBuf, message: String },
     #[error("{0}")]
@@ -101,7 +107,12 @@ pub enum LoadError {
         source: Option<Cause>,
     },
     #[error("{path}: cannot grant: {message}")]
-    Grant { path: PathBuf, message: String },
+    Grant {
+        path: PathBuf,
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("cannot lock the host down: {0}")]

@@ -190,6 +190,7 @@ impl Policy {
         let grant_err = |message: String| LoadError::Grant {
             path: self.manifest.clone().unwrap_or_default(),
             message,
+            source: None,
         };
         let rules = NetRules::parse(&self.network).map_err(grant_err)?;
         let http = HttpRules::new(&self.http).map_err(grant_err)?;
@@ -340,6 +341,7 @@ impl Policy {
                         .map_err(|e| LoadError::Grant {
                             path: grant.host.clone(),
                             message: e.to_string(),
+                            source: Some(crate::error::cause(e)),
                         })?;
                     staging.preopens.push(grant.guest.clone());
                 }
@@ -379,6 +381,7 @@ impl Policy {
                 .map_err(|e| LoadError::Grant {
                     path,
                     message: e.to_string(),
+                    source: Some(crate::error::cause(e)),
                 })?;
             staging.preopens.push(guest);
         }
@@ -581,8 +584,19 @@ impl FileStaging {
         let err = |message: String| LoadError::Grant {
             path: grant.host.clone(),
             message,
+            source: None,
         };
-        let io_err = |e: std::io::Error| err(e.to_string());
+        // An I/O failure keeps the error itself as the source.
+        let io_err_with = |what: &str, e: std::io::Error| LoadError::Grant {
+            path: grant.host.clone(),
+            message: if what.is_empty() {
+                e.to_string()
+            } else {
+                format!("{what}: {e}")
+            },
+            source: Some(std::sync::Arc::new(e)),
+        };
+        let io_err = |e: std::io::Error| io_err_with("", e);
         let mut state = lock(&self.state);
         let limit = state.limit;
 
@@ -628,7 +642,7 @@ impl FileStaging {
                     .file_name()
                     .ok_or_else(|| err("has no file name".into()))?;
                 let dir = cap_std::fs::Dir::open_ambient_dir(folder, cap_std::ambient_authority())
-                    .map_err(|e| err(format!("its folder cannot be opened: {e}")))?;
+                    .map_err(|e| io_err_with("its folder cannot be opened", e))?;
                 Some((dir, file_name.to_owned()))
             }
         };
@@ -640,7 +654,7 @@ impl FileStaging {
                     .prefix("warden-files-")
                     .permissions(std::fs::Permissions::from_mode(0o700))
                     .tempdir()
-                    .map_err(|e| err(format!("cannot create its staging folder: {e}")))?;
+                    .map_err(|e| io_err_with("cannot create its staging folder", e))?;
                 state.dirs.push(StagedDir {
                     guest: parent.to_string(),
                     tmp: Some(tmp),
@@ -664,7 +678,7 @@ impl FileStaging {
             .mode(mode)
             .open(&staged)
             .and_then(|mut f| f.write_all(&original))
-            .map_err(|e| err(format!("cannot stage a copy: {e}")))?;
+            .map_err(|e| io_err_with("cannot stage a copy", e))?;
         dir.files.push(StagedFile {
             host: grant.host.clone(),
             guest: grant.guest.clone(),

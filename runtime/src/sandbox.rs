@@ -395,6 +395,7 @@ impl Warden {
                 return Err(LoadError::UnknownImport {
                     path: path.to_owned(),
                     import: format!("{}::{}", import.module(), import.name()),
+                    source: None,
                 });
             }
         }
@@ -465,6 +466,7 @@ impl Warden {
             .map_err(|e| LoadError::UnknownImport {
                 path: path.to_owned(),
                 import: format!("{e:#}"),
+                source: Some(cause(e)),
             })?;
         Ok(Prepared::Core { pre, entry })
     }
@@ -506,6 +508,7 @@ impl Warden {
             .map_err(|e| LoadError::UnknownImport {
                 path: path.to_owned(),
                 import: unknown_import_name(&e),
+                source: Some(cause(e)),
             })?;
         let entry_err = |message: String| LoadError::Entry {
             path: path.to_owned(),
