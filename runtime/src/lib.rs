@@ -140,6 +140,7 @@ mod net;
 #[doc(hidden)]
 pub mod policy;
 mod regular_file;
+mod run_pool;
 mod sandbox;
 #[doc(hidden)]
 pub mod scan;

@@ -52,6 +52,7 @@ impl Warden {
                 component_linker: OnceLock::new(),
                 ticker_stop,
                 watchdog,
+                runs: crate::run_pool::RunPool::new("warden-run", RUN_THREAD_STACK),
             }),
         })
     }

@@ -84,6 +84,8 @@ struct WardenInner {
     ticker_stop: Arc<AtomicBool>,
     /// Ends runs stuck in a host call past their wall limit (see [`crate::watchdog`]).
     watchdog: Arc<Watchdog>,
+    /// The threads runs execute on, reused (see [`crate::run_pool`]).
+    runs: Arc<crate::run_pool::RunPool>,
 }
 
 impl Drop for WardenInner {

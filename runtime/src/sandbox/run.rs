@@ -149,7 +149,8 @@ impl Workload {
         rx.await.unwrap_or(Err(RunError::Lost))
     }
 
-    /// Starts a run on its own thread; its report goes to `reply`.
+    /// Starts a run on a thread of its own (an idle one of the engine's, or a new one); its
+    /// report goes to `reply`.
     ///
     /// Why a plain thread rather than a task: the guest executes synchronously (the sync WASI
     /// bindings, whose host calls enter wasmtime-wasi's own tokio runtime, and would panic on
@@ -160,17 +161,14 @@ impl Workload {
         let watch = Watch::new(reply);
         let workload = self.clone();
         let guard = LostGuard(watch.clone());
-        std::thread::Builder::new()
-            .name("warden-run".into())
-            .stack_size(RUN_THREAD_STACK)
-            .spawn(move || {
-                let guard = guard;
-                if let Some(result) = workload.run_here(opts, &guard.0) {
-                    guard.0.send(result.map_err(RunError::Start));
-                }
-            })
-            .map_err(RunError::Thread)?;
-        Ok(())
+        let pool = self.inner.warden.inner.runs.clone();
+        pool.execute(Box::new(move || {
+            let guard = guard;
+            if let Some(result) = workload.run_here(opts, &guard.0) {
+                guard.0.send(result.map_err(RunError::Start));
+            }
+        }))
+        .map_err(RunError::Thread)
     }
 
     /// The run itself, on its own thread. `None` when the watchdog settled the run (it was
