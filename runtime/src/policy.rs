@@ -30,7 +30,15 @@ pub const DETERMINISTIC_RANDOM_SEED: u64 = 0x5741_5244_454e_0001;
 const DETERMINISTIC_RANDOM_PERIOD: usize = 64 * 1024;
 
 /// Everything a run is allowed, in typed form.
+///
+/// Built only from a validated [`Manifest`] ([`Policy::from_manifest`]) or as the policy that
+/// grants nothing ([`Policy::anonymous`]): it cannot be written as a struct literal outside
+/// warden. Its fields stay public for overrides such as the command line's module
+/// ([`Policy::with_module`] does that one); what a run depends on is checked again when it
+/// loads or starts (grants this version can enforce, NUL bytes in arguments and environment,
+/// secrets' values).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Policy {
     pub identity: Identity,
     /// The manifest it came from, if any.
@@ -53,6 +61,13 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// This policy with its module replaced (as `warden run MODULE` does).
+    #[must_use]
+    pub fn with_module(mut self, module: impl Into<PathBuf>) -> Policy {
+        self.module = Some(module.into());
+        self
+    }
+
     /// The policy a manifest declares.
     pub fn from_manifest(m: Manifest) -> Policy {
         Policy {

@@ -17,8 +17,7 @@ const _: () = {
 
 fn load(module: &str, manifest: &str) -> Workload {
     let manifest = Manifest::from_str_at(manifest, Path::new("<test>"), Path::new(".")).unwrap();
-    let mut policy = Policy::from_manifest(manifest);
-    policy.module = Some(module.into());
+    let policy = Policy::from_manifest(manifest).with_module(module);
     Warden::new(EngineSettings::default())
         .unwrap()
         .load(policy)
