@@ -92,10 +92,58 @@ impl Write for FramedStderr {
     }
 }
 
+/// What an embedder supplies to receive audit records: a file, a channel, its own logger.
+///
+/// `write_record` is called once per record, from whichever thread decided it (the run's own
+/// thread, the HTTP broker's, the wall-time watchdog's), possibly from several runs at once;
+/// it should not block for long, since the run waits for it. Records of one run arrive in the
+/// order they were decided.
+///
+/// Implemented for `std::sync::mpsc::Sender<String>` and `tokio::sync::mpsc::UnboundedSender
+/// <String>` (each record a `String`; a closed channel drops records silently), and for any
+/// writer through [`AuditSink::to_writer`].
+pub trait AuditWriter: Send + Sync {
+    /// One record: a JSON object on one line, without the line's end.
+    ///
+    /// # Errors
+    /// The record could not be kept; warden says so on its stderr (once per record) and the
+    /// run goes on.
+    fn write_record(&self, record: &str) -> std::io::Result<()>;
+}
+
+impl AuditWriter for std::sync::mpsc::Sender<String> {
+    fn write_record(&self, record: &str) -> std::io::Result<()> {
+        let _ = self.send(record.to_owned());
+        Ok(())
+    }
+}
+
+impl AuditWriter for tokio::sync::mpsc::UnboundedSender<String> {
+    fn write_record(&self, record: &str) -> std::io::Result<()> {
+        let _ = self.send(record.to_owned());
+        Ok(())
+    }
+}
+
+/// A writer as an [`AuditWriter`]: JSON Lines, flushed after each line.
+struct LineWriter(Mutex<Box<dyn Write + Send>>);
+
+impl AuditWriter for LineWriter {
+    fn write_record(&self, record: &str) -> std::io::Result<()> {
+        // A poisoned lock only means another thread panicked mid-write; the sink itself is
+        // still usable, and losing audit records would be worse than a torn line.
+        let mut w = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut line = Vec::with_capacity(record.len() + 1);
+        line.extend_from_slice(record.as_bytes());
+        line.push(b'\n');
+        w.write_all(&line).and_then(|()| w.flush())
+    }
+}
+
 /// Where audit records go. Cloning shares the sink.
 #[derive(Clone, Default)]
 pub struct AuditSink {
-    inner: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
+    inner: Option<Arc<dyn AuditWriter>>,
 }
 
 impl std::fmt::Debug for AuditSink {
@@ -114,8 +162,13 @@ impl AuditSink {
 
     /// A sink that writes JSON Lines to `w`, flushing after each line.
     pub fn to_writer(w: impl Write + Send + 'static) -> Self {
+        Self::new(LineWriter(Mutex::new(Box::new(w))))
+    }
+
+    /// A sink that hands every record to `writer` (a channel, the embedder's logger).
+    pub fn new(writer: impl AuditWriter + 'static) -> Self {
         AuditSink {
-            inner: Some(Arc::new(Mutex::new(Box::new(w)))),
+            inner: Some(Arc::new(writer)),
         }
     }
 
@@ -146,13 +199,9 @@ impl AuditSink {
         self.inner.is_some()
     }
 
-    fn write_line(&self, line: &[u8]) {
+    fn write_record(&self, record: &str) {
         let Some(inner) = &self.inner else { return };
-        // A poisoned lock only means another thread panicked mid-write; the sink itself is
-        // still usable, and losing audit records would be worse than a torn line.
-        let mut w = inner.lock().unwrap_or_else(|p| p.into_inner());
-        let result = w.write_all(line).and_then(|()| w.flush());
-        if let Err(e) = result {
+        if let Err(e) = inner.write_record(record) {
             // The audit log is the only record of what happened: say so loudly, once per
             // failed line, rather than dropping it in silence.
             let _ = writeln!(std::io::stderr(), "warden: cannot write the audit log: {e}");
@@ -266,9 +315,7 @@ impl Audit {
                 }
             }
         }
-        let mut line = Value::Object(obj).to_string().into_bytes();
-        line.push(b'\n');
-        self.sink.write_line(&line);
+        self.sink.write_record(&Value::Object(obj).to_string());
     }
 
     /// Records an allow/deny decision about `capability` on `target`.

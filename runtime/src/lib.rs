@@ -7,10 +7,17 @@
 //! The pieces, in the order a run uses them:
 //! - [`Manifest`] parses and validates the TOML ([`manifest`]).
 //! - [`Policy`] is the manifest with command-line overrides applied; it alone turns grants
-//!   into a WASI context ([`policy`]).
-//! - [`Warden`] owns the engine; [`Warden::load`] prepares a [`Workload`] (read, pinned,
-//!   compiled or taken from the [`ModuleCache`], imports checked, pre-instantiated).
-//! - [`Workload::run`] runs it in a fresh sandbox and returns a [`RunReport`].
+//!   into a WASI context.
+//! - [`Warden`] owns the engine; [`Warden::load`] (or [`Warden::load_within`], bounded)
+//!   prepares a [`Workload`] (read, pinned, compiled or taken from the [`ModuleCache`],
+//!   imports checked, pre-instantiated).
+//! - [`Workload::run`] (blocking) or [`Workload::run_async`] runs it in a fresh sandbox, on a
+//!   thread of its own watched by the wall-time [`watchdog`], and returns a [`RunReport`].
+//!
+//! What a service plugs in: an [`AuditWriter`] for the records ([`AuditSink::new`]; channels
+//! implement it), a [`SecretStore`] for the secrets' values ([`RunOptions::secrets`]; warden's
+//! environment and host files by default). `Warden` and `Workload` are `Send + Sync` and cheap
+//! to clone: load once, run from any thread or task. See `docs/embedding.md`.
 //!
 //! # Examples
 //!
@@ -57,40 +64,108 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! A tokio service that runs the workload once per request, each run with its own input,
+//! output and audit records (sent to a channel the service drains into its own log):
+//!
+//! ```
+//! use std::path::Path;
+//! use warden::{AuditSink, EngineSettings, Input, Outcome, Policy, RunOptions, Warden, Workload};
+//!
+//! /// One request: the body goes to the guest's stdin, its stdout is the answer.
+//! async fn handle(workload: &Workload, audit: &AuditSink, body: Vec<u8>) -> Option<String> {
+//!     let mut opts = RunOptions::from_policy(workload.policy());
+//!     opts.stdin = Input::Bytes(body);
+//!     opts.audit = audit.clone();
+//!     let (stdout, _stderr) = opts.capture_output();
+//!     // The guest runs on a thread of its own: no runtime thread is held while it runs, and
+//!     // a guest stuck in a host call is ended by the watchdog at its wall limit.
+//!     match workload.run_async(opts).await {
+//!         Ok(report) if report.outcome == Outcome::Exited(0) => Some(stdout.text()),
+//!         Ok(_) => None,  // a trap or a limit: the audit records say which
+//!         Err(_) => None, // could not start (a secret missing, say)
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let module: &[u8] = &[
+//! #     0, b'a', b's', b'm', 1, 0, 0, 0, 1, 4, 1, 0x60, 0, 0, 3, 2, 1, 0,
+//! #     7, 10, 1, 6, b'_', b's', b't', b'a', b'r', b't', 0, 0, 10, 4, 1, 2, 0, 0x0b,
+//! # ];
+//! let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+//! runtime.block_on(async {
+//!     // Loaded once at start-up, shared by every request.
+//!     let warden = Warden::new(EngineSettings::default())?;
+//!     let workload = warden.load_bytes(Policy::anonymous(), Path::new("noop.wasm"), module)?;
+//!     let (tx, mut records) = tokio::sync::mpsc::unbounded_channel::<String>();
+//!     let audit = AuditSink::new(tx);
+//!
+//!     let requests: Vec<_> = (0..8)
+//!         .map(|i| {
+//!             let (workload, audit) = (workload.clone(), audit.clone());
+//!             tokio::spawn(async move { handle(&workload, &audit, vec![i]).await })
+//!         })
+//!         .collect();
+//!     for request in requests {
+//!         assert_eq!(request.await?, Some(String::new()));
+//!     }
+//!     drop(audit);
+//!     let mut exits = 0;
+//!     while let Ok(record) = records.try_recv() {
+//!         exits += usize::from(record.contains(r#""event":"exit""#));
+//!     }
+//!     assert_eq!(exits, 8);
+//!     Ok::<_, Box<dyn std::error::Error>>(())
+//! })
+//! # }
+//! ```
 #![deny(unsafe_code)]
 
 pub mod audit;
+// CLI code (`warden check`, `warden learn`): public for the binary only.
+#[doc(hidden)]
 pub mod broker;
 pub mod cache;
+#[doc(hidden)]
 pub mod check;
 pub mod controls;
 pub mod error;
 mod fs_audit;
 pub mod host_memory;
+#[doc(hidden)]
 pub mod learn;
 pub mod manifest;
-pub mod net;
-pub mod observe;
+mod net;
+mod observe;
+#[doc(hidden)]
 pub mod policy;
-pub mod regular_file;
-pub mod sandbox;
+mod regular_file;
+mod run_pool;
+mod sandbox;
+#[doc(hidden)]
 pub mod scan;
 pub mod secrets;
-pub mod sockets;
+mod sockets;
+#[doc(hidden)]
 pub mod stdio;
 #[cfg(feature = "test-escape")]
 mod test_escape;
+#[doc(hidden)]
 pub mod usage;
+pub mod watchdog;
 
-pub use audit::{Audit, AuditSink, Decision};
+pub use audit::{Audit, AuditSink, AuditWriter, Decision};
+pub use broker::NetLimit;
 pub use cache::{CacheStatus, ModuleCache};
-pub use error::{EngineError, LoadError};
+pub use error::{EngineError, LoadError, RunError};
 /// The host lockdown (seccomp allow list), re-exported for embedders.
 pub use host_seccomp;
 pub use manifest::{Manifest, ManifestError};
 pub use policy::Policy;
 pub use regular_file::read_regular_file;
 pub use sandbox::{
-    Captured, EngineSettings, Input, Outcome, RunOptions, RunReport, Warden, Workload,
+    Captured, EPOCH_TICK, EngineSettings, Input, MAX_GUEST_EXIT, Outcome, RunOptions, RunReport,
+    Warden, Workload,
 };
+pub use secrets::{EnvSecrets, FileSecrets, HostSecrets, SecretStore, SecretStoreError};
 pub use stdio::Sink;

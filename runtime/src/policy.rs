@@ -30,7 +30,15 @@ pub const DETERMINISTIC_RANDOM_SEED: u64 = 0x5741_5244_454e_0001;
 const DETERMINISTIC_RANDOM_PERIOD: usize = 64 * 1024;
 
 /// Everything a run is allowed, in typed form.
+///
+/// Built only from a validated [`Manifest`] ([`Policy::from_manifest`]) or as the policy that
+/// grants nothing ([`Policy::anonymous`]): it cannot be written as a struct literal outside
+/// warden. Its fields stay public for overrides such as the command line's module
+/// ([`Policy::with_module`] does that one); what a run depends on is checked again when it
+/// loads or starts (grants this version can enforce, NUL bytes in arguments and environment,
+/// secrets' values).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Policy {
     pub identity: Identity,
     /// The manifest it came from, if any.
@@ -53,6 +61,13 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// This policy with its module replaced (as `warden run MODULE` does).
+    #[must_use]
+    pub fn with_module(mut self, module: impl Into<PathBuf>) -> Policy {
+        self.module = Some(module.into());
+        self
+    }
+
     /// The policy a manifest declares.
     pub fn from_manifest(m: Manifest) -> Policy {
         Policy {
@@ -169,7 +184,19 @@ impl Policy {
     /// [`LoadError::Secret`] for a missing, empty or unreadable secret source;
     /// [`LoadError::Grant`] for a rule that cannot be typed.
     pub fn egress(&self, audit: &Audit) -> Result<Egress, LoadError> {
-        let secrets = Arc::new(Secrets::load(&self.secrets)?);
+        self.egress_with(audit, &crate::secrets::HostSecrets)
+    }
+
+    /// [`Policy::egress`] with the secrets' values from `store`.
+    ///
+    /// # Errors
+    /// As [`Policy::egress`].
+    pub fn egress_with(
+        &self,
+        audit: &Audit,
+        store: &dyn crate::secrets::SecretStore,
+    ) -> Result<Egress, LoadError> {
+        let secrets = Arc::new(Secrets::load_from(&self.secrets, store)?);
         if !secrets.is_empty() {
             // From here on no record of this run can carry a value, whoever wrote the text.
             audit.set_redactor(secrets.clone());
@@ -178,6 +205,7 @@ impl Policy {
         let grant_err = |message: String| LoadError::Grant {
             path: self.manifest.clone().unwrap_or_default(),
             message,
+            source: None,
         };
         let rules = NetRules::parse(&self.network).map_err(grant_err)?;
         let http = HttpRules::new(&self.http).map_err(grant_err)?;
@@ -328,6 +356,7 @@ impl Policy {
                         .map_err(|e| LoadError::Grant {
                             path: grant.host.clone(),
                             message: e.to_string(),
+                            source: Some(crate::error::cause(e)),
                         })?;
                     staging.preopens.push(grant.guest.clone());
                 }
@@ -367,6 +396,7 @@ impl Policy {
                 .map_err(|e| LoadError::Grant {
                     path,
                     message: e.to_string(),
+                    source: Some(crate::error::cause(e)),
                 })?;
             staging.preopens.push(guest);
         }
@@ -511,7 +541,24 @@ impl Drop for FileStaging {
     }
 }
 
+/// A second handle on a [`FileStaging`], for the wall-time watchdog: it finishes the staging
+/// of a run stuck in a host call from another thread.
+#[derive(Clone)]
+pub(crate) struct StagingHandle(Arc<Mutex<StagingState>>);
+
+impl StagingHandle {
+    /// As [`FileStaging::finish`]: runs once, whichever handle calls it first.
+    pub(crate) fn finish(&self, copy_back: bool) {
+        lock(&self.0).finish(copy_back);
+    }
+}
+
 impl FileStaging {
+    /// A handle that can finish this staging from another thread.
+    pub(crate) fn handle(&self) -> StagingHandle {
+        StagingHandle(self.state.clone())
+    }
+
     fn new(audit: &Audit, limit: u64) -> FileStaging {
         let state = Arc::new(Mutex::new(StagingState {
             dirs: Vec::new(),
@@ -552,8 +599,19 @@ impl FileStaging {
         let err = |message: String| LoadError::Grant {
             path: grant.host.clone(),
             message,
+            source: None,
         };
-        let io_err = |e: std::io::Error| err(e.to_string());
+        // An I/O failure keeps the error itself as the source.
+        let io_err_with = |what: &str, e: std::io::Error| LoadError::Grant {
+            path: grant.host.clone(),
+            message: if what.is_empty() {
+                e.to_string()
+            } else {
+                format!("{what}: {e}")
+            },
+            source: Some(std::sync::Arc::new(e)),
+        };
+        let io_err = |e: std::io::Error| io_err_with("", e);
         let mut state = lock(&self.state);
         let limit = state.limit;
 
@@ -599,7 +657,7 @@ impl FileStaging {
                     .file_name()
                     .ok_or_else(|| err("has no file name".into()))?;
                 let dir = cap_std::fs::Dir::open_ambient_dir(folder, cap_std::ambient_authority())
-                    .map_err(|e| err(format!("its folder cannot be opened: {e}")))?;
+                    .map_err(|e| io_err_with("its folder cannot be opened", e))?;
                 Some((dir, file_name.to_owned()))
             }
         };
@@ -611,7 +669,7 @@ impl FileStaging {
                     .prefix("warden-files-")
                     .permissions(std::fs::Permissions::from_mode(0o700))
                     .tempdir()
-                    .map_err(|e| err(format!("cannot create its staging folder: {e}")))?;
+                    .map_err(|e| io_err_with("cannot create its staging folder", e))?;
                 state.dirs.push(StagedDir {
                     guest: parent.to_string(),
                     tmp: Some(tmp),
@@ -635,7 +693,7 @@ impl FileStaging {
             .mode(mode)
             .open(&staged)
             .and_then(|mut f| f.write_all(&original))
-            .map_err(|e| err(format!("cannot stage a copy: {e}")))?;
+            .map_err(|e| io_err_with("cannot stage a copy", e))?;
         dir.files.push(StagedFile {
             host: grant.host.clone(),
             guest: grant.guest.clone(),

@@ -6,7 +6,7 @@
 //! receives a value unless the manifest sets `reveal = true`, and every reveal is audited. The
 //! HTTP broker ([`crate::broker`]) adds injected secrets to requests bound for their URL and
 //! uses [`Secrets::find_leak`] to refuse requests that carry a value anywhere else; the socket
-//! gate ([`crate::sockets`]) scans every TCP write with [`Secrets::find_leak_in_stream`].
+//! gate (`sockets`) scans every TCP write with [`Secrets::find_leak_in_stream`].
 //! What counts as carrying a value — any fragment of [`crate::scan::MIN_FRAGMENT`] bytes, in
 //! any of the encodings it knows — is [`crate::scan`]'s.
 
@@ -82,8 +82,107 @@ pub struct Secrets {
     scanner: Scanner,
 }
 
+/// Where secret values come from: warden's environment and host files by default
+/// ([`HostSecrets`]), or an embedder's vault.
+///
+/// A store is asked once per secret per run, when the run starts (before any lockdown), with
+/// the manifest's `[secrets.NAME]` entry: it may go by the entry's `from` (as [`EnvSecrets`]
+/// and [`FileSecrets`] do) or by its `name` alone (a vault keyed by name). Whatever it returns
+/// is checked as every value is (not empty, [`MIN_SECRET_LEN`] to [`MAX_SECRET_LEN`] bytes);
+/// an error stops the run from starting ([`LoadError::Secret`], its cause kept as the source).
+pub trait SecretStore: Send + Sync + std::fmt::Debug {
+    /// The value of `secret`.
+    ///
+    /// # Errors
+    /// The store has no value for it, or could not read it.
+    fn value(&self, secret: &Secret) -> Result<String, SecretStoreError>;
+}
+
+/// Why a [`SecretStore`] has no value: a sentence for the error message, and the cause.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SecretStoreError {
+    /// What is missing, in a few words (`env:API_KEY is not set`).
+    pub message: String,
+    /// The underlying error, if any.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl SecretStoreError {
+    /// An error with this message and no underlying cause.
+    pub fn new(message: impl Into<String>) -> SecretStoreError {
+        SecretStoreError {
+            message: message.into(),
+            source: None,
+        }
+    }
+}
+
+/// `from = "env:NAME"`: warden's own environment. Refuses `file:` sources.
+///
+/// # Ambient Authority
+/// Reads warden's environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EnvSecrets;
+
+impl SecretStore for EnvSecrets {
+    fn value(&self, secret: &Secret) -> Result<String, SecretStoreError> {
+        match &secret.from {
+            SecretSource::Env(var) => std::env::var(var).map_err(|e| SecretStoreError {
+                message: format!("env:{var} is not set in warden's environment"),
+                source: Some(Box::new(e)),
+            }),
+            SecretSource::File(path) => Err(SecretStoreError::new(format!(
+                "file:{}: this store reads only env: sources",
+                path.display()
+            ))),
+        }
+    }
+}
+
+/// `from = "file:PATH"`: a host file, without its trailing newline. Refuses `env:` sources.
+///
+/// # Ambient Authority
+/// Reads the host files the manifest names.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileSecrets;
+
+impl SecretStore for FileSecrets {
+    fn value(&self, secret: &Secret) -> Result<String, SecretStoreError> {
+        match &secret.from {
+            SecretSource::File(path) => std::fs::read_to_string(path)
+                .map(|text| {
+                    // A trailing newline is how files end, not part of the credential.
+                    text.trim_end_matches(['\n', '\r']).to_owned()
+                })
+                .map_err(|e| SecretStoreError {
+                    message: format!("file:{}: {e}", path.display()),
+                    source: Some(Box::new(e)),
+                }),
+            SecretSource::Env(var) => Err(SecretStoreError::new(format!(
+                "env:{var}: this store reads only file: sources"
+            ))),
+        }
+    }
+}
+
+/// The default store: `env:` sources from [`EnvSecrets`], `file:` sources from
+/// [`FileSecrets`], as the manifest says.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostSecrets;
+
+impl SecretStore for HostSecrets {
+    fn value(&self, secret: &Secret) -> Result<String, SecretStoreError> {
+        match &secret.from {
+            SecretSource::Env(_) => EnvSecrets.value(secret),
+            SecretSource::File(_) => FileSecrets.value(secret),
+        }
+    }
+}
+
 impl Secrets {
-    /// Reads every secret's value from its source.
+    /// Reads every secret's value from its source ([`HostSecrets`]).
     ///
     /// # Ambient Authority
     /// Reads warden's own environment and the host files the manifest names.
@@ -91,21 +190,26 @@ impl Secrets {
     /// # Errors
     /// [`LoadError::Secret`] when a source is unset, unreadable, empty or too short.
     pub fn load(specs: &[Secret]) -> Result<Secrets, LoadError> {
+        Self::load_from(specs, &HostSecrets)
+    }
+
+    /// Reads every secret's value from `store`.
+    ///
+    /// # Errors
+    /// [`LoadError::Secret`] when the store has no value, or it is empty or too short.
+    pub fn load_from(specs: &[Secret], store: &dyn SecretStore) -> Result<Secrets, LoadError> {
         let mut list = Vec::with_capacity(specs.len());
         for spec in specs {
             let err = |message: String| LoadError::Secret {
                 name: spec.name.clone(),
                 message,
+                source: None,
             };
-            let value = match &spec.from {
-                SecretSource::Env(var) => std::env::var(var)
-                    .map_err(|_| err(format!("env:{var} is not set in warden's environment")))?,
-                SecretSource::File(path) => std::fs::read_to_string(path)
-                    .map_err(|e| err(format!("file:{}: {e}", path.display())))?
-                    // A trailing newline is how files end, not part of the credential.
-                    .trim_end_matches(['\n', '\r'])
-                    .to_owned(),
-            };
+            let value = store.value(spec).map_err(|e| LoadError::Secret {
+                name: spec.name.clone(),
+                message: e.message.clone(),
+                source: Some(std::sync::Arc::new(e)),
+            })?;
             if value.is_empty() {
                 return Err(err(
                     "the source is empty; refusing to use an empty secret".into()

@@ -126,7 +126,7 @@ fn a_nul_byte_in_an_embedders_args_or_env_is_an_error() {
         workload.run(opts).map(|r| (r.outcome, stdout.text()))
     };
     match run(&["one", "two\0three"]) {
-        Err(e @ LoadError::NulByte(_)) => {
+        Err(warden::RunError::Start(e @ LoadError::NulByte(_))) => {
             assert_eq!(
                 e.to_string(),
                 "argument 3 contains a NUL byte, which a program's arguments and environment \

@@ -21,6 +21,8 @@ mod invoke;
 mod learn;
 mod learn_connectors;
 mod library;
+mod library_async;
+mod library_plug;
 mod limits;
 mod lockdown;
 mod observe;

@@ -73,13 +73,10 @@ fn write_stderr(args: std::fmt::Arguments<'_>) {
     let _ = std::io::stderr().lock().write_fmt(args);
 }
 
-/// Extra time a guest stuck in a blocking host call (one the epoch cannot interrupt) gets
-/// past its wall limit before warden ends the whole process.
-const WALL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// How often the watchdog looks at the signal flag and the clock: a SIGTERM or SIGINT is acted
-/// on within this, and each look is one sleep (a syscall the lockdown always allows).
-const WATCHDOG_POLL: std::time::Duration = std::time::Duration::from_millis(25);
+/// How often the signal thread looks at the signal flag: a SIGTERM or SIGINT is acted on
+/// within this, and each look is one sleep (a syscall the lockdown always allows). The same
+/// period as the library's wall-time watchdog.
+const SIGNAL_POLL: std::time::Duration = warden::watchdog::WATCHDOG_POLL;
 
 #[derive(Parser)]
 #[command(
@@ -425,7 +422,7 @@ fn open_audit(path: Option<&std::path::Path>) -> anyhow::Result<AuditSink> {
 
 fn run(args: RunArgs) -> ExitCode {
     // Before anything is staged: a SIGTERM or SIGINT only sets this flag (no syscall in the
-    // handler), and the watchdog thread acts on it.
+    // handler), and the signal thread acts on it.
     let signal = match signal_flag() {
         Ok(f) => f,
         Err(e) => return fail(format!("cannot install the SIGTERM/SIGINT handlers: {e}")),
@@ -482,12 +479,33 @@ fn run(args: RunArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     let run_id = Audit::new_run_id();
-    // Compiling cannot be interrupted by the epoch: bound it by the wall limit from outside.
-    let compile_deadline = CompileDeadline::start(&sink, &policy, &run_id, args.compile_timeout);
-    let loaded = warden.load(policy.clone());
-    compile_deadline.disarm();
-    let workload = match loaded {
+    // Compiling cannot be interrupted by the epoch: loading gets a budget of its own, the
+    // wall limit or COMPILE_BUDGET_FLOOR, whichever is longer, unless --compile-timeout says.
+    let budget = args
+        .compile_timeout
+        .unwrap_or_else(|| policy.limits.wall.max(COMPILE_BUDGET_FLOOR));
+    let workload = match warden.load_within(policy.clone(), budget) {
         Ok(w) => w,
+        Err(LoadError::CompileTimeout { budget }) => {
+            // A module still loading when its budget is spent ends warden with exit 124 and
+            // the audit records of a wall-limit exit.
+            let audit = Audit::with_run_id(sink, &policy.identity.id, &run_id);
+            let budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
+            audit.limit("wall", budget_ms);
+            audit.emit(
+                "exit",
+                json!({ "outcome": "wall-limit", "code": 124, "wall_ms": budget_ms,
+                        "fuel_used": null, "peak_memory": null,
+                        "message": "the module was still compiling when its time was up" }),
+            );
+            eprintln!(
+                "warden: wall-time limit reached while compiling the module ({budget:?}; \
+                 --compile-timeout sets it, default the wall limit and at least \
+                 {COMPILE_BUDGET_FLOOR:?})"
+            );
+            // The compiler thread cannot be stopped: end the process, not wait for it.
+            std::process::exit(124);
+        }
         Err(e) => {
             // The refusal is a decision about this identity too: record it.
             let audit = Audit::new(sink, &policy.identity.id);
@@ -509,7 +527,7 @@ fn run(args: RunArgs) -> ExitCode {
     opts.run_id = Some(run_id.clone());
     opts.record_fs = args.record_fs;
 
-    start_watchdog(&sink, &policy, &run_id, signal);
+    start_signal_thread(&sink, &policy, &run_id, signal);
     let report = match workload.run(opts) {
         Ok(r) => r,
         Err(e) => return fail(e),
@@ -531,14 +549,15 @@ fn run(args: RunArgs) -> ExitCode {
             "warden: output limit reached ({})",
             warden::check::format_size(limits.output)
         ),
-        Outcome::NetLimit(warden::broker::NetLimit::HttpRequests) => eprintln!(
+        Outcome::NetLimit(warden::NetLimit::HttpRequests) => eprintln!(
             "warden: http-requests limit reached ({} requests)",
             limits.http_requests
         ),
-        Outcome::NetLimit(warden::broker::NetLimit::Egress) => eprintln!(
+        Outcome::NetLimit(warden::NetLimit::Egress) => eprintln!(
             "warden: egress limit reached ({})",
             warden::check::format_size(limits.egress)
         ),
+        other => eprintln!("warden: the run ended: {}", other.name()),
     }
     // The process ends here: leave the engine, the compiled code and the guest's memory to the
     // kernel rather than unmapping them piece by piece (about 0.1 ms of a cached hello run).
@@ -631,7 +650,7 @@ fn learn(args: LearnArgs) -> ExitCode {
             // The run may have ended in between (ESRCH): then there is nothing to pass on.
             let _ = warden::host_seccomp::send_signal(child.id(), sig);
         }
-        std::thread::sleep(WATCHDOG_POLL);
+        std::thread::sleep(warden::watchdog::WATCHDOG_POLL);
     };
     let code = status.code().unwrap_or_else(|| {
         128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
@@ -709,16 +728,12 @@ fn signal_flag() -> std::io::Result<std::sync::Arc<std::sync::atomic::AtomicUsiz
     Ok(flag)
 }
 
-/// Ends the process for what the run itself cannot see, polling every [`WATCHDOG_POLL`]:
-///
-/// - a SIGTERM or SIGINT: the staging of single-file grants is removed *without* copy-back
-///   (the guest may be halfway through a write), an `exit` record with outcome `signal` is
-///   written, and warden exits with 128 + the signal's number (143, 130);
-/// - the wall limit passed by [`WALL_GRACE`]: the epoch stops guest code at the limit, but not
-///   a guest blocked inside a host call (a read of an inherited stdin, say). Read-write single
-///   files are copied back (the guest is blocked, not writing), staging removed, the records
-///   the run could not write written, and warden exits with 124.
-fn start_watchdog(
+/// Ends the process on a SIGTERM or SIGINT, polling every [`SIGNAL_POLL`]: the staging of
+/// single-file grants is removed *without* copy-back (the guest may be halfway through a
+/// write), an `exit` record with outcome `signal` is written, and warden exits with 128 + the
+/// signal's number (143, 130). (A guest stuck in a host call past its wall limit is the
+/// library's to end: see `warden::watchdog`.)
+fn start_signal_thread(
     sink: &AuditSink,
     policy: &Policy,
     run_id: &str,
@@ -727,11 +742,9 @@ fn start_watchdog(
     let sink = sink.clone();
     let run_id = run_id.to_string();
     let id = policy.identity.id.clone();
-    let wall = policy.limits.wall;
     let started = std::time::Instant::now();
-    let deadline = started.checked_add(wall + WALL_GRACE);
     let _ = std::thread::Builder::new()
-        .name("warden-watchdog".into())
+        .name("warden-signals".into())
         .spawn(move || {
             let audit = Audit::with_run_id(sink, &id, &run_id);
             loop {
@@ -757,22 +770,8 @@ fn start_watchdog(
                     );
                     std::process::exit(code);
                 }
-                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                    break;
-                }
-                std::thread::sleep(WATCHDOG_POLL);
+                std::thread::sleep(SIGNAL_POLL);
             }
-            let wall_ms = u64::try_from(wall.as_millis()).unwrap_or(u64::MAX);
-            audit.limit("wall", wall_ms);
-            warden::policy::finish_all_staging(true);
-            audit.emit(
-                "exit",
-                json!({ "outcome": "wall-limit", "code": 124, "wall_ms": wall_ms,
-                        "fuel_used": null, "peak_memory": null,
-                        "message": "stuck in a host call past the wall limit" }),
-            );
-            eprintln!("warden: wall-time limit reached ({wall:?})");
-            std::process::exit(124);
         });
 }
 
@@ -782,65 +781,6 @@ fn start_watchdog(
 /// (say 300 ms) must not make a module impossible ever to compile and cache.
 /// `--compile-timeout` sets the budget outright.
 const COMPILE_BUDGET_FLOOR: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// The bound on loading the module. Compiling cannot be interrupted by the epoch, and a huge
-/// module could otherwise keep warden busy for as long as it likes before the run's wall
-/// clock even starts; so loading gets a budget of its own, the wall limit or
-/// [`COMPILE_BUDGET_FLOOR`], whichever is longer. A module still loading when the budget is
-/// spent ends warden with exit 124 and the audit records of a wall-limit exit.
-struct CompileDeadline {
-    /// Dropped to disarm the thread.
-    done: std::sync::mpsc::Sender<()>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl CompileDeadline {
-    fn start(
-        sink: &AuditSink,
-        policy: &Policy,
-        run_id: &str,
-        timeout: Option<std::time::Duration>,
-    ) -> CompileDeadline {
-        let (done, rx) = std::sync::mpsc::channel::<()>();
-        let sink = sink.clone();
-        let run_id = run_id.to_string();
-        let id = policy.identity.id.clone();
-        let budget = timeout.unwrap_or_else(|| policy.limits.wall.max(COMPILE_BUDGET_FLOOR));
-        let thread = std::thread::Builder::new()
-            .name("warden-compile-deadline".into())
-            .spawn(move || {
-                if rx.recv_timeout(budget) != Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
-                    return;
-                }
-                let audit = Audit::with_run_id(sink, &id, &run_id);
-                let budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
-                audit.limit("wall", budget_ms);
-                audit.emit(
-                    "exit",
-                    json!({ "outcome": "wall-limit", "code": 124, "wall_ms": budget_ms,
-                            "fuel_used": null, "peak_memory": null,
-                            "message": "the module was still compiling when its time was up" }),
-                );
-                eprintln!(
-                    "warden: wall-time limit reached while compiling the module ({budget:?}; \
-                     --compile-timeout sets it, default the wall limit and at least \
-                     {COMPILE_BUDGET_FLOOR:?})"
-                );
-                std::process::exit(124);
-            })
-            .ok();
-        CompileDeadline { done, thread }
-    }
-
-    /// Stops the thread and waits for it to end, so that it is gone before the lockdown.
-    fn disarm(self) {
-        let CompileDeadline { done, thread } = self;
-        drop(done);
-        if let Some(t) = thread {
-            let _ = t.join();
-        }
-    }
-}
 
 /// `warden bench`: checks what it can before the first run, so that a typo is a one-line error
 /// rather than a failed run; the loop, statistics and rendering are in `bench`.

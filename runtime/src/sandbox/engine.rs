@@ -1,0 +1,106 @@
+//! The engine: [`Warden::new`] (engine, epoch ticker, watchdog) and the linkers of core
+//! modules and components.
+
+use super::*;
+
+impl Warden {
+    /// Builds the engine (epoch interruption always on; fuel if asked) and the epoch ticker
+    /// thread. The linkers are built when the first module or component is loaded.
+    ///
+    /// # Errors
+    /// The engine cannot be created on this host.
+    pub fn new(settings: EngineSettings) -> Result<Warden, EngineError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.consume_fuel(settings.fuel);
+        config.wasm_component_model(true);
+        if settings.pooling {
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
+                wasmtime::PoolingAllocationConfig::default(),
+            ));
+        }
+        let engine = Engine::new(&config)
+            .map_err(|e| EngineError::new("cannot create the engine", cause(e)))?;
+
+        let shim = fs_audit::ShimCell::default();
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let weak = engine.weak();
+        let stop = ticker_stop.clone();
+        std::thread::Builder::new()
+            .name("warden-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| EngineError::new("cannot start the epoch ticker", Arc::new(e)))?;
+        let watchdog = Watchdog::start().map_err(|e| {
+            ticker_stop.store(true, Ordering::Relaxed);
+            EngineError::new("cannot start the wall-time watchdog", Arc::new(e))
+        })?;
+
+        Ok(Warden {
+            inner: Arc::new(WardenInner {
+                engine,
+                settings,
+                core_linker: OnceLock::new(),
+                shim,
+                component_linker: OnceLock::new(),
+                ticker_stop,
+                watchdog,
+                runs: crate::run_pool::RunPool::new("warden-run", RUN_THREAD_STACK),
+            }),
+        })
+    }
+
+    /// The wasmtime engine, for embedders that need it.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+}
+
+/// The linker of core modules: WASI preview 1 with warden's `proc_exit` and the filesystem
+/// audit wrappers.
+pub(super) fn core_linker(
+    engine: &Engine,
+    shim: &fs_audit::ShimCell,
+) -> wasmtime::Result<wasmtime::Linker<Host<WasiP1Ctx>>> {
+    let mut core_linker = wasmtime::Linker::new(engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut core_linker, |h: &mut Host<WasiP1Ctx>| &mut h.wasi)?;
+    // wasmtime-wasi traps on exit codes of 126 and up; warden reports every code (capped at
+    // 119 in its own exit status, exact in the audit log), so it takes proc_exit over.
+    core_linker.allow_shadowing(true);
+    core_linker.func_wrap(
+        "wasi_snapshot_preview1",
+        "proc_exit",
+        |code: i32| -> wasmtime::Result<()> { Err(wasmtime::Error::new(I32Exit(code))) },
+    )?;
+    core_linker.allow_shadowing(false);
+    #[cfg(feature = "test-escape")]
+    crate::test_escape::add_to_linker(&mut core_linker)?;
+    fs_audit::add_to_linker(&mut core_linker, shim.clone())?;
+    Ok(core_linker)
+}
+
+/// The linker of components: WASI preview 2, `wasi:http` through the broker,
+/// `warden:host/secrets`, and warden's socket gate.
+pub(super) fn component_linker(
+    engine: &Engine,
+) -> wasmtime::Result<component::Linker<Host<ComponentCtx>>> {
+    let mut linker = component::Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    fs_audit::p2::add_to_linker(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
+    crate::secrets::add_to_linker(&mut linker, |h: &mut Host<ComponentCtx>| SecretsView {
+        ctx: &h.wasi.secrets,
+        table: &mut h.wasi.table,
+    })?;
+    crate::sockets::add_to_linker(&mut linker, |h: &mut Host<ComponentCtx>| {
+        h.wasi.gate.clone()
+    })?;
+    Ok(linker)
+}

@@ -1,0 +1,235 @@
+//! The engine, loaded workloads and runs.
+//!
+//! A [`Warden`] owns one wasmtime engine, its linkers and the epoch ticker; it is built once
+//! and shared. [`Warden::load`] turns a [`Policy`] into a [`Workload`]: the module read,
+//! pinned, compiled (or taken from the cache), checked against what the linker provides and
+//! pre-instantiated. [`Workload::run`] then runs it as many times as asked, each run in a
+//! fresh store with its own WASI context, limits and audit run id.
+
+mod engine;
+mod limits;
+mod load;
+mod outcome;
+mod run;
+
+use crate::audit::{Audit, AuditSink, Decision};
+use crate::broker::{Broker, EgressMeter, NetLimit, NetLimitReached};
+use crate::cache::{CacheStatus, Compiled, ModuleCache};
+use crate::error::{Cause, EngineError, LoadError, RunError, cause};
+use crate::fs_audit;
+use crate::host_memory;
+use crate::policy::{Policy, program_name};
+use crate::secrets::{SecretsCtx, SecretsView};
+use crate::sockets::SocketGate;
+use crate::stdio::{LimitedOutput, OutputBudget, OutputLimitReached, Sink};
+use crate::watchdog::{Armed, LostGuard, Reply, Watch, Watchdog};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use wasmtime::component::{self, ResourceTable, Val};
+use wasmtime::{Config, Engine, Store, Trap, ValType};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::bindings::sync::CommandPre;
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use engine::{component_linker, core_linker};
+use limits::{HeapWatch, MemoryLimiter, setup_store};
+use outcome::classify;
+pub use outcome::{Outcome, RunReport};
+pub use run::{Captured, Input, RunOptions};
+
+/// How often the epoch advances. Wall-time limits are enforced to within one tick; 10 ms
+/// keeps the ticker's own cost negligible while a limit of seconds stays accurate.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The largest guest exit code passed through as is; larger codes are reported as this one,
+/// since 120 and up carry warden's own meanings.
+pub const MAX_GUEST_EXIT: i32 = 119;
+
+/// The stack of a run's thread: what a process's main thread gets on Linux, so that a run
+/// behaves alike on the main thread of `warden run` before and on its own thread now (guest
+/// stack depth is bounded by wasmtime's own `max_wasm_stack`, well below this).
+const RUN_THREAD_STACK: usize = 8 << 20;
+
+/// Settings that change how code is compiled, so they are fixed when the engine is built.
+#[derive(Debug, Clone, Default)]
+pub struct EngineSettings {
+    /// Instrument code for `[limits] fuel`. Required to run a policy that sets fuel.
+    pub fuel: bool,
+    /// Where compiled code is cached; `None` compiles in memory every time.
+    pub cache: Option<ModuleCache>,
+    /// Allocate instances from wasmtime's pooling allocator (memory and table slots reserved
+    /// once, when the engine is built, and reused) rather than on demand for each run.
+    pub pooling: bool,
+}
+
+/// The runtime: an engine, its linkers and its epoch ticker. Cheap to clone.
+#[derive(Clone)]
+pub struct Warden {
+    inner: Arc<WardenInner>,
+}
+
+struct WardenInner {
+    engine: Engine,
+    settings: EngineSettings,
+    /// Built on first use, so that a process running one kind of workload never pays for
+    /// the other kind's host functions.
+    core_linker: OnceLock<Result<wasmtime::Linker<Host<WasiP1Ctx>>, Cause>>,
+    shim: fs_audit::ShimCell,
+    component_linker: OnceLock<Result<component::Linker<Host<ComponentCtx>>, Cause>>,
+    ticker_stop: Arc<AtomicBool>,
+    /// Ends runs stuck in a host call past their wall limit (see [`crate::watchdog`]).
+    watchdog: Arc<Watchdog>,
+    /// The threads runs execute on, reused (see [`crate::run_pool`]).
+    runs: Arc<crate::run_pool::RunPool>,
+}
+
+impl Drop for WardenInner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+        self.watchdog.stop();
+    }
+}
+
+impl std::fmt::Debug for Warden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Warden")
+            .field("settings", &self.inner.settings)
+            .finish()
+    }
+}
+
+/// Per-store host state: the WASI context, the memory limiter and what the filesystem
+/// audit wrappers need.
+struct Host<W> {
+    wasi: W,
+    limiter: MemoryLimiter,
+    audit: Audit,
+    preopens: Vec<String>,
+    shim: Option<wasmtime::Instance>,
+    /// Allowed path operations recorded so far, when the run records them
+    /// ([`RunOptions::record_fs`]).
+    seen: Option<std::collections::HashSet<(String, String)>>,
+    /// Components: each descriptor's guest path (see `fs_audit::p2`).
+    descriptors: std::collections::HashMap<u32, String>,
+}
+
+impl<W> Host<W> {
+    fn new(
+        wasi: W,
+        limiter: MemoryLimiter,
+        audit: &Audit,
+        preopens: &[String],
+        record_fs: bool,
+    ) -> Self {
+        Host {
+            wasi,
+            limiter,
+            audit: audit.clone(),
+            preopens: preopens.to_vec(),
+            shim: None,
+            seen: record_fs.then(Default::default),
+            descriptors: Default::default(),
+        }
+    }
+}
+
+impl<W> fs_audit::FsAuditState for Host<W> {
+    fn audit(&self) -> &Audit {
+        &self.audit
+    }
+    fn preopens(&self) -> &[String] {
+        &self.preopens
+    }
+    fn shim(&mut self) -> &mut Option<wasmtime::Instance> {
+        &mut self.shim
+    }
+    fn seen(&mut self) -> Option<&mut std::collections::HashSet<(String, String)>> {
+        self.seen.as_mut()
+    }
+    fn descriptors(&mut self) -> &mut std::collections::HashMap<u32, String> {
+        &mut self.descriptors
+    }
+}
+
+/// WASI state of a component run.
+struct ComponentCtx {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    http: WasiHttpCtx,
+    broker: Broker,
+    secrets: SecretsCtx,
+    gate: Arc<SocketGate>,
+}
+
+impl WasiHttpView for Host<ComponentCtx> {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.wasi.http,
+            table: &mut self.wasi.table,
+            hooks: &mut self.wasi.broker,
+        }
+    }
+}
+
+impl WasiView for Host<ComponentCtx> {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi.ctx,
+            table: &mut self.wasi.table,
+        }
+    }
+}
+
+enum CoreEntry {
+    Start,
+    Invoke { name: String, returns_i32: bool },
+}
+
+enum ComponentEntry {
+    Run(Box<CommandPre<Host<ComponentCtx>>>),
+    Invoke { name: String, results: usize },
+}
+
+enum Prepared {
+    Core {
+        pre: wasmtime::InstancePre<Host<WasiP1Ctx>>,
+        entry: CoreEntry,
+    },
+    Component {
+        pre: component::InstancePre<Host<ComponentCtx>>,
+        entry: ComponentEntry,
+    },
+}
+
+/// A loaded workload, ready to run many times. Cheap to clone.
+#[derive(Clone)]
+pub struct Workload {
+    inner: Arc<WorkloadInner>,
+}
+
+struct WorkloadInner {
+    warden: Warden,
+    policy: Policy,
+    path: PathBuf,
+    sha256: String,
+    cache: CacheStatus,
+    pre: Prepared,
+}
+
+impl std::fmt::Debug for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workload")
+            .field("path", &self.inner.path)
+            .field("sha256", &self.inner.sha256)
+            .field("identity", &self.inner.policy.identity.id)
+            .finish()
+    }
+}
+
+/// What the guest's entry point returned: an exit code, or the error that stopped it.
+type GuestResult = Result<i32, wasmtime::Error>;

@@ -1,0 +1,123 @@
+//! How a run ended: [`Outcome`], [`RunReport`], and the classification of a guest's result.
+
+use super::*;
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The guest exited with this code (0 for a normal return).
+    Exited(i32),
+    /// The guest trapped; the message says why.
+    Trap(String),
+    MemoryLimit,
+    FuelLimit,
+    WallLimit,
+    OutputLimit,
+    /// `[limits] http-requests` or `egress` was reached.
+    NetLimit(NetLimit),
+}
+
+impl Outcome {
+    /// The name used in the audit log's `exit` event.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Exited(_) => "exited",
+            Outcome::Trap(_) => "trap",
+            Outcome::MemoryLimit => "memory-limit",
+            Outcome::FuelLimit => "fuel-limit",
+            Outcome::WallLimit => "wall-limit",
+            Outcome::OutputLimit => "output-limit",
+            Outcome::NetLimit(NetLimit::HttpRequests) => "http-requests-limit",
+            Outcome::NetLimit(NetLimit::Egress) => "egress-limit",
+        }
+    }
+
+    /// warden's exit code for this outcome (see the README's table).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Exited(c) if (0..=MAX_GUEST_EXIT).contains(c) => *c,
+            Outcome::Exited(_) => MAX_GUEST_EXIT,
+            Outcome::OutputLimit => 120,
+            Outcome::MemoryLimit => 121,
+            Outcome::FuelLimit => 122,
+            Outcome::Trap(_) => 123,
+            Outcome::WallLimit => 124,
+            Outcome::NetLimit(_) => 126,
+        }
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RunReport {
+    pub outcome: Outcome,
+    pub wall: Duration,
+    /// Fuel consumed, when `[limits] fuel` is set.
+    pub fuel_used: Option<u64>,
+    /// Largest linear memory + table footprint seen, in bytes.
+    pub peak_memory: u64,
+    /// The audit run id.
+    pub run_id: String,
+}
+
+pub(super) fn classify(
+    result: GuestResult,
+    limiter: &MemoryLimiter,
+    budget: &OutputBudget,
+    meter: &EgressMeter,
+) -> Outcome {
+    // A network limit stops the run whatever the guest did after its request was refused.
+    if let Some(limit) = meter.reached() {
+        return Outcome::NetLimit(limit);
+    }
+    let err = match result {
+        Ok(code) => return Outcome::Exited(code),
+        Err(e) => e,
+    };
+    if let Some(exit) = err.chain().find_map(|c| c.downcast_ref::<I32Exit>()) {
+        return Outcome::Exited(exit.0);
+    }
+    let trap = err.chain().find_map(|c| c.downcast_ref::<Trap>());
+    if budget.reached() || err.chain().any(|c| c.is::<OutputLimitReached>()) {
+        return Outcome::OutputLimit;
+    }
+    match trap {
+        Some(Trap::OutOfFuel) => return Outcome::FuelLimit,
+        Some(Trap::Interrupt) => return Outcome::WallLimit,
+        _ => {}
+    }
+    if err
+        .chain()
+        .any(|c| c.is::<host_memory::HostMemoryExceeded>())
+    {
+        return Outcome::MemoryLimit;
+    }
+    let table_full = err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<wasmtime::component::ResourceTableError>(),
+            Some(wasmtime::component::ResourceTableError::Full)
+        )
+        // wasmtime's own store-wide cap on component handles has no error type of its own.
+        || c.to_string().contains("store handle limit exceeded")
+    });
+    if table_full {
+        limiter.audit.emit(
+            "limit",
+            json!({ "limit": "memory", "value": limiter.limit, "scope": "handles",
+                    "reason": format!("the guest held {} resource handles", host_memory::MAX_HANDLES) }),
+        );
+        return Outcome::MemoryLimit;
+    }
+    if limiter.refused {
+        // A refused grow ends a Rust guest in an abort (`unreachable`); any failure after a
+        // refusal is the memory limit's doing.
+        return Outcome::MemoryLimit;
+    }
+    let message = match trap {
+        Some(t) => t.to_string(),
+        None => err.root_cause().to_string(),
+    };
+    Outcome::Trap(message.lines().next().unwrap_or_default().to_string())
+}

@@ -1,0 +1,528 @@
+//! Running: [`RunOptions`], the run's own thread, the WASI context and the store, the guest's
+//! entry point.
+
+use super::*;
+
+/// What a run's stdin reads from.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Input {
+    /// Closed: reads see end of file.
+    Null,
+    /// warden's own stdin.
+    Inherit,
+    /// These bytes, then end of file.
+    Bytes(Vec<u8>),
+}
+
+/// How one run is wired to the outside. [`RunOptions::from_policy`] follows the manifest's
+/// `[stdio]`; an embedder may replace any field.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RunOptions {
+    /// Appended to the manifest's `[workload] args`.
+    pub args: Vec<String>,
+    pub stdin: Input,
+    pub stdout: Sink,
+    pub stderr: Sink,
+    pub audit: AuditSink,
+    /// The audit run id; a fresh one when `None`.
+    pub run_id: Option<String>,
+    /// Lock the host process down with the policy's seccomp allow list right before the
+    /// guest's first instruction. `None` (the default) leaves the process as it is.
+    ///
+    /// The filter is process-wide and cannot be removed: an embedder that sets this must not
+    /// expect to do anything afterwards but write output and exit. It suits a process that
+    /// runs one workload, as `warden run` does.
+    pub lockdown: Option<host_seccomp::Mode>,
+    /// Record allowed filesystem operations of a core module too (each distinct path and
+    /// operation once, as an `allow` decision of capability `fs`), not only refusals. Off by
+    /// default; `warden learn` turns it on to see which files a workload touches.
+    pub record_fs: bool,
+    /// Where the values of the manifest's `[secrets]` come from: by default
+    /// ([`HostSecrets`](crate::secrets::HostSecrets)) warden's environment and host files, as
+    /// each entry's `from` says; a service may plug in its vault here.
+    pub secrets: Arc<dyn crate::secrets::SecretStore>,
+}
+
+impl RunOptions {
+    /// stdin/stdout/stderr as the policy's `[stdio]` says, no extra args, no audit.
+    pub fn from_policy(policy: &Policy) -> RunOptions {
+        use crate::manifest::{OutputMode, StdinMode};
+        let out = |m: OutputMode, inherit: Sink| match m {
+            OutputMode::Inherit => inherit,
+            OutputMode::Null => Sink::Null,
+        };
+        RunOptions {
+            args: Vec::new(),
+            stdin: match policy.stdio.stdin {
+                StdinMode::Null => Input::Null,
+                StdinMode::Inherit => Input::Inherit,
+            },
+            stdout: out(policy.stdio.stdout, Sink::Stdout),
+            stderr: out(policy.stdio.stderr, Sink::Stderr),
+            audit: AuditSink::disabled(),
+            run_id: None,
+            lockdown: None,
+            record_fs: false,
+            secrets: Arc::new(crate::secrets::HostSecrets),
+        }
+    }
+
+    /// Both output streams captured in memory; returns the buffers.
+    pub fn capture_output(&mut self) -> (Captured, Captured) {
+        let out = Captured::default();
+        let err = Captured::default();
+        self.stdout = Sink::Capture(out.0.clone());
+        self.stderr = Sink::Capture(err.0.clone());
+        (out, err)
+    }
+}
+
+/// Output captured by [`RunOptions::capture_output`].
+#[derive(Debug, Clone, Default)]
+pub struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// A copy of the bytes written so far.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The bytes written so far, as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes()).into_owned()
+    }
+}
+
+impl Workload {
+    /// The policy this workload runs under.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// Lower-case hex SHA-256 of the module's bytes.
+    pub fn sha256(&self) -> &str {
+        &self.inner.sha256
+    }
+
+    /// What the compiled-code cache did when this workload was loaded.
+    pub fn cache_status(&self) -> &CacheStatus {
+        &self.inner.cache
+    }
+
+    /// Whether the workload is a component (else a core module).
+    pub fn is_component(&self) -> bool {
+        matches!(self.inner.pre, Prepared::Component { .. })
+    }
+
+    /// Runs the workload once, in a fresh sandbox, and reports how it ended. Guest failures
+    /// (exit codes, traps, limits) are outcomes, not errors.
+    ///
+    /// Blocks the calling thread until the run ends: at most the wall limit, plus
+    /// [`WALL_GRACE`](crate::watchdog::WALL_GRACE) for a guest stuck in a host call (see
+    /// [`crate::watchdog`]). The guest runs on a thread of its own, so this may be called
+    /// from any thread, a tokio runtime's included (where [`Workload::run_async`] is the
+    /// better choice: it does not hold a runtime thread while the guest runs).
+    ///
+    /// # Errors
+    /// [`RunError::Start`] when the run could not start: an argument or environment value
+    /// holds a NUL byte ([`LoadError::NulByte`]), or the sandbox could not be set up (a
+    /// secret could not be read, a granted path could not be opened or staged).
+    /// [`RunError::Thread`] when the run's thread could not be started.
+    pub fn run(&self, opts: RunOptions) -> Result<RunReport, RunError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.start(opts, Reply::Blocking(tx))?;
+        rx.recv().unwrap_or(Err(RunError::Lost))
+    }
+
+    /// [`Workload::run`] for async callers: the guest runs on a thread of its own and the
+    /// returned future completes when the run ends, without holding a runtime thread. Works
+    /// under any executor (the run needs nothing of the caller's runtime); dropping the
+    /// future does not stop the run, which still ends by its limits.
+    ///
+    /// # Errors
+    /// As [`Workload::run`].
+    pub async fn run_async(&self, opts: RunOptions) -> Result<RunReport, RunError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.start(opts, Reply::Async(tx))?;
+        rx.await.unwrap_or(Err(RunError::Lost))
+    }
+
+    /// Starts a run on a thread of its own (an idle one of the engine's, or a new one); its
+    /// report goes to `reply`.
+    ///
+    /// Why a plain thread rather than a task: the guest executes synchronously (the sync WASI
+    /// bindings, whose host calls enter wasmtime-wasi's own tokio runtime, and would panic on
+    /// a thread already inside one), the epoch, fuel and memory limits all act on the guest's
+    /// own thread whatever it is, and a guest blocked in a host call must be abandonable by
+    /// the watchdog without blocking anyone else's thread.
+    fn start(&self, opts: RunOptions, reply: Reply) -> Result<(), RunError> {
+        let watch = Watch::new(reply);
+        let workload = self.clone();
+        let guard = LostGuard(watch.clone());
+        let pool = self.inner.warden.inner.runs.clone();
+        pool.execute(Box::new(move || {
+            let guard = guard;
+            if let Some(result) = workload.run_here(opts, &guard.0) {
+                guard.0.send(result.map_err(RunError::Start));
+            }
+        }))
+        .map_err(RunError::Thread)
+    }
+
+    /// The run itself, on its own thread. `None` when the watchdog settled the run (it was
+    /// stuck in a host call) and the report is no longer this thread's to give.
+    fn run_here(
+        &self,
+        opts: RunOptions,
+        watch: &Arc<Watch>,
+    ) -> Option<Result<RunReport, LoadError>> {
+        let w = &*self.inner;
+        let policy = &w.policy;
+        let profile = opts.lockdown.map(|mode| {
+            let mut groups = policy.seccomp_groups();
+            if matches!(opts.stdin, Input::Inherit) {
+                groups.push(host_seccomp::Group::Stdin);
+            }
+            (mode, host_seccomp::Profile::new(&groups))
+        });
+        let seccomp = match &profile {
+            Some((mode, p)) => json!({
+                "mode": mode.name(),
+                "syscalls": p.syscall_count(),
+                "groups": p.groups().iter().map(|g| g.name()).collect::<Vec<_>>(),
+            }),
+            None => json!({ "mode": "off", "syscalls": null }),
+        };
+        let audit = match &opts.run_id {
+            Some(id) => Audit::with_run_id(opts.audit.clone(), &policy.identity.id, id),
+            None => Audit::new(opts.audit.clone(), &policy.identity.id),
+        };
+        if let Err(e) = check_no_nul(policy, &opts.args) {
+            audit.emit("error", json!({ "message": e.to_string() }));
+            return Some(Err(e));
+        }
+        // The start record lists every grant: build it only when it is kept.
+        if audit.is_enabled() {
+            audit.emit(
+                "start",
+                json!({
+                    "name": policy.identity.name,
+                    "module": w.path.display().to_string(),
+                    "sha256": w.sha256,
+                    "kind": if self.is_component() { "component" } else { "module" },
+                    "manifest": policy.manifest.as_ref().map(|p| p.display().to_string()),
+                    "grants": policy.grants_json(),
+                    "seccomp": seccomp,
+                    "cache": w.cache.as_str(),
+                }),
+            );
+        }
+
+        let budget = OutputBudget::new(policy.limits.output);
+        let mut builder = WasiCtxBuilder::new();
+        // File operations run on the guest's thread rather than on a pool of helper threads
+        // started on demand: cheaper for small reads, and no threads appear mid-run.
+        builder.allow_blocking_current_thread(true);
+        match &opts.stdin {
+            Input::Null => {}
+            Input::Inherit if opts.record_fs => {
+                builder.stdin(crate::observe::stdin(&audit));
+                audit.decision("stdio", "stdin", Decision::Allow, "stdin = \"inherit\"");
+            }
+            Input::Inherit => {
+                builder.stdin(crate::stdio::InheritedStdin);
+                audit.decision("stdio", "stdin", Decision::Allow, "stdin = \"inherit\"");
+            }
+            Input::Bytes(b) => {
+                builder.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(b.clone()));
+            }
+        }
+        builder.stdout(LimitedOutput::new(opts.stdout.clone(), budget.clone()));
+        builder.stderr(LimitedOutput::new(opts.stderr.clone(), budget.clone()));
+        builder.arg(program_name(Some(&w.path)));
+        builder.args(&policy.args);
+        builder.args(&opts.args);
+        let egress = match policy.egress_with(&audit, &*opts.secrets) {
+            Ok(e) => e,
+            Err(e) => {
+                audit.emit("error", json!({ "message": e.to_string() }));
+                return Some(Err(e));
+            }
+        };
+        let staging = match policy.configure_wasi(&mut builder, &egress, &audit) {
+            Ok(s) => s,
+            Err(e) => {
+                audit.emit("error", json!({ "message": e.to_string() }));
+                return Some(Err(e));
+            }
+        };
+        if opts.record_fs {
+            crate::observe::record_calls(
+                &mut builder,
+                &audit,
+                policy.clocks.wall,
+                policy.clocks.monotonic,
+                policy.random.secure,
+            );
+        }
+
+        let preopens = staging.preopens().to_vec();
+        let limiter = MemoryLimiter {
+            limit: policy.limits.memory,
+            used: 0,
+            peak: 0,
+            refused: false,
+            audit: audit.clone(),
+        };
+        let ticks = policy
+            .limits
+            .wall
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis()) as u64;
+        let engine = &w.warden.inner.engine;
+        let fuel = policy.limits.fuel;
+
+        let heap_watch = || HeapWatch::new(policy.limits.memory, &audit);
+
+        // Everything is set up: lock the host down before the first guest instruction.
+        if let Some((mode, profile)) = &profile {
+            // wasmtime-wasi's tokio runtime starts its threads when first used; start them
+            // now, while starting threads is still allowed.
+            wasmtime_wasi::runtime::in_tokio(async {});
+            if let Err(e) = profile.install(*mode) {
+                let e = LoadError::Lockdown(e);
+                audit.emit("error", json!({ "message": e.to_string() }));
+                return Some(Err(e));
+            }
+        }
+        let started = Instant::now();
+        watch.arm(
+            &w.warden.inner.watchdog,
+            Armed {
+                started,
+                wall: policy.limits.wall,
+                audit: audit.clone(),
+                staging: staging.handle(),
+            },
+        );
+
+        let (result, limiter, fuel_left) = match &w.pre {
+            Prepared::Core { pre, entry } => {
+                let mut store = Store::new(
+                    engine,
+                    Host::new(
+                        builder.build_p1(),
+                        limiter,
+                        &audit,
+                        &preopens,
+                        opts.record_fs,
+                    ),
+                );
+                store.limiter(|h| &mut h.limiter);
+                setup_store(&mut store, fuel, ticks, &egress.meter, heap_watch());
+                let result = run_core(&mut store, pre, entry);
+                let left = fuel.and_then(|_| store.get_fuel().ok());
+                (result, store.into_data().limiter, left)
+            }
+            Prepared::Component { pre, entry } => {
+                let wasi = ComponentCtx {
+                    ctx: builder.build(),
+                    table: {
+                        let mut table = ResourceTable::new();
+                        table.set_max_capacity(host_memory::MAX_HANDLES);
+                        table
+                    },
+                    http: WasiHttpCtx::new(),
+                    broker: egress.broker.clone(),
+                    secrets: SecretsCtx {
+                        secrets: egress.secrets.clone(),
+                        audit: audit.clone(),
+                    },
+                    gate: egress.gate.clone(),
+                };
+                let mut store = Store::new(
+                    engine,
+                    Host::new(wasi, limiter, &audit, &preopens, opts.record_fs),
+                );
+                store.limiter(|h| &mut h.limiter);
+                setup_store(&mut store, fuel, ticks, &egress.meter, heap_watch());
+                let stdout = LimitedOutput::new(opts.stdout.clone(), budget.clone());
+                let result = run_component(&mut store, pre, entry, &stdout);
+                let left = fuel.and_then(|_| store.get_fuel().ok());
+                (result, store.into_data().limiter, left)
+            }
+        };
+        let wall = started.elapsed();
+
+        // However the guest ended (limits included), its read-write files are copied back
+        // under the checks of `FileStaging::finish`, and the staging folders removed.
+        staging.finish(true);
+        // The watchdog settled the run while the guest was stuck: it wrote the records.
+        if !watch.claim() {
+            return None;
+        }
+
+        let outcome = classify(result, &limiter, &budget, &egress.meter);
+        let raw_code = match &outcome {
+            Outcome::Exited(c) => Some(*c),
+            _ => None,
+        };
+        match &outcome {
+            Outcome::FuelLimit => audit.limit("fuel", fuel.unwrap_or(0)),
+            Outcome::WallLimit => audit.limit(
+                "wall",
+                u64::try_from(policy.limits.wall.as_millis()).unwrap_or(u64::MAX),
+            ),
+            Outcome::OutputLimit => audit.limit("output", policy.limits.output),
+            _ => {}
+        }
+        let fuel_used = fuel.zip(fuel_left).map(|(f, l)| f.saturating_sub(l));
+        audit.emit(
+            "exit",
+            json!({
+                "outcome": outcome.name(),
+                "code": outcome.exit_code(),
+                "guest_code": raw_code,
+                "message": match &outcome { Outcome::Trap(m) => Some(m.as_str()), _ => None },
+                "wall_ms": u64::try_from(wall.as_millis()).unwrap_or(u64::MAX),
+                "fuel_used": fuel_used,
+                "peak_memory": limiter.peak,
+                "output_bytes": budget.used(),
+                "egress_bytes": egress.meter.bytes(),
+            }),
+        );
+        Some(Ok(RunReport {
+            outcome,
+            wall,
+            fuel_used,
+            peak_memory: limiter.peak,
+            run_id: audit.run_id().to_string(),
+        }))
+    }
+}
+
+/// Arguments and environment reach the guest as C strings, which end at the first NUL byte:
+/// one inside a value would truncate it (or fail deep inside WASI), so it is refused up front,
+/// naming the argument (`argv[0]` being the program name, the manifest's `args` come first)
+/// or the variable.
+fn check_no_nul(policy: &Policy, extra_args: &[String]) -> Result<(), LoadError> {
+    for (n, arg) in policy.args.iter().chain(extra_args).enumerate() {
+        if arg.contains('\0') {
+            return Err(LoadError::NulByte(format!("argument {}", n + 1)));
+        }
+    }
+    for var in &policy.env {
+        if var.name.contains('\0') {
+            return Err(LoadError::NulByte(format!(
+                "[env] name `{}`",
+                var.name.escape_debug()
+            )));
+        }
+        if var.value.contains('\0') {
+            return Err(LoadError::NulByte(format!("[env] {}: the value", var.name)));
+        }
+    }
+    Ok(())
+}
+
+fn run_core(
+    store: &mut Store<Host<WasiP1Ctx>>,
+    pre: &wasmtime::InstancePre<Host<WasiP1Ctx>>,
+    entry: &CoreEntry,
+) -> GuestResult {
+    let instance = pre.instantiate(&mut *store)?;
+    match entry {
+        CoreEntry::Start => {
+            let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+            start.call(&mut *store, ())?;
+            Ok(0)
+        }
+        CoreEntry::Invoke { name, returns_i32 } => {
+            if let Ok(init) = instance.get_typed_func::<(), ()>(&mut *store, "_initialize") {
+                init.call(&mut *store, ())?;
+            }
+            if *returns_i32 {
+                let f = instance.get_typed_func::<(), i32>(&mut *store, name)?;
+                f.call(&mut *store, ())
+            } else {
+                let f = instance.get_typed_func::<(), ()>(&mut *store, name)?;
+                f.call(&mut *store, ())?;
+                Ok(0)
+            }
+        }
+    }
+}
+
+fn run_component(
+    store: &mut Store<Host<ComponentCtx>>,
+    pre: &component::InstancePre<Host<ComponentCtx>>,
+    entry: &ComponentEntry,
+    stdout: &LimitedOutput,
+) -> GuestResult {
+    match entry {
+        ComponentEntry::Run(command) => {
+            let command = command.instantiate(&mut *store)?;
+            match command.wasi_cli_run().call_run(&mut *store)? {
+                Ok(()) => Ok(0),
+                Err(()) => Ok(1),
+            }
+        }
+        ComponentEntry::Invoke { name, results } => {
+            let instance = pre.instantiate(&mut *store)?;
+            let func = instance
+                .get_func(&mut *store, name.as_str())
+                .ok_or_else(|| wasmtime::format_err!("export `{name}` disappeared"))?;
+            let mut out = vec![Val::Bool(false); *results];
+            func.call(&mut *store, &[], &mut out)?;
+            render_results(&out, stdout)
+        }
+    }
+}
+
+/// An invoked component export's results: a string is written to stdout, an integer is the
+/// exit code, `result` is 0 for `ok` and 1 for `err`; anything else is printed as is.
+fn render_results(vals: &[Val], stdout: &LimitedOutput) -> GuestResult {
+    use wasmtime_wasi::p2::OutputStream;
+    let mut code = 0;
+    for v in vals {
+        let text = match v {
+            Val::String(s) => Some(s.clone()),
+            Val::U8(n) => {
+                code = i32::from(*n);
+                None
+            }
+            Val::U16(n) => {
+                code = i32::from(*n);
+                None
+            }
+            Val::U32(n) => {
+                code = i32::try_from(*n).unwrap_or(i32::MAX);
+                None
+            }
+            Val::S32(n) => {
+                code = *n;
+                None
+            }
+            Val::Result(r) => {
+                code = if r.is_ok() { 0 } else { 1 };
+                match r {
+                    Ok(Some(inner)) | Err(Some(inner)) => match &**inner {
+                        Val::String(s) => Some(s.clone()),
+                        other => Some(format!("{other:?}")),
+                    },
+                    _ => None,
+                }
+            }
+            other => Some(format!("{other:?}")),
+        };
+        if let Some(mut t) = text {
+            t.push('\n');
+            let mut s = stdout.clone();
+            s.write(t.into_bytes().into())
+                .map_err(|e| wasmtime::format_err!("{e:?}"))?;
+        }
+    }
+    Ok(code)
+}

@@ -1,0 +1,224 @@
+//! The wall-time watchdog: ends runs that the epoch cannot stop.
+//!
+//! The epoch interrupts guest *code* at its wall limit, but not a guest blocked inside a host
+//! call (a sleep, a read of a socket or of an inherited stdin, an HTTP response that never
+//! comes). Every run therefore executes on a thread of its own (`warden-run`), and the caller
+//! waits for its report on a channel. Each [`Warden`](crate::Warden) has one watchdog thread
+//! that looks at its armed runs every [`WATCHDOG_POLL`]; a run still going [`WALL_GRACE`] past
+//! its wall limit is *settled* by the watchdog: its read-write single files are copied back
+//! (the guest is blocked, not writing), its staging removed, its `limit` and `exit` records
+//! written, and the caller gets a [`RunReport`] with [`Outcome::WallLimit`].
+//!
+//! The stuck thread itself cannot be stopped from outside; it is abandoned. When its host call
+//! returns, the epoch (long past) stops the guest at its next instruction, and the thread ends
+//! without writing anything: a run is reported exactly once, by whoever settles it first.
+
+use crate::audit::Audit;
+use crate::error::RunError;
+use crate::policy::StagingHandle;
+use crate::sandbox::{Outcome, RunReport};
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// Extra time a guest stuck in a blocking host call (one the epoch cannot interrupt) gets
+/// past its wall limit before the watchdog settles the run: long enough that a host call
+/// about to return (a slow but live server) is not cut short, short against any wall limit a
+/// caller would wait for.
+pub const WALL_GRACE: Duration = Duration::from_secs(2);
+
+/// How often the watchdog looks at the clock: a stuck run is settled at most this late, and
+/// each look is one sleep (a syscall the host lockdown always allows).
+pub const WATCHDOG_POLL: Duration = Duration::from_millis(25);
+
+/// What a run's caller receives.
+pub(crate) type RunResult = Result<RunReport, RunError>;
+
+/// Where a run's report goes: a blocking caller's channel or an async caller's.
+pub(crate) enum Reply {
+    Blocking(std::sync::mpsc::SyncSender<RunResult>),
+    Async(tokio::sync::oneshot::Sender<RunResult>),
+}
+
+impl Reply {
+    fn send(self, result: RunResult) {
+        // A caller that went away (a dropped future) no longer wants the report.
+        match self {
+            Reply::Blocking(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::Async(tx) => {
+                let _ = tx.send(result);
+            }
+        }
+    }
+}
+
+/// The watchdog of one engine: its armed runs and the thread that watches them.
+pub(crate) struct Watchdog {
+    runs: Mutex<Vec<Arc<Watch>>>,
+    stop: AtomicBool,
+}
+
+impl Watchdog {
+    /// Starts the watchdog thread; it ends when the returned handle's last clone is dropped.
+    ///
+    /// # Errors
+    /// The thread cannot be started.
+    pub(crate) fn start() -> std::io::Result<Arc<Watchdog>> {
+        let dog = Arc::new(Watchdog {
+            runs: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        });
+        let weak: Weak<Watchdog> = Arc::downgrade(&dog);
+        std::thread::Builder::new()
+            .name("warden-watchdog".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(WATCHDOG_POLL);
+                    let Some(dog) = weak.upgrade() else { break };
+                    if dog.stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    dog.look(Instant::now());
+                }
+            })?;
+        Ok(dog)
+    }
+
+    /// Asks the thread to end at its next look.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Settles every armed run past its deadline, and forgets settled ones.
+    fn look(&self, now: Instant) {
+        let expired: Vec<Arc<Watch>> = {
+            let mut runs = lock(&self.runs);
+            runs.retain(|w| !w.is_settled());
+            runs.iter()
+                .filter(|w| w.deadline().is_some_and(|d| now >= d))
+                .cloned()
+                .collect()
+        };
+        for watch in expired {
+            watch.expire();
+        }
+    }
+}
+
+/// What the watchdog needs of a run once its guest has started.
+pub(crate) struct Armed {
+    pub(crate) started: Instant,
+    pub(crate) wall: Duration,
+    pub(crate) audit: Audit,
+    pub(crate) staging: StagingHandle,
+}
+
+/// One run, as seen by its thread, its caller and the watchdog.
+pub(crate) struct Watch {
+    state: Mutex<WatchState>,
+}
+
+struct WatchState {
+    /// Reported (or about to be) by the run's thread or by the watchdog.
+    settled: bool,
+    /// Taken by whoever sends the report.
+    reply: Option<Reply>,
+    armed: Option<Armed>,
+}
+
+impl Watch {
+    pub(crate) fn new(reply: Reply) -> Arc<Watch> {
+        Arc::new(Watch {
+            state: Mutex::new(WatchState {
+                settled: false,
+                reply: Some(reply),
+                armed: None,
+            }),
+        })
+    }
+
+    fn is_settled(&self) -> bool {
+        lock(&self.state).settled
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let state = lock(&self.state);
+        let armed = state.armed.as_ref()?;
+        armed
+            .started
+            .checked_add(armed.wall.saturating_add(WALL_GRACE))
+    }
+
+    /// The guest is about to start: from now on the watchdog may settle the run.
+    pub(crate) fn arm(self: &Arc<Self>, dog: &Watchdog, armed: Armed) {
+        lock(&self.state).armed = Some(armed);
+        lock(&dog.runs).push(self.clone());
+    }
+
+    /// The run's thread claims the right to report; `false` when the watchdog settled the run
+    /// already (the thread then writes nothing).
+    pub(crate) fn claim(&self) -> bool {
+        let mut state = lock(&self.state);
+        !std::mem::replace(&mut state.settled, true)
+    }
+
+    /// Sends the run's report (after [`Watch::claim`], or for a run that never started).
+    pub(crate) fn send(&self, result: RunResult) {
+        let reply = {
+            let mut state = lock(&self.state);
+            state.settled = true;
+            state.reply.take()
+        };
+        if let Some(reply) = reply {
+            reply.send(result);
+        }
+    }
+
+    /// The watchdog's settlement of a run stuck past its deadline.
+    fn expire(&self) {
+        let (reply, armed) = {
+            let mut state = lock(&self.state);
+            if std::mem::replace(&mut state.settled, true) {
+                return;
+            }
+            (state.reply.take(), state.armed.take())
+        };
+        let Some(armed) = armed else { return };
+        let wall_ms = u64::try_from(armed.wall.as_millis()).unwrap_or(u64::MAX);
+        armed.audit.limit("wall", wall_ms);
+        armed.staging.finish(true);
+        armed.audit.emit(
+            "exit",
+            json!({ "outcome": "wall-limit", "code": Outcome::WallLimit.exit_code(),
+                    "wall_ms": wall_ms, "fuel_used": null, "peak_memory": null,
+                    "message": "stuck in a host call past the wall limit" }),
+        );
+        if let Some(reply) = reply {
+            reply.send(Ok(RunReport {
+                outcome: Outcome::WallLimit,
+                wall: armed.started.elapsed(),
+                fuel_used: None,
+                peak_memory: 0,
+                run_id: armed.audit.run_id().to_string(),
+            }));
+        }
+    }
+}
+
+/// Sends [`RunError::Lost`] if the run's thread ends (a panic) without a report.
+pub(crate) struct LostGuard(pub(crate) Arc<Watch>);
+
+impl Drop for LostGuard {
+    fn drop(&mut self) {
+        self.0.send(Err(RunError::Lost));
+    }
+}
+
+/// A poisoned lock only means a thread panicked holding it; the state is still usable, and a
+/// caller waiting for its report matters more.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
