@@ -593,7 +593,7 @@ fn every_pod_is_locked_down_and_its_manifests_are_valid_and_fit_its_memory() {
                 let limit = mebibytes(c["resources"]["limits"]["memory"].as_str().unwrap());
                 let request = mebibytes(c["resources"]["requests"]["memory"].as_str().unwrap());
                 assert_eq!(limit, request, "{file:?}: a guaranteed amount, not a hope");
-                // The guest's memory plus warden's own (measured 40-60 MB peak RSS).
+                // The guest's memory plus warden's own (release: 14-36 MB peak RSS measured).
                 for m in &manifest_memory {
                     assert!(limit >= m + 64, "{file:?}: {limit}Mi for a {m}MiB guest");
                 }
