@@ -317,13 +317,46 @@ impl Manifest {
 }
 
 /// The manifest's JSON Schema (draft 2020-12), derived from the types the parser reads, for
-/// editors (Taplo, Even Better TOML) and other tools; `warden schema` prints it.
+/// editors (Taplo, Even Better TOML) and other tools.
 pub fn schema() -> serde_json::Value {
-    let schema = schemars::generate::SchemaSettings::draft2020_12()
+    let mut schema = schemars::generate::SchemaSettings::draft2020_12()
         .for_deserialize()
         .into_generator()
-        .into_root_schema_for::<raw::RawManifest>();
-    schema.to_value()
+        .into_root_schema_for::<raw::RawManifest>()
+        .to_value();
+    drop_null(&mut schema);
+    schema
+}
+
+/// TOML has no null: an optional key is one that may be left out, so schemars' `anyOf [T,
+/// null]` for an `Option<T>` becomes `T`.
+fn drop_null(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Array(any)) = map.get("anyOf")
+                && any.len() == 2
+                && any[1] == serde_json::json!({"type": "null"})
+                && let Some(Value::Object(inner)) = any.first().cloned()
+            {
+                map.remove("anyOf");
+                for (k, x) in inner {
+                    map.entry(k).or_insert(x);
+                }
+            }
+            map.values_mut().for_each(drop_null);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_null),
+        _ => {}
+    }
+}
+
+/// [`schema`] as the text `warden schema` prints and `docs/warden.schema.json` holds: pretty
+/// JSON and a final newline.
+pub fn schema_text() -> String {
+    let mut text = serde_json::to_string_pretty(&schema()).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 pub(crate) mod connect;

@@ -21,6 +21,7 @@ mod library;
 mod limits;
 mod lockdown;
 mod scanner;
+mod schema;
 mod server;
 mod stdio;
 mod stress;

@@ -39,6 +39,11 @@ macro_rules! eprintln {
     ($($arg:tt)*) => { $crate::write_stderr(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+// The binary's own modules live in bin/warden/ (not bin/, where cargo would take a file
+// for another binary).
+#[path = "warden/schema.rs"]
+mod schema;
+
 /// `print!` without the panic: see the macros above.
 fn write_stdout(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
@@ -148,6 +153,9 @@ enum Command {
     /// RSS includes what `warden bench` itself had when it started the child; a figure no
     /// larger than that is shown as an upper bound (`≤`).
     Bench(BenchArgs),
+    /// Print the manifest's JSON Schema (the same as docs/warden.schema.json), for editors
+    /// such as Taplo / Even Better TOML and other tools.
+    Schema,
 }
 
 #[derive(clap::Args)]
@@ -288,6 +296,7 @@ fn main() -> ExitCode {
         Command::Learn(args) => learn(args),
         Command::Seccomp { command } => seccomp(command),
         Command::Bench(args) => bench(args),
+        Command::Schema => schema::schema(),
     }
 }
 

@@ -66,6 +66,7 @@ pub(crate) struct RawManifest {
 /// Who the workload acts as.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
+#[schemars(rename = "Identity")]
 pub(crate) struct RawIdentity {
     pub name: IdentityName,
     /// A URI; `warden://local/<name>` when absent.
@@ -76,6 +77,7 @@ pub(crate) struct RawIdentity {
 /// The WebAssembly module and how it is called.
 #[derive(Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
+#[schemars(rename = "Workload")]
 pub(crate) struct RawWorkload {
     /// The module, relative to the manifest's folder or absolute; a module given on the
     /// command line overrides it.
@@ -90,6 +92,7 @@ pub(crate) struct RawWorkload {
 /// One file or folder of the host, granted at a guest path.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
+#[schemars(rename = "File")]
 pub(crate) struct RawFile {
     /// A host path, relative to the manifest's folder or absolute; it must exist.
     #[schemars(with = "NonEmpty")]
@@ -102,6 +105,7 @@ pub(crate) struct RawFile {
 
 #[derive(Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
+#[schemars(rename = "Stdio")]
 pub(crate) struct RawStdio {
     #[serde(default)]
     pub stdin: StdinMode,
@@ -114,6 +118,7 @@ pub(crate) struct RawStdio {
 /// `false` (the default) means a frozen, deterministic clock.
 #[derive(Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
+#[schemars(rename = "Clocks")]
 pub(crate) struct RawClocks {
     #[serde(default)]
     pub wall: bool,
@@ -124,6 +129,7 @@ pub(crate) struct RawClocks {
 /// `false` (the default) means a deterministic, seeded generator.
 #[derive(Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
+#[schemars(rename = "Random")]
 pub(crate) struct RawRandom {
     #[serde(default)]
     pub secure: bool,
@@ -132,6 +138,7 @@ pub(crate) struct RawRandom {
 /// Sockets the guest may open (components only).
 #[derive(Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
+#[schemars(rename = "Network")]
 pub(crate) struct RawNetwork {
     #[serde(default)]
     pub connect: Vec<ConnectRule>,
@@ -140,6 +147,7 @@ pub(crate) struct RawNetwork {
 /// An HTTP rule: a URL prefix and the methods allowed below it.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
+#[schemars(rename = "Http")]
 pub(crate) struct RawHttp {
     pub url: RuleUrl,
     /// `["GET"]` when absent.
@@ -149,6 +157,7 @@ pub(crate) struct RawHttp {
 /// Where a secret's value comes from and how the guest may use it.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
+#[schemars(rename = "Secret")]
 pub(crate) struct RawSecret {
     pub from: SecretFrom,
     #[serde(default, deserialize_with = "opt_table")]
@@ -165,6 +174,7 @@ pub(crate) struct RawSecret {
     rename_all = "kebab-case",
     expecting = "{ header = \"…\", format = \"… {secret} …\", url = \"https://…\" }"
 )]
+#[schemars(rename = "Inject")]
 pub(crate) struct RawInject {
     pub header: Header,
     pub format: Format,
@@ -174,6 +184,7 @@ pub(crate) struct RawInject {
 /// Limits of one run; each has a default.
 #[derive(Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
+#[schemars(rename = "Limits")]
 pub(crate) struct RawLimits {
     /// Linear memory plus tables (default 128MiB).
     pub memory: Option<Memory>,

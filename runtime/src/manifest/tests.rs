@@ -1124,3 +1124,62 @@ fn never_panics_on_odd_input() {
         "identity.id",
     );
 }
+
+#[test]
+fn a_misspelt_key_gets_a_suggestion() {
+    assert_text_invalid(
+        "[identity]\nnmae = \"a\"",
+        2,
+        1,
+        "unknown key `nmae` in [identity]; expected one of: name, id, owner; did you mean `name`?",
+    );
+    assert_text_invalid(
+        "[identity]\nname = \"a\"\n[limit]\nwall = \"1s\"",
+        3,
+        2,
+        "did you mean `limits`?",
+    );
+    assert_text_invalid(
+        "[identity]\nname = \"a\"\n[stdio]\nstdout = \"nul\"",
+        4,
+        10,
+        "stdio.stdout: expected \"inherit\" or \"null\", found \"nul\"; did you mean `null`?",
+    );
+    // Nothing close: no guess.
+    let err = parse_text("[identity]\nname = \"a\"\nzzzzzz = 1").unwrap_err();
+    assert!(!err.to_string().contains("did you mean"), "{err}");
+}
+
+/// The committed schema is what the types give; run the command below after changing them.
+#[test]
+fn committed_schema_is_current() {
+    let committed = include_str!("../../../docs/warden.schema.json");
+    assert!(
+        committed == schema_text(),
+        "docs/warden.schema.json is out of date; regenerate it with \
+         `cargo run -p warden-runtime --bin warden -- schema > docs/warden.schema.json`"
+    );
+}
+
+/// The schema describes what the parser reads: the top level's keys are the parser's.
+#[test]
+fn schema_lists_the_manifest_keys() {
+    let s = schema();
+    let keys: Vec<&str> = s["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "identity", "workload", "files", "env", "stdio", "clocks", "random", "network", "http",
+            "secrets", "limits"
+        ]
+    );
+    assert_eq!(s["additionalProperties"], false);
+    assert_eq!(s["required"], serde_json::json!(["identity"]));
+    let limits = &s["$defs"]["Limits"]["properties"];
+    assert!(limits.get("http-requests").is_some(), "{limits}");
+}
