@@ -305,15 +305,6 @@ impl Manifest {
     ) -> Result<Manifest, ManifestError> {
         resolve::parse(text, source, base_dir, &|name| std::env::var(name).ok())
     }
-
-    /// Checks manifest `text` as far as it can be without the world: every key and value, but
-    /// not whether host paths exist or `from-host` variables are set.
-    ///
-    /// # Errors
-    /// [`ManifestError::Invalid`] for anything the text gets wrong.
-    pub fn check_text(text: &str, source: &Path) -> Result<(), ManifestError> {
-        resolve::read_raw(text, source).map(drop)
-    }
 }
 
 /// The manifest's JSON Schema (draft 2020-12), derived from the types the parser reads, for

@@ -598,77 +598,54 @@ impl<'de> Deserialize<'de> for Memory {
     }
 }
 
-/// A positive whole number of fuel units.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Fuel(pub u64);
-
-const FUEL: &str = "a positive whole number of fuel units, such as 10_000_000_000";
-impl<'de> Deserialize<'de> for Fuel {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Fuel;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(FUEL)
-            }
-            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Fuel, E> {
-                match u64::try_from(n) {
-                    Ok(n) => self.visit_u64(n),
-                    Err(_) => Err(E::custom(format!("expected {FUEL}, found integer {n}"))),
-                }
-            }
-            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Fuel, E> {
-                if n == 0 {
-                    return Err(E::custom(format!("expected {FUEL}, found integer 0")));
-                }
-                Ok(Fuel(n))
+/// Reads a whole number of at least `min`; `expected` says what it counts.
+fn whole_number<'de, D: Deserializer<'de>>(
+    d: D,
+    min: u64,
+    expected: &'static str,
+) -> Result<u64, D::Error> {
+    struct V(u64, &'static str);
+    impl Visitor<'_> for V {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.1)
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<u64, E> {
+            match u64::try_from(n) {
+                Ok(n) => self.visit_u64(n),
+                Err(_) => Err(E::custom(format!("expected {}, found integer {n}", self.1))),
             }
         }
-        d.deserialize_any(V)
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<u64, E> {
+            if n >= self.0 {
+                Ok(n)
+            } else {
+                Err(E::custom(format!("expected {}, found integer {n}", self.1)))
+            }
+        }
     }
+    d.deserialize_any(V(min, expected))
 }
 
-impl JsonSchema for Fuel {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Fuel".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "integer", "minimum": 1, "description": FUEL})
+const FUEL: &str = "a positive whole number of fuel units, such as 10_000_000_000";
+/// A positive whole number of fuel units.
+#[derive(Debug, Clone, Copy, JsonSchema)]
+#[schemars(description = "A positive whole number of fuel units.")]
+pub(crate) struct Fuel(#[schemars(range(min = 1))] pub u64);
+
+impl<'de> Deserialize<'de> for Fuel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        whole_number(d, 1, FUEL).map(Fuel)
     }
 }
 
 /// A count of 0 or more.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, JsonSchema)]
 pub(crate) struct Count(pub u64);
 
-const COUNT: &str = "a whole number of requests (0 or more)";
 impl<'de> Deserialize<'de> for Count {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Count;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(COUNT)
-            }
-            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Count, E> {
-                u64::try_from(n)
-                    .map(Count)
-                    .map_err(|_| E::custom(format!("expected {COUNT}, found integer {n}")))
-            }
-            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Count, E> {
-                Ok(Count(n))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-impl JsonSchema for Count {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Count".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "integer", "minimum": 0})
+        whole_number(d, 0, "a whole number of requests (0 or more)").map(Count)
     }
 }
 

@@ -63,11 +63,6 @@ pub(super) fn parse(
     resolve(raw, &at, base_dir, env)
 }
 
-/// Reads the text into the raw types; nothing is looked up.
-pub(super) fn read_raw(text: &str, source: &Path) -> Result<RawManifest> {
-    read(&Errors { text, source })
-}
-
 fn read(at: &Errors<'_>) -> Result<RawManifest> {
     let de = toml::Deserializer::parse(at.text).map_err(|e| {
         let message = e.message().lines().next().unwrap_or("").trim();
@@ -177,6 +172,7 @@ fn explain(message: &str, path: &str) -> String {
                         format!("an array of tables ([[{path}]])")
                     }
                     "a sequence" => "an array".to_owned(),
+                    "a map" => format!("a table ([{path}])"),
                     "a table" if path.ends_with(".inject") => {
                         "{ header = \"…\", format = \"… {secret} …\", url = \"https://…\" }"
                             .to_owned()
