@@ -40,7 +40,7 @@ pub(crate) struct RawManifest {
     pub workload: RawWorkload,
     /// Files and folders of the host the guest may see, each at a guest path.
     #[serde(default)]
-    pub files: Vec<RawFile>,
+    pub files: Vec<Table<RawFile>>,
     /// The guest's environment: a value, or `{ from-host = "NAME" }` to copy warden's own.
     #[serde(default)]
     #[schemars(with = "BTreeMap<EnvName, EnvValue>")]
@@ -55,10 +55,10 @@ pub(crate) struct RawManifest {
     pub network: RawNetwork,
     /// HTTP requests the guest may make (components only).
     #[serde(default)]
-    pub http: Vec<RawHttp>,
+    pub http: Vec<Table<RawHttp>>,
     /// Secrets, by name: where each value is read from and how it is used.
     #[serde(default)]
-    pub secrets: BTreeMap<SecretName, RawSecret>,
+    pub secrets: BTreeMap<SecretName, Table<RawSecret>>,
     #[serde(default, deserialize_with = "table")]
     pub limits: RawLimits,
 }
@@ -237,6 +237,31 @@ pub(crate) fn table<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Res
         }
     }
     d.deserialize_map(V(PhantomData))
+}
+
+/// A table type read from a table only: in an array of tables or as a map's value, where
+/// serde would also read a struct from an array of its fields in order.
+pub(crate) struct Table<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Table<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        table(d).map(Table)
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Table<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        T::json_schema(generator)
+    }
 }
 
 /// [`table`], for an optional table.

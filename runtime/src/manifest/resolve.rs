@@ -320,7 +320,7 @@ fn resolve(
     };
 
     let mut files: Vec<FileGrant> = Vec::new();
-    for f in raw.files {
+    for super::raw::Table(f) in raw.files {
         let grant = file_grant(at, &f.host, &f.guest, f.access, &files, &in_base)?;
         files.push(grant);
     }
@@ -364,7 +364,7 @@ fn resolve(
     let http = raw
         .http
         .into_iter()
-        .map(|h| HttpRule {
+        .map(|super::raw::Table(h)| HttpRule {
             url: h.url.text,
             prefix: h.url.prefix,
             methods: h.methods.map_or_else(
@@ -377,7 +377,7 @@ fn resolve(
     let secrets = raw
         .secrets
         .into_iter()
-        .map(|(name, s)| Secret {
+        .map(|(name, super::raw::Table(s))| Secret {
             name: name.0,
             from: match s.from {
                 SecretFrom::Env(var) => SecretSource::Env(var),

@@ -1183,3 +1183,40 @@ fn schema_lists_the_manifest_keys() {
     let limits = &s["$defs"]["Limits"]["properties"];
     assert!(limits.get("http-requests").is_some(), "{limits}");
 }
+
+/// A table's fields are keys: serde's other form of a struct, an array of its fields in
+/// order, is refused wherever a table is expected.
+#[test]
+fn a_table_written_as_an_array_is_refused() {
+    assert_text_invalid(
+        "files = [[\"a\", \"/b\", \"read\"]]\n[identity]\nname = \"a\"",
+        1,
+        10,
+        "files[0]: expected a table ([[files]]), found an array",
+    );
+    assert_text_invalid(
+        "http = [[\"https://a.example/\"]]\n[identity]\nname = \"a\"",
+        1,
+        9,
+        "http[0]: expected a table ([[http]]), found an array",
+    );
+    assert_text_invalid(
+        "[identity]\nname = \"a\"\n[secrets]\ns = [\"env:K\"]",
+        4,
+        5,
+        "secrets.s: expected a table ([secrets.s]), found an array",
+    );
+    assert_text_invalid(
+        "identity = [\"a\"]",
+        1,
+        12,
+        "identity: expected a table ([identity])",
+    );
+    // Control: the same grants as tables are read.
+    let m = parse_text(
+        "http = [{ url = \"https://a.example/\" }]\n[identity]\nname = \"a\"\n\
+         [secrets]\ns = { from = \"env:K\" }",
+    )
+    .unwrap();
+    assert_eq!((m.http.len(), m.secrets.len()), (1, 1));
+}
