@@ -1,12 +1,11 @@
-//! Network egress rules: the `[network] connect` entries of a manifest, typed, and the
-//! decisions made from them. Pure logic, no I/O: the caller resolves names and opens sockets,
-//! and asks this module first.
+//! Network egress rules: the `[network] connect` entries of a manifest (typed when the manifest
+//! is read, see [`crate::manifest::ConnectRule`]) and the decisions made from them. Pure logic,
+//! no I/O: the caller resolves names and opens sockets, and asks this module first.
 //!
 //! An entry names a host and a port: `api.example.com:443`, `*.svc.example:443`,
-//! `192.0.2.7:8080`, `[2001:db8::7]:443`, `10.1.0.0/16:5432` or `[fd00::]/8:443` (the same forms
-//! the manifest parser accepts). Names are matched case-insensitively and without a trailing
-//! dot; `*.svc.example` matches any name with at least one more label than `svc.example`, but
-//! not `svc.example` itself.
+//! `192.0.2.7:8080`, `[2001:db8::7]:443`, `10.1.0.0/16:5432` or `[fd00::]/8:443`. Names are
+//! matched case-insensitively and without a trailing dot; `*.svc.example` matches any name with
+//! at least one more label than `svc.example`, but not `svc.example` itself.
 //!
 //! Addresses that are not ordinary public ones (loopback, private, link-local, cloud metadata
 //! endpoints, multicast, …; see [`special_range`]) are refused unless an entry names that
@@ -80,7 +79,8 @@ impl NetRules {
         NetRules { rules }
     }
 
-    /// Parses every entry; the error names the first bad one.
+    /// Parses every entry (with [`ConnectRule::parse`], as the manifest does); the error names
+    /// the first bad one.
     pub fn parse(entries: &[String]) -> Result<NetRules, String> {
         let rules = entries
             .iter()

@@ -40,7 +40,7 @@ impl ConnectRule {
     }
 }
 
-/// Splits `host:port` exactly as the manifest parser does: a host starting with `[` ends at the
+/// Splits `host:port`: a host starting with `[` ends at the
 /// first `]` plus whatever comes before the last `:` after it (so `[fd00::]/8:443` has the host
 /// `[fd00::]/8`); otherwise the host may not contain a `:`.
 fn split_host_port(entry: &str) -> Result<(&str, &str), String> {
@@ -111,7 +111,7 @@ fn parse_host(host: &str) -> Result<Host, String> {
     Ok(Host::Cidr { net, prefix })
 }
 
-/// `name` or `*.name`, validated as the manifest parser does and lower-cased.
+/// `name` or `*.name`, validated and lower-cased.
 fn parse_name(host: &str) -> Result<Host, String> {
     let (wildcard, name) = match host.strip_prefix("*.") {
         Some(suffix) => (true, suffix),
