@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use warden::manifest::{Inject, Secret, SecretSource};
+use warden::manifest::{Inject, Secret, SecretSource, UrlPrefix};
 use warden::secrets::{Secrets, SecretsCtx, SecretsView};
 use warden::{
     Audit, AuditSink, EngineSettings, Input, Manifest, Policy, RunOptions, Warden, Workload,
@@ -159,6 +159,7 @@ fn hostcall_component(c: &mut Criterion) {
             header: "Authorization".into(),
             format: "Bearer {secret}".into(),
             url: BINDING.into(),
+            prefix: UrlPrefix::parse(BINDING).expect("a valid binding URL"),
         }),
         reveal: false,
     }])

@@ -135,33 +135,9 @@ impl EgressMeter {
     }
 }
 
-/// A URL prefix: what an `[[http]]` rule or a secret's `inject.url` names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UrlPrefix {
-    pub https: bool,
-    /// Lower case; an IPv6 address without brackets.
-    pub host: String,
-    pub port: u16,
-    /// The path, starting with `/`.
-    pub path: String,
-}
+pub use crate::manifest::UrlPrefix;
 
 impl UrlPrefix {
-    /// Parses an `http://` or `https://` URL (the manifest has checked its shape).
-    ///
-    /// # Errors
-    /// The URL is not an absolute http(s) URL with a host.
-    pub fn parse(url: &str) -> Result<UrlPrefix, String> {
-        let uri: http::Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
-        let t = Target::of(&uri)?;
-        Ok(UrlPrefix {
-            https: t.https,
-            host: t.host,
-            port: t.port,
-            path: t.path,
-        })
-    }
-
     /// Whether `t` is at or below this prefix. A prefix path ending in `/` matches everything
     /// below it; otherwise the path must be equal or continue with `/`.
     pub fn covers(&self, t: &Target) -> bool {
@@ -305,20 +281,17 @@ pub struct HttpRules {
 }
 
 impl HttpRules {
-    /// # Errors
-    /// A rule's URL cannot be parsed.
-    pub fn new(rules: &[HttpRule]) -> Result<HttpRules, String> {
+    /// The manifest's rules, whose URLs it has already typed.
+    pub fn new(rules: &[HttpRule]) -> HttpRules {
         let rules = rules
             .iter()
-            .map(|r| {
-                Ok(Rule {
-                    prefix: UrlPrefix::parse(&r.url)?,
-                    methods: r.methods.clone(),
-                    url: r.url.clone(),
-                })
+            .map(|r| Rule {
+                prefix: r.prefix.clone(),
+                methods: r.methods.clone(),
+                url: r.url.clone(),
             })
-            .collect::<Result<_, String>>()?;
-        Ok(HttpRules { rules })
+            .collect();
+        HttpRules { rules }
     }
 
     /// The rules, in the manifest's order.
@@ -375,22 +348,21 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    /// # Errors
-    /// A rule's or a binding's URL cannot be parsed.
+    /// The broker of one run: `rules`, and the bindings of the secrets that are injected.
     pub fn new(
         rules: HttpRules,
         secrets: Arc<Secrets>,
         resolver: Option<Arc<TokioResolver>>,
         meter: Arc<EgressMeter>,
         audit: &Audit,
-    ) -> Result<Broker, String> {
+    ) -> Broker {
         let mut bindings = Vec::new();
         for s in secrets.iter() {
             if let Some(inject) = &s.spec.inject {
-                bindings.push((s.spec.name.clone(), UrlPrefix::parse(&inject.url)?));
+                bindings.push((s.spec.name.clone(), inject.prefix.clone()));
             }
         }
-        Ok(Broker {
+        Broker {
             shared: Arc::new(Shared {
                 rules,
                 secrets,
@@ -399,7 +371,7 @@ impl Broker {
                 meter,
                 audit: audit.clone(),
             }),
-        })
+        }
     }
 }
 
@@ -905,10 +877,11 @@ mod tests {
             .iter()
             .map(|(url, methods)| HttpRule {
                 url: (*url).into(),
+                prefix: UrlPrefix::parse(url).unwrap_or_else(|e| panic!("{e}")),
                 methods: methods.iter().map(|m| (*m).to_owned()).collect(),
             })
             .collect();
-        HttpRules::new(&list).unwrap_or_else(|e| panic!("{e}"))
+        HttpRules::new(&list)
     }
 
     #[test]

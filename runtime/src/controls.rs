@@ -7,7 +7,7 @@
 //! may read, a read-write folder, a wide address range, …), each reason stated.
 
 use crate::manifest::{Access, FileKind};
-use crate::net::{ConnectRule, Host};
+use crate::net::Host;
 use crate::policy::Policy;
 use std::net::IpAddr;
 
@@ -181,10 +181,8 @@ pub fn assess(policy: &Policy) -> Vec<Finding> {
     ));
 
     let mut open = Vec::new();
-    for entry in &policy.network {
-        let Ok(rule) = ConnectRule::parse(entry) else {
-            continue;
-        };
+    for rule in &policy.network {
+        let entry = &rule.entry;
         match rule.host {
             Host::Cidr { net, prefix } => {
                 let broad = match net {

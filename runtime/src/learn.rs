@@ -402,7 +402,7 @@ struct Observed {
 fn observe(input: &Input<'_>) -> Observed {
     let broad = input.broad;
     let id = &broad.identity.id;
-    let rules = HttpRules::new(&broad.http).unwrap_or_default();
+    let rules = HttpRules::new(&broad.http);
     let mut o = Observed {
         http: vec![HttpSeen::default(); rules.rules().len()],
         rules,
@@ -571,7 +571,7 @@ impl Observed {
             }
         }
         for n in &prev.network {
-            self.net.entry(n.clone()).or_default();
+            self.net.entry(n.to_string()).or_default();
         }
         for f in &prev.files {
             let Some(i) = broad

@@ -3,6 +3,12 @@
 //! This module only parses and validates. Its output, [`Manifest`], is plain typed data that
 //! [`crate::policy`] turns into a sandbox. Deny by default: an absent key grants nothing.
 //!
+//! Two steps: `serde` reads the text into the types of `raw` (derived, `deny_unknown_fields`;
+//! each value is a newtype that checks itself), then `resolve` looks up what needs the world
+//! (host paths, `from-host` variables) and checks values against one another. Connect entries
+//! and URLs are parsed once, here, into the types the policy decides with ([`ConnectRule`],
+//! [`UrlPrefix`]). The JSON Schema ([`schema`]) is derived from the same raw types.
+//!
 //! Every error names the file, the line and the column, and says what was expected.
 
 use std::path::{Path, PathBuf};
@@ -24,11 +30,12 @@ pub struct Manifest {
     pub stdio: Stdio,
     pub clocks: Clocks,
     pub random: Random,
-    /// `[network] connect` entries, as written (components only; enforced by a later version).
-    pub network: Vec<String>,
-    /// `[[http]]` entries (components only; enforced by a later version).
+    /// `[network] connect` entries, typed, in the manifest's order (components only). Each
+    /// reads as the entry as written (`Deref<Target = str>`).
+    pub network: Vec<ConnectRule>,
+    /// `[[http]]` entries (components only).
     pub http: Vec<HttpRule>,
-    /// `[secrets.NAME]` tables, sorted by name (enforced by a later version).
+    /// `[secrets.NAME]` tables, sorted by name.
     pub secrets: Vec<Secret>,
     pub limits: Limits,
 }
@@ -57,7 +64,8 @@ pub struct Workload {
 }
 
 /// Whether a file grant may be written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "\"read\" or \"read-write\"")]
 pub enum Access {
     Read,
     ReadWrite,
@@ -99,7 +107,8 @@ pub struct EnvVar {
 }
 
 /// What a guest's stdin is connected to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "\"inherit\" or \"null\"")]
 pub enum StdinMode {
     #[default]
     Null,
@@ -107,7 +116,8 @@ pub enum StdinMode {
 }
 
 /// What a guest's stdout or stderr is connected to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case", expecting = "\"inherit\" or \"null\"")]
 pub enum OutputMode {
     #[default]
     Inherit,
@@ -138,7 +148,10 @@ pub struct Random {
 /// One `[[http]]` rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRule {
+    /// As written.
     pub url: String,
+    /// `url`, typed.
+    pub prefix: UrlPrefix,
     /// Upper-case method names; `["GET"]` when absent.
     pub methods: Vec<String>,
 }
@@ -156,7 +169,10 @@ pub struct Inject {
     pub header: String,
     /// Contains `{secret}`.
     pub format: String,
+    /// As written.
     pub url: String,
+    /// `url`, typed.
+    pub prefix: UrlPrefix,
 }
 
 /// One `[secrets.NAME]` table.
@@ -287,9 +303,59 @@ impl Manifest {
         source: &Path,
         base_dir: &Path,
     ) -> Result<Manifest, ManifestError> {
-        parse::parse(text, source, base_dir, &|name| std::env::var(name).ok())
+        resolve::parse(text, source, base_dir, &|name| std::env::var(name).ok())
     }
 }
 
-mod parse;
-pub(crate) use parse::is_dns_name;
+/// The manifest's JSON Schema (draft 2020-12), derived from the types the parser reads, for
+/// editors (Taplo, Even Better TOML) and other tools.
+pub fn schema() -> serde_json::Value {
+    let mut schema = schemars::generate::SchemaSettings::draft2020_12()
+        .for_deserialize()
+        .into_generator()
+        .into_root_schema_for::<raw::RawManifest>()
+        .to_value();
+    drop_null(&mut schema);
+    schema
+}
+
+/// TOML has no null: an optional key is one that may be left out, so schemars' `anyOf [T,
+/// null]` for an `Option<T>` becomes `T`.
+fn drop_null(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Array(any)) = map.get("anyOf")
+                && any.len() == 2
+                && any[1] == serde_json::json!({"type": "null"})
+                && let Some(Value::Object(inner)) = any.first().cloned()
+            {
+                map.remove("anyOf");
+                for (k, x) in inner {
+                    map.entry(k).or_insert(x);
+                }
+            }
+            map.values_mut().for_each(drop_null);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_null),
+        _ => {}
+    }
+}
+
+/// [`schema`] as the text `warden schema` prints and `docs/warden.schema.json` holds: pretty
+/// JSON and a final newline.
+pub fn schema_text() -> String {
+    let mut text = serde_json::to_string_pretty(&schema()).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+pub(crate) mod connect;
+mod raw;
+mod resolve;
+#[cfg(test)]
+mod tests;
+mod url;
+
+pub use connect::{ConnectRule, Host};
+pub use url::UrlPrefix;

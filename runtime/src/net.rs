@@ -1,12 +1,11 @@
-//! Network egress rules: the `[network] connect` entries of a manifest, typed, and the
-//! decisions made from them. Pure logic, no I/O: the caller resolves names and opens sockets,
-//! and asks this module first.
+//! Network egress rules: the `[network] connect` entries of a manifest (typed when the manifest
+//! is read, see [`crate::manifest::ConnectRule`]) and the decisions made from them. Pure logic,
+//! no I/O: the caller resolves names and opens sockets, and asks this module first.
 //!
 //! An entry names a host and a port: `api.example.com:443`, `*.svc.example:443`,
-//! `192.0.2.7:8080`, `[2001:db8::7]:443`, `10.1.0.0/16:5432` or `[fd00::]/8:443` (the same forms
-//! the manifest parser accepts). Names are matched case-insensitively and without a trailing
-//! dot; `*.svc.example` matches any name with at least one more label than `svc.example`, but
-//! not `svc.example` itself.
+//! `192.0.2.7:8080`, `[2001:db8::7]:443`, `10.1.0.0/16:5432` or `[fd00::]/8:443`. Names are
+//! matched case-insensitively and without a trailing dot; `*.svc.example` matches any name with
+//! at least one more label than `svc.example`, but not `svc.example` itself.
 //!
 //! Addresses that are not ordinary public ones (loopback, private, link-local, cloud metadata
 //! endpoints, multicast, …; see [`special_range`]) are refused unless an entry names that
@@ -17,45 +16,11 @@
 //! IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) are the IPv4 address they embed, for matching
 //! as for refusal.
 
-use crate::manifest::is_dns_name;
+use crate::manifest::connect::{full_prefix, mask_v4, mask_v6};
+pub use crate::manifest::{ConnectRule, Host};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// The host of one `[network] connect` entry, typed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Host {
-    /// A DNS name, lower-case, without a trailing dot.
-    Name(String),
-    /// `*.suffix`: the suffix, lower-case. Matches any name with at least one more label than
-    /// the suffix, never the bare suffix itself.
-    Wildcard(String),
-    /// One address.
-    Ip(IpAddr),
-    /// A range; `net` is already masked to `prefix` bits.
-    Cidr { net: IpAddr, prefix: u8 },
-}
-
-/// One `[network] connect` entry, typed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectRule {
-    pub host: Host,
-    pub port: u16,
-    /// The entry as written, for audit reasons.
-    pub entry: String,
-}
-
 impl ConnectRule {
-    /// Parses one entry; the error says what is wrong with it (not which entry it was).
-    pub fn parse(entry: &str) -> Result<ConnectRule, String> {
-        let (host, port) = split_host_port(entry)?;
-        let port = parse_port(port)?;
-        let host = parse_host(host)?;
-        Ok(ConnectRule {
-            host,
-            port,
-            entry: entry.to_owned(),
-        })
-    }
-
     /// Whether this is an `Ip` or `Cidr` rule covering `ip`, whatever the port.
     fn covers_ip(&self, ip: IpAddr) -> bool {
         let (net, prefix) = match self.host {
@@ -114,7 +79,8 @@ impl NetRules {
         NetRules { rules }
     }
 
-    /// Parses every entry; the error names the first bad one.
+    /// Parses every entry (with [`ConnectRule::parse`], as the manifest does); the error names
+    /// the first bad one.
     pub fn parse(entries: &[String]) -> Result<NetRules, String> {
         let rules = entries
             .iter()
@@ -317,106 +283,6 @@ fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
         .map(|(_, _, kind)| *kind)
 }
 
-/// Splits `host:port` exactly as the manifest parser does: a host starting with `[` ends at the
-/// first `]` plus whatever comes before the last `:` after it (so `[fd00::]/8:443` has the host
-/// `[fd00::]/8`); otherwise the host may not contain a `:`.
-fn split_host_port(entry: &str) -> Result<(&str, &str), String> {
-    if entry.starts_with('[') {
-        let close = entry
-            .find(']')
-            .ok_or("an IPv6 address is missing its closing `]`")?;
-        let after = &entry[close + 1..];
-        let colon = after.rfind(':').ok_or("there is no `:port`")?;
-        return Ok((&entry[..close + 1 + colon], &after[colon + 1..]));
-    }
-    match entry.rsplit_once(':') {
-        Some((host, _)) if host.contains(':') => {
-            Err("an IPv6 address must be written in brackets, like [fd00::1]".to_owned())
-        }
-        Some(parts) => Ok(parts),
-        None => Err("there is no `:port`".to_owned()),
-    }
-}
-
-fn parse_port(port: &str) -> Result<u16, String> {
-    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("the port {port:?} is not a number"));
-    }
-    match port.parse::<u16>() {
-        Ok(n) if n != 0 => Ok(n),
-        _ => Err(format!("the port {port} is outside 1-65535")),
-    }
-}
-
-fn parse_host(host: &str) -> Result<Host, String> {
-    if host.is_empty() {
-        return Err("the host is empty".to_owned());
-    }
-    let (ip, prefix) = if let Some(inner) = host.strip_prefix('[') {
-        let (addr, tail) = inner
-            .split_once(']')
-            .ok_or("an IPv6 address is missing its closing `]`")?;
-        let addr: Ipv6Addr = addr
-            .parse()
-            .map_err(|_| format!("{addr:?} is not an IPv6 address"))?;
-        let prefix = match tail {
-            "" => None,
-            _ => Some(
-                tail.strip_prefix('/')
-                    .ok_or_else(|| format!("unexpected {tail:?} after `]`"))?,
-            ),
-        };
-        (IpAddr::V6(addr), prefix)
-    } else if let Some((addr, prefix)) = host.split_once('/') {
-        let addr: Ipv4Addr = addr.parse().map_err(|_| {
-            format!("{addr:?} is not an IPv4 address (a CIDR needs an IP address before the `/`)")
-        })?;
-        (IpAddr::V4(addr), Some(prefix))
-    } else if let Ok(addr) = host.parse::<Ipv4Addr>() {
-        (IpAddr::V4(addr), None)
-    } else {
-        return parse_name(host);
-    };
-    let Some(prefix) = prefix else {
-        return Ok(Host::Ip(ip));
-    };
-    let prefix = parse_prefix(prefix, full_prefix(ip))?;
-    let net = match ip {
-        IpAddr::V4(v4) => IpAddr::V4(mask_v4(u32::from(v4), prefix).into()),
-        IpAddr::V6(v6) => IpAddr::V6(mask_v6(u128::from(v6), prefix).into()),
-    };
-    Ok(Host::Cidr { net, prefix })
-}
-
-/// `name` or `*.name`, validated as the manifest parser does and lower-cased.
-fn parse_name(host: &str) -> Result<Host, String> {
-    let (wildcard, name) = match host.strip_prefix("*.") {
-        Some(suffix) => (true, suffix),
-        None => (false, host),
-    };
-    if name.contains('*') {
-        return Err("a wildcard may only be a leading `*.`".to_owned());
-    }
-    if !is_dns_name(name) {
-        return Err(format!("{host:?} is not a DNS name or IP address"));
-    }
-    let name = name.to_ascii_lowercase();
-    Ok(if wildcard {
-        Host::Wildcard(name)
-    } else {
-        Host::Name(name)
-    })
-}
-
-/// A CIDR prefix length: one to three digits, at most `max`.
-fn parse_prefix(prefix: &str, max: u8) -> Result<u8, String> {
-    let ok = !prefix.is_empty() && prefix.len() <= 3 && prefix.bytes().all(|b| b.is_ascii_digit());
-    match prefix.parse::<u8>() {
-        Ok(n) if ok && n <= max => Ok(n),
-        _ => Err(format!("the CIDR prefix length {prefix:?} is not 0-{max}")),
-    }
-}
-
 /// A name the guest asked for, lower-case and without one trailing dot; `None` if it has empty
 /// labels or characters no host name has (`_` is kept: some service names use it).
 fn normalize_name(name: &str) -> Option<String> {
@@ -441,10 +307,6 @@ fn parse_ip_literal(host: &str) -> Option<IpAddr> {
     inner.parse().ok()
 }
 
-fn full_prefix(ip: IpAddr) -> u8 {
-    if ip.is_ipv4() { 32 } else { 128 }
-}
-
 /// A rule's range with an IPv4-mapped IPv6 range (`::ffff:0:0/96` or narrower) turned into the
 /// IPv4 range it stands for, so it matches addresses compared in their canonical form.
 fn canonical_range(net: IpAddr, prefix: u8) -> (IpAddr, u8) {
@@ -463,14 +325,6 @@ fn in_range(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
         (IpAddr::V6(ip), IpAddr::V6(net)) => in_range_v6(u128::from(ip), u128::from(net), prefix),
         _ => false,
     }
-}
-
-fn mask_v4(bits: u32, prefix: u8) -> u32 {
-    bits & u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
-}
-
-fn mask_v6(bits: u128, prefix: u8) -> u128 {
-    bits & u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
 }
 
 fn in_range_v4(ip: u32, net: u32, prefix: u8) -> bool {

@@ -5,8 +5,8 @@ use crate::audit::{Audit, Decision};
 use crate::broker::{Broker, EgressMeter, HttpRules};
 use crate::error::LoadError;
 use crate::manifest::{
-    Access, Clocks, EnvSource, EnvVar, FileGrant, FileKind, HttpRule, Identity, Limits, Manifest,
-    OutputMode, Random, Secret, StdinMode, Stdio,
+    Access, Clocks, ConnectRule, EnvSource, EnvVar, FileGrant, FileKind, HttpRule, Identity,
+    Limits, Manifest, OutputMode, Random, Secret, StdinMode, Stdio,
 };
 use crate::net::{self, NetRules};
 use crate::secrets::Secrets;
@@ -54,7 +54,7 @@ pub struct Policy {
     pub stdio: Stdio,
     pub clocks: Clocks,
     pub random: Random,
-    pub network: Vec<String>,
+    pub network: Vec<ConnectRule>,
     pub http: Vec<HttpRule>,
     pub secrets: Vec<Secret>,
     pub limits: Limits,
@@ -173,16 +173,15 @@ impl Policy {
         Ok(())
     }
 
-    /// Builds a run's egress state: reads the secrets from their sources, types the network
-    /// and HTTP rules, and builds the resolver. Runs before the host is locked down.
+    /// Builds a run's egress state: reads the secrets from their sources, sets up the network
+    /// and HTTP rules (typed by the manifest), and builds the resolver. Runs before the host is locked down.
     ///
     /// # Ambient Authority
     /// Reads the secrets' sources (warden's environment, host files) and the host's resolver
     /// configuration (`/etc/resolv.conf`, `/etc/hosts`).
     ///
     /// # Errors
-    /// [`LoadError::Secret`] for a missing, empty or unreadable secret source;
-    /// [`LoadError::Grant`] for a rule that cannot be typed.
+    /// [`LoadError::Secret`] for a missing, empty or unreadable secret source.
     pub fn egress(&self, audit: &Audit) -> Result<Egress, LoadError> {
         self.egress_with(audit, &crate::secrets::HostSecrets)
     }
@@ -202,13 +201,8 @@ impl Policy {
             audit.set_redactor(secrets.clone());
         }
         let meter = EgressMeter::new(self.limits.http_requests, self.limits.egress, audit);
-        let grant_err = |message: String| LoadError::Grant {
-            path: self.manifest.clone().unwrap_or_default(),
-            message,
-            source: None,
-        };
-        let rules = NetRules::parse(&self.network).map_err(grant_err)?;
-        let http = HttpRules::new(&self.http).map_err(grant_err)?;
+        let rules = NetRules::new(self.network.clone());
+        let http = HttpRules::new(&self.http);
         let needs_names = rules
             .rules()
             .iter()
@@ -225,8 +219,7 @@ impl Policy {
             meter.clone(),
             audit,
         );
-        let broker = Broker::new(http, secrets.clone(), resolver, meter.clone(), audit)
-            .map_err(grant_err)?;
+        let broker = Broker::new(http, secrets.clone(), resolver, meter.clone(), audit);
         Ok(Egress {
             secrets,
             meter,

@@ -454,6 +454,8 @@ mod tests {
                     header: "Authorization".into(),
                     format: "Bearer {secret}".into(),
                     url: "https://api.example.com/".into(),
+                    prefix: crate::manifest::UrlPrefix::parse("https://api.example.com/")
+                        .expect("a valid URL"),
                 }),
                 reveal: false,
             },

@@ -234,7 +234,7 @@ pub fn compare(policy: &Policy, entries: &[Entry], logs: &[PathBuf]) -> Result<U
     u.incomplete_runs = runs.values().filter(|ended| !**ended).count();
 
     // Evidence, per grant.
-    let rules = HttpRules::new(&policy.http).unwrap_or_default();
+    let rules = HttpRules::new(&policy.http);
     let mut http: Vec<MethodCounts> = vec![MethodCounts::new(); rules.rules().len()];
     // Per secret: (injected, opened, revealed).
     let mut secrets: BTreeMap<&str, [usize; 3]> = BTreeMap::new();

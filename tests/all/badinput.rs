@@ -83,7 +83,7 @@ fn a_nul_byte_in_manifest_args_or_env_is_named_not_truncated() {
     let m = s.manifest(&format!("{module}args = [\"args\", \"a\\u0000b\"]\n"));
     let r = run_bounded(run_cmd(&m), None);
     r.assert_one_line_error(
-        "test.warden.toml:7:17: workload.args[1]: argument 2 contains a NUL byte",
+        "test.warden.toml:7:17: workload.args[1]: the argument contains a NUL byte",
     );
     let m = s.manifest(&format!("{module}[env]\nAPI_BASE = \"x\\u0000y\"\n"));
     let r = run_bounded(run_cmd(&m), None);

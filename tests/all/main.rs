@@ -27,6 +27,7 @@ mod limits;
 mod lockdown;
 mod observe;
 mod scanner;
+mod schema;
 mod server;
 mod stdio;
 mod stress;

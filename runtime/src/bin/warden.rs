@@ -49,6 +49,8 @@ mod controls;
 mod export;
 #[path = "warden/grants.rs"]
 mod grants;
+#[path = "warden/schema.rs"]
+mod schema;
 use export::{SeccompCommand, seccomp};
 
 /// `print!` without the panic: see the macros above.
@@ -161,6 +163,9 @@ enum Command {
     /// RSS includes what `warden bench` itself had when it started the child; a figure no
     /// larger than that is shown as an upper bound (`≤`).
     Bench(BenchArgs),
+    /// Print the manifest's JSON Schema (the same as docs/warden.schema.json), for editors
+    /// such as Taplo / Even Better TOML and other tools.
+    Schema,
 }
 
 #[derive(clap::Args)]
@@ -285,6 +290,7 @@ fn main() -> ExitCode {
         Command::Learn(args) => learn(args),
         Command::Seccomp { command } => seccomp(command),
         Command::Bench(args) => bench(args),
+        Command::Schema => schema::schema(),
     }
 }
 
