@@ -20,6 +20,7 @@ mod learn;
 mod library;
 mod limits;
 mod lockdown;
+mod quickflags;
 mod scanner;
 mod server;
 mod stdio;

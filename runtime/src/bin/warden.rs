@@ -61,6 +61,10 @@ fn write_stderr(args: std::fmt::Arguments<'_>) {
     let _ = std::io::stderr().lock().write_fmt(args);
 }
 
+// After the macros, so that these modules print through them too.
+#[path = "warden/quick.rs"]
+mod quick;
+
 /// Extra time a guest stuck in a blocking host call (one the epoch cannot interrupt) gets
 /// past its wall limit before warden ends the whole process.
 const WALL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -73,7 +77,10 @@ const WATCHDOG_POLL: std::time::Duration = std::time::Duration::from_millis(25);
 #[command(
     name = "warden",
     version,
-    about = "Run WebAssembly workloads of non-human identities with exactly the access their manifest grants"
+    about = "Run WebAssembly workloads of non-human identities with exactly the access their manifest grants",
+    after_help = "Exit codes: 2 for a usage error (a command line that does not parse), 125 when \
+                  warden could not do what a well-formed command asked; each command's --help \
+                  lists its own."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -92,6 +99,8 @@ enum Command {
     ///   123    the guest trapped
     ///   124    wall-time limit reached (or compiling the module took longer than
     ///          --compile-timeout: the wall limit, and at least 120 s)
+    ///   2      usage error: the command line does not parse, or a grant flag
+    ///          (--dir, --env, --limit, ...) is refused or contradicts the manifest
     ///   125    warden could not start the workload
     ///   126    network limit reached (http-requests or egress)
     ///   130    stopped by SIGINT (read-write single files not copied back)
@@ -106,6 +115,7 @@ enum Command {
     ///   0    the manifest is valid (and, with --strict, grants nothing unused)
     ///   1    --strict: the manifest grants something the module cannot use, or that the
     ///        logs given with --against never used
+    ///   2    usage error (the command line does not parse)
     ///   125  the manifest is invalid, or a log cannot be read, has a line that is not an
     ///        audit record, or holds no record of the manifest's identity
     #[command(verbatim_doc_comment)]
@@ -127,12 +137,18 @@ enum Command {
     /// does), record what it used, and write the narrowest manifest within BROAD that allows
     /// exactly that, with a comment on each grant saying what was observed. See docs/learn.md.
     ///
-    /// Exit codes: those of `warden run` (the guest's code, a limit's, ...). A run without an
-    /// exit record (125: could not start; 159: killed by the seccomp filter) writes nothing.
+    /// Exit codes: those of `warden run` (the guest's code, a limit's, ...); 2 for a usage
+    /// error (the command line does not parse). A run without an exit record (125: could not start; 159: killed by the seccomp filter) writes nothing.
     /// Also 125 when BROAD, an earlier LEARNED (--append) or LEARNED cannot be read or written.
     #[command(verbatim_doc_comment)]
     Learn(LearnArgs),
     /// The host process's syscall allow list for a manifest.
+    ///
+    /// Exit codes:
+    ///   0    printed
+    ///   2    usage error (the command line does not parse)
+    ///   125  the manifest is invalid or cannot be read
+    #[command(verbatim_doc_comment)]
     Seccomp {
         #[command(subcommand)]
         command: SeccompCommand,
@@ -141,8 +157,10 @@ enum Command {
     /// and print wall time, CPU time and peak memory of both, and their ratios.
     ///
     /// The workload runs as `warden run [--manifest FILE] [MODULE] [-- ARGS]` in a child
-    /// process. Every run's stdout is discarded; every run must exit with 0. Exit code 125 when
-    /// the benchmark cannot start or a run fails.
+    /// process. Every run's stdout is discarded; every run must exit with 0.
+    ///
+    /// Exit codes: 0 measured and printed; 2 usage error (the command line does not parse);
+    /// 125 the benchmark cannot start or a run fails.
     ///
     /// CPU time and peak RSS are the kernel's figures for each child (wait4). A child's peak
     /// RSS includes what `warden bench` itself had when it started the child; a figure no
@@ -265,6 +283,8 @@ struct RunArgs {
     /// Arguments for the guest, appended to the manifest's `[workload] args`.
     #[arg(last = true)]
     args: Vec<String>,
+    #[command(flatten)]
+    quick: quick::QuickFlags,
 }
 
 fn main() -> ExitCode {
@@ -272,7 +292,8 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_START_FAILED } else { 0 };
+            // 2 for a usage error (clap's code, and most tools'), 0 for --help and --version.
+            let code = u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE);
             let _ = e.print();
             return ExitCode::from(code);
         }
@@ -289,6 +310,16 @@ fn main() -> ExitCode {
         Command::Seccomp { command } => seccomp(command),
         Command::Bench(args) => bench(args),
     }
+}
+
+/// Exit code of a usage error: a command line warden cannot make sense of (clap's own code
+/// for its errors, and the one of a grant flag that does not fit). Distinct from 125, which
+/// says that a well-formed command could not start its workload.
+const EXIT_USAGE: u8 = 2;
+
+fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("warden: error: {message}");
+    ExitCode::from(EXIT_USAGE)
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -455,12 +486,25 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(f) => f,
         Err(e) => return fail(format!("cannot install the SIGTERM/SIGINT handlers: {e}")),
     };
-    let mut policy = match &args.manifest {
-        Some(path) => match Manifest::from_file(path) {
-            Ok(m) => Policy::from_manifest(m),
-            Err(e) => return fail(e),
-        },
-        None => Policy::anonymous(),
+    let mut policy = if args.quick.any() || args.quick.print_manifest {
+        let merged = quick::merge(args.manifest.as_deref(), &args.quick);
+        match merged.and_then(|m| m.policy().map(|p| (m, p))) {
+            Ok((merged, _)) if args.quick.print_manifest => {
+                print!("{}", merged.to_toml(args.module.as_deref(), &args.args));
+                return ExitCode::SUCCESS;
+            }
+            Ok((_, policy)) => policy,
+            Err(quick::QuickError::Manifest(e)) => return fail(e),
+            Err(quick::QuickError::Usage(m)) => return usage_error(m),
+        }
+    } else {
+        match &args.manifest {
+            Some(path) => match Manifest::from_file(path) {
+                Ok(m) => Policy::from_manifest(m),
+                Err(e) => return fail(e),
+            },
+            None => Policy::anonymous(),
+        }
     };
     if let Some(module) = args.module {
         policy.module = Some(module);
