@@ -9,6 +9,7 @@ mod bench_cmd;
 mod cache;
 mod check;
 mod cli;
+mod cli_tools;
 mod connectors;
 mod copyback;
 mod egress;

@@ -62,8 +62,14 @@ fn write_stderr(args: std::fmt::Arguments<'_>) {
 }
 
 // After the macros, so that these modules print through them too.
+#[path = "warden/complete.rs"]
+mod complete;
 #[path = "warden/quick.rs"]
 mod quick;
+#[path = "warden/paths.rs"]
+mod warden_paths;
+#[path = "warden/warnings.rs"]
+mod warnings;
 
 /// Extra time a guest stuck in a blocking host call (one the epoch cannot interrupt) gets
 /// past its wall limit before warden ends the whole process.
@@ -166,6 +172,21 @@ enum Command {
     /// RSS includes what `warden bench` itself had when it started the child; a figure no
     /// larger than that is shown as an upper bound (`≤`).
     Bench(BenchArgs),
+    /// Print a shell completion script, e.g. `warden completions bash > ~/.local/share/bash-completion/completions/warden`.
+    ///
+    /// Exit codes: 0 printed; 2 usage error (an unknown shell).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print a man page (roff): warden's, or one command's (`warden man run > warden-run.1`).
+    ///
+    /// Exit codes: 0 printed; 2 usage error (an unknown command).
+    Man {
+        /// The command whose page to print; none for warden's own.
+        command: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -226,6 +247,9 @@ enum SeccompCommand {
     Show {
         /// The manifest (`*.warden.toml`).
         manifest: PathBuf,
+        /// Print one JSON object instead of the text (see docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Write the allow list as a seccomp profile for other tools.
     Export {
@@ -309,6 +333,17 @@ fn main() -> ExitCode {
         Command::Learn(args) => learn(args),
         Command::Seccomp { command } => seccomp(command),
         Command::Bench(args) => bench(args),
+        Command::Completions { shell } => {
+            print!("{}", complete::completions(shell));
+            ExitCode::SUCCESS
+        }
+        Command::Man { command } => match complete::man(command.as_deref()) {
+            Ok(page) => {
+                print!("{page}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => usage_error(e),
+        },
     }
 }
 
@@ -364,6 +399,10 @@ fn check(path: &std::path::Path, logs: &[PathBuf], as_json: bool, strict: bool) 
     };
     let over_granted = lint.as_ref().is_ok_and(|l| !l.cannot_use.is_empty())
         || usage.as_ref().is_some_and(|u| !u.unused.is_empty());
+    let warnings = warnings::secret_sources(&policy);
+    for w in &warnings {
+        eprintln!("warden: warning: {w}");
+    }
 
     if as_json {
         let list = |fs: &[warden::check::Finding]| {
@@ -373,13 +412,13 @@ fn check(path: &std::path::Path, logs: &[PathBuf], as_json: bool, strict: bool) 
         };
         let module = match &lint {
             Ok(l) => json!({
-                "path": policy.module.as_ref().map(|m| m.display().to_string()),
+                "path": policy.module.as_ref().map(|m| warden_paths::shown(m).display().to_string()),
                 "kind": if l.is_component { "component" } else { "core module" },
                 "checked": true,
             }),
             Err(None) => Value::Null,
             Err(Some((m, e))) => json!({
-                "path": m.display().to_string(),
+                "path": warden_paths::shown(m).display().to_string(),
                 "checked": false,
                 "error": e.to_string(),
             }),
@@ -396,7 +435,7 @@ fn check(path: &std::path::Path, logs: &[PathBuf], as_json: bool, strict: bool) 
         let mut out = json!({
             "identity": policy.identity.id,
             "name": policy.identity.name,
-            "manifest": path.display().to_string(),
+            "manifest": warden_paths::shown(path).display().to_string(),
             "module": module,
             "grants": list(&warden::check::grant_list(&policy)),
             "logs": logs.iter().map(|l| l.display().to_string()).collect::<Vec<_>>(),
@@ -424,6 +463,7 @@ fn check(path: &std::path::Path, logs: &[PathBuf], as_json: bool, strict: bool) 
         }
         out["unused"] = Value::Array(unused);
         out["over_granted"] = json!(over_granted);
+        out["warnings"] = json!(warnings);
         println!("{out:#}");
     } else {
         print!("{}", warden::check::grants_table(&policy));
@@ -432,7 +472,7 @@ fn check(path: &std::path::Path, logs: &[PathBuf], as_json: bool, strict: bool) 
             Err(None) => {}
             Err(Some((module, e))) => println!(
                 "\nmodule {} not read ({e}): its imports are not checked",
-                module.display()
+                warden_paths::shown(module).display()
             ),
         }
         if let Some(u) = &usage {
@@ -446,14 +486,26 @@ fn check(path: &std::path::Path, logs: &[PathBuf], as_json: bool, strict: bool) 
 }
 
 fn seccomp(command: SeccompCommand) -> ExitCode {
-    let (SeccompCommand::Show { manifest } | SeccompCommand::Export { manifest, .. }) = &command;
+    let (SeccompCommand::Show { manifest, .. } | SeccompCommand::Export { manifest, .. }) =
+        &command;
     let policy = match Manifest::from_file(manifest) {
         Ok(m) => Policy::from_manifest(m),
         Err(e) => return fail(e),
     };
     let profile = policy.seccomp_profile();
-    match command {
-        SeccompCommand::Show { .. } => {
+    match &command {
+        SeccompCommand::Show { json: true, .. } => {
+            let out = json!({
+                "identity": policy.identity.id,
+                "name": policy.identity.name,
+                "manifest": warden_paths::shown(manifest).display().to_string(),
+                "groups": profile.groups().iter().map(|g| g.name()).collect::<Vec<_>>(),
+                "count": profile.syscall_count(),
+                "syscalls": profile.syscalls_json(),
+            });
+            println!("{out:#}");
+        }
+        SeccompCommand::Show { json: false, .. } => {
             let groups: Vec<&str> = profile.groups().iter().map(|g| g.name()).collect();
             println!(
                 "# host allow list for {} (groups: {})",
