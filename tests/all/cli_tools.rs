@@ -250,3 +250,59 @@ fn check_prints_paths_normalised() {
     let module = std::fs::canonicalize(s.path("sub/app.wasm")).unwrap();
     assert_eq!(v["module"]["path"], module.to_str().unwrap(), "{v:#}");
 }
+
+/// The keys docs/json.md lists for each command, by the command's section title.
+fn documented_keys() -> Vec<(String, Vec<String>)> {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/json.md"),
+    )
+    .unwrap();
+    let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+    for line in doc.lines() {
+        if let Some(title) = line.strip_prefix("## ") {
+            sections.push((title.trim_matches('`').to_string(), Vec::new()));
+        } else if let (Some(rest), Some((_, keys))) =
+            (line.strip_prefix("| `"), sections.last_mut())
+            && let Some((key, _)) = rest.split_once('`')
+        {
+            keys.push(key.to_string());
+        }
+    }
+    sections
+}
+
+#[test]
+fn json_outputs_have_the_documented_keys() {
+    let s = Scene::new();
+    let m = s.manifest(&format!("[workload]\nmodule = {:?}\n", guests::HELLO_P1));
+    let m = m.to_str().unwrap();
+    let sections = documented_keys();
+    assert_eq!(sections.len(), 3, "{sections:?}");
+    for (title, keys) in sections {
+        assert!(!keys.is_empty(), "{title}: no keys documented");
+        let args: Vec<&str> = match title.as_str() {
+            "warden check FILE --json" => vec!["check", m, "--json"],
+            "warden seccomp show FILE --json" => vec!["seccomp", "show", m, "--json"],
+            "warden bench --json" => vec![
+                "bench",
+                "--manifest",
+                m,
+                "--native",
+                "true",
+                "-n",
+                "1",
+                "--warmup",
+                "0",
+                "--json",
+            ],
+            other => panic!("docs/json.md documents {other:?}, which this test does not run"),
+        };
+        let r = run(&args);
+        assert_eq!(r.code, 0, "{title}: {r:#?}");
+        let v: Value = serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("{title}: not JSON ({e}): {}", r.stdout));
+        for key in &keys {
+            assert!(v.get(key).is_some(), "{title}: no `{key}` in {v:#}");
+        }
+    }
+}
