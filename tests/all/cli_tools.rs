@@ -104,18 +104,20 @@ fn usage_errors_exit_2_and_start_failures_125() {
 #[test]
 fn every_help_lists_its_exit_codes() {
     for command in [
-        "run",
-        "check",
-        "learn",
-        "seccomp",
-        "bench",
-        "completions",
-        "man",
+        &["run"][..],
+        &["check"],
+        &["learn"],
+        &["seccomp"],
+        &["seccomp", "show"],
+        &["seccomp", "export"],
+        &["bench"],
+        &["completions"],
+        &["man"],
     ] {
-        let r = run(&[command, "--help"]);
-        assert_eq!(r.code, 0, "{command}: {r:#?}");
-        assert!(r.stdout.contains("Exit codes"), "{command}: {}", r.stdout);
-        assert!(r.stdout.contains('2'), "{command}: {}", r.stdout);
+        let r = run(&[command, &["--help"]].concat());
+        assert_eq!(r.code, 0, "{command:?}: {r:#?}");
+        assert!(r.stdout.contains("Exit codes"), "{command:?}: {}", r.stdout);
+        assert!(r.stdout.contains('2'), "{command:?}: {}", r.stdout);
     }
     let r = run(&["--help"]);
     assert!(r.stdout.contains("2 for a usage error"), "{}", r.stdout);

@@ -244,6 +244,8 @@ struct LearnArgs {
 enum SeccompCommand {
     /// Print the allow list: one syscall a line with its group, reason and argument
     /// conditions, then the count.
+    ///
+    /// Exit codes: 0 printed; 2 usage error; 125 the manifest is invalid or cannot be read.
     Show {
         /// The manifest (`*.warden.toml`).
         manifest: PathBuf,
@@ -252,6 +254,8 @@ enum SeccompCommand {
         json: bool,
     },
     /// Write the allow list as a seccomp profile for other tools.
+    ///
+    /// Exit codes: 0 written; 2 usage error; 125 the manifest is invalid or cannot be read.
     Export {
         /// The manifest (`*.warden.toml`).
         manifest: PathBuf,
