@@ -105,13 +105,15 @@ enum Command {
     ///   123    the guest trapped
     ///   124    wall-time limit reached (or compiling the module took longer than
     ///          --compile-timeout: the wall limit, and at least 120 s)
-    ///   2      usage error: the command line does not parse, or a grant flag
-    ///          (--dir, --env, --limit, ...) is refused or contradicts the manifest
     ///   125    warden could not start the workload
     ///   126    network limit reached (http-requests or egress)
     ///   130    stopped by SIGINT (read-write single files not copied back)
     ///   143    stopped by SIGTERM (read-write single files not copied back)
     ///   159    warden killed by its own seccomp filter (128 + SIGSYS)
+    ///
+    /// A usage error exits 2 before anything runs (and says `error:` on stderr): the command
+    /// line does not parse, or a grant flag (--dir, --env, --limit, ...) is refused or
+    /// contradicts the manifest.
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
     /// Validate a manifest and print its effective grants; with `--against`, compare them
