@@ -100,6 +100,29 @@ impl Profile {
         out
     }
 
+    /// The same facts as [`Profile::render_text`], for programs: one object per syscall with
+    /// its `name`, `groups`, `action` (as in the text: `allow`, `allow if …`, `errno EPERM`)
+    /// and `reason`, in the order of the text.
+    pub fn syscalls_json(&self) -> Value {
+        let rows: Vec<Value> = self
+            .syscalls
+            .iter()
+            .map(|s| {
+                let groups: Vec<&str> = dedup(s.entries.iter().map(|e| e.group))
+                    .into_iter()
+                    .map(Group::name)
+                    .collect();
+                json!({
+                    "name": s.name,
+                    "groups": groups,
+                    "action": action_text(s),
+                    "reason": dedup(s.entries.iter().map(|e| e.reason)).join("; "),
+                })
+            })
+            .collect();
+        Value::Array(rows)
+    }
+
     /// The profile as an OCI runtime seccomp profile (the JSON Docker, Podman and Kubernetes
     /// take), with `defaultAction` `SCMP_ACT_KILL_PROCESS`. A container runtime applies its
     /// profile from the container's first `execve`: only a [`Stage::Container`] profile covers

@@ -1,4 +1,5 @@
-//! Running workloads, and bad input: each gets one error line and exit code 125.
+//! Running workloads, and bad input: each gets one error line and exit code 125 (2 for a
+//! command line that does not parse).
 
 use crate::guests;
 use crate::util::{Scene, both, finish, warden};
@@ -159,11 +160,17 @@ fn sha256_pin_is_checked_before_anything_runs() {
 }
 
 #[test]
-fn bad_command_lines_exit_125_and_help_exits_0() {
+fn bad_command_lines_exit_2_and_help_exits_0() {
+    // A usage error is 2 (as with clap and most tools), apart from 125 (could not start).
     let mut cmd = warden();
     cmd.args(["run", "--no-such-flag"]);
     let r = finish(cmd, None);
-    assert_eq!(r.code, 125, "{r:#?}");
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(r.stderr.contains("--no-such-flag"), "{r:#?}");
+    assert!(!r.stderr.contains("panicked"), "{r:#?}");
+    let mut cmd = warden();
+    cmd.args(["no-such-command"]);
+    assert_eq!(finish(cmd, None).code, 2);
     let mut cmd = warden();
     cmd.args(["run", "--help"]);
     let r = finish(cmd, None);

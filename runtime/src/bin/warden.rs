@@ -75,6 +75,16 @@ fn write_stderr(args: std::fmt::Arguments<'_>) {
     let _ = std::io::stderr().lock().write_fmt(args);
 }
 
+// After the macros, so that these modules print through them too.
+#[path = "warden/complete.rs"]
+mod complete;
+#[path = "warden/quick.rs"]
+mod quick;
+#[path = "warden/paths.rs"]
+mod warden_paths;
+#[path = "warden/warnings.rs"]
+mod warnings;
+
 /// How often the signal thread looks at the signal flag: a SIGTERM or SIGINT is acted on
 /// within this, and each look is one sleep (a syscall the lockdown always allows). The same
 /// period as the library's wall-time watchdog.
@@ -84,7 +94,10 @@ const SIGNAL_POLL: std::time::Duration = warden::watchdog::WATCHDOG_POLL;
 #[command(
     name = "warden",
     version,
-    about = "Run WebAssembly workloads of non-human identities with exactly the access their manifest grants"
+    about = "Run WebAssembly workloads of non-human identities with exactly the access their manifest grants",
+    after_help = "Exit codes: 2 for a usage error (a command line that does not parse), 125 when \
+                  warden could not do what a well-formed command asked; each command's --help \
+                  lists its own."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -108,6 +121,10 @@ enum Command {
     ///   130    stopped by SIGINT (read-write single files not copied back)
     ///   143    stopped by SIGTERM (read-write single files not copied back)
     ///   159    warden killed by its own seccomp filter (128 + SIGSYS)
+    ///
+    /// A usage error exits 2 before anything runs (and says `error:` on stderr): the command
+    /// line does not parse, or a grant flag (--dir, --env, --limit, ...) is refused or
+    /// contradicts the manifest.
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
     /// Validate a manifest and print its effective grants; with `--against`, compare them
@@ -117,6 +134,7 @@ enum Command {
     ///   0    the manifest is valid (and, with --strict, grants nothing unused)
     ///   1    --strict: the manifest grants something the module cannot use, or that the
     ///        logs given with --against never used
+    ///   2    usage error (the command line does not parse)
     ///   125  the manifest is invalid, or a log cannot be read, has a line that is not an
     ///        audit record, or holds no record of the manifest's identity
     #[command(verbatim_doc_comment)]
@@ -142,12 +160,18 @@ enum Command {
     /// does), record what it used, and write the narrowest manifest within BROAD that allows
     /// exactly that, with a comment on each grant saying what was observed. See docs/learn.md.
     ///
-    /// Exit codes: those of `warden run` (the guest's code, a limit's, ...). A run without an
-    /// exit record (125: could not start; 159: killed by the seccomp filter) writes nothing.
+    /// Exit codes: those of `warden run` (the guest's code, a limit's, ...); 2 for a usage
+    /// error (the command line does not parse). A run without an exit record (125: could not start; 159: killed by the seccomp filter) writes nothing.
     /// Also 125 when BROAD, an earlier LEARNED (--append) or LEARNED cannot be read or written.
     #[command(verbatim_doc_comment)]
     Learn(LearnArgs),
     /// The host process's syscall allow list for a manifest.
+    ///
+    /// Exit codes:
+    ///   0    printed
+    ///   2    usage error (the command line does not parse)
+    ///   125  the manifest is invalid or cannot be read
+    #[command(verbatim_doc_comment)]
     Seccomp {
         #[command(subcommand)]
         command: SeccompCommand,
@@ -156,8 +180,10 @@ enum Command {
     /// and print wall time, CPU time and peak memory of both, and their ratios.
     ///
     /// The workload runs as `warden run [--manifest FILE] [MODULE] [-- ARGS]` in a child
-    /// process. Every run's stdout is discarded; every run must exit with 0. Exit code 125 when
-    /// the benchmark cannot start or a run fails.
+    /// process. Every run's stdout is discarded; every run must exit with 0.
+    ///
+    /// Exit codes: 0 measured and printed; 2 usage error (the command line does not parse);
+    /// 125 the benchmark cannot start or a run fails.
     ///
     /// CPU time and peak RSS are the kernel's figures for each child (wait4). A child's peak
     /// RSS includes what `warden bench` itself had when it started the child; a figure no
@@ -166,6 +192,21 @@ enum Command {
     /// Print the manifest's JSON Schema (the same as docs/warden.schema.json), for editors
     /// such as Taplo / Even Better TOML and other tools.
     Schema,
+    /// Print a shell completion script, e.g. `warden completions bash > ~/.local/share/bash-completion/completions/warden`.
+    ///
+    /// Exit codes: 0 printed; 2 usage error (an unknown shell).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print a man page (roff): warden's, or one command's (`warden man run > warden-run.1`).
+    ///
+    /// Exit codes: 0 printed; 2 usage error (an unknown command).
+    Man {
+        /// The command whose page to print; none for warden's own.
+        command: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -259,6 +300,8 @@ struct RunArgs {
     /// Arguments for the guest, appended to the manifest's `[workload] args`.
     #[arg(last = true)]
     args: Vec<String>,
+    #[command(flatten)]
+    quick: quick::QuickFlags,
 }
 
 fn main() -> ExitCode {
@@ -266,7 +309,8 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_START_FAILED } else { 0 };
+            // 2 for a usage error (clap's code, and most tools'), 0 for --help and --version.
+            let code = u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE);
             let _ = e.print();
             return ExitCode::from(code);
         }
@@ -291,7 +335,28 @@ fn main() -> ExitCode {
         Command::Seccomp { command } => seccomp(command),
         Command::Bench(args) => bench(args),
         Command::Schema => schema::schema(),
+        Command::Completions { shell } => {
+            print!("{}", complete::completions(shell));
+            ExitCode::SUCCESS
+        }
+        Command::Man { command } => match complete::man(command.as_deref()) {
+            Ok(page) => {
+                print!("{page}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => usage_error(e),
+        },
     }
+}
+
+/// Exit code of a usage error: a command line warden cannot make sense of (clap's own code
+/// for its errors, and the one of a grant flag that does not fit). Distinct from 125, which
+/// says that a well-formed command could not start its workload.
+const EXIT_USAGE: u8 = 2;
+
+fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("warden: error: {message}");
+    ExitCode::from(EXIT_USAGE)
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -336,6 +401,10 @@ fn check(path: &std::path::Path, logs: &[PathBuf], as_json: bool, strict: bool) 
     };
     let over_granted = lint.as_ref().is_ok_and(|l| !l.cannot_use.is_empty())
         || usage.as_ref().is_some_and(|u| !u.unused.is_empty());
+    let warnings = warnings::secret_sources(&policy);
+    for w in &warnings {
+        eprintln!("warden: warning: {w}");
+    }
 
     if as_json {
         let list = |fs: &[warden::check::Finding]| {
@@ -345,13 +414,13 @@ fn check(path: &std::path::Path, logs: &[PathBuf], as_json: bool, strict: bool) 
         };
         let module = match &lint {
             Ok(l) => json!({
-                "path": policy.module.as_ref().map(|m| m.display().to_string()),
+                "path": policy.module.as_ref().map(|m| warden_paths::shown(m).display().to_string()),
                 "kind": if l.is_component { "component" } else { "core module" },
                 "checked": true,
             }),
             Err(None) => Value::Null,
             Err(Some((m, e))) => json!({
-                "path": m.display().to_string(),
+                "path": warden_paths::shown(m).display().to_string(),
                 "checked": false,
                 "error": e.to_string(),
             }),
@@ -368,7 +437,7 @@ fn check(path: &std::path::Path, logs: &[PathBuf], as_json: bool, strict: bool) 
         let mut out = json!({
             "identity": policy.identity.id,
             "name": policy.identity.name,
-            "manifest": path.display().to_string(),
+            "manifest": warden_paths::shown(path).display().to_string(),
             "module": module,
             "grants": list(&warden::check::grant_list(&policy)),
             "logs": logs.iter().map(|l| l.display().to_string()).collect::<Vec<_>>(),
@@ -396,6 +465,7 @@ fn check(path: &std::path::Path, logs: &[PathBuf], as_json: bool, strict: bool) 
         }
         out["unused"] = Value::Array(unused);
         out["over_granted"] = json!(over_granted);
+        out["warnings"] = json!(warnings);
         println!("{out:#}");
     } else {
         print!("{}", grants::grants_table(&policy));
@@ -404,7 +474,7 @@ fn check(path: &std::path::Path, logs: &[PathBuf], as_json: bool, strict: bool) 
             Err(None) => {}
             Err(Some((module, e))) => println!(
                 "\nmodule {} not read ({e}): its imports are not checked",
-                module.display()
+                warden_paths::shown(module).display()
             ),
         }
         if let Some(u) = &usage {
@@ -433,12 +503,25 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(f) => f,
         Err(e) => return fail(format!("cannot install the SIGTERM/SIGINT handlers: {e}")),
     };
-    let mut policy = match &args.manifest {
-        Some(path) => match Manifest::from_file(path) {
-            Ok(m) => Policy::from_manifest(m),
-            Err(e) => return fail(e),
-        },
-        None => Policy::anonymous(),
+    let mut policy = if args.quick.any() || args.quick.print_manifest {
+        let merged = quick::merge(args.manifest.as_deref(), &args.quick);
+        match merged.and_then(|m| m.policy().map(|p| (m, p))) {
+            Ok((merged, _)) if args.quick.print_manifest => {
+                print!("{}", merged.to_toml(args.module.as_deref(), &args.args));
+                return ExitCode::SUCCESS;
+            }
+            Ok((_, policy)) => policy,
+            Err(quick::QuickError::Manifest(e)) => return fail(e),
+            Err(quick::QuickError::Usage(m)) => return usage_error(m),
+        }
+    } else {
+        match &args.manifest {
+            Some(path) => match Manifest::from_file(path) {
+                Ok(m) => Policy::from_manifest(m),
+                Err(e) => return fail(e),
+            },
+            None => Policy::anonymous(),
+        }
     };
     if let Some(module) = args.module {
         policy.module = Some(module);

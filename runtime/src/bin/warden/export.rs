@@ -20,6 +20,9 @@ pub(crate) enum SeccompCommand {
         /// the container's first exec on).
         #[arg(long, value_enum, default_value_t = StageArg::Run)]
         stage: StageArg,
+        /// Print one JSON object instead of the text (see docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Write the allow list as a seccomp profile for other tools, on stdout; the syscall
     /// counts of both stages go to stderr.
@@ -82,7 +85,20 @@ pub(crate) fn seccomp(command: SeccompCommand) -> ExitCode {
     let profile = Profile::for_stage(&groups, Stage::from(*stage));
     let run_count = Profile::new(&groups).syscall_count();
     match command {
-        SeccompCommand::Show { .. } => {
+        SeccompCommand::Show { json: true, .. } => {
+            let out = serde_json::json!({
+                "identity": policy.identity.id,
+                "name": policy.identity.name,
+                "manifest": crate::warden_paths::shown(manifest).display().to_string(),
+                "stage": profile.stage().to_string(),
+                "groups": profile.groups().iter().map(|g| g.name()).collect::<Vec<_>>(),
+                "count": profile.syscall_count(),
+                "run_stage_count": run_count,
+                "syscalls": profile.syscalls_json(),
+            });
+            println!("{out:#}");
+        }
+        SeccompCommand::Show { json: false, .. } => {
             let names: Vec<&str> = profile.groups().iter().map(|g| g.name()).collect();
             println!(
                 "# host allow list for {} (stage: {}; groups: {})",
