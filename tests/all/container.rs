@@ -115,11 +115,14 @@ fn the_spo_format_is_a_seccomp_profile_object_around_the_oci_profile() {
 }
 
 #[test]
-fn an_unknown_stage_is_a_one_line_error() {
+fn an_unknown_stage_is_a_usage_error_naming_the_stages() {
     let m = examples_dir().join("report.warden.toml");
     let r = export(&m, "oci", "boot");
-    assert_eq!(r.code, 125, "{r:#?}");
-    assert!(r.stderr.contains("boot"), "{r:#?}");
+    // A command line that does not parse is a usage error (2), not a start failure (125).
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(r.stderr.contains("'boot'"), "{r:#?}");
+    assert!(r.stderr.contains("run, container"), "{r:#?}");
+    assert!(r.stdout.is_empty(), "no profile written: {r:#?}");
 }
 
 // --- Under runc -----------------------------------------------------------------------------

@@ -13,6 +13,8 @@ use crate::fail;
 pub(crate) enum SeccompCommand {
     /// Print the allow list: one syscall a line with its group, reason and argument
     /// conditions, then the count.
+    ///
+    /// Exit codes: 0 printed; 2 usage error; 125 the manifest is invalid or cannot be read.
     Show {
         /// The manifest (`*.warden.toml`).
         manifest: PathBuf,
@@ -31,6 +33,8 @@ pub(crate) enum SeccompCommand {
     /// Kubernetes `seccompProfile: Localhost`): it also covers the runtime's exec of warden,
     /// the loader and warden's setup. `--stage run` (the default) covers only what follows
     /// warden's own lockdown; a container runtime applying it kills warden at its start.
+    ///
+    /// Exit codes: 0 written; 2 usage error; 125 the manifest is invalid or cannot be read.
     #[command(verbatim_doc_comment)]
     Export {
         /// The manifest (`*.warden.toml`).
