@@ -269,6 +269,19 @@ impl Manifest {
     /// UTF-8, [`ManifestError::Invalid`] for
     /// anything the manifest gets wrong.
     pub fn from_file(path: &Path) -> Result<Manifest, ManifestError> {
+        Self::from_file_with_env(path, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Manifest::from_file`] with `env` answering the `from-host` lookups instead of
+    /// warden's own environment (`warden check` uses it to warn about an unset variable
+    /// rather than fail).
+    ///
+    /// # Errors
+    /// As [`Manifest::from_file`].
+    pub fn from_file_with_env(
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Manifest, ManifestError> {
         // Not `std::fs::read_to_string`: a FIFO or a device named as the manifest would block
         // it forever.
         let read_err = |source| ManifestError::Read {
@@ -286,7 +299,7 @@ impl Manifest {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
         };
-        Self::from_str_at(&text, path, &base_dir)
+        resolve::parse(&text, path, &base_dir, env)
     }
 
     /// Validates manifest `text`; `source` names it in errors, relative paths are resolved

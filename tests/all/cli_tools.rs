@@ -235,6 +235,38 @@ fn check_warns_about_a_secret_source_that_is_not_here() {
 }
 
 #[test]
+fn check_warns_about_an_unset_from_host_variable() {
+    let s = Scene::new();
+    let m = s.manifest("[env]\nTOKEN = { from-host = \"CLI_TOOLS_TEST_UNSET_VAR\" }\n");
+    let mut cmd = warden();
+    cmd.arg("check")
+        .arg(&m)
+        .arg("--json")
+        .env_remove("CLI_TOOLS_TEST_UNSET_VAR");
+    let r = finish(cmd, None);
+    assert_eq!(r.code, 0, "a warning, not a failure: {r:#?}");
+    assert!(
+        r.stderr
+            .starts_with("warden: warning: from-host variable `CLI_TOOLS_TEST_UNSET_VAR`"),
+        "{r:#?}"
+    );
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 1, "{v:#}");
+    // Control: set, no warning.
+    let mut cmd = warden();
+    cmd.arg("check")
+        .arg(&m)
+        .env("CLI_TOOLS_TEST_UNSET_VAR", "x");
+    let r = finish(cmd, None);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{r:#?}");
+    // And the run itself still refuses to start without it.
+    let r = s.run_with(Some(&m), guests::HELLO_P2, &[], |c| {
+        c.env_remove("CLI_TOOLS_TEST_UNSET_VAR");
+    });
+    assert_eq!(r.code, 125, "{r:#?}");
+}
+
+#[test]
 fn check_prints_paths_normalised() {
     let s = Scene::new();
     s.mkdir("sub");

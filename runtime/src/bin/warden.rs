@@ -368,7 +368,16 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 const EXIT_OVER_GRANTED: u8 = 1;
 
 fn check(path: &std::path::Path, logs: &[PathBuf], as_json: bool, strict: bool) -> ExitCode {
-    let policy = match Manifest::from_file(path) {
+    // An unset `from-host` variable, like an unreadable secret source, is a warning here:
+    // `check` often runs where the run's environment is not (CI, a laptop).
+    let unset = std::cell::RefCell::new(Vec::new());
+    let lookup = |name: &str| {
+        std::env::var(name).ok().or_else(|| {
+            unset.borrow_mut().push(name.to_owned());
+            Some(String::new())
+        })
+    };
+    let policy = match Manifest::from_file_with_env(path, &lookup) {
         Ok(m) => Policy::from_manifest(m),
         Err(e) => return fail(e),
     };
@@ -401,7 +410,8 @@ fn check(path: &std::path::Path, logs: &[PathBuf], as_json: bool, strict: bool) 
     };
     let over_granted = lint.as_ref().is_ok_and(|l| !l.cannot_use.is_empty())
         || usage.as_ref().is_some_and(|u| !u.unused.is_empty());
-    let warnings = warnings::secret_sources(&policy);
+    let mut warnings = warnings::unset_variables(&unset.borrow());
+    warnings.extend(warnings::secret_sources(&policy));
     for w in &warnings {
         eprintln!("warden: warning: {w}");
     }

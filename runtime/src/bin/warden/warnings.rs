@@ -17,3 +17,16 @@ pub fn secret_sources(policy: &Policy) -> Vec<String> {
         })
         .collect()
 }
+
+/// One warning per `from-host` variable that is not set in this environment.
+pub fn unset_variables(names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| {
+            format!(
+                "from-host variable `{n}` is not set here: `warden run` would not start here \
+                 (exit 125)"
+            )
+        })
+        .collect()
+}
