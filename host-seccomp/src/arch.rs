@@ -54,6 +54,7 @@ pub(crate) fn number(name: &str) -> Option<i64> {
         "getsockname" => libc::SYS_getsockname,
         "getsockopt" => libc::SYS_getsockopt,
         "gettid" => libc::SYS_gettid,
+        "getpid" => libc::SYS_getpid,
         "ioctl" => libc::SYS_ioctl,
         "linkat" => libc::SYS_linkat,
         "lseek" => libc::SYS_lseek,

@@ -298,6 +298,8 @@ pub(crate) static TABLE: &[Entry] = &[
         "std's debug builds check that a descriptor is open before closing it"),
     entry("gettid", Base, ALLOW, ALWAYS,
         "a starting thread (tokio worker) learns its id: its start races the lockdown"),
+    entry("getpid", Base, ALLOW, ALWAYS,
+        "each run's staging state notes the process id; `warden serve` workers set up runs after their lockdown"),
     entry("sched_getaffinity", Base, ALLOW, ALWAYS,
         "pthread_getattr_np, called by std as a thread starts; glibc's CPU count fallback"),
     entry("prctl", Base, ALLOW, PR_SET_NAME,

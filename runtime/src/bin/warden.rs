@@ -39,6 +39,10 @@ macro_rules! eprintln {
     ($($arg:tt)*) => { $crate::write_stderr(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+// In src/bin/warden/, not src/bin/, where Cargo would take it for a binary of its own.
+#[path = "warden/serve.rs"]
+mod serve;
+
 /// `print!` without the panic: see the macros above.
 fn write_stdout(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
@@ -148,6 +152,16 @@ enum Command {
     /// RSS includes what `warden bench` itself had when it started the child; a figure no
     /// larger than that is shown as an upper bound (`≤`).
     Bench(BenchArgs),
+    /// Serve workloads over HTTP: each identity's runs in worker processes of its own, locked
+    /// down to its manifest. See docs/serve.md.
+    ///
+    /// Exit codes: 0 after SIGTERM or SIGINT (runs in flight finished); 125 when a manifest,
+    /// the audit log or the address cannot be used.
+    #[command(verbatim_doc_comment)]
+    Serve(serve::ServeArgs),
+    /// A worker of `warden serve` (started by it, not by hand).
+    #[command(hide = true)]
+    ServeWorker(serve::WorkerArgs),
 }
 
 #[derive(clap::Args)]
@@ -288,6 +302,8 @@ fn main() -> ExitCode {
         Command::Learn(args) => learn(args),
         Command::Seccomp { command } => seccomp(command),
         Command::Bench(args) => bench(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::ServeWorker(args) => serve::worker(args),
     }
 }
 
