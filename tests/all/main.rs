@@ -21,6 +21,7 @@ mod library;
 mod limits;
 mod lockdown;
 mod scanner;
+mod serve;
 mod server;
 mod stdio;
 mod stress;
