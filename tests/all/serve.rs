@@ -189,8 +189,9 @@ fn exits<'a>(audit: &'a [Value], run: &str) -> Vec<&'a Value> {
 fn runs_answer_with_output_and_code_and_the_server_reports_itself() {
     let s = Scene::new();
     let hello = manifest(&s, "hello", guests::HELLO_P1, "");
-    let probe = manifest(&s, "probe", guests::PROBE_P2, "");
-    let serve = Serve::start(&s, &[&hello, &probe], &[]);
+    let component = manifest(&s, "hello-p2", guests::HELLO_P2, "");
+    let probe = manifest(&s, "probe", guests::PROBE_P1, "");
+    let serve = Serve::start(&s, &[&hello, &component, &probe], &[]);
 
     let r = serve.run("hello", &["serve%20me"], b"");
     assert_eq!(r.status, 200, "{r:?}");
@@ -227,10 +228,11 @@ fn runs_answer_with_output_and_code_and_the_server_reports_itself() {
         .iter()
         .map(|w| w["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["hello", "probe"]);
+    assert_eq!(names, ["hello", "hello-p2", "probe"]);
     assert_eq!(list[0]["identity"], "spiffe://test.example/hello");
     assert_eq!(list[0]["kind"], "module");
     assert_eq!(list[1]["kind"], "component");
+    assert_eq!(list[2]["kind"], "module");
     assert_eq!(list[0]["sha256"].as_str().unwrap().len(), 64);
 
     let h = serve.get("/healthz");

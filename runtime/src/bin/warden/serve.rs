@@ -626,9 +626,14 @@ fn percent_decode(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("`{s}` is not UTF-8 once decoded"))
 }
 
-/// Starts one more worker for `ident` when runs are waiting and it has fewer than the cap.
+/// Starts one more worker for `ident` when more runs are waiting than it has idle workers,
+/// up to the cap.
 fn scale_up(state: &Arc<State>, ident: &Arc<Ident>) {
-    if ident.queued() == 0 {
+    let idle = ident
+        .workers
+        .load(Ordering::SeqCst)
+        .saturating_sub(ident.in_flight.load(Ordering::SeqCst));
+    if ident.queued() <= idle {
         return;
     }
     let grew = ident
