@@ -974,6 +974,7 @@ async fn end_worker(proc: Proc) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

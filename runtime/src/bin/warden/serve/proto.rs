@@ -118,6 +118,7 @@ fn parse_header(header: &[u8; 5], max: usize) -> std::io::Result<(usize, u8)> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
