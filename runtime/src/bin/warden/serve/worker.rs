@@ -12,12 +12,35 @@ use std::path::Path;
 use std::process::ExitCode;
 use warden::{AuditSink, EngineSettings, Input, Manifest, ModuleCache, Policy, RunOptions, Warden};
 
-/// Writes one frame to stdout, the pipe to the server, in one locked write.
+/// The pipe to the server: a duplicate of stdout, so that a frame is one `write` rather than
+/// going through stdout's line buffering (which splits a frame at its last newline).
+static OUT: std::sync::OnceLock<Option<std::sync::Mutex<std::fs::File>>> =
+    std::sync::OnceLock::new();
+
+/// The pipe to the server, duplicated on first use (which [`run`] makes before its lockdown:
+/// `dup` is not in any profile).
+fn out() -> &'static Option<std::sync::Mutex<std::fs::File>> {
+    use std::os::fd::AsFd;
+    OUT.get_or_init(|| {
+        let fd = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
+        Some(std::sync::Mutex::new(std::fs::File::from(fd)))
+    })
+}
+
+/// Writes one frame to the server, in one locked write.
 fn send(kind: u8, payload: &[u8]) -> std::io::Result<()> {
     let bytes = proto::frame(kind, payload);
-    let mut out = std::io::stdout().lock();
-    out.write_all(&bytes)?;
-    out.flush()
+    match out() {
+        Some(file) => file
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write_all(&bytes),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)?;
+            out.flush()
+        }
+    }
 }
 
 /// The audit sink of a worker: each record goes to the server as one frame. The `start`
@@ -59,6 +82,7 @@ fn failed(message: impl std::fmt::Display) -> ExitCode {
 
 /// The worker's whole life; see the module doc.
 pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
+    let _ = out();
     let policy = match Manifest::from_file(manifest) {
         Ok(m) => Policy::from_manifest(m),
         Err(e) => return failed(e),
