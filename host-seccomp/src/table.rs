@@ -83,7 +83,9 @@
 //! Syscall numbers are resolved per architecture in `crate::arch`; a name not known there
 //! makes `Profile::install` fail rather than silently allow less (or more).
 
-use crate::Group::{self, Base, Clocks, FileRead, FileStaging, FileWrite, Network, Stdin, Threads};
+use crate::Group::{
+    self, Base, Clocks, FileRead, FileStaging, FileWrite, Network, ServeWorker, Stdin, Threads,
+};
 use crate::rule::{Action, Cond, Entry, Rule};
 
 const ALLOW: Action = Action::Allow;
@@ -298,8 +300,6 @@ pub(crate) static TABLE: &[Entry] = &[
         "std's debug builds check that a descriptor is open before closing it"),
     entry("gettid", Base, ALLOW, ALWAYS,
         "a starting thread (tokio worker) learns its id: its start races the lockdown"),
-    entry("getpid", Base, ALLOW, ALWAYS,
-        "each run's staging state notes the process id; `warden serve` workers set up runs after their lockdown"),
     entry("sched_getaffinity", Base, ALLOW, ALWAYS,
         "pthread_getattr_np, called by std as a thread starts; glibc's CPU count fallback"),
     entry("prctl", Base, ALLOW, PR_SET_NAME,
@@ -322,6 +322,9 @@ pub(crate) static TABLE: &[Entry] = &[
         "the guest reads warden's inherited stdin (fd 0)"),
     entry("ioctl", Stdin, ALLOW, STDIN_TCGETS,
         "isatty(0): wasmtime-wasi asks whether stdin is a terminal"),
+    // --- ServeWorker: a `warden serve` worker, which sets up each run after its lockdown -------
+    entry("getpid", ServeWorker, ALLOW, ALWAYS,
+        "each run's setup notes the process id (file staging state)"),
     // --- Clocks: the host's clocks, when granted -----------------------------------------------
     entry("clock_getres", Clocks, ALLOW, ALWAYS,
         "a granted clock's resolution (wall or monotonic); its time comes from the vDSO"),

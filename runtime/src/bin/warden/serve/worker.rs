@@ -109,7 +109,7 @@ pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
     wasmtime_wasi::runtime::in_tokio(async {});
     let (seccomp, syscalls, real) = if lockdown {
         let mut groups = policy.seccomp_groups();
-        groups.push(warden::host_seccomp::Group::Stdin);
+        groups.push(warden::host_seccomp::Group::ServeWorker);
         let profile = warden::host_seccomp::Profile::new(&groups);
         if let Err(e) = profile.install(warden::host_seccomp::Mode::Enforce) {
             return failed(format!("cannot lock the worker down: {e}"));
