@@ -14,9 +14,11 @@ GUESTS=${GUESTS:-target/guests/wasm32-wasip1/release}
 GUESTS_P2=${GUESTS_P2:-target/guests/wasm32-wasip2/release}
 DUR=${DUR:-10s}
 CONNS=${CONNS:-32}
-HOSTILE_RUNS=${HOSTILE_RUNS:-1000}
+# How long the well-behaved identity is measured, unloaded and under the hostile load; the
+# hostile client runs for as long, and its request count is printed (goal: at least 1,000).
+WINDOW=${WINDOW:-10s}
 dir=$(mktemp -d)
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$dir"' EXIT
+trap 'kill "$server" 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
 
 python3 - "$dir" <<'PY'
 import sys
@@ -56,15 +58,10 @@ local paths = {
   "/v1/workloads/trap/runs",
   "/v1/workloads/exfil/runs?arg=http-secret%20POST%20http%3A%2F%2F127.0.0.1%3A9%2Fcollect%20api",
 }
-local i, done = 0, 0
-local limit = tonumber(os.getenv("PER_THREAD"))
+local i = 0
 request = function()
   i = i + 1
   return wrk.format("POST", paths[(i % #paths) + 1])
-end
-response = function(status, headers, body)
-  done = done + 1
-  if done >= limit then wrk.thread:stop() end
 end
 LUA
 
@@ -72,15 +69,14 @@ LUA
 wrk -t1 -c4 -d2s -s "$dir/post.lua" "$addr/v1/workloads/noop/runs" > /dev/null
 echo; echo "== 1. no-op connector: $CONNS keep-alive connections, $DUR"
 wrk -t2 -c"$CONNS" -d"$DUR" --latency -s "$dir/post.lua" "$addr/v1/workloads/noop/runs"
-echo; echo "== 2. well-behaved identity (hello), unloaded: 2 connections, 5s"
-wrk -t1 -c2 -d5s --latency -s "$dir/post.lua" "$addr/v1/workloads/good/runs"
-echo; echo "== 3. the same while $HOSTILE_RUNS hostile runs hammer the other identities (8 connections)"
-start=$(date +%s.%N)
-PER_THREAD=$((HOSTILE_RUNS / 2)) wrk -t2 -c8 -d300s -s "$dir/hostile.lua" "$addr/" > "$dir/hostile.txt" &
+echo; echo "== 2. well-behaved identity (hello), unloaded: 2 connections, $WINDOW"
+wrk -t1 -c2 -d"$WINDOW" --latency -s "$dir/post.lua" "$addr/v1/workloads/good/runs"
+echo; echo "== 3. the same while hostile runs hammer the other identities (8 connections, $WINDOW)"
+wrk -t2 -c8 -d"$WINDOW" -s "$dir/hostile.lua" "$addr/" > "$dir/hostile.txt" &
 hostile=$!
-wrk -t1 -c2 -d5s --latency -s "$dir/post.lua" "$addr/v1/workloads/good/runs"
-wait "$hostile"
-echo "-- hostile client (done after $(echo "$(date +%s.%N) - $start" | bc) s):"
+wrk -t1 -c2 -d"$WINDOW" --latency -s "$dir/post.lua" "$addr/v1/workloads/good/runs"
+wait "$hostile" || echo "(the hostile client exited with $?)"
+echo "-- the hostile client, over the same window:"
 cat "$dir/hostile.txt"
 echo; echo "== server after the load"
 curl -s "$addr/healthz"
