@@ -41,13 +41,15 @@ m flood "$GUESTS/flood.wasm" '[limits]\noutput = "256KiB"\n'
 m trap "$dir/trap.wasm"
 m exfil "$GUESTS_P2/net-probe.wasm" '[[http]]\nurl = "http://127.0.0.1:9/v1/"\n\n[secrets.api]\nfrom = "env:BENCH_API_KEY"\ninject = { header = "Authorization", format = "Bearer {secret}", url = "http://127.0.0.1:9/v1/" }\n'
 
-BENCH_API_KEY=sk_bench_secret "$WARDEN" serve --listen 127.0.0.1:0 --audit "$dir/audit.jsonl" \
+# SERVE_FLAGS: more `warden serve` options, e.g. "--max-workers 1".
+# shellcheck disable=SC2086
+BENCH_API_KEY=sk_bench_secret "$WARDEN" serve --listen 127.0.0.1:0 --audit "$dir/audit.jsonl" ${SERVE_FLAGS:-} \
   $(for n in noop good membomb spin flood trap exfil; do echo --manifest "$dir/$n.toml"; done) \
   > "$dir/out" 2> "$dir/err" &
 server=$!
 for _ in $(seq 600); do grep -q serving "$dir/out" 2>/dev/null && break; sleep 0.1; done
 addr=$(grep -o 'http://[^ ]*' "$dir/out")
-echo "server: $addr ($(nproc) cores), $("$WARDEN" --version)"
+echo "server: $addr ($(nproc) cores), $("$WARDEN" --version) ${SERVE_FLAGS:-}"
 
 cat > "$dir/post.lua" <<'LUA'
 wrk.method = "POST"
