@@ -572,3 +572,47 @@ fn hostile_identities_cannot_disturb_a_well_behaved_one_and_every_run_is_audited
     let serve = std::sync::Arc::into_inner(serve).unwrap();
     assert_eq!(serve.stop(), 0);
 }
+
+/// The worker processes of a server: (pid, the manifest path on its command line, its
+/// environment), read from /proc.
+fn workers(serve: &Serve) -> Vec<(String, String, String)> {
+    let pid = serve.child.id();
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let children = std::fs::read_to_string(task.unwrap().path().join("children")).unwrap();
+        for child in children.split_whitespace() {
+            let read = |f: &str| {
+                String::from_utf8_lossy(&std::fs::read(format!("/proc/{child}/{f}")).unwrap())
+                    .replace('\0', "\n")
+            };
+            out.push((child.to_string(), read("cmdline"), read("environ")));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_worker_gets_its_own_identitys_env_secrets_and_no_others() {
+    let s = Scene::new();
+    let keeper = manifest(
+        &s,
+        "keeper",
+        guests::NET_PROBE_P2,
+        "[secrets.api]\nfrom = \"env:WARDEN_TEST_API_KEY\"\n",
+    );
+    let other = manifest(&s, "other", guests::HELLO_P1, "");
+    let serve = Serve::start(&s, &[&keeper, &other], &[]);
+    let found = workers(&serve);
+    assert_eq!(found.len(), 2, "{found:?}");
+    for (pid, cmdline, environ) in &found {
+        let has_key = environ.contains(KEY);
+        if cmdline.contains("keeper.warden.toml") {
+            // Control: the identity whose manifest names the variable gets it.
+            assert!(has_key, "worker {pid} of keeper lacks its secret");
+        } else {
+            assert!(cmdline.contains("other.warden.toml"), "{cmdline}");
+            assert!(!has_key, "worker {pid} of `other` holds keeper's secret");
+        }
+    }
+    assert_eq!(serve.stop(), 0);
+}

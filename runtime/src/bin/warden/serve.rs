@@ -62,6 +62,33 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// An extra worker (beyond the first) that has had no run for this long is stopped.
 const IDLE_RETIRE: Duration = Duration::from_secs(30);
 
+/// Variables of the server's environment every worker gets: where the compiled-module cache
+/// is, and the test-only escape marker. Nothing else is passed on, so that no worker sees
+/// another identity's `env:` secrets.
+const WORKER_ENV: &[&str] = &[
+    "WARDEN_CACHE_DIR",
+    "HOME",
+    "XDG_CACHE_HOME",
+    "RUST_BACKTRACE",
+    "WARDEN_TEST_ESCAPE_MARKER",
+];
+
+/// The variables a worker of `policy` needs from the server's environment.
+fn worker_env(policy: &Policy) -> Vec<String> {
+    let mut names: Vec<String> = WORKER_ENV.iter().map(|n| (*n).to_string()).collect();
+    for secret in &policy.secrets {
+        if let warden::manifest::SecretSource::Env(name) = &secret.from {
+            names.push(name.clone());
+        }
+    }
+    for var in &policy.env {
+        if let warden::manifest::EnvSource::FromHost(name) = &var.source {
+            names.push(name.clone());
+        }
+    }
+    names
+}
+
 /// `Retry-After` of a 429, in seconds.
 const RETRY_AFTER_SECS: u32 = 1;
 
@@ -196,6 +223,9 @@ struct Ident {
     /// The largest frame a worker of this identity may send: its output limit, as JSON
     /// (each byte escaped to at most six), plus room for the rest of the answer.
     max_frame: usize,
+    /// The environment variables a worker of this identity gets: its manifest's `env:`
+    /// secret sources and `[env]` copies, and what warden itself reads ([`WORKER_ENV`]).
+    env: Vec<String>,
     tx: mpsc::Sender<Job>,
     rx: tokio::sync::Mutex<mpsc::Receiver<Job>>,
     workers: AtomicUsize,
@@ -345,6 +375,7 @@ async fn serve_async(
             wall: policy.limits.wall,
             stdin_granted: policy.stdio.stdin == warden::manifest::StdinMode::Inherit,
             max_frame: output.saturating_mul(6).saturating_add(1 << 20),
+            env: worker_env(policy),
             tx,
             rx: tokio::sync::Mutex::new(rx),
             workers: AtomicUsize::new(1),
@@ -662,6 +693,12 @@ async fn spawn_worker(state: &State, ident: &Ident) -> Result<(Proc, proto::Read
         .arg(&ident.manifest);
     if !state.lockdown {
         cmd.arg("--no-lockdown");
+    }
+    cmd.env_clear();
+    for name in &ident.env {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
     }
     cmd.stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
