@@ -460,6 +460,7 @@ fn hostile_identities_cannot_disturb_a_well_behaved_one_and_every_run_is_audited
     let server = Server::start();
     let attacker = Server::echo();
     let good = manifest(&s, "good", guests::HELLO_P1, "");
+    #[cfg_attr(not(feature = "test-escape"), allow(unused_mut, clippy::useless_vec))]
     let mut manifests = vec![
         good,
         manifest(
