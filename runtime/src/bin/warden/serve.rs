@@ -822,7 +822,6 @@ async fn run_job(
         (None, Some(sig)) => format!("the worker was killed by signal {sig}"),
         (None, None) => format!("the worker exited with code {code} without answering"),
     };
-    let _ = started;
     // The run may have finished (its exit record sent) before the worker died.
     if let Some((outcome, code)) = exit_seen {
         return Ok(proto::Answer {
