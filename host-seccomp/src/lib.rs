@@ -83,11 +83,14 @@ pub enum Group {
     FileStaging,
     /// Outbound network connections.
     Network,
+    /// A `warden serve` worker: it reads requests from its stdin (brings [`Group::Stdin`])
+    /// and sets up each run after its lockdown, not before as `warden run` does.
+    ServeWorker,
 }
 
 impl Group {
     /// Every group, in order.
-    pub const ALL: [Group; 8] = [
+    pub const ALL: [Group; 9] = [
         Group::Base,
         Group::Threads,
         Group::Stdin,
@@ -96,6 +99,7 @@ impl Group {
         Group::FileWrite,
         Group::FileStaging,
         Group::Network,
+        Group::ServeWorker,
     ];
 
     /// The group's name in [`Profile::render_text`] and audit records: `file-read`.
@@ -109,6 +113,7 @@ impl Group {
             Group::FileWrite => "file-write",
             Group::FileStaging => "file-staging",
             Group::Network => "network",
+            Group::ServeWorker => "serve-worker",
         }
     }
 
@@ -124,6 +129,7 @@ impl Group {
             Group::FileWrite => &[Group::FileRead, Group::Threads],
             // Sockets are driven by tokio; name lookups would run on its blocking pool.
             Group::Network => &[Group::Threads],
+            Group::ServeWorker => &[Group::Stdin],
         }
     }
 }

@@ -110,7 +110,9 @@
 //! Syscall numbers are resolved per architecture in `crate::arch`; a name not known there
 //! makes `Profile::install` fail rather than silently allow less (or more).
 
-use crate::Group::{self, Base, Clocks, FileRead, FileStaging, FileWrite, Network, Stdin, Threads};
+use crate::Group::{
+    self, Base, Clocks, FileRead, FileStaging, FileWrite, Network, ServeWorker, Stdin, Threads,
+};
 use crate::Stage;
 use crate::rule::{Action, Cond, Entry, Rule};
 
@@ -466,6 +468,9 @@ pub(crate) static TABLE: &[Entry] = &[
         "the guest reads warden's inherited stdin (fd 0)"),
     entry("ioctl", Stdin, ALLOW, STDIN_TCGETS,
         "isatty(0): wasmtime-wasi asks whether stdin is a terminal"),
+    // --- ServeWorker: a `warden serve` worker, which sets up each run after its lockdown -------
+    entry("getpid", ServeWorker, ALLOW, ALWAYS,
+        "each run's setup notes the process id (file staging state)"),
     // --- Clocks: the host's clocks, when granted -----------------------------------------------
     entry("clock_getres", Clocks, ALLOW, ALWAYS,
         "a granted clock's resolution (wall or monotonic); its time comes from the vDSO"),

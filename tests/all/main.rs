@@ -30,6 +30,7 @@ mod observe;
 mod quickflags;
 mod scanner;
 mod schema;
+mod serve;
 mod server;
 mod stdio;
 mod stress;

@@ -51,6 +51,8 @@ mod export;
 mod grants;
 #[path = "warden/schema.rs"]
 mod schema;
+#[path = "warden/serve.rs"]
+mod serve;
 use export::{SeccompCommand, seccomp};
 
 /// `print!` without the panic: see the macros above.
@@ -207,6 +209,16 @@ enum Command {
         /// The command whose page to print; none for warden's own.
         command: Option<String>,
     },
+    /// Serve workloads over HTTP: each identity's runs in worker processes of its own, locked
+    /// down to its manifest. See docs/serve.md.
+    ///
+    /// Exit codes: 0 after SIGTERM or SIGINT (runs in flight finished); 125 when a manifest,
+    /// the audit log or the address cannot be used.
+    #[command(verbatim_doc_comment)]
+    Serve(serve::ServeArgs),
+    /// A worker of `warden serve` (started by it, not by hand).
+    #[command(hide = true)]
+    ServeWorker(serve::WorkerArgs),
 }
 
 #[derive(clap::Args)]
@@ -346,6 +358,8 @@ fn main() -> ExitCode {
             }
             Err(e) => usage_error(e),
         },
+        Command::Serve(args) => serve::serve(args),
+        Command::ServeWorker(args) => serve::worker(args),
     }
 }
 

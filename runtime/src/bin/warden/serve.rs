@@ -1,0 +1,1049 @@
+//! `warden serve`: keeps workloads loaded and runs them on HTTP requests (see the README's
+//! "Serving connectors" and docs/serve.md).
+//!
+//! The server process parses the manifests (never reading a secret), listens, queues run
+//! requests per identity and hands each to a worker process of that identity
+//! (`warden serve-worker`, see [`worker`]), over pipes framed as in [`proto`]. A worker is
+//! started before any lockdown, then locks itself down to its own manifest's profile. Workers
+//! send their audit records to the server, which checks each belongs to the worker's identity
+//! and run and writes it to the one audit log.
+
+#[path = "serve/metrics.rs"]
+mod metrics;
+#[path = "serve/proto.rs"]
+mod proto;
+#[path = "serve/worker.rs"]
+mod worker;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+use warden::{Audit, AuditSink, Manifest, Policy};
+
+/// Run requests that may wait for a worker, per identity, by default. Past it a request is
+/// answered 429 at once: a slow or hostile identity fills its own queue, never the server's
+/// memory, and its clients learn to back off rather than hang.
+pub const DEFAULT_QUEUE: usize = 64;
+
+/// Worker processes per identity, by default: one starts with the server, more while runs
+/// are queued. Two cores run at most two runs at a time anyway; a few more keep an identity
+/// served while one of its workers is being replaced or blocked in a host call.
+pub const DEFAULT_MAX_WORKERS: usize = 4;
+
+/// The largest request body (a run's stdin). Bigger bodies get 413; a run's input is small
+/// (a connector's request), and this bounds the memory a client can make the server hold.
+const MAX_STDIN_BYTES: usize = 4 << 20;
+
+/// Time a worker gets past its run's wall limit before the server kills it: the epoch stops
+/// guest code at the limit, but not a guest blocked inside a host call.
+const WALL_GRACE: Duration = Duration::from_secs(2);
+
+/// Time a new worker gets to load (and, on a cold cache, compile) its workload; as
+/// `warden run`'s compile budget floor, a large component on a loaded machine takes that long.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Waits before replacing a worker that died: doubled after each death in a row (up to
+/// [`BACKOFF_MAX`]), reset by an answered run, so a workload that kills its worker on every
+/// run cannot keep a core busy starting processes.
+const BACKOFF_FIRST: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// An extra worker (beyond the first) that has had no run for this long is stopped.
+const IDLE_RETIRE: Duration = Duration::from_secs(30);
+
+/// Variables of the server's environment every worker gets: where the compiled-module cache
+/// is, and the test-only escape marker. Nothing else is passed on, so that no worker sees
+/// another identity's `env:` secrets.
+const WORKER_ENV: &[&str] = &[
+    "WARDEN_CACHE_DIR",
+    "HOME",
+    "XDG_CACHE_HOME",
+    "RUST_BACKTRACE",
+    "WARDEN_TEST_ESCAPE_MARKER",
+];
+
+/// The variables a worker of `policy` needs from the server's environment.
+fn worker_env(policy: &Policy) -> Vec<String> {
+    let mut names: Vec<String> = WORKER_ENV.iter().map(|n| (*n).to_string()).collect();
+    for secret in &policy.secrets {
+        if let warden::manifest::SecretSource::Env(name) = &secret.from {
+            names.push(name.clone());
+        }
+    }
+    for var in &policy.env {
+        if let warden::manifest::EnvSource::FromHost(name) = &var.source {
+            names.push(name.clone());
+        }
+    }
+    names
+}
+
+/// `Retry-After` of a 429, in seconds.
+const RETRY_AFTER_SECS: u32 = 1;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// The address to listen on, e.g. 127.0.0.1:8080 (port 0: any free port; the address is
+    /// printed on stdout).
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
+    /// A workload's manifest; repeat for more. The workload is served under its
+    /// `[identity] name`.
+    #[arg(long = "manifest", short = 'm', value_name = "FILE", required = true)]
+    manifests: Vec<PathBuf>,
+    /// Append every run's audit records (all identities) to FILE as JSON Lines.
+    #[arg(long, value_name = "FILE")]
+    audit: Option<PathBuf>,
+    /// Run requests that may wait per identity; past it, 429.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_QUEUE,
+          value_parser = parse_positive)]
+    queue: usize,
+    /// Worker processes per identity at most.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_WORKERS,
+          value_parser = parse_positive)]
+    max_workers: usize,
+    /// Worker lockdown: `enforce` (each worker killed on a syscall outside its manifest's
+    /// allow list, then replaced) or `off` (a warning is printed).
+    #[arg(long, value_enum, default_value_t = Lockdown::Enforce)]
+    seccomp: Lockdown,
+}
+
+fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("`{s}` is not a whole number above 0")),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Lockdown {
+    Enforce,
+    Off,
+}
+
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    #[arg(long)]
+    manifest: PathBuf,
+    #[arg(long)]
+    no_lockdown: bool,
+}
+
+/// `warden serve-worker` (started by `warden serve` only).
+pub fn worker(args: WorkerArgs) -> ExitCode {
+    worker::run(&args.manifest, !args.no_lockdown)
+}
+
+/// What a worker cannot do after its lockdown, which `warden run` does before it: refused
+/// when the server starts rather than failing each run.
+pub fn unsupported(policy: &Policy) -> Option<String> {
+    if policy
+        .files
+        .iter()
+        .any(|f| f.kind == warden::manifest::FileKind::File)
+    {
+        return Some(format!(
+            "{}: warden serve does not serve single-file [[files]] grants yet (each run stages \
+             the file, which a locked-down worker cannot); grant the folder instead",
+            manifest_name(policy)
+        ));
+    }
+    if policy
+        .secrets
+        .iter()
+        .any(|s| matches!(s.from, warden::manifest::SecretSource::File(_)))
+    {
+        return Some(format!(
+            "{}: warden serve does not serve `file:` secrets yet (each run reads them, which a \
+             locked-down worker cannot); use `env:`",
+            manifest_name(policy)
+        ));
+    }
+    None
+}
+
+fn manifest_name(policy: &Policy) -> String {
+    policy
+        .manifest
+        .as_ref()
+        .map_or_else(|| policy.identity.name.clone(), |p| p.display().to_string())
+}
+
+/// The audit log file, shared by the server's own records and its workers' lines.
+#[derive(Clone)]
+struct Log(Arc<Mutex<std::fs::File>>);
+
+impl Log {
+    fn write_line(&self, line: &[u8]) {
+        let mut f = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = f.write_all(line) {
+            eprintln!("warden: cannot write the audit log: {e}");
+        }
+    }
+}
+
+impl Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_line(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One run request, queued for a worker.
+struct Job {
+    run: String,
+    args: Vec<String>,
+    stdin: Vec<u8>,
+    reply: oneshot::Sender<proto::Answer>,
+}
+
+/// One served identity.
+struct Ident {
+    name: String,
+    id: String,
+    manifest: PathBuf,
+    kind: String,
+    sha256: String,
+    wall: Duration,
+    stdin_granted: bool,
+    /// The largest frame a worker of this identity may send: its output limit, as JSON
+    /// (each byte escaped to at most six), plus room for the rest of the answer.
+    max_frame: usize,
+    /// The environment variables a worker of this identity gets: its manifest's `env:`
+    /// secret sources and `[env]` copies, and what warden itself reads ([`WORKER_ENV`]).
+    env: Vec<String>,
+    tx: mpsc::Sender<Job>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Job>>,
+    workers: AtomicUsize,
+    in_flight: AtomicUsize,
+}
+
+impl Ident {
+    fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+}
+
+struct State {
+    idents: BTreeMap<String, Arc<Ident>>,
+    metrics: Mutex<metrics::Metrics>,
+    log: Option<Log>,
+    sink: AuditSink,
+    draining: AtomicBool,
+    shutdown: watch::Sender<bool>,
+    exe: PathBuf,
+    lockdown: bool,
+    max_workers: usize,
+    connections: AtomicUsize,
+}
+
+impl State {
+    fn metrics(&self) -> std::sync::MutexGuard<'_, metrics::Metrics> {
+        self.metrics.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `warden serve`.
+pub fn serve(args: ServeArgs) -> ExitCode {
+    let mut policies: Vec<Policy> = Vec::new();
+    for path in &args.manifests {
+        let policy = match Manifest::from_file(path) {
+            Ok(m) => Policy::from_manifest(m),
+            Err(e) => return crate::fail(e),
+        };
+        if let Some(e) = unsupported(&policy) {
+            return crate::fail(e);
+        }
+        if policies
+            .iter()
+            .any(|p| p.identity.name == policy.identity.name)
+        {
+            return crate::fail(format!(
+                "{}: a second workload named `{}`: names must differ",
+                path.display(),
+                policy.identity.name
+            ));
+        }
+        policies.push(policy);
+    }
+    let log = match &args.audit {
+        None => None,
+        Some(path) => {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.create(true).append(true);
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            match opts.open(path) {
+                Ok(f) => Some(Log(Arc::new(Mutex::new(f)))),
+                Err(e) => {
+                    return crate::fail(format!(
+                        "{}: cannot open the audit log: {e}",
+                        path.display()
+                    ));
+                }
+            }
+        }
+    };
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => return crate::fail(format!("cannot find the warden executable: {e}")),
+    };
+    if args.seccomp == Lockdown::Off {
+        eprintln!("warden: warning: --seccomp off: workers run without their syscall allow list");
+    } else if let Err(e) = warden::host_seccomp::supported() {
+        return crate::fail(format!(
+            "host lockdown is not available here ({e}); refusing to serve unprotected \
+             (--seccomp off serves without it)"
+        ));
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("warden-serve")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return crate::fail(format!("cannot start the server's runtime: {e}")),
+    };
+    let (shutdown, _) = watch::channel(false);
+    let sink = match &log {
+        Some(l) => AuditSink::to_writer(l.clone()),
+        None => AuditSink::disabled(),
+    };
+    let state = State {
+        idents: BTreeMap::new(),
+        metrics: Mutex::default(),
+        log,
+        sink,
+        draining: AtomicBool::new(false),
+        shutdown,
+        exe,
+        lockdown: args.seccomp == Lockdown::Enforce,
+        max_workers: args.max_workers,
+        connections: AtomicUsize::new(0),
+    };
+    let code = runtime.block_on(serve_async(state, policies, args.queue, args.listen));
+    // Workers still running (a drain that ran out of time) are killed as their handles drop.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+async fn serve_async(
+    mut state: State,
+    policies: Vec<Policy>,
+    queue: usize,
+    listen: SocketAddr,
+) -> ExitCode {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            return crate::fail(format!("cannot install the SIGTERM/SIGINT handlers: {e}"));
+        }
+    };
+    // Every workload's first worker is started (and has loaded its workload) before the
+    // server listens: a manifest that cannot load stops `warden serve` at once.
+    let mut first = Vec::new();
+    for policy in &policies {
+        let (tx, rx) = mpsc::channel(queue);
+        let output = usize::try_from(policy.limits.output).unwrap_or(usize::MAX);
+        let mut ident = Ident {
+            name: policy.identity.name.clone(),
+            id: policy.identity.id.clone(),
+            manifest: policy
+                .manifest
+                .clone()
+                .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+                .unwrap_or_default(),
+            kind: String::new(),
+            sha256: String::new(),
+            wall: policy.limits.wall,
+            stdin_granted: policy.stdio.stdin == warden::manifest::StdinMode::Inherit,
+            max_frame: output.saturating_mul(6).saturating_add(1 << 20),
+            env: worker_env(policy),
+            tx,
+            rx: tokio::sync::Mutex::new(rx),
+            workers: AtomicUsize::new(1),
+            in_flight: AtomicUsize::new(0),
+        };
+        let (proc, ready) = match spawn_worker(&state, &ident).await {
+            Ok(p) => p,
+            Err(e) => return crate::fail(format!("{}: {e}", ident.name)),
+        };
+        ident.kind = ready.kind;
+        ident.sha256 = ready.sha256;
+        let ident = Arc::new(ident);
+        state.idents.insert(ident.name.clone(), ident.clone());
+        first.push((ident, proc));
+    }
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => return crate::fail(format!("cannot listen on {listen}: {e}")),
+    };
+    let addr = listener.local_addr().unwrap_or(listen);
+    let state = Arc::new(state);
+    for (ident, proc) in first {
+        tokio::spawn(worker_task(state.clone(), ident, Some(proc)));
+    }
+    println!(
+        "warden: serving {} workload(s) on http://{addr}",
+        state.idents.len()
+    );
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(connection(state.clone(), stream));
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    // Stop accepting, refuse new runs, let queued and running ones finish within their wall
+    // limits (the workers drain their queues, then end), close connections once answered.
+    drop(listener);
+    state.draining.store(true, Ordering::SeqCst);
+    state.shutdown.send_replace(true);
+    let longest = state
+        .idents
+        .values()
+        .map(|i| i.wall)
+        .max()
+        .unwrap_or_default();
+    let queued_max = state.idents.values().map(|i| i.queued()).max().unwrap_or(0);
+    // Each queued run may take its wall limit (plus grace) on a single worker.
+    let budget = (longest + WALL_GRACE)
+        .saturating_mul(u32::try_from(queued_max + 1).unwrap_or(u32::MAX))
+        + Duration::from_secs(1);
+    let deadline = Instant::now() + budget;
+    while Instant::now() < deadline {
+        let workers: usize = state
+            .idents
+            .values()
+            .map(|i| i.workers.load(Ordering::SeqCst))
+            .sum();
+        if workers == 0 && state.connections.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("warden: serve: stopped");
+    ExitCode::SUCCESS
+}
+
+/// One HTTP/1.1 connection (keep-alive), closed gracefully when the server stops.
+async fn connection(state: Arc<State>, stream: tokio::net::TcpStream) {
+    state.connections.fetch_add(1, Ordering::SeqCst);
+    let svc_state = state.clone();
+    let service = hyper::service::service_fn(move |req| handle(svc_state.clone(), req));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    let mut stop = state.shutdown.subscribe();
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        () = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+    state.connections.fetch_sub(1, Ordering::SeqCst);
+}
+
+type Answer = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Answer {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn json_reply(status: StatusCode, v: &Value) -> Answer {
+    reply(status, "application/json", format!("{v}\n"))
+}
+
+fn error_reply(status: StatusCode, message: &str) -> Answer {
+    json_reply(status, &json!({ "error": message }))
+}
+
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Answer, std::convert::Infallible> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let segments: Vec<&str> = path.split('/').collect();
+    Ok(match (&method, segments.as_slice()) {
+        (&hyper::Method::GET, ["", "healthz"]) => {
+            if state.draining.load(Ordering::SeqCst) {
+                reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "stopping\n")
+            } else {
+                reply(StatusCode::OK, "text/plain", "ok\n")
+            }
+        }
+        (&hyper::Method::GET, ["", "metrics"]) => {
+            let gauges: Vec<metrics::Gauges<'_>> = state
+                .idents
+                .values()
+                .map(|i| metrics::Gauges {
+                    name: &i.name,
+                    workers: i.workers.load(Ordering::SeqCst),
+                    queued: i.queued(),
+                    in_flight: i.in_flight.load(Ordering::SeqCst),
+                })
+                .collect();
+            let text = state.metrics().render(&gauges);
+            reply(StatusCode::OK, "text/plain; version=0.0.4", text)
+        }
+        (&hyper::Method::GET, ["", "v1", "workloads"]) => {
+            let list: Vec<Value> = state
+                .idents
+                .values()
+                .map(|i| json!({ "name": i.name, "identity": i.id, "kind": i.kind, "sha256": i.sha256 }))
+                .collect();
+            json_reply(StatusCode::OK, &Value::Array(list))
+        }
+        (&hyper::Method::POST, ["", "v1", "workloads", name, "runs"]) => {
+            let name = name.to_string();
+            run_request(&state, &name, req).await
+        }
+        (_, ["", "v1", "workloads", name, "runs"]) if state.idents.contains_key(*name) => {
+            error_reply(StatusCode::METHOD_NOT_ALLOWED, "use POST to start a run")
+        }
+        (_, ["", "http", name, ..]) if state.idents.contains_key(*name) => error_reply(
+            StatusCode::NOT_IMPLEMENTED,
+            "serving wasi:http/incoming-handler components under /http/NAME/ is not \
+             implemented yet",
+        ),
+        _ => error_reply(StatusCode::NOT_FOUND, "no such path or workload"),
+    })
+}
+
+/// `POST /v1/workloads/NAME/runs`.
+async fn run_request(state: &Arc<State>, name: &str, req: Request<Incoming>) -> Answer {
+    let started = Instant::now();
+    let Some(ident) = state.idents.get(name).cloned() else {
+        return error_reply(
+            StatusCode::NOT_FOUND,
+            &format!("no workload named `{name}`"),
+        );
+    };
+    if state.draining.load(Ordering::SeqCst) {
+        return error_reply(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
+    }
+    let args = match parse_args(req.uri().query().unwrap_or("")) {
+        Ok(a) => a,
+        Err(e) => return error_reply(StatusCode::BAD_REQUEST, &e),
+    };
+    let body = match Limited::new(req.into_body(), MAX_STDIN_BYTES)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return error_reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the body (the run's stdin) is limited to {MAX_STDIN_BYTES} bytes"),
+            );
+        }
+        Err(e) => return error_reply(StatusCode::BAD_REQUEST, &format!("reading the body: {e}")),
+    };
+    let (tx, rx) = oneshot::channel();
+    let job = Job {
+        run: Audit::new_run_id(),
+        args,
+        // Without a stdin grant the guest reads nothing, whatever was sent.
+        stdin: if ident.stdin_granted {
+            body.to_vec()
+        } else {
+            Vec::new()
+        },
+        reply: tx,
+    };
+    match ident.tx.try_send(job) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            state.metrics().rejection(&ident.name);
+            let mut r = error_reply(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("`{name}` has {} runs waiting already", ident.queued()),
+            );
+            r.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                hyper::header::HeaderValue::from(RETRY_AFTER_SECS),
+            );
+            return r;
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            return error_reply(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
+        }
+    }
+    scale_up(state, &ident);
+    let Ok(answer) = rx.await else {
+        return error_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server stopped before the run started",
+        );
+    };
+    state.metrics().run(
+        &ident.name,
+        &answer.outcome,
+        started.elapsed().as_secs_f64(),
+    );
+    json_reply(
+        StatusCode::OK,
+        &json!({
+            "run": answer.run, "outcome": answer.outcome, "code": answer.code,
+            "stdout": answer.stdout, "stderr": answer.stderr, "wall_ms": answer.wall_ms,
+        }),
+    )
+}
+
+/// The query's `arg=` values, in order, percent-decoded (`+` is a space).
+fn parse_args(query: &str) -> Result<Vec<String>, String> {
+    let mut args = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key != "arg" {
+            return Err(format!(
+                "unknown query parameter `{key}` (only `arg=` is accepted)"
+            ));
+        }
+        args.push(percent_decode(value)?);
+    }
+    Ok(args)
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| format!("bad percent-escape in `{s}`"))?;
+                out.push(hex);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| format!("`{s}` is not UTF-8 once decoded"))
+}
+
+/// Starts one more worker for `ident` when more runs are waiting than it has idle workers,
+/// up to the cap.
+fn scale_up(state: &Arc<State>, ident: &Arc<Ident>) {
+    let idle = ident
+        .workers
+        .load(Ordering::SeqCst)
+        .saturating_sub(ident.in_flight.load(Ordering::SeqCst));
+    if ident.queued() <= idle {
+        return;
+    }
+    let grew = ident
+        .workers
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < state.max_workers).then_some(n + 1)
+        })
+        .is_ok();
+    if grew {
+        tokio::spawn(worker_task(state.clone(), ident.clone(), None));
+    }
+}
+
+/// A live worker process and its pipes.
+struct Proc {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::BufReader<tokio::process::ChildStdout>,
+}
+
+/// Starts a worker of `ident` and waits until it has loaded its workload and locked down.
+async fn spawn_worker(state: &State, ident: &Ident) -> Result<(Proc, proto::Ready), String> {
+    let mut cmd = tokio::process::Command::new(&state.exe);
+    cmd.arg("serve-worker")
+        .arg("--manifest")
+        .arg(&ident.manifest);
+    if !state.lockdown {
+        cmd.arg("--no-lockdown");
+    }
+    cmd.env_clear();
+    for name in &ident.env {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        // A ^C at the terminal goes to the server, which stops its workers itself.
+        .process_group(0);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start a worker: {e}"))?;
+    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err("cannot start a worker: no pipes".into());
+    };
+    let mut proc = Proc {
+        child,
+        stdin,
+        stdout: tokio::io::BufReader::new(stdout),
+    };
+    let frame = tokio::time::timeout(
+        LOAD_TIMEOUT,
+        proto::read_frame_async(&mut proc.stdout, ident.max_frame),
+    )
+    .await;
+    match frame {
+        Err(_) => Err(format!(
+            "the worker did not load its workload within {LOAD_TIMEOUT:?}"
+        )),
+        Ok(Ok(Some((proto::KIND_READY, p)))) => serde_json::from_slice(&p)
+            .map(|ready| (proc, ready))
+            .map_err(|e| format!("the worker's ready message: {e}")),
+        Ok(Ok(Some((proto::KIND_FAILED, p)))) => Err(String::from_utf8_lossy(&p).into_owned()),
+        Ok(Ok(_)) | Ok(Err(_)) => {
+            let status = proc.child.wait().await;
+            Err(format!("the worker ended before it was ready ({status:?})"))
+        }
+    }
+}
+
+/// How a run a worker did not answer ended.
+struct Died {
+    outcome: &'static str,
+    code: i32,
+    message: String,
+}
+
+/// Runs `job` on `proc`: forwards its audit records, returns its answer, or how the worker
+/// died (after which `proc` is dead).
+async fn run_job(
+    state: &State,
+    ident: &Ident,
+    proc: &mut Proc,
+    job: &Job,
+) -> Result<proto::Answer, Died> {
+    use base64::Engine as _;
+    use tokio::io::AsyncWriteExt;
+    let request = proto::Request {
+        run: job.run.clone(),
+        args: job.args.clone(),
+        stdin: base64::engine::general_purpose::STANDARD.encode(&job.stdin),
+    };
+    let frame = proto::frame(
+        proto::KIND_REQUEST,
+        &serde_json::to_vec(&request).unwrap_or_default(),
+    );
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + ident.wall + WALL_GRACE;
+    let mut exit_seen: Option<(String, i32)> = None;
+    let write = proc.stdin.write_all(&frame).await;
+    let ended = if write.is_err() {
+        None
+    } else {
+        loop {
+            match tokio::time::timeout_at(
+                deadline,
+                proto::read_frame_async(&mut proc.stdout, ident.max_frame),
+            )
+            .await
+            {
+                Err(_) => {
+                    let _ = proc.child.kill().await;
+                    return Err(Died {
+                        outcome: "wall-limit",
+                        code: 124,
+                        message: format!(
+                            "the worker did not answer within the wall limit and {WALL_GRACE:?}; \
+                             the server killed it"
+                        ),
+                    });
+                }
+                Ok(Ok(Some((proto::KIND_AUDIT, line)))) => {
+                    forward_audit(state, ident, &job.run, &line, &mut exit_seen);
+                }
+                Ok(Ok(Some((proto::KIND_ANSWER, p)))) => {
+                    match serde_json::from_slice::<proto::Answer>(&p) {
+                        Ok(a) if a.run == job.run => return Ok(a),
+                        _ => break Some("an answer that is not this run's"),
+                    }
+                }
+                Ok(Ok(Some(_))) => break Some("a frame of an unknown kind"),
+                Ok(Ok(None)) => break None,
+                Ok(Err(_)) => break Some("a malformed frame"),
+            }
+        }
+    };
+    // The worker is gone (or broke the protocol, and is killed).
+    let _ = proc.child.start_kill();
+    let status = proc.child.wait().await.ok();
+    let signal = status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s));
+    let code = match (signal, status.and_then(|s| s.code())) {
+        (Some(sig), _) => 128 + sig,
+        (None, Some(c)) => c,
+        (None, None) => 125,
+    };
+    let why = match (ended, signal) {
+        (Some(what), _) => format!("the worker sent {what}; the server killed it"),
+        (None, Some(libc::SIGSYS)) => {
+            "the worker was killed by its seccomp filter (SIGSYS): it tried a syscall no grant \
+             justifies"
+                .to_string()
+        }
+        (None, Some(sig)) => format!("the worker was killed by signal {sig}"),
+        (None, None) => format!("the worker exited with code {code} without answering"),
+    };
+    // The run may have finished (its exit record sent) before the worker died.
+    if let Some((outcome, code)) = exit_seen {
+        return Ok(proto::Answer {
+            run: job.run.clone(),
+            outcome,
+            code,
+            stdout: String::new(),
+            stderr: String::new(),
+            wall_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+    Err(Died {
+        outcome: "worker-died",
+        code,
+        message: why,
+    })
+}
+
+/// The fields of a worker's audit record the server checks or counts (borrowed unless a
+/// value has escapes).
+#[derive(serde::Deserialize)]
+struct Record<'a> {
+    #[serde(borrow)]
+    event: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    identity: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    run: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    decision: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    capability: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    outcome: Option<std::borrow::Cow<'a, str>>,
+    code: Option<i64>,
+}
+
+/// Writes a worker's audit record to the log, if it is one of this identity's run's records,
+/// and counts its denials.
+fn forward_audit(
+    state: &State,
+    ident: &Ident,
+    run: &str,
+    line: &[u8],
+    exit_seen: &mut Option<(String, i32)>,
+) {
+    let one_line = line.last() == Some(&b'\n') && !line[..line.len() - 1].contains(&b'\n');
+    // Only the fields the server looks at, borrowed: a full parse of every `start` record
+    // (all the grants) would cost the server more than the run.
+    let record: Option<Record<'_>> = one_line
+        .then(|| serde_json::from_slice(line).ok())
+        .flatten();
+    let Some(record) = record.filter(|r| r.identity == ident.id.as_str() && r.run == run) else {
+        state.metrics().forged(&ident.name);
+        eprintln!(
+            "warden: serve: dropped an audit record from a worker of `{}` that is not one of \
+             its run's",
+            ident.name
+        );
+        return;
+    };
+    match &*record.event {
+        "decision" if record.decision.as_deref() == Some("deny") => {
+            state.metrics().denial(
+                &ident.name,
+                record.capability.as_deref().unwrap_or("unknown"),
+            );
+        }
+        "exit" => {
+            *exit_seen = Some((
+                record.outcome.as_deref().unwrap_or("unknown").to_string(),
+                record
+                    .code
+                    .and_then(|c| i32::try_from(c).ok())
+                    .unwrap_or(125),
+            ));
+        }
+        _ => {}
+    }
+    if let Some(log) = &state.log {
+        log.write_line(line);
+    }
+}
+
+/// The life of one worker slot of `ident`: run queued jobs on a worker process, replace the
+/// process when it dies (with backoff), stop when the server drains or (beyond the first
+/// worker) when idle.
+async fn worker_task(state: Arc<State>, ident: Arc<Ident>, mut first: Option<Proc>) {
+    let mut backoff = BACKOFF_FIRST;
+    let mut stop = state.shutdown.subscribe();
+    'life: loop {
+        let mut proc = match first.take() {
+            Some(p) => p,
+            None => match spawn_worker(&state, &ident).await {
+                Ok((p, _)) => p,
+                Err(e) => {
+                    eprintln!("warden: serve: {}: {e}", ident.name);
+                    if state.draining.load(Ordering::SeqCst) {
+                        break 'life;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    continue;
+                }
+            },
+        };
+        loop {
+            let job = {
+                let mut rx = ident.rx.lock().await;
+                if *stop.borrow() {
+                    rx.try_recv().ok()
+                } else {
+                    tokio::select! {
+                        j = rx.recv() => j,
+                        () = stopped(&mut stop) => rx.try_recv().ok(),
+                        _ = tokio::time::sleep(IDLE_RETIRE) => {
+                            let retire = ident.workers.fetch_update(
+                                Ordering::SeqCst, Ordering::SeqCst,
+                                |n| (n > 1).then(|| n - 1)).is_ok();
+                            if retire {
+                                drop(rx);
+                                end_worker(proc).await;
+                                return;
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
+            let Some(job) = job else {
+                // Draining and nothing left to run.
+                end_worker(proc).await;
+                break 'life;
+            };
+            ident.in_flight.fetch_add(1, Ordering::SeqCst);
+            let result = run_job(&state, &ident, &mut proc, &job).await;
+            ident.in_flight.fetch_sub(1, Ordering::SeqCst);
+            match result {
+                Ok(answer) => {
+                    backoff = BACKOFF_FIRST;
+                    let _ = job.reply.send(answer);
+                }
+                Err(died) => {
+                    let audit = Audit::with_run_id(state.sink.clone(), &ident.id, &job.run);
+                    if died.outcome == "wall-limit" {
+                        audit.limit(
+                            "wall",
+                            u64::try_from(ident.wall.as_millis()).unwrap_or(u64::MAX),
+                        );
+                    }
+                    let wall_ms =
+                        u64::try_from((ident.wall + WALL_GRACE).as_millis()).unwrap_or(u64::MAX);
+                    audit.emit(
+                        "exit",
+                        json!({ "outcome": died.outcome, "code": died.code,
+                                "wall_ms": if died.outcome == "wall-limit" { Some(wall_ms) } else { None },
+                                "fuel_used": null, "peak_memory": null,
+                                "message": died.message }),
+                    );
+                    eprintln!(
+                        "warden: serve: {}: run {}: {}",
+                        ident.name, job.run, died.message
+                    );
+                    state.metrics().restart(&ident.name);
+                    let _ = job.reply.send(proto::Answer {
+                        run: job.run.clone(),
+                        outcome: died.outcome.into(),
+                        code: died.code,
+                        stdout: String::new(),
+                        stderr: String::new(),
+                        wall_ms: if died.outcome == "wall-limit" {
+                            wall_ms
+                        } else {
+                            0
+                        },
+                    });
+                    if !state.draining.load(Ordering::SeqCst) || ident.queued() > 0 {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                    }
+                    continue 'life;
+                }
+            }
+        }
+    }
+    ident.workers.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Resolves once the server is stopping.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Closes a worker's stdin (it ends at end of stream) and waits for it, killing it if it
+/// does not end promptly.
+async fn end_worker(proc: Proc) {
+    let Proc {
+        mut child, stdin, ..
+    } = proc;
+    drop(stdin);
+    if tokio::time::timeout(Duration::from_secs(2), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn query_args_are_decoded_in_order_and_other_keys_refused() {
+        assert_eq!(
+            parse_args("arg=a+b&arg=%2Fx%25&arg=").unwrap(),
+            vec!["a b", "/x%", ""]
+        );
+        assert!(parse_args("args=1").is_err());
+        assert!(parse_args("arg=%zz").is_err());
+        assert!(parse_args("arg=%ff").is_err());
+        assert_eq!(parse_args("").unwrap(), Vec::<String>::new());
+    }
+}

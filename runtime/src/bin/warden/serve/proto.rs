@@ -1,0 +1,142 @@
+//! The framing between `warden serve` and its workers, over the worker's stdin (requests) and
+//! stdout (records and answers): each frame is a 4-byte big-endian length, one kind byte and
+//! the payload. Requests and answers are JSON; an audit record is its JSON line as written.
+
+use serde::{Deserialize, Serialize};
+
+/// A request: run once (server → worker). JSON [`Request`].
+pub const KIND_REQUEST: u8 = b'Q';
+/// The worker is loaded and locked down (worker → server). JSON [`Ready`].
+pub const KIND_READY: u8 = b'K';
+/// The worker could not load its workload (worker → server). A UTF-8 message.
+pub const KIND_FAILED: u8 = b'F';
+/// One audit record, a JSON line with its newline (worker → server).
+pub const KIND_AUDIT: u8 = b'A';
+/// The run's answer (worker → server). JSON [`Answer`].
+pub const KIND_ANSWER: u8 = b'R';
+
+/// The largest request frame a worker accepts: the stdin body bound plus room for the
+/// arguments (see `MAX_STDIN_BYTES` in serve.rs).
+pub const MAX_REQUEST_FRAME: usize = 8 << 20;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Request {
+    pub run: String,
+    pub args: Vec<String>,
+    /// The run's stdin, base64; empty when the manifest does not grant stdin.
+    pub stdin: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Ready {
+    pub sha256: String,
+    pub kind: String,
+    /// The lockdown the worker installed: `enforce` or `off`.
+    pub seccomp: String,
+    pub syscalls: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Answer {
+    pub run: String,
+    pub outcome: String,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub wall_ms: u64,
+}
+
+/// One frame, header and payload, ready to write in one call.
+pub fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    let mut out = Vec::with_capacity(payload.len() + 5);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.push(kind);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Reads one frame (blocking); `Ok(None)` at end of stream before a header.
+///
+/// # Errors
+/// A read error, a stream cut inside a frame, or a frame larger than `max`.
+pub fn read_frame(
+    r: &mut impl std::io::Read,
+    max: usize,
+) -> std::io::Result<Option<(u8, Vec<u8>)>> {
+    let mut header = [0u8; 5];
+    let mut got = 0;
+    while got < header.len() {
+        match r.read(&mut header[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let (len, kind) = parse_header(&header, max)?;
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload)?;
+    Ok(Some((kind, payload)))
+}
+
+/// Reads one frame from an async stream; `Ok(None)` at end of stream before a header.
+///
+/// # Errors
+/// As [`read_frame`].
+pub async fn read_frame_async(
+    r: &mut (impl tokio::io::AsyncRead + Unpin),
+    max: usize,
+) -> std::io::Result<Option<(u8, Vec<u8>)>> {
+    use tokio::io::AsyncReadExt;
+    let mut header = [0u8; 5];
+    let mut got = 0;
+    while got < header.len() {
+        match r.read(&mut header[got..]).await? {
+            0 if got == 0 => return Ok(None),
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => got += n,
+        }
+    }
+    let (len, kind) = parse_header(&header, max)?;
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload).await?;
+    Ok(Some((kind, payload)))
+}
+
+fn parse_header(header: &[u8; 5], max: usize) -> std::io::Result<(usize, u8)> {
+    let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    if len > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes, more than the {max} allowed"),
+        ));
+    }
+    Ok((len, header[4]))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_oversized_ones_are_refused() {
+        let mut bytes = frame(KIND_AUDIT, b"{\"a\":1}\n");
+        bytes.extend(frame(KIND_ANSWER, b""));
+        let mut r = &bytes[..];
+        assert_eq!(
+            read_frame(&mut r, 100).unwrap(),
+            Some((KIND_AUDIT, b"{\"a\":1}\n".to_vec()))
+        );
+        assert_eq!(
+            read_frame(&mut r, 100).unwrap(),
+            Some((KIND_ANSWER, vec![]))
+        );
+        assert_eq!(read_frame(&mut r, 100).unwrap(), None);
+        let big = frame(KIND_AUDIT, &[b'x'; 10]);
+        assert!(read_frame(&mut &big[..], 9).is_err());
+        assert!(read_frame(&mut &big[..3], 100).is_err());
+    }
+}

