@@ -88,6 +88,7 @@ pub(crate) fn number(name: &str) -> Option<i64> {
         "shutdown" => libc::SYS_shutdown,
         "sigaltstack" => libc::SYS_sigaltstack,
         "socket" => libc::SYS_socket,
+        "socketpair" => libc::SYS_socketpair,
         "statx" => libc::SYS_statx,
         "symlinkat" => libc::SYS_symlinkat,
         "unlinkat" => libc::SYS_unlinkat,

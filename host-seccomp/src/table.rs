@@ -305,6 +305,10 @@ const INET_SOCKET: &[Rule] = &[
 // --- Conditions of the container stage ---------------------------------------------------------
 
 /// `prlimit64(0, resource, NULL, old)`: reading this process's own limits, never setting one.
+/// `socketpair(AF_UNIX, …)`: a connected pair of local sockets, which reaches nothing outside
+/// the process.
+const UNIX_PAIR: &[Rule] = &[&[Cond::eq(0, libc::AF_UNIX as u64, "domain == AF_UNIX")]];
+
 const READ_OWN_LIMIT: &[Rule] = &[&[
     Cond::eq(0, 0, "pid == 0"),
     Cond::eq(2, 0, "new_limit == NULL"),
@@ -633,6 +637,10 @@ pub(crate) static TABLE: &[Entry] = &[
         "tokio's I/O driver, built before the lockdown"),
     setup("eventfd2", ALLOW, ALWAYS,
         "tokio's waker, built before the lockdown"),
+    // tokio's `signal` and `process` features serve `warden serve`; with them, every runtime
+    // with I/O builds a signal driver.
+    setup("socketpair", ALLOW, UNIX_PAIR,
+        "tokio's signal driver's self-pipe, made as a runtime is built: a local pair only"),
     setup("epoll_ctl", ALLOW, ALWAYS,
         "registering tokio's waker (runc's Go runtime also tries, and copes with EPERM)"),
 ];

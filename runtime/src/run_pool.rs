@@ -13,11 +13,20 @@ use std::sync::{Arc, Mutex, Weak};
 /// their stacks' address space) behind.
 pub(crate) const MAX_IDLE_RUN_THREADS: usize = 64;
 
+/// After [`RunPool::prestart`], how long a run waits for a thread to come back to the pool
+/// (the previous run's thread is returning as the next run arrives) before it is refused: a
+/// thread stuck in a host call may never come back, and no new one may be started.
+pub(crate) const WAIT_FOR_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// The idle run threads of one engine, each waiting on its own channel.
 pub(crate) struct RunPool {
     idle: Mutex<Vec<Sender<Job>>>,
+    /// Signalled when a thread joins `idle`.
+    returned: std::sync::Condvar,
+    /// Set by [`RunPool::prestart`]: no thread is started after it, runs wait for an idle one.
+    fixed: std::sync::atomic::AtomicBool,
     name: &'static str,
     stack_size: usize,
 }
@@ -26,6 +35,8 @@ impl RunPool {
     pub(crate) fn new(name: &'static str, stack_size: usize) -> Arc<RunPool> {
         Arc::new(RunPool {
             idle: Mutex::new(Vec::new()),
+            returned: std::sync::Condvar::new(),
+            fixed: std::sync::atomic::AtomicBool::new(false),
             name,
             stack_size,
         })
@@ -37,10 +48,29 @@ impl RunPool {
     /// No thread was idle and a new one could not be started.
     pub(crate) fn execute(self: &Arc<Self>, job: Job) -> std::io::Result<()> {
         let mut job = job;
+        let fixed = self.fixed.load(std::sync::atomic::Ordering::Relaxed);
+        let deadline = std::time::Instant::now() + WAIT_FOR_IDLE;
         loop {
-            let Some(worker) = lock(&self.idle).pop() else {
+            let mut idle = lock(&self.idle);
+            if fixed {
+                while idle.is_empty() {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(std::io::Error::other(
+                            "no idle run thread, and this process starts no new ones",
+                        ));
+                    }
+                    idle = self
+                        .returned
+                        .wait_timeout(idle, left)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|p| p.into_inner().0);
+                }
+            }
+            let Some(worker) = idle.pop() else {
                 break;
             };
+            drop(idle);
             match worker.send(job) {
                 Ok(()) => return Ok(()),
                 // That thread has ended: try the next one.
@@ -52,6 +82,32 @@ impl RunPool {
             .name(self.name.into())
             .stack_size(self.stack_size)
             .spawn(move || worker(job, pool))?;
+        Ok(())
+    }
+}
+
+impl RunPool {
+    /// Starts threads until `n` are idle, and returns once they are: a process that locks
+    /// itself down after loading (a `warden serve` worker, whose filter allows no thread
+    /// start) calls it before the lockdown. From then on the pool starts no thread: a run
+    /// waits for an idle one (at most [`WAIT_FOR_IDLE`]).
+    ///
+    /// # Errors
+    /// A thread could not be started.
+    pub(crate) fn prestart(self: &Arc<Self>, n: usize) -> std::io::Result<()> {
+        let n = n.min(MAX_IDLE_RUN_THREADS);
+        let have = lock(&self.idle).len();
+        for _ in have..n {
+            let pool = Arc::downgrade(self);
+            std::thread::Builder::new()
+                .name(self.name.into())
+                .stack_size(self.stack_size)
+                .spawn(move || worker(Box::new(|| {}), pool))?;
+        }
+        while lock(&self.idle).len() < n {
+            std::thread::yield_now();
+        }
+        self.fixed.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }
@@ -71,6 +127,7 @@ fn worker(first: Job, pool: Weak<RunPool>) {
                 return;
             }
             idle.push(tx);
+            pool.returned.notify_one();
         }
         job = match rx.recv() {
             Ok(j) => j,
@@ -95,6 +152,24 @@ mod tests {
         while lock(&pool.idle).len() != n {
             std::thread::yield_now();
         }
+    }
+
+    /// After `prestart`, back-to-back runs wait for the prestarted thread rather than start
+    /// another (which a locked-down process could not).
+    #[test]
+    fn after_prestart_back_to_back_runs_all_use_the_prestarted_thread() {
+        let pool = RunPool::new("test-run", 1 << 20);
+        pool.prestart(1).unwrap();
+        let (ids, seen) = channel();
+        for _ in 0..20 {
+            let tx = ids.clone();
+            pool.execute(Box::new(move || {
+                tx.send(std::thread::current().id()).unwrap()
+            }))
+            .unwrap();
+        }
+        let used: std::collections::HashSet<_> = (0..20).map(|_| seen.recv().unwrap()).collect();
+        assert_eq!(used.len(), 1, "one thread served every run");
     }
 
     #[test]

@@ -61,6 +61,17 @@ impl Warden {
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
     }
+
+    /// Starts `n` run threads now and keeps them idle (at most 64), and from then on starts
+    /// no more: a run waits (up to 5 s) for one of them to be idle. For a process that
+    /// installs a seccomp filter of its own after loading, which forbids starting threads:
+    /// call this before the filter.
+    ///
+    /// # Errors
+    /// A thread could not be started.
+    pub fn prestart_run_threads(&self, n: usize) -> std::io::Result<()> {
+        self.inner.runs.prestart(n)
+    }
 }
 
 /// The linker of core modules: WASI preview 1 with warden's `proc_exit` and the filesystem

@@ -105,8 +105,12 @@ pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
         Ok(w) => w,
         Err(e) => return failed(e),
     };
-    // wasmtime-wasi's tokio threads start on first use: start them while that is allowed.
+    // wasmtime-wasi's tokio threads start on first use, and so does the thread runs execute
+    // on: start them while that is allowed.
     wasmtime_wasi::runtime::in_tokio(async {});
+    if let Err(e) = warden.prestart_run_threads(1) {
+        return failed(format!("cannot start the run thread: {e}"));
+    }
     let (seccomp, syscalls, real) = if lockdown {
         let mut groups = policy.seccomp_groups();
         groups.push(warden::host_seccomp::Group::ServeWorker);
