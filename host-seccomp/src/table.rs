@@ -104,7 +104,8 @@
 //! Everything the run stage allows is kept (the process runs on under this profile after the
 //! lockdown); memory may be mapped executable, which the run stage never allows, because the
 //! loader and wasmtime must. What stays refused: every syscall of [`NEVER`] but the two in
-//! [`CONTAINER_EXCEPTIONS`]; sockets without a network grant; processes (`clone` without
+//! [`CONTAINER_EXCEPTIONS`]; network sockets without a network grant (a local `socketpair` is
+//! allowed, for tokio's signal driver); processes (`clone` without
 //! `CLONE_THREAD`, `fork`); and whatever else the table does not list.
 //!
 //! Syscall numbers are resolved per architecture in `crate::arch`; a name not known there
