@@ -151,6 +151,10 @@ pub enum Stage {
     /// lockdown), then the run. For container runtimes to apply; warden narrows it to the run
     /// stage's list at its lockdown.
     Container,
+    /// A `warden serve` container from its first exec on: the container stage, plus what the
+    /// server does (listen on its address, start its worker processes by exec, reap them, kill
+    /// a stuck one). Each worker installs its own run-stage lockdown on top.
+    Serve,
 }
 
 impl Stage {
@@ -159,6 +163,7 @@ impl Stage {
         match self {
             Stage::Run => "run",
             Stage::Container => "container",
+            Stage::Serve => "serve",
         }
     }
 }
@@ -286,10 +291,14 @@ impl Profile {
     }
 
     /// The profile for `groups` at `stage`: [`Profile::new`] for [`Stage::Run`]; for
-    /// [`Stage::Container`], the same lines plus the container stage's setup lines.
+    /// [`Stage::Container`], the same lines plus the container stage's setup lines; for
+    /// [`Stage::Serve`], those plus the server's lines and [`Group::ServeWorker`].
     pub fn for_stage(groups: &[Group], stage: Stage) -> Profile {
         let mut selected = vec![Group::Base];
         let mut todo: Vec<Group> = groups.to_vec();
+        if stage == Stage::Serve {
+            todo.push(Group::ServeWorker);
+        }
         while let Some(g) = todo.pop() {
             if !selected.contains(&g) {
                 selected.push(g);
@@ -299,7 +308,11 @@ impl Profile {
         selected.sort();
 
         let mut by_name: BTreeMap<&'static str, Syscall> = BTreeMap::new();
-        let in_stage = |e: &Entry| e.stage == Stage::Run || e.stage == stage;
+        let in_stage = |e: &Entry| match stage {
+            Stage::Run => e.stage == Stage::Run,
+            Stage::Container => e.stage != Stage::Serve,
+            Stage::Serve => true,
+        };
         for entry in table::TABLE
             .iter()
             .filter(|e| selected.contains(&e.group) && in_stage(e))

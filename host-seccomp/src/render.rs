@@ -71,6 +71,7 @@ fn group_label(e: &Entry) -> &'static str {
     match e.stage {
         Stage::Run => Group::name(e.group),
         Stage::Container => "setup",
+        Stage::Serve => "serve",
     }
 }
 

@@ -71,7 +71,8 @@ pub struct Entry {
     /// The group this line belongs to.
     pub group: Group,
     /// The stage it belongs to: [`Stage::Run`] lines are in every profile of their group,
-    /// [`Stage::Container`] lines only in container-stage profiles.
+    /// [`Stage::Container`] lines only in container- and serve-stage profiles,
+    /// [`Stage::Serve`] lines only in serve-stage profiles.
     pub stage: Stage,
     /// What the filter answers.
     pub action: Action,

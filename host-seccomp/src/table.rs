@@ -305,11 +305,11 @@ const INET_SOCKET: &[Rule] = &[
 
 // --- Conditions of the container stage ---------------------------------------------------------
 
-/// `prlimit64(0, resource, NULL, old)`: reading this process's own limits, never setting one.
 /// `socketpair(AF_UNIX, …)`: a connected pair of local sockets, which reaches nothing outside
 /// the process.
 const UNIX_PAIR: &[Rule] = &[&[Cond::eq(0, libc::AF_UNIX as u64, "domain == AF_UNIX")]];
 
+/// `prlimit64(0, resource, NULL, old)`: reading this process's own limits, never setting one.
 const READ_OWN_LIMIT: &[Rule] = &[&[
     Cond::eq(0, 0, "pid == 0"),
     Cond::eq(2, 0, "new_limit == NULL"),
@@ -406,6 +406,35 @@ const fn setup(
         reason,
     }
 }
+
+/// A line of the serve stage: what a `warden serve` server does besides a run's setup (see
+/// `Stage::Serve`). Always in the base group.
+const fn serve(
+    name: &'static str,
+    action: Action,
+    when: &'static [Rule],
+    reason: &'static str,
+) -> Entry {
+    Entry {
+        name,
+        group: Base,
+        stage: Stage::Serve,
+        action,
+        when,
+        reason,
+    }
+}
+
+/// `clone(CLONE_VM|CLONE_VFORK|SIGCHLD, …)`: posix_spawn's fallback when `clone3` is refused;
+/// the child shares memory only until its `execve` of warden (a worker), and the parent waits.
+const SPAWN_VFORK: &[Rule] = &[&[Cond::eq(
+    0,
+    (libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD) as u64,
+    "flags == CLONE_VM|CLONE_VFORK|SIGCHLD",
+)]];
+
+/// `kill(pid, SIGKILL)`: the server ends a worker stuck past its run's wall limit.
+const KILL_ONLY: &[Rule] = &[&[Cond::eq(1, libc::SIGKILL as u64, "sig == SIGKILL")]];
 
 /// Every line of the allow list. A profile is the `Base` lines plus those of its groups.
 #[rustfmt::skip]
@@ -640,6 +669,49 @@ pub(crate) static TABLE: &[Entry] = &[
         "tokio's waker, built before the lockdown"),
     // tokio's `signal` and `process` features serve `warden serve`; with them, every runtime
     // with I/O builds a signal driver.
+    // Only in `Stage::Serve` profiles: the `warden serve` server (its workers lock themselves
+    // down to their own manifest's run stage at their start).
+    serve("socket", ALLOW, INET_SOCKET,
+        "the server's listening socket (IPv4 or IPv6)"),
+    serve("bind", ALLOW, ALWAYS,
+        "the server binds its --listen address"),
+    serve("listen", ALLOW, ALWAYS,
+        "the server listens on its address"),
+    serve("accept4", ALLOW, ALWAYS,
+        "the server accepts HTTP connections"),
+    serve("setsockopt", ALLOW, ALWAYS,
+        "SO_REUSEADDR and TCP_NODELAY on the server's sockets"),
+    serve("getsockname", ALLOW, ALWAYS,
+        "the server reports the address it listens on"),
+    serve("getpeername", ALLOW, ALWAYS,
+        "a connection's peer"),
+    serve("recvfrom", ALLOW, ALWAYS,
+        "reading HTTP requests"),
+    serve("sendto", ALLOW, ALWAYS,
+        "writing HTTP answers"),
+    serve("writev", ALLOW, ALWAYS,
+        "writing HTTP answers (hyper writes head and body together)"),
+    serve("shutdown", ALLOW, ALWAYS,
+        "closing a connection's write half"),
+    serve("pipe2", ALLOW, ALWAYS,
+        "each worker's stdin and stdout pipes"),
+    #[cfg(target_arch = "x86_64")]
+    serve("dup2", ALLOW, ALWAYS,
+        "a starting worker's pipes become its stdin and stdout, before its exec"),
+    serve("dup3", ALLOW, ALWAYS,
+        "the same on architectures without dup2"),
+    serve("setpgid", ALLOW, ALWAYS,
+        "a worker gets a process group of its own, so a signal to the server spares it"),
+    serve("clone", ALLOW, SPAWN_VFORK,
+        "starting a worker: posix_spawn's vfork, followed by the worker's exec of warden"),
+    serve("wait4", ALLOW, ALWAYS,
+        "reaping a worker that ended"),
+    serve("waitid", ALLOW, ALWAYS,
+        "reaping a worker that ended (tokio's process driver)"),
+    serve("pidfd_open", ALLOW, ALWAYS,
+        "tokio watches a worker's exit through a pidfd"),
+    serve("kill", ALLOW, KILL_ONLY,
+        "ending a worker stuck past its run's wall limit (SIGKILL only)"),
     setup("socketpair", ALLOW, UNIX_PAIR,
         "tokio's signal driver's self-pipe, made as a runtime is built: a local pair only"),
     setup("epoll_ctl", ALLOW, ALWAYS,

@@ -558,3 +558,34 @@ fn container_profiles_compile_and_export() {
             .any(|l| l.starts_with("execve ") && l.contains("setup"))
     );
 }
+
+#[test]
+fn the_serve_stage_keeps_the_container_stage_and_adds_only_the_servers_lines() {
+    for run in all_profiles() {
+        let container = Profile::for_stage(run.groups(), Stage::Container);
+        let serve = Profile::for_stage(run.groups(), Stage::Serve);
+        assert!(serve.groups().contains(&Group::ServeWorker));
+        for c in &container.syscalls {
+            let s = serve.syscalls.iter().find(|s| s.name == c.name);
+            let s = s.unwrap_or_else(|| panic!("{} missing at the serve stage", c.name));
+            if let Some(allow) = &c.allow {
+                let wide = s.allow.as_ref().is_some_and(|w| w.covers(allow));
+                assert!(wide, "{} narrower at the serve stage", c.name);
+            }
+        }
+        // The server's own lines are in no other stage's profile.
+        for name in ["listen", "accept4", "pipe2", "wait4", "kill"] {
+            assert!(allowed_at_all(&serve, name), "{name} at the serve stage");
+            assert!(
+                !allowed_at_all(&container, name),
+                "{name} at the container stage"
+            );
+            assert!(!allowed_at_all(&run, name), "{name} at the run stage");
+        }
+    }
+    // A worker is started by vfork and exec only: no fork, and no other clone of a process.
+    let serve = Profile::for_stage(&[], Stage::Serve);
+    for never in ["fork", "vfork", "ptrace", "execveat"] {
+        assert!(!allowed_at_all(&serve, never), "{never}");
+    }
+}

@@ -121,7 +121,7 @@ fn an_unknown_stage_is_a_usage_error_naming_the_stages() {
     // A command line that does not parse is a usage error (2), not a start failure (125).
     assert_eq!(r.code, 2, "{r:#?}");
     assert!(r.stderr.contains("'boot'"), "{r:#?}");
-    assert!(r.stderr.contains("run, container"), "{r:#?}");
+    assert!(r.stderr.contains("run, container, serve"), "{r:#?}");
     assert!(r.stdout.is_empty(), "no profile written: {r:#?}");
 }
 
@@ -432,6 +432,153 @@ mod escape {
 }
 
 // --- The Kubernetes objects (deploy/kubernetes) ------------------------------------------------
+
+// --- warden serve under runc ------------------------------------------------------------------
+
+/// A free loopback port: bound, then released for the container's server to take.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `POST /v1/workloads/hello/runs` to the server at `port`: the status line and the body, or
+/// `None` when nothing answers.
+fn post_hello(port: u16) -> Option<(String, String)> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let head = "POST /v1/workloads/hello/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                Content-Length: 0\r\nConnection: close\r\n\r\n";
+    conn.write_all(head.as_bytes()).ok()?;
+    let mut raw = String::new();
+    conn.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_owned(), body.to_owned()))
+}
+
+/// A bundle running `warden serve` of the hello module (no grants) on `port`, sharing the
+/// host's network namespace so the test can reach it, under the profile of `stage`.
+fn serve_bundle(port: u16, stage: &str) -> Bundle {
+    let b = Bundle::new();
+    let app = b.rootfs().join("app");
+    std::fs::copy(guests::HELLO_P1, app.join("hello.wasm")).unwrap();
+    let manifest = app.join("hello.warden.toml");
+    std::fs::write(
+        &manifest,
+        "[identity]\nname = \"hello\"\n[workload]\nmodule = \"/app/hello.wasm\"\n",
+    )
+    .unwrap();
+    let r = export(&manifest, "oci", stage);
+    assert_eq!(r.code, 0, "{r:#?}");
+    let profile: Value = serde_json::from_str(&r.stdout).unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    b.configure(
+        Some(profile),
+        &[
+            "serve",
+            "--listen",
+            &listen,
+            "--manifest",
+            "/app/hello.warden.toml",
+            "--audit",
+            "/audit/audit.jsonl",
+        ],
+    );
+    // The host's network: the server's loopback address is the test's.
+    let path = b.dir.path().join("config.json");
+    let mut config: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "network");
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    b
+}
+
+/// Starts the bundle with `runc run` in the background; returns the child and its id.
+fn start(b: &Bundle) -> (std::process::Child, String) {
+    let id = format!(
+        "warden-serve-test-{}-{}",
+        std::process::id(),
+        b.dir.path().file_name().unwrap().to_string_lossy()
+    );
+    let child = Command::new("runc")
+        .args(["run", "--bundle"])
+        .arg(b.dir.path())
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, id)
+}
+
+/// Waits for the server at `port` to answer, while `child` lives: the first answer, or
+/// `None` once the container has ended (or after a minute).
+fn first_answer(port: u16, child: &mut std::process::Child) -> Option<(String, String)> {
+    for _ in 0..600 {
+        if let Some(a) = post_hello(port) {
+            return Some(a);
+        }
+        if child.try_wait().unwrap().is_some() {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    None
+}
+
+#[test]
+fn warden_serve_answers_under_runc_with_the_serve_stage_profile() {
+    if !runc_available() {
+        return;
+    }
+    let port = free_port();
+    let b = serve_bundle(port, "serve");
+    let (mut child, id) = start(&b);
+    let answer = first_answer(port, &mut child);
+    // SIGTERM: the server drains and exits 0, inside the same profile.
+    let _ = Command::new("runc").args(["kill", &id, "TERM"]).output();
+    let out = child.wait_with_output().unwrap();
+    let _ = Command::new("runc")
+        .args(["delete", "--force", &id])
+        .output();
+    let status = out.status;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (status_line, body) =
+        answer.unwrap_or_else(|| panic!("the server never answered ({status:?}): {stderr}"));
+    assert!(status_line.contains(" 200 "), "{status_line}: {body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["outcome"], "exited", "{v}");
+    assert_eq!(v["stdout"], "hello, world\n", "{v}");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    // The worker locked itself down within the container's profile.
+    let log = std::fs::read_to_string(b.audit_dir().join("audit.jsonl")).unwrap();
+    assert!(log.contains("\"worker\":true"), "{log}");
+}
+
+/// The control: the container stage (a run's profile) has no listening socket and no way to
+/// start a worker, so the server is killed before it answers anything.
+#[test]
+fn the_container_stage_profile_does_not_let_warden_serve_start() {
+    if !runc_available() {
+        return;
+    }
+    let port = free_port();
+    let b = serve_bundle(port, "container");
+    let (mut child, id) = start(&b);
+    let answer = first_answer(port, &mut child);
+    let _ = Command::new("runc").args(["kill", &id, "KILL"]).output();
+    let status = child.wait_with_output().unwrap().status;
+    let _ = Command::new("runc")
+        .args(["delete", "--force", &id])
+        .output();
+    assert!(answer.is_none(), "{answer:?}");
+    assert_eq!(status.code(), Some(KILLED_BY_SECCOMP), "{status:?}");
+}
 
 fn kubernetes_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes")

@@ -16,8 +16,10 @@ pub(crate) enum SeccompCommand {
     ///
     /// Exit codes: 0 printed; 2 usage error; 125 the manifest is invalid or cannot be read.
     Show {
-        /// The manifest (`*.warden.toml`).
-        manifest: PathBuf,
+        /// The manifest (`*.warden.toml`); several (for `--stage serve`): the union of their
+        /// grants.
+        #[arg(required = true, num_args = 1..)]
+        manifest: Vec<PathBuf>,
         /// Which part of warden's life: `run` (after its own lockdown) or `container` (from
         /// the container's first exec on).
         #[arg(long, value_enum, default_value_t = StageArg::Run)]
@@ -37,8 +39,10 @@ pub(crate) enum SeccompCommand {
     /// Exit codes: 0 written; 2 usage error; 125 the manifest is invalid or cannot be read.
     #[command(verbatim_doc_comment)]
     Export {
-        /// The manifest (`*.warden.toml`).
-        manifest: PathBuf,
+        /// The manifest (`*.warden.toml`); several (for `--stage serve`, the manifests one
+        /// `warden serve` serves): the union of their grants.
+        #[arg(required = true, num_args = 1..)]
+        manifest: Vec<PathBuf>,
         /// The profile format.
         #[arg(long, value_enum, default_value_t = ExportFormat::Oci)]
         format: ExportFormat,
@@ -63,6 +67,9 @@ pub(crate) enum StageArg {
     Run,
     /// From the container's first exec on: runtime, loader, setup, then the run.
     Container,
+    /// A `warden serve` container: the container stage plus the server (listening, starting
+    /// and reaping its workers).
+    Serve,
 }
 
 impl From<StageArg> for Stage {
@@ -70,6 +77,7 @@ impl From<StageArg> for Stage {
         match s {
             StageArg::Run => Stage::Run,
             StageArg::Container => Stage::Container,
+            StageArg::Serve => Stage::Serve,
         }
     }
 }
@@ -81,17 +89,28 @@ pub(crate) fn seccomp(command: SeccompCommand) -> ExitCode {
     | SeccompCommand::Export {
         manifest, stage, ..
     }) = &command;
-    let policy = match Manifest::from_file(manifest) {
-        Ok(m) => Policy::from_manifest(m),
-        Err(e) => return fail(e),
+    let mut policies = Vec::new();
+    for m in manifest {
+        match Manifest::from_file(m) {
+            Ok(m) => policies.push(Policy::from_manifest(m)),
+            Err(e) => return fail(e),
+        }
+    }
+    let Some(policy) = policies.first() else {
+        return fail("no manifest given");
     };
-    let groups = policy.seccomp_groups();
+    let mut groups: Vec<_> = policies.iter().flat_map(Policy::seccomp_groups).collect();
+    groups.sort();
+    groups.dedup();
+    let ids: Vec<&str> = policies.iter().map(|p| p.identity.id.as_str()).collect();
+    let manifest = &manifest[0];
     let profile = Profile::for_stage(&groups, Stage::from(*stage));
     let run_count = Profile::new(&groups).syscall_count();
     match command {
         SeccompCommand::Show { json: true, .. } => {
             let out = serde_json::json!({
                 "identity": policy.identity.id,
+                "identities": ids,
                 "name": policy.identity.name,
                 "manifest": crate::warden_paths::shown(manifest).display().to_string(),
                 "stage": profile.stage().to_string(),
@@ -106,12 +125,12 @@ pub(crate) fn seccomp(command: SeccompCommand) -> ExitCode {
             let names: Vec<&str> = profile.groups().iter().map(|g| g.name()).collect();
             println!(
                 "# host allow list for {} (stage: {}; groups: {})",
-                policy.identity.id,
+                ids.join(", "),
                 profile.stage(),
                 names.join(", ")
             );
             print!("{}", profile.render_text());
-            if profile.stage() == Stage::Container {
+            if profile.stage() != Stage::Run {
                 println!("# run stage: {run_count} syscalls (warden's lockdown narrows to those)");
             }
         }
