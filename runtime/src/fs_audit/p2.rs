@@ -16,13 +16,14 @@ use super::{Decision, FsAuditState, MAX_RECORDED_OPS};
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::WasiView;
+use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
 use wasmtime_wasi::filesystem::WasiFilesystemView;
-use wasmtime_wasi::p2::FsError;
 use wasmtime_wasi::p2::bindings::filesystem::preopens;
 use wasmtime_wasi::p2::bindings::sync::filesystem::types::{
     Descriptor, DescriptorFlags, DescriptorStat, DirectoryEntryStream, ErrorCode, HostDescriptor,
     MetadataHashValue, NewTimestamp, OpenFlags, PathFlags,
 };
+use wasmtime_wasi::p2::{FsError, FsResult};
 
 /// The interfaces shadowed, as wasmtime-wasi 48 names them.
 const TYPES: &str = "wasi:filesystem/types@0.2.12";
@@ -36,6 +37,10 @@ const MAX_DESCRIPTORS: usize = 100_000;
 
 /// What `get-directories` answers: each preopened folder and its guest path.
 type Preopens = Vec<(Resource<Descriptor>, String)>;
+
+/// A filesystem method taking a descriptor and a path and answering nothing.
+type PathOp =
+    for<'a, 'b> fn(&'a mut WasiFilesystemCtxView<'b>, Resource<Descriptor>, String) -> FsResult<()>;
 
 /// A filesystem method's answer, converted to the guest-visible error code.
 type Answer<T> = wasmtime::Result<(Result<T, ErrorCode>,)>;
@@ -235,32 +240,31 @@ pub(crate) fn add_to_linker<T: WasiView + FsAuditState + 'static>(
             Ok((answer,))
         },
     )?;
-    for (name, reason) in [
+    let path_ops: [(&str, &str, PathOp); 3] = [
         (
             "[method]descriptor.create-directory-at",
             "create-directory-at write",
+            |v, fd, path| HostDescriptor::create_directory_at(v, fd, path),
         ),
         (
             "[method]descriptor.remove-directory-at",
             "remove-directory-at write",
+            |v, fd, path| HostDescriptor::remove_directory_at(v, fd, path),
         ),
-        ("[method]descriptor.unlink-file-at", "unlink-file-at write"),
-    ] {
+        (
+            "[method]descriptor.unlink-file-at",
+            "unlink-file-at write",
+            |v, fd, path| HostDescriptor::unlink_file_at(v, fd, path),
+        ),
+    ];
+    for (name, reason, op) in path_ops {
         types.func_wrap(
             name,
             move |mut store: StoreContextMut<'_, T>,
                   (fd, path): (Resource<Descriptor>, String)|
                   -> Answer<()> {
                 let target = guest_path(store.data_mut(), fd.rep(), &path);
-                let answer = call(&mut store, |v| match name {
-                    "[method]descriptor.create-directory-at" => {
-                        HostDescriptor::create_directory_at(v, fd, path)
-                    }
-                    "[method]descriptor.remove-directory-at" => {
-                        HostDescriptor::remove_directory_at(v, fd, path)
-                    }
-                    _ => HostDescriptor::unlink_file_at(v, fd, path),
-                })?;
+                let answer = call(&mut store, |v| op(v, fd, path))?;
                 audit(store.data_mut(), &[target], reason, &answer);
                 Ok((answer,))
             },
