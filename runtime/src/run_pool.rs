@@ -104,9 +104,11 @@ impl RunPool {
                 .stack_size(self.stack_size)
                 .spawn(move || worker(Box::new(|| {}), pool))?;
         }
-        while lock(&self.idle).len() < n {
-            std::thread::yield_now();
+        let mut idle = lock(&self.idle);
+        while idle.len() < n {
+            idle = self.returned.wait(idle).unwrap_or_else(|p| p.into_inner());
         }
+        drop(idle);
         self.fixed.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
@@ -127,7 +129,7 @@ fn worker(first: Job, pool: Weak<RunPool>) {
                 return;
             }
             idle.push(tx);
-            pool.returned.notify_one();
+            pool.returned.notify_all();
         }
         job = match rx.recv() {
             Ok(j) => j,
