@@ -96,6 +96,27 @@ reveal = true
     assert_eq!(names.len(), 5, "{got:#?}");
 }
 
+/// Like `warden check`, `--controls` reports on a manifest whose `from-host` variable is not
+/// set here (the run's environment is elsewhere), and flags the credential it copies.
+#[test]
+fn controls_report_on_a_manifest_with_an_unset_from_host_variable() {
+    let s = Scene::new();
+    let m = s.manifest("[env]\nAPI_TOKEN = { from-host = \"CONTROLS_TEST_UNSET_VAR\" }\n");
+    let mut cmd = warden();
+    cmd.args(["check", "--controls", "--json"])
+        .arg(&m)
+        .env_remove("CONTROLS_TEST_UNSET_VAR");
+    let r = finish(cmd, None);
+    assert_eq!(r.code, 0, "{r:#?}");
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(
+        open(&doc)
+            .iter()
+            .any(|(c, why)| c == "brokered-secrets" && why.iter().any(|w| w.contains("API_TOKEN"))),
+        "{doc:#}"
+    );
+}
+
 /// The control: the same capabilities granted tightly leave nothing open.
 #[test]
 fn a_tight_manifest_leaves_no_control_open() {

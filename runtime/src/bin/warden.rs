@@ -382,17 +382,8 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 const EXIT_OVER_GRANTED: u8 = 1;
 
 fn check(path: &std::path::Path, logs: &[PathBuf], as_json: bool, strict: bool) -> ExitCode {
-    // An unset `from-host` variable, like an unreadable secret source, is a warning here:
-    // `check` often runs where the run's environment is not (CI, a laptop).
-    let unset = std::cell::RefCell::new(Vec::new());
-    let lookup = |name: &str| {
-        std::env::var(name).ok().or_else(|| {
-            unset.borrow_mut().push(name.to_owned());
-            Some(String::new())
-        })
-    };
-    let policy = match Manifest::from_file_with_env(path, &lookup) {
-        Ok(m) => Policy::from_manifest(m),
+    let (policy, unset) = match warnings::load(path) {
+        Ok(loaded) => loaded,
         Err(e) => return fail(e),
     };
     // Everything that can fail is done before anything is printed.
@@ -424,7 +415,7 @@ fn check(path: &std::path::Path, logs: &[PathBuf], as_json: bool, strict: bool) 
     };
     let over_granted = lint.as_ref().is_ok_and(|l| !l.cannot_use.is_empty())
         || usage.as_ref().is_some_and(|u| !u.unused.is_empty());
-    let mut warnings = warnings::unset_variables(&unset.borrow());
+    let mut warnings = warnings::unset_variables(&unset);
     warnings.extend(warnings::secret_sources(&policy));
     for w in &warnings {
         eprintln!("warden: warning: {w}");

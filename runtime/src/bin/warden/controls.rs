@@ -5,11 +5,11 @@ use serde_json::json;
 use std::path::Path;
 use std::process::ExitCode;
 use warden::controls::{Status, assess};
-use warden::{Manifest, Policy};
 
 pub(crate) fn print(path: &Path, as_json: bool) -> ExitCode {
-    let policy = match Manifest::from_file(path) {
-        Ok(m) => Policy::from_manifest(m),
+    // Read as `warden check` reads it: an unset `from-host` variable does not hide the report.
+    let policy = match super::warnings::load(path) {
+        Ok((policy, _)) => policy,
         Err(e) => return super::fail(e),
     };
     let findings = assess(&policy);

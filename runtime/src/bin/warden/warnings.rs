@@ -1,7 +1,25 @@
 //! What `warden check` warns about without failing: the manifest is valid, but a run on this
 //! machine, as it is now, would not start.
 
-use warden::Policy;
+use warden::{Manifest, ManifestError, Policy};
+
+/// The manifest at `path` as `warden check` reads it: an unset `from-host` variable, like an
+/// unreadable secret source, is a warning there, not an error (`check` often runs where the
+/// run's environment is not: CI, a laptop). Returns the policy and the unset variables' names.
+///
+/// # Errors
+/// The manifest cannot be read or is invalid.
+pub fn load(path: &std::path::Path) -> Result<(Policy, Vec<String>), ManifestError> {
+    let unset = std::cell::RefCell::new(Vec::new());
+    let lookup = |name: &str| {
+        std::env::var(name).ok().or_else(|| {
+            unset.borrow_mut().push(name.to_owned());
+            Some(String::new())
+        })
+    };
+    let manifest = Manifest::from_file_with_env(path, &lookup)?;
+    Ok((Policy::from_manifest(manifest), unset.into_inner()))
+}
 
 /// One warning per secret whose source cannot be read here (an unset variable, a missing
 /// file, a value too short or too long). `check` often runs where the secrets are not (in
