@@ -46,6 +46,9 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 #[path = "support.rs"]
 mod support;
+// Live instances in one process (memory, not time): runs only with WARDEN_DENSITY=N.
+#[path = "density.rs"]
+mod density;
 use support::{args, native_twins};
 
 /// The secret's binding, and the no-op resource's: both calls copy the same string out.
@@ -599,6 +602,7 @@ criterion_group!(
     hostcall_component,
     hostcall_core,
     file_read,
-    http_loopback
+    http_loopback,
+    density::density
 );
 criterion_main!(benches);

@@ -28,6 +28,15 @@ enum Target {
 /// the benchmark twins; see guests/Cargo.toml).
 const PROFILES: &[&str] = &["release", "twins"];
 
+/// The profile only benchmarks use. Its guests (optimised for speed, and built natively too)
+/// are built when this crate is built for an optimised profile (`cargo bench`,
+/// `cargo build --release`) or when [`BUILD_TWINS_VAR`] is set: the test build, which never
+/// runs them, does not pay for them.
+const BENCH_PROFILE: &str = "twins";
+
+/// Set (to anything) to build the benchmark twins in a debug build as well.
+const BUILD_TWINS_VAR: &str = "WARDEN_BUILD_TWINS";
+
 /// One guest crate of the guests workspace.
 struct Guest {
     /// Its package name.
@@ -218,9 +227,15 @@ fn main() {
     let target_dir = root_target_dir(&out_dir).join("guests");
 
     track_inputs(&guests_dir);
+    println!("cargo:rerun-if-env-changed={BUILD_TWINS_VAR}");
+    // cargo gives a build script the host build's profile as `PROFILE`: `release` for the
+    // release and bench profiles, `debug` for dev and test.
+    let build_twins =
+        env::var("PROFILE").is_ok_and(|p| p == "release") || env::var_os(BUILD_TWINS_VAR).is_some();
+    let built = |profile: &str| profile != BENCH_PROFILE || build_twins;
 
     for target in [Target::Wasm(P1), Target::Wasm(P2), Target::Native] {
-        for profile in PROFILES {
+        for profile in PROFILES.iter().filter(|p| built(p)) {
             build(&guests_dir, &target_dir, target, profile);
         }
     }
@@ -255,8 +270,13 @@ fn main() {
                 continue;
             }
             let path = artifact_path(&target_dir, target, guest);
+            let note = if built(guest.profile) {
+                ""
+            } else {
+                " Not built by this (debug) build: `cargo bench` or a release build builds it."
+            };
             assert!(
-                path.is_file(),
+                !built(guest.profile) || path.is_file(),
                 "the guests built, but {} is missing: is `{}` still in guests/Cargo.toml?",
                 path.display(),
                 guest.package
@@ -267,7 +287,7 @@ fn main() {
             );
             writeln!(
                 code,
-                "/// `{}` ({}), {kind}.\n\
+                "/// `{}` ({}), {kind}.{note}\n\
                  pub const {name}: &str = {:?};",
                 guest.package,
                 guest.what,
