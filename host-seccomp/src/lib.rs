@@ -40,12 +40,15 @@
 //! ```
 
 mod arch;
+mod program;
 mod render;
 mod rule;
 mod sys;
 mod table;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_program;
 
 use std::collections::BTreeMap;
 
@@ -54,8 +57,7 @@ pub use table::{CONTAINER_EXCEPTIONS, NEVER};
 
 use rule::{Action, Cmp, Entry, When};
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule,
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule,
 };
 
 /// A group of syscalls that one kind of grant needs on the host side.
@@ -214,6 +216,9 @@ pub enum SeccompError {
     /// seccompiler refused the filter (too large, bad argument index).
     #[error("cannot build the seccomp filter: {0}")]
     Build(#[from] seccompiler::BackendError),
+    /// The profile does not fit one BPF program the kernel takes; the message says why.
+    #[error("cannot lay out the seccomp filter: {0}")]
+    Layout(String),
     /// The kernel refused the filter, or could not apply it to every thread.
     #[error("cannot install the seccomp filter: {0}")]
     Install(#[from] seccompiler::Error),
@@ -378,92 +383,86 @@ impl Profile {
         self.syscalls.iter().map(|s| s.name).collect()
     }
 
-    /// Builds the BPF programs for this architecture: one per errno the profile answers with
-    /// (each allowing everything else), then the allow list itself, whose default action is
-    /// `mode`'s. Installed together, the kernel applies the strictest answer of all of them, so
-    /// an errno line wins over the allow list's permission for the same syscall, and the
-    /// default action over both.
+    /// Builds the BPF program for this architecture: one program that checks the
+    /// architecture, finds the syscall's number by binary search, and then checks its
+    /// arguments: the rules answered with an errno first, then the allowed ones; any other
+    /// case gets `mode`'s default action. The argument checks are seccompiler's; see
+    /// `program.rs` for the layout.
     ///
     /// # Errors
     /// [`SeccompError::Unsupported`] on an architecture warden does not filter,
     /// [`SeccompError::UnknownSyscall`] if the table names a syscall this architecture lacks,
-    /// [`SeccompError::Build`] if seccompiler refuses a filter.
-    pub fn compile(&self, mode: Mode) -> Result<Vec<BpfProgram>, SeccompError> {
-        let arch = arch::TARGET.ok_or_else(|| {
-            SeccompError::Unsupported(format!(
-                "no seccomp filter for {} {}",
-                std::env::consts::OS,
-                std::env::consts::ARCH
-            ))
-        })?;
-
-        let mut errno_rules: BTreeMap<i32, BTreeMap<i64, Vec<SeccompRule>>> = BTreeMap::new();
-        let mut allow_rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    /// [`SeccompError::Build`] if seccompiler refuses a rule, [`SeccompError::Layout`] if the
+    /// program cannot be laid out (longer than the kernel takes).
+    pub fn compile(&self, mode: Mode) -> Result<BpfProgram, SeccompError> {
+        let arch = target_arch()?;
+        let default = mode.default_action();
+        let mut cases = Vec::with_capacity(self.syscalls.len());
         for s in &self.syscalls {
             let nr = arch::number(s.name).ok_or(SeccompError::UnknownSyscall(s.name))?;
-            // The allow list lets through what is allowed and what is answered with an errno
-            // (the errno filter then turns the latter into the errno).
-            let mut passes: Option<When> = s.allow.clone();
-            if let Some((e, when)) = &s.errno {
-                errno_rules
-                    .entry(*e)
-                    .or_default()
-                    .insert(nr, seccomp_rules(when)?);
-                passes = Some(match passes {
-                    Some(w) => w.union(when.clone()),
-                    None => when.clone(),
-                });
-            }
-            if let Some(w) = passes {
-                allow_rules.insert(nr, seccomp_rules(&w)?);
-            }
+            let nr = u32::try_from(nr).map_err(|_| SeccompError::UnknownSyscall(s.name))?;
+            let errno = match &s.errno {
+                Some((e, when)) => Some((errno_action(*e)?, rule_checks(when)?)),
+                None => None,
+            };
+            let allow = match &s.allow {
+                Some(when) => Some(rule_checks(when)?),
+                None => None,
+            };
+            cases.push(program::Case {
+                nr,
+                block: program::block(errno, allow, default.clone()),
+            });
         }
-
-        let mut programs = Vec::new();
-        for (e, rules) in errno_rules {
-            let errno = u32::try_from(e).map_err(|_| {
-                SeccompError::Unsupported(format!("errno {e} cannot be a seccomp answer"))
-            })?;
-            let filter = SeccompFilter::new(
-                rules,
-                SeccompAction::Allow,
-                SeccompAction::Errno(errno),
-                arch,
-            )?;
-            programs.push(BpfProgram::try_from(filter)?);
-        }
-        let filter = SeccompFilter::new(
-            allow_rules,
-            mode.default_action(),
-            SeccompAction::Allow,
-            arch,
-        )?;
-        programs.push(BpfProgram::try_from(filter)?);
-        Ok(programs)
+        cases.sort_by_key(|c| c.nr);
+        program::assemble(arch, &cases, default)
     }
 
     /// Installs the profile on every thread of the calling process (`SECCOMP_FILTER_FLAG_TSYNC`),
     /// after setting `no_new_privs`. There is no way back: from now on the process may make only
     /// the listed syscalls. Call it after every setup step and right before guest code runs.
     ///
-    /// The errno filters go in first and the allow list last, because once the allow list is
-    /// in, `seccomp` itself is forbidden.
-    ///
     /// # Errors
-    /// [`SeccompError::Unsupported`] if [`supported`] fails; [`SeccompError::Build`] or
-    /// [`SeccompError::UnknownSyscall`] if the filter cannot be built; [`SeccompError::Install`]
-    /// if the kernel refuses it or a thread cannot be synchronised. If the allow list itself
-    /// could not be installed, the errno filters may already be: the process is then no more
-    /// restricted than with no filter, except that the probed syscalls fail, and the caller
-    /// should not run the guest.
+    /// [`SeccompError::Unsupported`] if [`supported`] fails; [`SeccompError::Build`],
+    /// [`SeccompError::Layout`] or [`SeccompError::UnknownSyscall`] if the filter cannot be
+    /// built; [`SeccompError::Install`] if the kernel refuses it or a thread cannot be
+    /// synchronised. The profile is one program, so it is either installed whole or not at all.
     pub fn install(&self, mode: Mode) -> Result<(), SeccompError> {
         supported()?;
-        let programs = self.compile(mode)?;
-        for program in &programs {
-            seccompiler::apply_filter_all_threads(program)?;
-        }
+        let program = self.compile(mode)?;
+        seccompiler::apply_filter_all_threads(&program)?;
         Ok(())
     }
+}
+
+/// The seccompiler architecture of this build.
+fn target_arch() -> Result<seccompiler::TargetArch, SeccompError> {
+    arch::TARGET.ok_or_else(|| {
+        SeccompError::Unsupported(format!(
+            "no seccomp filter for {} {}",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        ))
+    })
+}
+
+/// The filter's answer for errno `e`.
+fn errno_action(e: i32) -> Result<SeccompAction, SeccompError> {
+    let errno = u32::try_from(e)
+        .map_err(|_| SeccompError::Unsupported(format!("errno {e} cannot be a seccomp answer")))?;
+    Ok(SeccompAction::Errno(errno))
+}
+
+/// The argument checks of `when`, one block of seccompiler's code per rule; `None` for always.
+fn rule_checks(when: &When) -> Result<Option<Vec<BpfProgram>>, SeccompError> {
+    if *when == When::Always {
+        return Ok(None);
+    }
+    seccomp_rules(when)?
+        .into_iter()
+        .map(program::rule_checks)
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 fn seccomp_rules(when: &When) -> Result<Vec<SeccompRule>, SeccompError> {
