@@ -53,9 +53,11 @@ impl Warden {
 
     /// [`Warden::load`] within `budget`: compiling cannot be interrupted by the epoch, and a
     /// huge module could otherwise keep the caller busy for as long as it likes before any
-    /// wall limit applies. The load runs on a thread of its own; past the budget the caller
-    /// gets [`LoadError::CompileTimeout`] and the thread is abandoned (it ends when the
-    /// compiler does, and its result is dropped).
+    /// wall limit applies. A load that compiles runs on a thread of its own; past the budget
+    /// the caller gets [`LoadError::CompileTimeout`] and the thread is abandoned (it ends
+    /// when the compiler does, and its result is dropped). A cache hit compiles nothing and
+    /// is loaded on the calling thread (its cost grows with the entry's size only: mapping
+    /// and checksumming it).
     ///
     /// # Errors
     /// As [`Warden::load`]; [`LoadError::CompileTimeout`] past the budget;
