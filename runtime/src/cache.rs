@@ -147,6 +147,16 @@ impl ModuleCache {
         Ok((compiled, status))
     }
 
+    /// The compiled form of a module or component from a trusted entry, when there is one;
+    /// `None` otherwise (no entry, an untrusted one, or one the engine refuses), and then
+    /// nothing has been compiled or stored: [`ModuleCache::load_or_compile`] does that, and
+    /// says why an entry was rebuilt. `digest` is the SHA-256 of the module's bytes.
+    pub fn load_hit(&self, engine: &Engine, digest: &[u8], component: bool) -> Option<Compiled> {
+        let path = self.entry_path(engine, digest, component);
+        let file = self.open_trusted(&path).ok()??;
+        deserialize_file(engine, file, &path, component).ok()
+    }
+
     /// Opens an entry if the folder may be trusted and the entry is intact. The checksum is
     /// computed over a read-only mapping of the open file, the same file that is then handed
     /// to wasmtime, so no copy of the entry is made.

@@ -109,3 +109,33 @@ fn a_cache_folder_others_can_write_is_not_trusted() {
     std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
     assert_eq!(cache_status(&run_with_cache(&cache, &audit)), "rebuilt");
 }
+
+/// A cache hit loads without the compile thread, on a shorter path: the manifest's `sha256`
+/// pin must still be checked there, before the cached code is used.
+#[test]
+fn a_cached_module_is_still_checked_against_its_pin() {
+    let s = Scene::new();
+    let cache = s.path("cache");
+    let digest: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(std::fs::read(guests::HELLO_P1).unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let in_cache = |manifest: &Path| {
+        s.run_with(Some(manifest), guests::HELLO_P1, &[], |cmd| {
+            cmd.env("WARDEN_CACHE_DIR", &cache);
+        })
+    };
+    // CONTROL: with the right pin the entry is made, then used.
+    let good = s.manifest(&format!("[workload]\nsha256 = \"{digest}\"\n"));
+    assert_eq!(cache_status(&in_cache(&good)), "miss");
+    assert_eq!(cache_status(&in_cache(&good)), "hit");
+
+    let bad = s.manifest(&format!("[workload]\nsha256 = \"{}\"\n", "0".repeat(64)));
+    let r = in_cache(&bad);
+    r.assert_one_line_error("sha256 pin mismatch");
+    assert!(r.events("start").is_empty(), "nothing may start: {r:#?}");
+    assert!(r.stdout.is_empty());
+}

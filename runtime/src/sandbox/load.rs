@@ -11,6 +11,12 @@ impl Warden {
     /// failure, an import no grant provides, a missing entry point, a grant this version
     /// cannot enforce.
     pub fn load(&self, policy: Policy) -> Result<Workload, LoadError> {
+        let (path, bytes) = self.read_module(&policy)?;
+        self.load_bytes(policy, &path, &bytes)
+    }
+
+    /// The module's full path and bytes, after checking the policy can be run by this engine.
+    fn read_module(&self, policy: &Policy) -> Result<(PathBuf, Vec<u8>), LoadError> {
         if policy.limits.fuel.is_some() && !self.inner.settings.fuel {
             return Err(LoadError::Unsupported(
                 "[limits] fuel is set but this engine was built without fuel metering".into(),
@@ -24,19 +30,44 @@ impl Warden {
             path: path.clone(),
             source,
         })?;
-        self.load_bytes(policy, &path, &bytes)
+        Ok((path, bytes))
+    }
+
+    /// [`Warden::load`] when the compiled code is in the cache; `None` when it is not (or no
+    /// cache is in use), and then nothing was compiled: the caller loads as usual. Errors
+    /// found before the cache is consulted (unreadable module, not wasm, pin mismatch) are
+    /// returned as they are, since loading again would only find them again.
+    fn load_if_cached(&self, policy: &Policy) -> Option<Result<Workload, LoadError>> {
+        let cache = self.inner.settings.cache.as_ref()?;
+        let (path, bytes) = match self.read_module(policy) {
+            Ok(read) => read,
+            Err(e) => return Some(Err(e)),
+        };
+        let (is_component, digest, sha256) = match check_bytes(policy, &path, &bytes) {
+            Ok(checked) => checked,
+            Err(e) => return Some(Err(e)),
+        };
+        let compiled = cache.load_hit(&self.inner.engine, &digest, is_component)?;
+        Some(self.prepare(policy.clone(), &path, sha256, compiled, CacheStatus::Hit))
     }
 
     /// [`Warden::load`] within `budget`: compiling cannot be interrupted by the epoch, and a
     /// huge module could otherwise keep the caller busy for as long as it likes before any
-    /// wall limit applies. The load runs on a thread of its own; past the budget the caller
-    /// gets [`LoadError::CompileTimeout`] and the thread is abandoned (it ends when the
-    /// compiler does, and its result is dropped).
+    /// wall limit applies. A load that compiles runs on a thread of its own; past the budget
+    /// the caller gets [`LoadError::CompileTimeout`] and the thread is abandoned (it ends
+    /// when the compiler does, and its result is dropped). A cache hit compiles nothing and
+    /// is loaded on the calling thread (its cost grows with the entry's size only: mapping
+    /// and checksumming it).
     ///
     /// # Errors
     /// As [`Warden::load`]; [`LoadError::CompileTimeout`] past the budget;
     /// [`LoadError::LoadThread`] when the thread cannot be started.
     pub fn load_within(&self, policy: Policy, budget: Duration) -> Result<Workload, LoadError> {
+        // A cache hit compiles nothing, so it needs no budget and no thread: a thread of its
+        // own (started, given a malloc arena, joined) is a measurable part of a cached start.
+        if let Some(loaded) = self.load_if_cached(&policy) {
+            return loaded;
+        }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let warden = self.clone();
         let thread = std::thread::Builder::new()
@@ -72,39 +103,7 @@ impl Warden {
         path: &Path,
         bytes: &[u8],
     ) -> Result<Workload, LoadError> {
-        let not_wasm = |message: &str| LoadError::NotWasm {
-            path: path.to_owned(),
-            message: message.into(),
-        };
-        if bytes.is_empty() {
-            return Err(not_wasm(
-                "empty file: not a WebAssembly module or component",
-            ));
-        }
-        let is_component = match bytes {
-            [0, b'a', b's', b'm', 1, 0, 0, 0, ..] => false,
-            [0, b'a', b's', b'm', 0x0d, 0, 1, 0, ..] => true,
-            [0, b'a', b's', b'm', ..] => {
-                return Err(not_wasm("unsupported WebAssembly binary version"));
-            }
-            _ => {
-                return Err(not_wasm(
-                    "not a WebAssembly module or component (bad magic)",
-                ));
-            }
-        };
-        policy.check_supported(is_component)?;
-        let digest = Sha256::digest(bytes);
-        let sha256: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        if let Some(expected) = &policy.sha256
-            && *expected != sha256
-        {
-            return Err(LoadError::PinMismatch {
-                path: path.to_owned(),
-                expected: expected.clone(),
-                actual: sha256,
-            });
-        }
+        let (is_component, digest, sha256) = check_bytes(&policy, path, bytes)?;
 
         let compile_err = |e: wasmtime::Error| LoadError::Compile {
             path: path.to_owned(),
@@ -129,7 +128,19 @@ impl Warden {
                 (c, CacheStatus::Disabled)
             }
         };
+        self.prepare(policy, path, sha256, compiled, cache)
+    }
 
+    /// The last steps of a load, whatever the compiled code came from: the memory image,
+    /// the entry point and the imports checked, pre-instantiation.
+    fn prepare(
+        &self,
+        policy: Policy,
+        path: &Path,
+        sha256: String,
+        compiled: Compiled,
+        cache: CacheStatus,
+    ) -> Result<Workload, LoadError> {
         // The copy-on-write memory image is built on first instantiation unless built now;
         // for code compiled in memory (not mapped from a cache entry) building it needs a
         // memfd, which a locked-down host no longer may create.
@@ -327,4 +338,49 @@ impl Warden {
 fn unknown_import_name(e: &wasmtime::Error) -> String {
     let text = format!("{e:#}");
     text.split('`').nth(1).map(str::to_string).unwrap_or(text)
+}
+
+/// Checks a module's bytes before anything is compiled or looked up: a WebAssembly binary of a
+/// kind the policy supports, matching the policy's `sha256` pin. Returns whether it is a
+/// component, its SHA-256 and that digest in hex.
+fn check_bytes(
+    policy: &Policy,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(bool, Vec<u8>, String), LoadError> {
+    let not_wasm = |message: &str| LoadError::NotWasm {
+        path: path.to_owned(),
+        message: message.into(),
+    };
+    if bytes.is_empty() {
+        return Err(not_wasm(
+            "empty file: not a WebAssembly module or component",
+        ));
+    }
+    let is_component = match bytes {
+        [0, b'a', b's', b'm', 1, 0, 0, 0, ..] => false,
+        [0, b'a', b's', b'm', 0x0d, 0, 1, 0, ..] => true,
+        [0, b'a', b's', b'm', ..] => {
+            return Err(not_wasm("unsupported WebAssembly binary version"));
+        }
+        _ => {
+            return Err(not_wasm(
+                "not a WebAssembly module or component (bad magic)",
+            ));
+        }
+    };
+    policy.check_supported(is_component)?;
+    let digest = Sha256::digest(bytes).to_vec();
+    let sha256: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(expected) = &policy.sha256
+        && *expected != sha256
+    {
+        return Err(LoadError::PinMismatch {
+            path: path.to_owned(),
+            expected: expected.clone(),
+            actual: sha256,
+        });
+    }
+
+    Ok((is_component, digest, sha256))
 }
