@@ -167,6 +167,7 @@ fn interruption(c: &mut Criterion) {
             fuel: true,
             cache: None,
             pooling: false,
+            ..EngineSettings::default()
         },
         Some(u64::MAX),
     );

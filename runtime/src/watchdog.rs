@@ -12,11 +12,24 @@
 //! The stuck thread itself cannot be stopped from outside; it is abandoned. When its host call
 //! returns, the epoch (long past) stops the guest at its next instruction, and the thread ends
 //! without writing anything: a run is reported exactly once, by whoever settles it first.
+//!
+//! Under [`Interruption::EndProcess`](crate::Interruption::EndProcess) (what a one-shot
+//! `warden run` uses) there is no epoch: the watchdog is then the only thing that stops a
+//! guest at its wall limit, spinning or blocked. It settles the run at the wall limit itself,
+//! without [`WALL_GRACE`] (nothing else would stop a spinning guest, and a blocked one would
+//! only be stopped by the epoch when its call returned), and also when a network or host-heap
+//! limit is reached (checked at each look, as the epoch callback would at each tick). Since
+//! the guest may still be running, the settlement first closes the guest's stdout, stderr and
+//! audit records (writes under way finish first), removes staging *without* copy-back (a
+//! guest still running may be halfway through writing a read-write single file, and a copy
+//! taken then could be torn), writes the `limit` and `exit` records, sends the report, and
+//! ends the process [`END_PROCESS_AFTER`] later if the caller has not ended it first.
 
 use crate::audit::Audit;
 use crate::error::RunError;
 use crate::policy::StagingHandle;
 use crate::sandbox::{Outcome, RunReport};
+use crate::stdio::OutputBudget;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -31,6 +44,16 @@ pub const WALL_GRACE: Duration = Duration::from_secs(2);
 /// How often the watchdog looks at the clock: a stuck run is settled at most this late, and
 /// each look is one sleep (a syscall the host lockdown always allows).
 pub const WATCHDOG_POLL: Duration = Duration::from_millis(25);
+
+/// Under [`Interruption::EndProcess`](crate::Interruption::EndProcess): how long the caller
+/// has, after the report of a run the watchdog settled, to end the process itself (to print
+/// its message, say) before the watchdog ends it with the run's exit code. The guest may still
+/// be running meanwhile, but nothing it writes is written.
+pub const END_PROCESS_AFTER: Duration = Duration::from_secs(1);
+
+/// A check run at each look under [`Interruption::EndProcess`](crate::Interruption::EndProcess):
+/// the outcome that ends the run now (its `limit` record already written), if any.
+pub(crate) type StopCheck = Box<dyn Fn() -> Option<Outcome> + Send + Sync>;
 
 /// What a run's caller receives.
 pub(crate) type RunResult = Result<RunReport, RunError>;
@@ -59,6 +82,9 @@ impl Reply {
 pub(crate) struct Watchdog {
     runs: Mutex<Vec<Arc<Watch>>>,
     stop: AtomicBool,
+    /// [`Interruption::EndProcess`](crate::Interruption::EndProcess): no epoch; settle at the
+    /// wall limit and end the process.
+    end_process: bool,
 }
 
 impl Watchdog {
@@ -66,10 +92,11 @@ impl Watchdog {
     ///
     /// # Errors
     /// The thread cannot be started.
-    pub(crate) fn start() -> std::io::Result<Arc<Watchdog>> {
+    pub(crate) fn start(end_process: bool) -> std::io::Result<Arc<Watchdog>> {
         let dog = Arc::new(Watchdog {
             runs: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            end_process,
         });
         let weak: Weak<Watchdog> = Arc::downgrade(&dog);
         std::thread::Builder::new()
@@ -94,16 +121,19 @@ impl Watchdog {
 
     /// Settles every armed run past its deadline, and forgets settled ones.
     fn look(&self, now: Instant) {
-        let expired: Vec<Arc<Watch>> = {
+        let runs: Vec<Arc<Watch>> = {
             let mut runs = lock(&self.runs);
             runs.retain(|w| !w.is_settled());
-            runs.iter()
-                .filter(|w| w.deadline().is_some_and(|d| now >= d))
-                .cloned()
-                .collect()
+            runs.clone()
         };
-        for watch in expired {
-            watch.expire();
+        for watch in runs {
+            if watch.deadline(self.end_process).is_some_and(|d| now >= d) {
+                watch.expire(Outcome::WallLimit, self.end_process);
+            } else if self.end_process
+                && let Some(outcome) = watch.check()
+            {
+                watch.expire(outcome, true);
+            }
         }
     }
 }
@@ -114,6 +144,10 @@ pub(crate) struct Armed {
     pub(crate) wall: Duration,
     pub(crate) audit: Audit,
     pub(crate) staging: StagingHandle,
+    /// The run's output budget, whose gate the settlement closes when it ends the process.
+    pub(crate) output: Arc<OutputBudget>,
+    /// The network and host-heap limits, checked at each look when there is no epoch.
+    pub(crate) check: Option<StopCheck>,
 }
 
 /// One run, as seen by its thread, its caller and the watchdog.
@@ -144,12 +178,21 @@ impl Watch {
         lock(&self.state).settled
     }
 
-    fn deadline(&self) -> Option<Instant> {
+    fn deadline(&self, end_process: bool) -> Option<Instant> {
         let state = lock(&self.state);
         let armed = state.armed.as_ref()?;
-        armed
-            .started
-            .checked_add(armed.wall.saturating_add(WALL_GRACE))
+        let grace = if end_process {
+            Duration::ZERO
+        } else {
+            WALL_GRACE
+        };
+        armed.started.checked_add(armed.wall.saturating_add(grace))
+    }
+
+    /// The outcome a limit other than wall time asks for now, if any.
+    fn check(&self) -> Option<Outcome> {
+        let state = lock(&self.state);
+        state.armed.as_ref()?.check.as_ref()?()
     }
 
     /// The guest is about to start: from now on the watchdog may settle the run.
@@ -177,8 +220,9 @@ impl Watch {
         }
     }
 
-    /// The watchdog's settlement of a run stuck past its deadline.
-    fn expire(&self) {
+    /// The watchdog's settlement of a run: stuck past its deadline (`WallLimit`), or, when it
+    /// ends the process, any limit its check reported.
+    fn expire(&self, outcome: Outcome, end_process: bool) {
         let (reply, armed) = {
             let mut state = lock(&self.state);
             if std::mem::replace(&mut state.settled, true) {
@@ -188,22 +232,47 @@ impl Watch {
         };
         let Some(armed) = armed else { return };
         let wall_ms = u64::try_from(armed.wall.as_millis()).unwrap_or(u64::MAX);
-        armed.audit.limit("wall", wall_ms);
-        armed.staging.finish(true);
-        armed.audit.emit(
+        let code = outcome.exit_code();
+        let audit = if end_process {
+            // The guest may still be running: nothing of it is written from here on, and its
+            // read-write single files are not copied back (it may be halfway through a write).
+            armed.output.close();
+            armed.staging.finish(false);
+            armed.audit.seal()
+        } else {
+            // The guest is blocked in a host call, not writing: copy back as a normal end does.
+            armed.staging.finish(true);
+            armed.audit.clone()
+        };
+        if outcome == Outcome::WallLimit {
+            audit.limit("wall", wall_ms);
+        }
+        let message = if end_process {
+            "the run was ended with the process (no epoch interruption); read-write single \
+             files not copied back"
+        } else {
+            "stuck in a host call past the wall limit"
+        };
+        audit.emit(
             "exit",
-            json!({ "outcome": "wall-limit", "code": Outcome::WallLimit.exit_code(),
-                    "wall_ms": wall_ms, "fuel_used": null, "peak_memory": null,
-                    "message": "stuck in a host call past the wall limit" }),
+            json!({ "outcome": outcome.name(), "code": code,
+                    "wall_ms": wall_ms,
+                    "fuel_used": null, "peak_memory": null, "message": message }),
         );
         if let Some(reply) = reply {
             reply.send(Ok(RunReport {
-                outcome: Outcome::WallLimit,
+                outcome,
                 wall: armed.started.elapsed(),
                 fuel_used: None,
                 peak_memory: 0,
                 run_id: armed.audit.run_id().to_string(),
             }));
+        }
+        if end_process {
+            // The caller normally ends the process on the report; if it does not, this does:
+            // the guest cannot be stopped otherwise.
+            std::thread::sleep(END_PROCESS_AFTER);
+            std::process::exit(code);
         }
     }
 }
