@@ -15,15 +15,19 @@
 //!
 //! Under [`Interruption::EndProcess`](crate::Interruption::EndProcess) (what a one-shot
 //! `warden run` uses) there is no epoch: the watchdog is then the only thing that stops a
-//! guest at its wall limit, spinning or blocked. It settles the run at the wall limit itself,
-//! without [`WALL_GRACE`] (nothing else would stop a spinning guest, and a blocked one would
-//! only be stopped by the epoch when its call returned), and also when a network or host-heap
-//! limit is reached (checked at each look, as the epoch callback would at each tick). Since
-//! the guest may still be running, the settlement first closes the guest's stdout, stderr and
-//! audit records (writes under way finish first), removes staging *without* copy-back (a
-//! guest still running may be halfway through writing a read-write single file, and a copy
-//! taken then could be torn), writes the `limit` and `exit` records, sends the report, and
-//! ends the process [`END_PROCESS_AFTER`] later if the caller has not ended it first.
+//! guest. A guest still running code at its wall limit (the process's CPU time grew by at
+//! least half of the last look's interval: nothing else of note runs in a one-shot process)
+//! is settled then, without [`WALL_GRACE`], since nothing else would ever stop it; a guest
+//! blocked in a host call is settled at its wall limit plus [`WALL_GRACE`], as with epochs
+//! (and, as with epochs, a call that returns within the grace lets the guest finish if it
+//! then stops promptly). A network or host-heap limit reached is settled at the next look,
+//! as the epoch callback would at its next tick. Since the guest may still be running, the
+//! settlement first closes the guest's stdout, stderr and audit records (writes under way
+//! finish first), removes staging *without* copy-back (a guest still running may be halfway
+//! through writing a read-write single file, and a copy taken then could be torn; `warden
+//! run` keeps epochs for a manifest with such a file), writes the `limit` and `exit`
+//! records, sends the report, and ends the process [`END_PROCESS_AFTER`] later if the caller
+//! has not ended it first.
 
 use crate::audit::Audit;
 use crate::error::RunError;
@@ -85,6 +89,26 @@ pub(crate) struct Watchdog {
     /// [`Interruption::EndProcess`](crate::Interruption::EndProcess): no epoch; settle at the
     /// wall limit and end the process.
     end_process: bool,
+    /// The process's CPU time at the last look, and when.
+    last_cpu: Mutex<Option<(Instant, Duration)>>,
+}
+
+/// The process's CPU time so far (every thread, user and system).
+fn process_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// How a settled run was found.
+#[derive(Clone, Copy)]
+enum Ended {
+    /// Blocked in a host call past its wall limit and [`WALL_GRACE`].
+    Stuck,
+    /// Running code past its wall limit, or past a network or host-heap limit.
+    Running,
 }
 
 impl Watchdog {
@@ -97,7 +121,13 @@ impl Watchdog {
             runs: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
             end_process,
+            last_cpu: Mutex::new(None),
         });
+        if end_process {
+            // rustix finds the vDSO on its first clock call (a `prctl` the host lockdown
+            // forbids): make that call now, before any lockdown.
+            process_cpu_time();
+        }
         let weak: Weak<Watchdog> = Arc::downgrade(&dog);
         std::thread::Builder::new()
             .name("warden-watchdog".into())
@@ -126,13 +156,34 @@ impl Watchdog {
             runs.retain(|w| !w.is_settled());
             runs.clone()
         };
+        if !self.end_process {
+            for watch in runs {
+                if watch.deadline(WALL_GRACE).is_some_and(|d| now >= d) {
+                    watch.expire(Outcome::WallLimit, Ended::Stuck, false);
+                }
+            }
+            return;
+        }
+        // Without epochs: a guest still running code at its wall limit is ended then; one
+        // blocked in a host call gets WALL_GRACE, exactly as with epochs. The process's CPU
+        // time tells them apart (a one-shot process runs nothing else of note meanwhile).
+        let cpu = process_cpu_time();
+        let busy = {
+            let mut last = lock(&self.last_cpu);
+            let busy = last.is_some_and(|(at, was)| {
+                let spent = cpu.saturating_sub(was);
+                spent >= now.saturating_duration_since(at) / 2
+            });
+            *last = Some((now, cpu));
+            busy
+        };
         for watch in runs {
-            if watch.deadline(self.end_process).is_some_and(|d| now >= d) {
-                watch.expire(Outcome::WallLimit, self.end_process);
-            } else if self.end_process
-                && let Some(outcome) = watch.check()
-            {
-                watch.expire(outcome, true);
+            if watch.deadline(WALL_GRACE).is_some_and(|d| now >= d) {
+                watch.expire(Outcome::WallLimit, Ended::Stuck, true);
+            } else if busy && watch.deadline(Duration::ZERO).is_some_and(|d| now >= d) {
+                watch.expire(Outcome::WallLimit, Ended::Running, true);
+            } else if let Some(outcome) = watch.check() {
+                watch.expire(outcome, Ended::Running, true);
             }
         }
     }
@@ -178,14 +229,10 @@ impl Watch {
         lock(&self.state).settled
     }
 
-    fn deadline(&self, end_process: bool) -> Option<Instant> {
+    /// When the run passes its wall limit plus `grace`.
+    fn deadline(&self, grace: Duration) -> Option<Instant> {
         let state = lock(&self.state);
         let armed = state.armed.as_ref()?;
-        let grace = if end_process {
-            Duration::ZERO
-        } else {
-            WALL_GRACE
-        };
         armed.started.checked_add(armed.wall.saturating_add(grace))
     }
 
@@ -222,7 +269,7 @@ impl Watch {
 
     /// The watchdog's settlement of a run: stuck past its deadline (`WallLimit`), or, when it
     /// ends the process, any limit its check reported.
-    fn expire(&self, outcome: Outcome, end_process: bool) {
+    fn expire(&self, outcome: Outcome, how: Ended, end_process: bool) {
         let (reply, armed) = {
             let mut state = lock(&self.state);
             if std::mem::replace(&mut state.settled, true) {
@@ -247,11 +294,16 @@ impl Watch {
         if outcome == Outcome::WallLimit {
             audit.limit("wall", wall_ms);
         }
-        let message = if end_process {
-            "the run was ended with the process (no epoch interruption); read-write single \
-             files not copied back"
-        } else {
-            "stuck in a host call past the wall limit"
+        let message = match (how, end_process) {
+            (Ended::Stuck, false) => "stuck in a host call past the wall limit",
+            (Ended::Stuck, true) => {
+                "stuck in a host call past the wall limit; the run was ended with the process \
+                 (no epoch interruption), read-write single files not copied back"
+            }
+            (Ended::Running, _) => {
+                "the run was ended with the process (no epoch interruption); read-write single \
+                 files not copied back"
+            }
         };
         audit.emit(
             "exit",

@@ -127,6 +127,15 @@ fn a_guest_blocked_in_a_host_call_ends_at_its_wall_limit_too() {
         assert_eq!(interruption(&r), "end-process", "{kind}");
         assert_eq!(r.events("limit")[0]["limit"], "wall", "{kind}");
         assert_eq!(r.exit()["outcome"], "wall-limit", "{kind}");
+        // Found blocked, it had the same grace as with epochs.
+        assert!(
+            r.exit()["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("stuck in a host call past the wall limit; the run was ended"),
+            "{kind}: {}",
+            r.exit()
+        );
         assert_exit_is_last(&r);
         // Control: with epochs the same guest is settled by the watchdog too (the epoch
         // cannot reach a host call), as it always was.

@@ -81,10 +81,12 @@ pub enum Interruption {
     #[default]
     Epoch,
     /// No epoch instrumentation and no ticker thread: the wall-time watchdog settles a run
-    /// at its wall limit (limit and exit records written and flushed, the guest's stdout,
-    /// stderr and audit records closed first, staging removed *without* copy-back of
-    /// read-write single files, since the guest may still be writing them), sends the
-    /// report, and then ends the whole process with the run's exit code (124), at the latest
+    /// still running code at its wall limit (one blocked in a host call at the wall limit
+    /// plus [`WALL_GRACE`](crate::watchdog::WALL_GRACE), as with epochs): the guest's stdout,
+    /// stderr and audit records are closed first, staging is removed *without* copy-back of
+    /// read-write single files (the guest may still be writing them), the limit and exit
+    /// records are written and flushed, the report is sent, and then the whole process ends
+    /// with the run's exit code (124), at the latest
     /// [`END_PROCESS_AFTER`](crate::watchdog::END_PROCESS_AFTER) after the report. The
     /// network and host-heap limits are checked by the watchdog every
     /// [`WATCHDOG_POLL`](crate::watchdog::WATCHDOG_POLL) and end the process the same way.
