@@ -74,8 +74,18 @@ fn compute(c: &mut Criterion) {
     // The first group to run: a counting run exits before any other work.
     interruption_once();
     let workload = load(EngineSettings::default(), None);
+    // What a one-shot `warden run` uses: no epoch instrumentation (the watchdog ends the
+    // process at the wall limit, which these runs never reach).
+    let no_epochs = load(
+        EngineSettings {
+            interruption: warden::Interruption::EndProcess,
+            ..EngineSettings::default()
+        },
+        None,
+    );
     for &(name, words) in LOOPING {
         check_twins_agree(&workload, words, None);
+        check_twins_agree(&no_epochs, words, None);
         let mut group = c.benchmark_group(format!("compute-{name}"));
         group
             .sample_size(10)
@@ -90,6 +100,11 @@ fn compute(c: &mut Criterion) {
         group.bench_function("wasm", |b| {
             b.iter_custom(|reps| {
                 support::run_wasm(&workload, &args(words, Some(reps)), Input::Null)
+            })
+        });
+        group.bench_function("wasm-no-epochs", |b| {
+            b.iter_custom(|reps| {
+                support::run_wasm(&no_epochs, &args(words, Some(reps)), Input::Null)
             })
         });
         group.finish();
@@ -167,6 +182,7 @@ fn interruption(c: &mut Criterion) {
             fuel: true,
             cache: None,
             pooling: false,
+            ..EngineSettings::default()
         },
         Some(u64::MAX),
     );

@@ -86,6 +86,7 @@ fn load_cached(c: &mut Criterion) {
         fuel: false,
         cache: Some(ModuleCache::new(dir.path())),
         pooling: false,
+        ..EngineSettings::default()
     })
     .expect("engine");
     warden.load(hello_policy()).expect("warm the cache");

@@ -217,6 +217,8 @@ pub struct Audit {
     run: Arc<str>,
     /// Set once the run's secrets are loaded; shared by every clone of this run's log.
     redactor: Arc<OnceLock<Arc<dyn Redact>>>,
+    /// Closed by [`Audit::seal`]; shared by every clone.
+    gate: Arc<crate::gate::Gate>,
 }
 
 impl std::fmt::Debug for Audit {
@@ -260,6 +262,18 @@ impl Audit {
             identity: identity.into(),
             run: run.into(),
             redactor: Arc::default(),
+            gate: Arc::default(),
+        }
+    }
+
+    /// Closes this log for every clone (records being written finish first), and returns a
+    /// log of the same run that still writes: for the records that end a run settled from
+    /// outside while its guest may still be running, so that they are its last.
+    pub(crate) fn seal(&self) -> Audit {
+        self.gate.close();
+        Audit {
+            gate: Arc::default(),
+            ..self.clone()
         }
     }
 
@@ -295,6 +309,9 @@ impl Audit {
         if !self.sink.is_enabled() {
             return;
         }
+        let Some(_pass) = self.gate.enter() else {
+            return;
+        };
         let mut obj = Map::new();
         obj.insert(
             "ts".into(),

@@ -131,6 +131,7 @@ pub mod check;
 pub mod controls;
 pub mod error;
 mod fs_audit;
+mod gate;
 pub mod host_memory;
 #[doc(hidden)]
 pub mod learn;
@@ -164,8 +165,8 @@ pub use manifest::{Manifest, ManifestError};
 pub use policy::Policy;
 pub use regular_file::read_regular_file;
 pub use sandbox::{
-    Captured, EPOCH_TICK, EngineSettings, Input, MAX_GUEST_EXIT, Outcome, RunOptions, RunReport,
-    Warden, Workload,
+    Captured, EPOCH_TICK, EngineSettings, Input, Interruption, MAX_GUEST_EXIT, Outcome, RunOptions,
+    RunReport, Warden, Workload,
 };
 pub use secrets::{EnvSecrets, FileSecrets, HostSecrets, SecretStore, SecretStoreError};
 pub use stdio::Sink;

@@ -116,6 +116,14 @@ impl Policy {
         }
     }
 
+    /// Whether a single file (not a folder) is granted read-write: its staged copy is copied
+    /// back when the run ends.
+    pub fn has_read_write_file(&self) -> bool {
+        self.files
+            .iter()
+            .any(|f| f.access == Access::ReadWrite && f.kind == FileKind::File)
+    }
+
     /// The host syscall groups this policy needs once the host is locked down: the base set,
     /// plus one group per kind of grant. `host_seccomp` turns them into the allow list.
     pub fn seccomp_groups(&self) -> Vec<host_seccomp::Group> {

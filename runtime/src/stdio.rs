@@ -30,6 +30,8 @@ pub struct OutputBudget {
     limit: u64,
     used: AtomicU64,
     reached: AtomicBool,
+    /// Closed when the run is settled by ending the process: later writes are dropped.
+    gate: crate::gate::Gate,
 }
 
 impl OutputBudget {
@@ -38,6 +40,7 @@ impl OutputBudget {
             limit,
             used: AtomicU64::new(0),
             reached: AtomicBool::new(false),
+            gate: Default::default(),
         })
     }
 
@@ -72,6 +75,13 @@ impl OutputBudget {
 
     pub fn limit(&self) -> u64 {
         self.limit
+    }
+
+    /// From now on nothing more is written to either stream (writes under way finish first,
+    /// within [`CLOSE_WAIT`](crate::gate::CLOSE_WAIT)). Both streams write through at once
+    /// (nothing is buffered in warden), so nothing is left to flush.
+    pub(crate) fn close(&self) {
+        self.gate.close();
     }
 }
 
@@ -122,6 +132,10 @@ impl LimitedOutput {
 
     /// Writes what the budget allows; past it, reports [`OutputLimitReached`].
     fn write_metered(&self, bytes: &[u8]) -> Result<(), WriteError> {
+        // Closed: the run was settled and the process is ending; the guest's bytes go nowhere.
+        let Some(_pass) = self.budget.gate.enter() else {
+            return Ok(());
+        };
         let granted = self.budget.take(bytes.len());
         self.sink
             .write_all(&bytes[..granted])

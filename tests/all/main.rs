@@ -16,6 +16,7 @@ mod controls;
 mod copyback;
 mod egress;
 mod env;
+mod epochs;
 mod fs;
 mod hostile;
 mod invoke;

@@ -14,6 +14,8 @@
 //! fs setlen PATH N     truncate or extend (sparse) PATH to N bytes: `ok`
 //! fs rmdir PATH        remove an empty folder: `ok`
 //! fs stdin             read stdin to its end: `read N bytes`
+//! fs churn PATH        print `churning`, then rewrite PATH's first 20 bytes with an
+//!                      ever-growing counter (20 digits), forever
 //! fs seq 'OP ARGS' …   run each quoted op (split at spaces) in turn; stops at the first
 //!                      error or bad usage
 //! ```
@@ -25,7 +27,20 @@ use std::fs;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: fs read PATH | write PATH TEXT | append PATH TEXT | ls DIR | mkdir PATH | rm PATH | stat PATH | symlink TARGET PATH | link SRC DST | rename A B | setlen PATH N | rmdir PATH | stdin | seq 'OP ARGS'...";
+const USAGE: &str = "usage: fs read PATH | write PATH TEXT | append PATH TEXT | ls DIR | mkdir PATH | rm PATH | stat PATH | symlink TARGET PATH | link SRC DST | rename A B | setlen PATH N | rmdir PATH | stdin | churn PATH | seq 'OP ARGS'...";
+
+/// A writer that never stops: every write leaves PATH holding a whole 20-digit number.
+fn churn(path: &str) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = fs::OpenOptions::new().write(true).open(path)?;
+    println!("churning");
+    let mut n: u64 = 1;
+    loop {
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(format!("{n:020}").as_bytes())?;
+        n += 1;
+    }
+}
 
 fn run(args: &[String]) -> Option<io::Result<()>> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -84,6 +99,7 @@ fn run(args: &[String]) -> Option<io::Result<()>> {
             let mut bytes = Vec::new();
             io::Read::read_to_end(&mut io::stdin(), &mut bytes).map(|n| println!("read {n} bytes"))
         }
+        ["churn", path] => churn(path),
         ["seq", ops @ ..] => {
             for op in ops {
                 let words: Vec<String> = op.split(' ').map(str::to_string).collect();

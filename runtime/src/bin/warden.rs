@@ -307,6 +307,13 @@ struct RunArgs {
     /// distinct path and operation once), not only refused ones. `warden learn` uses it.
     #[arg(long)]
     record_fs: bool,
+    /// Stop the guest at its wall limit with epoch interruption (code instrumented at every
+    /// loop header, the process goes on to report), as embedders and `warden serve` do.
+    /// Default: no epochs; the watchdog ends the process at the wall limit (faster code). A
+    /// manifest with a read-write single file always uses epochs, so that its copy-back is
+    /// taken from a stopped guest.
+    #[arg(long)]
+    epochs: bool,
     /// The module to run; overrides the manifest's `[workload] module`.
     module: Option<PathBuf>,
     /// Arguments for the guest, appended to the manifest's `[workload] args`.
@@ -577,6 +584,7 @@ fn run(args: RunArgs) -> ExitCode {
             ModuleCache::user_default()
         },
         pooling: false,
+        interruption: run_interruption(args.epochs, &policy),
     };
     let warden = match Warden::new(settings) {
         Ok(w) => w,
@@ -669,6 +677,17 @@ fn run(args: RunArgs) -> ExitCode {
     std::mem::forget(workload);
     std::mem::forget(warden);
     ExitCode::from(u8::try_from(report.outcome.exit_code()).unwrap_or(EXIT_START_FAILED))
+}
+
+/// A one-shot run needs no epochs: the watchdog ends the process at the wall limit. Except
+/// with `--epochs`, or when a read-write single file is granted: its copy-back is only taken
+/// once the guest is stopped, which without epochs a spinning guest never is.
+fn run_interruption(epochs: bool, policy: &Policy) -> warden::Interruption {
+    if epochs || policy.has_read_write_file() {
+        warden::Interruption::Epoch
+    } else {
+        warden::Interruption::EndProcess
+    }
 }
 
 /// `warden learn`: the workload runs as `warden run --record-fs --audit TMP` in a child

@@ -4,14 +4,19 @@
 use super::*;
 
 impl Warden {
-    /// Builds the engine (epoch interruption always on; fuel if asked) and the epoch ticker
-    /// thread. The linkers are built when the first module or component is loaded.
+    /// Builds the engine (epoch interruption and its ticker thread unless
+    /// [`Interruption::EndProcess`]; fuel if asked) and the wall-time watchdog. The linkers
+    /// are built when the first module or component is loaded.
     ///
     /// # Errors
     /// The engine cannot be created on this host.
     pub fn new(settings: EngineSettings) -> Result<Warden, EngineError> {
         let mut config = Config::new();
-        config.epoch_interruption(true);
+        let epochs = settings.interruption == Interruption::Epoch;
+        // Compiled code differs with and without epochs: wasmtime folds the setting into the
+        // engine's compatibility hash (so into the cache key) and refuses, at deserialize, code
+        // compiled for the other setting.
+        config.epoch_interruption(epochs);
         config.consume_fuel(settings.fuel);
         config.wasm_component_model(true);
         if settings.pooling {
@@ -26,19 +31,21 @@ impl Warden {
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let weak = engine.weak();
         let stop = ticker_stop.clone();
-        std::thread::Builder::new()
-            .name("warden-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    match weak.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
+        if epochs {
+            std::thread::Builder::new()
+                .name("warden-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        match weak.upgrade() {
+                            Some(engine) => engine.increment_epoch(),
+                            None => break,
+                        }
                     }
-                }
-            })
-            .map_err(|e| EngineError::new("cannot start the epoch ticker", Arc::new(e)))?;
-        let watchdog = Watchdog::start().map_err(|e| {
+                })
+                .map_err(|e| EngineError::new("cannot start the epoch ticker", Arc::new(e)))?;
+        }
+        let watchdog = Watchdog::start(!epochs).map_err(|e| {
             ticker_stop.store(true, Ordering::Relaxed);
             EngineError::new("cannot start the wall-time watchdog", Arc::new(e))
         })?;

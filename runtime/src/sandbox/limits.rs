@@ -56,11 +56,12 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 
 /// Fuel, and the epoch callback that runs every tick: it stops the run once the wall-time
 /// limit's ticks have passed or a network limit was reached (which the HTTP broker records
-/// from another thread).
+/// from another thread). `ticks` is `None` for an engine without epochs
+/// ([`Interruption::EndProcess`]), whose watchdog checks these limits instead.
 pub(super) fn setup_store<T>(
     store: &mut Store<T>,
     fuel: Option<u64>,
-    ticks: u64,
+    ticks: Option<u64>,
     meter: &Arc<EgressMeter>,
     heap: HeapWatch,
 ) {
@@ -68,6 +69,7 @@ pub(super) fn setup_store<T>(
         // Only fails when the engine lacks fuel metering, which `load` already refused.
         let _ = store.set_fuel(f);
     }
+    let Some(ticks) = ticks else { return };
     let meter = meter.clone();
     let mut left = ticks.max(1);
     store.set_epoch_deadline(1);
@@ -102,7 +104,7 @@ impl HeapWatch {
         }
     }
 
-    fn check(&self) -> wasmtime::Result<()> {
+    pub(super) fn check(&self) -> wasmtime::Result<()> {
         let (Some(ceiling), Some(now)) = (self.ceiling, host_memory::allocated()) else {
             return Ok(());
         };

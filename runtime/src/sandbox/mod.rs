@@ -65,6 +65,43 @@ pub struct EngineSettings {
     /// Allocate instances from wasmtime's pooling allocator (memory and table slots reserved
     /// once, when the engine is built, and reused) rather than on demand for each run.
     pub pooling: bool,
+    /// How the wall-time limit stops a guest that is running code (see [`Interruption`]).
+    pub interruption: Interruption,
+}
+
+/// How `[limits] wall` (and the network and host-heap limits, which are checked on the same
+/// beat) stop a guest that is running code rather than waiting in a host call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Interruption {
+    /// Epoch interruption (the default): compiled code checks a counter at every function
+    /// entry and loop header, a ticker thread advances it every [`EPOCH_TICK`], and a run is
+    /// stopped at its limit as a trap; the process goes on. Right for any process that runs
+    /// many workloads (an embedder, a `warden serve` worker). It costs time on branchy code.
+    #[default]
+    Epoch,
+    /// No epoch instrumentation and no ticker thread: the wall-time watchdog settles a run
+    /// still running code at its wall limit (one blocked in a host call at the wall limit
+    /// plus [`WALL_GRACE`](crate::watchdog::WALL_GRACE), as with epochs): the guest's stdout,
+    /// stderr and audit records are closed first, staging is removed *without* copy-back of
+    /// read-write single files (the guest may still be writing them), the limit and exit
+    /// records are written and flushed, the report is sent, and then the whole process ends
+    /// with the run's exit code (124), at the latest
+    /// [`END_PROCESS_AFTER`](crate::watchdog::END_PROCESS_AFTER) after the report. The
+    /// network and host-heap limits are checked by the watchdog every
+    /// [`WATCHDOG_POLL`](crate::watchdog::WATCHDOG_POLL) and end the process the same way.
+    /// Only for a process that runs one workload and then exits, as `warden run` does.
+    EndProcess,
+}
+
+impl Interruption {
+    /// The name in the `start` audit record: `epoch` or `end-process`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Interruption::Epoch => "epoch",
+            Interruption::EndProcess => "end-process",
+        }
+    }
 }
 
 /// The runtime: an engine, its linkers and its epoch ticker. Cheap to clone.
@@ -81,6 +118,7 @@ struct WardenInner {
     core_linker: OnceLock<Result<wasmtime::Linker<Host<WasiP1Ctx>>, Cause>>,
     shim: fs_audit::ShimCell,
     component_linker: OnceLock<Result<component::Linker<Host<ComponentCtx>>, Cause>>,
+    /// Stops the epoch ticker (which [`Interruption::EndProcess`] does not start).
     ticker_stop: Arc<AtomicBool>,
     /// Ends runs stuck in a host call past their wall limit (see [`crate::watchdog`]).
     watchdog: Arc<Watchdog>,

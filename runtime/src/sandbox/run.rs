@@ -216,6 +216,7 @@ impl Workload {
                     "grants": policy.grants_json(),
                     "seccomp": seccomp,
                     "cache": w.cache.as_str(),
+                    "interruption": w.warden.inner.settings.interruption.name(),
                 }),
             );
         }
@@ -297,6 +298,18 @@ impl Workload {
                 return Some(Err(e));
             }
         }
+        let epochs = w.warden.inner.settings.interruption == Interruption::Epoch;
+        // Without epochs the watchdog checks the limits the epoch callback would check.
+        let check: Option<crate::watchdog::StopCheck> = (!epochs).then(|| {
+            let meter = egress.meter.clone();
+            let heap = heap_watch();
+            Box::new(move || {
+                if let Some(limit) = meter.reached() {
+                    return Some(Outcome::NetLimit(limit));
+                }
+                heap.check().err().map(|_| Outcome::MemoryLimit)
+            }) as crate::watchdog::StopCheck
+        });
         let started = Instant::now();
         watch.arm(
             &w.warden.inner.watchdog,
@@ -305,6 +318,8 @@ impl Workload {
                 wall: policy.limits.wall,
                 audit: audit.clone(),
                 staging: staging.handle(),
+                output: budget.clone(),
+                check,
             },
         );
 
@@ -321,7 +336,13 @@ impl Workload {
                     ),
                 );
                 store.limiter(|h| &mut h.limiter);
-                setup_store(&mut store, fuel, ticks, &egress.meter, heap_watch());
+                setup_store(
+                    &mut store,
+                    fuel,
+                    epochs.then_some(ticks),
+                    &egress.meter,
+                    heap_watch(),
+                );
                 let result = run_core(&mut store, pre, entry);
                 let left = fuel.and_then(|_| store.get_fuel().ok());
                 (result, store.into_data().limiter, left)
@@ -347,7 +368,13 @@ impl Workload {
                     Host::new(wasi, limiter, &audit, &preopens, opts.record_fs),
                 );
                 store.limiter(|h| &mut h.limiter);
-                setup_store(&mut store, fuel, ticks, &egress.meter, heap_watch());
+                setup_store(
+                    &mut store,
+                    fuel,
+                    epochs.then_some(ticks),
+                    &egress.meter,
+                    heap_watch(),
+                );
                 let stdout = LimitedOutput::new(opts.stdout.clone(), budget.clone());
                 let result = run_component(&mut store, pre, entry, &stdout);
                 let left = fuel.and_then(|_| store.get_fuel().ok());

@@ -94,6 +94,9 @@ pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
         fuel: policy.limits.fuel.is_some(),
         cache: ModuleCache::user_default(),
         pooling,
+        // A worker runs many requests: one that passes its wall limit is stopped, the
+        // worker goes on.
+        interruption: warden::Interruption::Epoch,
     };
     // The pooling allocator reserves its slots up front; where the host refuses that much
     // address space, instances are allocated per run instead.
