@@ -132,6 +132,7 @@ pub mod controls;
 pub mod error;
 mod fs_audit;
 pub mod host_memory;
+mod io_runtime;
 #[doc(hidden)]
 pub mod learn;
 pub mod manifest;
