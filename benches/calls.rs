@@ -556,6 +556,9 @@ struct DefaultHttpHost {
     table: ResourceTable,
     http: wasmtime_wasi_http::WasiHttpCtx,
     hooks: DefaultHooks,
+    /// `net-probe` imports `warden:host/secrets` (no secret here; the `http` step does not
+    /// call it).
+    secrets: SecretsCtx,
 }
 
 impl WasiView for DefaultHttpHost {
@@ -578,15 +581,17 @@ impl wasmtime_wasi_http::WasiHttpView for DefaultHttpHost {
 }
 
 /// `net-probe` linked with WASI preview 2 and `wasi:http` with the default hooks, on warden's
-/// engine (its other imports, unused by the `http` step, trap).
+/// engine.
 fn default_http_command(engine: &Engine) -> CommandPre<DefaultHttpHost> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi");
     wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).expect("wasi:http");
+    warden::secrets::add_to_linker(&mut linker, |h: &mut DefaultHttpHost| SecretsView {
+        ctx: &h.secrets,
+        table: &mut h.table,
+    })
+    .expect("warden:host/secrets");
     let component = Component::from_file(engine, guests::NET_PROBE_P2).expect("net-probe");
-    linker
-        .define_unknown_imports_as_traps(&component)
-        .expect("other imports");
     let pre = linker.instantiate_pre(&component).expect("instantiate_pre");
     CommandPre::new(pre).expect("a command")
 }
@@ -609,6 +614,10 @@ fn run_requests_default(pre: &CommandPre<DefaultHttpHost>, step: &str, k: u64) -
                 table: ResourceTable::new(),
                 http: wasmtime_wasi_http::WasiHttpCtx::new(),
                 hooks: DefaultHooks,
+                secrets: SecretsCtx {
+                    secrets: Arc::new(Secrets::default()),
+                    audit: Audit::new(AuditSink::disabled(), "bench"),
+                },
             },
         );
         epochs_like_warden(&mut store);
