@@ -19,8 +19,9 @@
 //!   sampling leaves start-up out of the slope.
 //! - `http-loopback`: K GET requests to a loopback HTTP/1.1 server started here, each on a fresh
 //!   connection: by the `net-probe` component under warden (`[[http]]` rule, and once more
-//!   with a secret injected), and by the host with hyper's HTTP/1 client (what warden's broker
-//!   uses) and no checks.
+//!   with a secret injected), by the same component with wasmtime-wasi-http's default hooks
+//!   (its own `send_request`, no checks, on wasmtime-wasi's runtime), and by the host with
+//!   hyper's HTTP/1 client (what warden's broker uses) and no checks.
 
 use bytes::Bytes;
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
@@ -42,6 +43,7 @@ use warden_guest_artifacts as guests;
 use wasmtime::component::{Component, Linker, Resource, ResourceTable, ResourceType};
 use wasmtime::{Engine, Store, StoreContextMut, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::bindings::sync::CommandPre;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 #[path = "support.rs"]
@@ -545,6 +547,102 @@ fn run_requests(workload: &Workload, step: &str, k: u64) -> Duration {
     elapsed
 }
 
+/// wasmtime-wasi-http's own hooks (its `default-send-request`): no rules, no limits, no
+/// secrets, no redaction; the request is sent as wasmtime-wasi-http sends it.
+struct DefaultHooks;
+
+impl wasmtime_wasi_http::WasiHttpHooks for DefaultHooks {}
+
+/// The state of a `net-probe` run with wasmtime-wasi-http's default hooks.
+struct DefaultHttpHost {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    hooks: DefaultHooks,
+    /// `net-probe` imports `warden:host/secrets` (no secret here; the `http` step does not
+    /// call it).
+    secrets: SecretsCtx,
+}
+
+impl WasiView for DefaultHttpHost {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for DefaultHttpHost {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// `net-probe` linked with WASI preview 2 and `wasi:http` with the default hooks, on warden's
+/// engine.
+fn default_http_command(engine: &Engine) -> CommandPre<DefaultHttpHost> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi");
+    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).expect("wasi:http");
+    warden::secrets::add_to_linker(&mut linker, |h: &mut DefaultHttpHost| SecretsView {
+        ctx: &h.secrets,
+        table: &mut h.table,
+    })
+    .expect("warden:host/secrets");
+    let component = Component::from_file(engine, guests::NET_PROBE_P2).expect("net-probe");
+    let pre = linker.instantiate_pre(&component).expect("instantiate_pre");
+    CommandPre::new(pre).expect("a command")
+}
+
+/// [`run_requests`] for the default hooks: the same guest and step, on a thread of its own as
+/// a warden run is, without warden.
+fn run_requests_default(pre: &CommandPre<DefaultHttpHost>, step: &str, k: u64) -> Duration {
+    let pre = pre.clone();
+    let step = step.to_owned();
+    std::thread::spawn(move || {
+        let stdout = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(usize::MAX);
+        let wasi = WasiCtxBuilder::new()
+            .args(&["net-probe".to_owned(), format!("repeat {k}"), step])
+            .stdout(stdout.clone())
+            .build();
+        let mut store = Store::new(
+            pre.engine(),
+            DefaultHttpHost {
+                wasi,
+                table: ResourceTable::new(),
+                http: wasmtime_wasi_http::WasiHttpCtx::new(),
+                hooks: DefaultHooks,
+                secrets: SecretsCtx {
+                    secrets: Arc::new(Secrets::default()),
+                    audit: Audit::new(AuditSink::disabled(), "bench"),
+                },
+            },
+        );
+        epochs_like_warden(&mut store);
+        let started = Instant::now();
+        let command = pre.instantiate(&mut store).expect("instantiate");
+        let exit = command.wasi_cli_run().call_run(&mut store).expect("run");
+        let elapsed = started.elapsed();
+        assert_eq!(exit, Ok(()));
+        let out = stdout.contents();
+        let text = String::from_utf8_lossy(&out);
+        let ok = text.lines().filter(|l| *l == "http: 200 ok").count() as u64;
+        assert!(
+            ok == k,
+            "{ok} of {k} requests answered: {:?}",
+            text.lines().next()
+        );
+        elapsed
+    })
+    .join()
+    .expect("the run thread")
+}
+
 fn http_loopback(c: &mut Criterion) {
     let server = LoopbackServer::start();
     let addr = server.addr;
@@ -582,6 +680,10 @@ fn http_loopback(c: &mut Criterion) {
             });
             started.elapsed()
         })
+    });
+    let default_hooks = default_http_command(warden.engine());
+    g.bench_function("wasi-http default hooks (no checks)", |b| {
+        b.iter_custom(|k| run_requests_default(&default_hooks, &plain_step, k))
     });
     g.bench_function("warden", |b| {
         b.iter_custom(|k| run_requests(&plain, &plain_step, k))

@@ -133,6 +133,7 @@ pub mod error;
 mod fs_audit;
 mod gate;
 pub mod host_memory;
+mod io_runtime;
 #[doc(hidden)]
 pub mod learn;
 pub mod manifest;

@@ -24,6 +24,7 @@ mod learn;
 mod learn_connectors;
 mod library;
 mod library_async;
+mod library_http;
 mod library_plug;
 mod limits;
 mod lockdown;

@@ -72,11 +72,12 @@ impl Warden {
     /// Starts `n` run threads now and keeps them idle (at most 64), and from then on starts
     /// no more: a run waits (up to 5 s) for one of them to be idle. For a process that
     /// installs a seccomp filter of its own after loading, which forbids starting threads:
-    /// call this before the filter.
+    /// call this before the filter. Starts the network I/O thread of components' runs too.
     ///
     /// # Errors
     /// A thread could not be started.
     pub fn prestart_run_threads(&self, n: usize) -> std::io::Result<()> {
+        crate::io_runtime::start();
         self.inner.runs.prestart(n)
     }
 }

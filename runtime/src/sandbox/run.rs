@@ -289,9 +289,13 @@ impl Workload {
 
         // Everything is set up: lock the host down before the first guest instruction.
         if let Some((mode, profile)) = &profile {
-            // wasmtime-wasi's tokio runtime starts its threads when first used; start them
-            // now, while starting threads is still allowed.
+            // wasmtime-wasi's tokio runtime starts its threads when first used, and so does
+            // the I/O runtime a component's run enters; start them now, while starting
+            // threads is still allowed.
             wasmtime_wasi::runtime::in_tokio(async {});
+            if self.is_component() {
+                crate::io_runtime::start();
+            }
             if let Err(e) = profile.install(*mode) {
                 let e = LoadError::Lockdown(e);
                 audit.emit("error", json!({ "message": e.to_string() }));
@@ -348,6 +352,9 @@ impl Workload {
                 (result, store.into_data().limiter, left)
             }
             Prepared::Component { pre, entry } => {
+                // The guest's blocking calls and the tasks they spawn (the broker's exchanges)
+                // run on the I/O runtime (see `crate::io_runtime`).
+                let _io = crate::io_runtime::enter();
                 let wasi = ComponentCtx {
                     ctx: builder.build(),
                     table: {
