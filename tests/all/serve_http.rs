@@ -183,3 +183,13 @@ fn a_hostile_handler_meets_its_limits_and_the_server_keeps_serving() {
     assert_eq!(audit_exit(&r), "exited");
     assert_eq!(serve.stop(), 0);
 }
+
+#[test]
+fn warden_run_of_a_handler_says_to_serve_it() {
+    let s = Scene::new();
+    s.run(None, guests::HTTP_ECHO_P2, &[])
+        .assert_one_line_error("exports wasi:http/incoming-handler, not wasi:cli/run");
+    // Control: a command component runs.
+    let r = s.run(None, guests::HELLO_P2, &["you"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "hello, you\n"), "{r:#?}");
+}

@@ -300,9 +300,9 @@ impl Warden {
                     wasmtime_wasi_http::p2::bindings::sync::ProxyPre::new(pre.clone()).map_err(
                         |_| {
                             entry_err(
-                                "component exports neither `wasi:cli/run` (a command of the \
-                                 wasi:cli/command world) nor `wasi:http/incoming-handler`; set \
-                                 [workload] invoke to call another export"
+                                "component does not export `wasi:cli/run` (a command of the \
+                                 wasi:cli/command world) nor `wasi:http/incoming-handler` (for \
+                                 `warden serve`); set [workload] invoke to call another export"
                                     .into(),
                             )
                         },
