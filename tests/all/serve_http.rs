@@ -193,3 +193,37 @@ fn warden_run_of_a_handler_says_to_serve_it() {
     let r = s.run(None, guests::HELLO_P2, &["you"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, "hello, you\n"), "{r:#?}");
 }
+
+#[test]
+fn the_library_hands_a_request_to_a_handler_and_refuses_one_to_a_command() {
+    use warden::{
+        EngineSettings, HttpRequest, LoadError, Outcome, Policy, RunError, RunOptions, Warden,
+    };
+    let warden = Warden::new(EngineSettings::default()).unwrap();
+    let mut policy = Policy::anonymous();
+    policy.module = Some(guests::HTTP_ECHO_P2.into());
+    let handler = warden.load(policy).unwrap();
+    assert!(handler.handles_http());
+    let mut req = HttpRequest::new("DELETE", "/item/7");
+    req.headers.push(("x-test".into(), b"lib".to_vec()));
+    req.body = b"gone".to_vec();
+    let report = handler
+        .handle_http(req.clone(), RunOptions::from_policy(handler.policy()))
+        .unwrap();
+    assert_eq!(report.run.outcome, Outcome::Exited(0));
+    let response = report.response.unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, b"DELETE /item/7\nx-test: lib\ngone");
+    // The same request to a command component: refused before anything runs.
+    let mut policy = Policy::anonymous();
+    policy.module = Some(guests::HELLO_P2.into());
+    let command = warden.load(policy).unwrap();
+    assert!(!command.handles_http());
+    let err = command
+        .handle_http(req, RunOptions::from_policy(command.policy()))
+        .unwrap_err();
+    assert!(
+        matches!(err, RunError::Start(LoadError::Entry { .. })),
+        "{err:?}"
+    );
+}
