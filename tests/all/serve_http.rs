@@ -227,3 +227,28 @@ fn the_library_hands_a_request_to_a_handler_and_refuses_one_to_a_command() {
         "{err:?}"
     );
 }
+
+#[test]
+fn a_handler_reads_only_the_files_its_manifest_grants() {
+    let s = Scene::new();
+    s.file("data/note.txt", "granted note");
+    let reader = manifest(
+        &s,
+        "reader",
+        guests::HTTP_ECHO_P2,
+        "[[files]]\nhost = \"data\"\nguest = \"/data\"\naccess = \"read\"\n",
+    );
+    let blind = manifest(&s, "blind", guests::HTTP_ECHO_P2, "");
+    let serve = Serve::start(&s, &[&reader, &blind], &[]);
+    // Control: granted, the file is read.
+    let r = serve.get("/http/reader/file?/data/note.txt");
+    assert_eq!((r.status, r.body.as_str()), (200, "granted note"), "{r:?}");
+    // Without the grant the same read is refused, and nothing of the file comes back.
+    let r = serve.get("/http/blind/file?/data/note.txt");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(
+        r.body.starts_with("refused:") && !r.body.contains("granted note"),
+        "{r:?}"
+    );
+    assert_eq!(serve.stop(), 0);
+}
