@@ -162,6 +162,15 @@ const GUESTS: &[Guest] = &[
         profile: "release",
     },
     Guest {
+        package: "http-echo",
+        what: "exports `wasi:http/incoming-handler`: echoes, fetches, reads a file, spins, traps",
+        cdylib: true,
+        p1: false,
+        p2: true,
+        native: false,
+        profile: "release",
+    },
+    Guest {
         package: "reactor",
         what: "exports `transform() -> i32`",
         cdylib: true,

@@ -99,6 +99,10 @@ pub enum LoadError {
     Entry { path: PathBuf, message: String },
     #[error("{0}")]
     Unsupported(String),
+    /// A request for [`Workload::handle_http`](crate::Workload::handle_http) that is not valid
+    /// HTTP (method, path, a header).
+    #[error("bad HTTP request: {0}")]
+    HttpRequest(String),
     #[error("secret `{name}`: {message}")]
     Secret {
         name: String,

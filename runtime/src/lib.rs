@@ -166,8 +166,8 @@ pub use manifest::{Manifest, ManifestError};
 pub use policy::Policy;
 pub use regular_file::read_regular_file;
 pub use sandbox::{
-    Captured, EPOCH_TICK, EngineSettings, Input, Interruption, MAX_GUEST_EXIT, Outcome, RunOptions,
-    RunReport, Warden, Workload,
+    Captured, EPOCH_TICK, EngineSettings, HttpReport, HttpRequest, HttpResponse, Input,
+    Interruption, MAX_GUEST_EXIT, Outcome, RunOptions, RunReport, Warden, Workload,
 };
 pub use secrets::{EnvSecrets, FileSecrets, HostSecrets, SecretStore, SecretStoreError};
 pub use stdio::Sink;

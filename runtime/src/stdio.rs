@@ -63,6 +63,16 @@ impl OutputBudget {
         }
     }
 
+    /// Charges `n` bytes written elsewhere (a served component's response body); `false`, and
+    /// the limit marked as reached, when they do not all fit.
+    pub(crate) fn charge(&self, n: usize) -> bool {
+        if self.take(n) < n {
+            self.reached.store(true, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
     /// Whether a write was cut short by the limit.
     pub fn reached(&self) -> bool {
         self.reached.load(Ordering::Relaxed)

@@ -33,6 +33,7 @@ mod quickflags;
 mod scanner;
 mod schema;
 mod serve;
+mod serve_http;
 mod server;
 mod stdio;
 mod stress;

@@ -12,8 +12,8 @@ use std::process::{Child, Stdio};
 
 const KEY: &str = "sk_live_serve_7d1e";
 
-/// A running `warden serve`.
-struct Serve {
+/// A running `warden serve` (also used by serve_http.rs).
+pub(crate) struct Serve {
     child: Child,
     addr: String,
     audit: PathBuf,
@@ -23,20 +23,20 @@ struct Serve {
 
 /// One HTTP answer.
 #[derive(Debug)]
-struct Reply {
-    status: u16,
-    head: String,
-    body: String,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) head: String,
+    pub(crate) body: String,
 }
 
 impl Reply {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {self:?}"))
     }
 }
 
 impl Serve {
-    fn start(s: &Scene, manifests: &[&Path], extra: &[&str]) -> Serve {
+    pub(crate) fn start(s: &Scene, manifests: &[&Path], extra: &[&str]) -> Serve {
         let audit = s.path("serve-audit.jsonl");
         let stderr = s.path("serve-stderr.txt");
         let mut cmd = warden();
@@ -76,9 +76,21 @@ impl Serve {
     }
 
     fn request(&self, method: &str, path: &str, body: &[u8]) -> Reply {
+        self.request_with(method, path, &[], body)
+    }
+
+    /// A request with extra header lines (`Name: value`).
+    pub(crate) fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[&str],
+        body: &[u8],
+    ) -> Reply {
         let mut conn = std::net::TcpStream::connect(&self.addr).unwrap();
+        let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
             self.addr,
             body.len()
         );
@@ -100,18 +112,18 @@ impl Serve {
         }
     }
 
-    fn run(&self, name: &str, args: &[&str], stdin: &[u8]) -> Reply {
+    pub(crate) fn run(&self, name: &str, args: &[&str], stdin: &[u8]) -> Reply {
         let query: Vec<String> = args.iter().map(|a| format!("arg={a}")).collect();
         let path = format!("/v1/workloads/{name}/runs?{}", query.join("&"));
         self.request("POST", &path, stdin)
     }
 
-    fn get(&self, path: &str) -> Reply {
+    pub(crate) fn get(&self, path: &str) -> Reply {
         self.request("GET", path, b"")
     }
 
     /// The value of the metric line that starts with `series` (name and labels).
-    fn metric(&self, series: &str) -> Option<f64> {
+    pub(crate) fn metric(&self, series: &str) -> Option<f64> {
         let text = self.get("/metrics").body;
         text.lines()
             .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
@@ -134,7 +146,7 @@ impl Serve {
         );
     }
 
-    fn audit(&self) -> Vec<Value> {
+    pub(crate) fn audit(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.audit)
             .unwrap_or_default()
             .lines()
@@ -142,12 +154,12 @@ impl Serve {
             .collect()
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
     /// SIGTERM, then the exit code.
-    fn stop(mut self) -> i32 {
+    pub(crate) fn stop(mut self) -> i32 {
         let ok = std::process::Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -167,7 +179,7 @@ impl Drop for Serve {
 }
 
 /// A manifest for identity `name` running `module`, with `body` appended.
-fn manifest(s: &Scene, name: &str, module: &str, body: &str) -> PathBuf {
+pub(crate) fn manifest(s: &Scene, name: &str, module: &str, body: &str) -> PathBuf {
     s.file(
         &format!("{name}.warden.toml"),
         &format!(
@@ -178,7 +190,7 @@ fn manifest(s: &Scene, name: &str, module: &str, body: &str) -> PathBuf {
 }
 
 /// The exit records of run `run`.
-fn exits<'a>(audit: &'a [Value], run: &str) -> Vec<&'a Value> {
+pub(crate) fn exits<'a>(audit: &'a [Value], run: &str) -> Vec<&'a Value> {
     audit
         .iter()
         .filter(|r| r["event"] == "exit" && r["run"] == run)

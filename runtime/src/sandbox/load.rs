@@ -304,13 +304,22 @@ impl Warden {
             message,
         };
         let entry = match &policy.invoke {
-            None => ComponentEntry::Run(Box::new(CommandPre::new(pre.clone()).map_err(|_| {
-                entry_err(
-                    "component does not export `wasi:cli/run` (not a command of the \
-                     wasi:cli/command world); set [workload] invoke to call another export"
-                        .into(),
-                )
-            })?)),
+            None => match CommandPre::new(pre.clone()) {
+                Ok(command) => ComponentEntry::Run(Box::new(command)),
+                // Not a command: an HTTP handler is served under `warden serve`'s /http/NAME/.
+                Err(_) => ComponentEntry::Http(Box::new(
+                    wasmtime_wasi_http::p2::bindings::sync::ProxyPre::new(pre.clone()).map_err(
+                        |_| {
+                            entry_err(
+                                "component does not export `wasi:cli/run` (a command of the \
+                                 wasi:cli/command world) nor `wasi:http/incoming-handler` (for \
+                                 `warden serve`); set [workload] invoke to call another export"
+                                    .into(),
+                            )
+                        },
+                    )?,
+                )),
+            },
             Some(name) => {
                 let Some(component::types::ComponentItem::ComponentFunc(f)) =
                     ty.get_export(engine, name).map(|e| e.ty)

@@ -7,6 +7,7 @@
 //! fresh store with its own WASI context, limits and audit run id.
 
 mod engine;
+mod http;
 mod limits;
 mod load;
 mod outcome;
@@ -37,6 +38,7 @@ use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use engine::{component_linker, core_linker};
+pub use http::{HttpReport, HttpRequest, HttpResponse};
 use limits::{HeapWatch, MemoryLimiter, setup_store};
 use outcome::classify;
 pub use outcome::{Outcome, RunReport};
@@ -230,7 +232,12 @@ enum CoreEntry {
 
 enum ComponentEntry {
     Run(Box<CommandPre<Host<ComponentCtx>>>),
-    Invoke { name: String, results: usize },
+    /// A `wasi:http/incoming-handler` component: served by [`Workload::handle_http`].
+    Http(Box<wasmtime_wasi_http::p2::bindings::sync::ProxyPre<Host<ComponentCtx>>>),
+    Invoke {
+        name: String,
+        results: usize,
+    },
 }
 
 enum Prepared {

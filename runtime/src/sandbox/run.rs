@@ -131,8 +131,9 @@ impl Workload {
     /// secret could not be read, a granted path could not be opened or staged).
     /// [`RunError::Thread`] when the run's thread could not be started.
     pub fn run(&self, opts: RunOptions) -> Result<RunReport, RunError> {
+        self.check_not_http()?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.start(opts, Reply::Blocking(tx))?;
+        self.start(opts, None, Reply::Blocking(tx))?;
         rx.recv().unwrap_or(Err(RunError::Lost))
     }
 
@@ -144,8 +145,9 @@ impl Workload {
     /// # Errors
     /// As [`Workload::run`].
     pub async fn run_async(&self, opts: RunOptions) -> Result<RunReport, RunError> {
+        self.check_not_http()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.start(opts, Reply::Async(tx))?;
+        self.start(opts, None, Reply::Async(tx))?;
         rx.await.unwrap_or(Err(RunError::Lost))
     }
 
@@ -157,14 +159,19 @@ impl Workload {
     /// a thread already inside one), the epoch, fuel and memory limits all act on the guest's
     /// own thread whatever it is, and a guest blocked in a host call must be abandonable by
     /// the watchdog without blocking anyone else's thread.
-    fn start(&self, opts: RunOptions, reply: Reply) -> Result<(), RunError> {
+    pub(super) fn start(
+        &self,
+        opts: RunOptions,
+        exchange: Option<http::Exchange>,
+        reply: Reply,
+    ) -> Result<(), RunError> {
         let watch = Watch::new(reply);
         let workload = self.clone();
         let guard = LostGuard(watch.clone());
         let pool = self.inner.warden.inner.runs.clone();
         pool.execute(Box::new(move || {
             let guard = guard;
-            if let Some(result) = workload.run_here(opts, &guard.0) {
+            if let Some(result) = workload.run_here(opts, exchange, &guard.0) {
                 guard.0.send(result.map_err(RunError::Start));
             }
         }))
@@ -173,9 +180,24 @@ impl Workload {
 
     /// The run itself, on its own thread. `None` when the watchdog settled the run (it was
     /// stuck in a host call) and the report is no longer this thread's to give.
+    /// An HTTP handler has no entry point to run without a request.
+    fn check_not_http(&self) -> Result<(), RunError> {
+        if self.handles_http() {
+            return Err(RunError::Start(LoadError::Entry {
+                path: self.inner.path.clone(),
+                message: "the component exports wasi:http/incoming-handler, not wasi:cli/run: \
+                          serve it with `warden serve` (under /http/NAME/) or call \
+                          `Workload::handle_http`"
+                    .into(),
+            }));
+        }
+        Ok(())
+    }
+
     fn run_here(
         &self,
         opts: RunOptions,
+        exchange: Option<http::Exchange>,
         watch: &Arc<Watch>,
     ) -> Option<Result<RunReport, LoadError>> {
         let w = &*self.inner;
@@ -383,9 +405,28 @@ impl Workload {
                     heap_watch(),
                 );
                 let stdout = LimitedOutput::new(opts.stdout.clone(), budget.clone());
-                let result = run_component(&mut store, pre, entry, &stdout);
+                let (mut result, collector) = match (entry, exchange) {
+                    (ComponentEntry::Http(proxy), Some(ex)) => {
+                        let (result, collector) =
+                            http::call_handler(&mut store, proxy, ex.request, &budget);
+                        (result, collector.map(|c| (c, ex.answer)))
+                    }
+                    _ => (run_component(&mut store, pre, entry, &stdout), None),
+                };
                 let left = fuel.and_then(|_| store.get_fuel().ok());
-                (result, store.into_data().limiter, left)
+                // Dropping the store drops the response body's writer, which ends the body.
+                let limiter = store.into_data().limiter;
+                if let Some((collector, answer)) = collector {
+                    let response = wasmtime_wasi::runtime::in_tokio(collector);
+                    if response.is_err() && budget.reached() && result.is_ok() {
+                        // The component wrote past the limit and carried on regardless.
+                        result = Err(wasmtime::Error::new(crate::stdio::OutputLimitReached {
+                            limit: budget.limit(),
+                        }));
+                    }
+                    *answer.lock().unwrap_or_else(|p| p.into_inner()) = Some(response);
+                }
+                (result, limiter, left)
             }
         };
         let wall = started.elapsed();
@@ -503,6 +544,9 @@ fn run_component(
                 Err(()) => Ok(1),
             }
         }
+        ComponentEntry::Http(_) => Err(wasmtime::format_err!(
+            "the component is an HTTP handler: it runs with a request only"
+        )),
         ComponentEntry::Invoke { name, results } => {
             let instance = pre.instantiate(&mut *store)?;
             let func = instance

@@ -8,6 +8,8 @@
 //! send their audit records to the server, which checks each belongs to the worker's identity
 //! and run and writes it to the one audit log.
 
+#[path = "serve/http.rs"]
+mod http;
 #[path = "serve/metrics.rs"]
 mod metrics;
 #[path = "serve/proto.rs"]
@@ -208,6 +210,8 @@ struct Job {
     run: String,
     args: Vec<String>,
     stdin: Vec<u8>,
+    /// A request for the component's `wasi:http/incoming-handler` instead of a run.
+    http: Option<proto::HttpIn>,
     reply: oneshot::Sender<proto::Answer>,
 }
 
@@ -218,6 +222,8 @@ struct Ident {
     manifest: PathBuf,
     kind: String,
     sha256: String,
+    /// The workload exports `wasi:http/incoming-handler` (served under `/http/NAME/`).
+    http: bool,
     wall: Duration,
     stdin_granted: bool,
     /// The largest frame a worker of this identity may send: its output limit, as JSON
@@ -372,6 +378,7 @@ async fn serve_async(
                 .unwrap_or_default(),
             kind: String::new(),
             sha256: String::new(),
+            http: false,
             wall: policy.limits.wall,
             stdin_granted: policy.stdio.stdin == warden::manifest::StdinMode::Inherit,
             max_frame: output.saturating_mul(6).saturating_add(1 << 20),
@@ -387,6 +394,7 @@ async fn serve_async(
         };
         ident.kind = ready.kind;
         ident.sha256 = ready.sha256;
+        ident.http = ready.http;
         let ident = Arc::new(ident);
         state.idents.insert(ident.name.clone(), ident.clone());
         first.push((ident, proc));
@@ -530,11 +538,10 @@ async fn handle(
         (_, ["", "v1", "workloads", name, "runs"]) if state.idents.contains_key(*name) => {
             error_reply(StatusCode::METHOD_NOT_ALLOWED, "use POST to start a run")
         }
-        (_, ["", "http", name, ..]) if state.idents.contains_key(*name) => error_reply(
-            StatusCode::NOT_IMPLEMENTED,
-            "serving wasi:http/incoming-handler components under /http/NAME/ is not \
-             implemented yet",
-        ),
+        (_, ["", "http", name, ..]) if state.idents.contains_key(*name) => {
+            let name = name.to_string();
+            http::request(&state, &name, req).await
+        }
         _ => error_reply(StatusCode::NOT_FOUND, "no such path or workload"),
     })
 }
@@ -568,16 +575,46 @@ async fn run_request(state: &Arc<State>, name: &str, req: Request<Incoming>) -> 
         }
         Err(e) => return error_reply(StatusCode::BAD_REQUEST, &format!("reading the body: {e}")),
     };
+    // Without a stdin grant the guest reads nothing, whatever was sent.
+    let stdin = if ident.stdin_granted {
+        body.to_vec()
+    } else {
+        Vec::new()
+    };
+    let answer = match enqueue(state, &ident, args, stdin, None).await {
+        Ok(a) => a,
+        Err(refused) => return refused,
+    };
+    state.metrics().run(
+        &ident.name,
+        &answer.outcome,
+        started.elapsed().as_secs_f64(),
+    );
+    json_reply(
+        StatusCode::OK,
+        &json!({
+            "run": answer.run, "outcome": answer.outcome, "code": answer.code,
+            "stdout": answer.stdout, "stderr": answer.stderr, "wall_ms": answer.wall_ms,
+        }),
+    )
+}
+
+/// Queues a job for `ident`'s workers and waits for its answer; `Err` is the refusal to send
+/// instead (429 when the queue is full, 503 while stopping).
+async fn enqueue(
+    state: &Arc<State>,
+    ident: &Arc<Ident>,
+    args: Vec<String>,
+    stdin: Vec<u8>,
+    http: Option<proto::HttpIn>,
+) -> Result<proto::Answer, Answer> {
+    let name = &ident.name;
     let (tx, rx) = oneshot::channel();
     let job = Job {
         run: Audit::new_run_id(),
         args,
-        // Without a stdin grant the guest reads nothing, whatever was sent.
-        stdin: if ident.stdin_granted {
-            body.to_vec()
-        } else {
-            Vec::new()
-        },
+        stdin,
+        http,
         reply: tx,
     };
     match ident.tx.try_send(job) {
@@ -592,31 +629,22 @@ async fn run_request(state: &Arc<State>, name: &str, req: Request<Incoming>) -> 
                 hyper::header::RETRY_AFTER,
                 hyper::header::HeaderValue::from(RETRY_AFTER_SECS),
             );
-            return r;
+            return Err(r);
         }
         Err(mpsc::error::TrySendError::Closed(_)) => {
-            return error_reply(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
+            return Err(error_reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is stopping",
+            ));
         }
     }
-    scale_up(state, &ident);
-    let Ok(answer) = rx.await else {
-        return error_reply(
+    scale_up(state, ident);
+    rx.await.map_err(|_| {
+        error_reply(
             StatusCode::SERVICE_UNAVAILABLE,
             "the server stopped before the run started",
-        );
-    };
-    state.metrics().run(
-        &ident.name,
-        &answer.outcome,
-        started.elapsed().as_secs_f64(),
-    );
-    json_reply(
-        StatusCode::OK,
-        &json!({
-            "run": answer.run, "outcome": answer.outcome, "code": answer.code,
-            "stdout": answer.stdout, "stderr": answer.stderr, "wall_ms": answer.wall_ms,
-        }),
-    )
+        )
+    })
 }
 
 /// The query's `arg=` values, in order, percent-decoded (`+` is a space).
@@ -758,6 +786,7 @@ async fn run_job(
         run: job.run.clone(),
         args: job.args.clone(),
         stdin: base64::engine::general_purpose::STANDARD.encode(&job.stdin),
+        http: job.http.clone(),
     };
     let frame = proto::frame(
         proto::KIND_REQUEST,
@@ -831,6 +860,7 @@ async fn run_job(
             stdout: String::new(),
             stderr: String::new(),
             wall_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            http: None,
         });
     }
     Err(Died {
@@ -997,6 +1027,7 @@ async fn worker_task(state: Arc<State>, ident: Arc<Ident>, mut first: Option<Pro
                         } else {
                             0
                         },
+                        http: None,
                     });
                     if !state.draining.load(Ordering::SeqCst) || ident.queued() > 0 {
                         tokio::time::sleep(backoff).await;

@@ -25,6 +25,29 @@ pub struct Request {
     pub args: Vec<String>,
     /// The run's stdin, base64; empty when the manifest does not grant stdin.
     pub stdin: String,
+    /// An HTTP request for a `wasi:http/incoming-handler` component (`/http/NAME/…`), instead
+    /// of a run of its command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpIn>,
+}
+
+/// An HTTP request passed to a worker. Header values and the body are base64 (they are bytes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HttpIn {
+    pub method: String,
+    pub path: String,
+    pub authority: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// A component's HTTP response, as [`HttpIn`]; `status` 0 and `message` set when there is none.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HttpOut {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -34,6 +57,9 @@ pub struct Ready {
     /// The lockdown the worker installed: `enforce` or `off`.
     pub seccomp: String,
     pub syscalls: Option<usize>,
+    /// The workload is a component exporting `wasi:http/incoming-handler`.
+    #[serde(default)]
+    pub http: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +70,9 @@ pub struct Answer {
     pub stdout: String,
     pub stderr: String,
     pub wall_ms: u64,
+    /// The answer to an [`HttpIn`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpOut>,
 }
 
 /// One frame, header and payload, ready to write in one call.

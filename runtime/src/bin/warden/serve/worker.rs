@@ -145,6 +145,7 @@ pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
         .into(),
         seccomp: seccomp.into(),
         syscalls,
+        http: workload.handles_http(),
     };
     if send(
         proto::KIND_READY,
@@ -187,14 +188,21 @@ pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
         opts.args = req.args;
         opts.audit = sink.clone();
         opts.run_id = Some(req.run.clone());
-        let answer = match workload.run(opts) {
-            Ok(report) => Answer {
+        let result = match req.http {
+            None => workload.run(opts).map(|report| (report, None)),
+            Some(http) => workload
+                .handle_http(http_request(http), opts)
+                .map(|r| (r.run, Some(http_answer(r.response, r.message)))),
+        };
+        let answer = match result {
+            Ok((report, http)) => Answer {
                 run: req.run,
                 outcome: report.outcome.name().into(),
                 code: report.outcome.exit_code(),
                 stdout: stdout.text(),
                 stderr: stderr.text(),
                 wall_ms: u64::try_from(report.wall.as_millis()).unwrap_or(u64::MAX),
+                http,
             },
             // The run could not be set up (a NUL byte in an argument, say): no guest ran.
             Err(e) => {
@@ -212,6 +220,7 @@ pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
                     stdout: String::new(),
                     stderr: e.to_string(),
                     wall_ms: 0,
+                    http: None,
                 }
             }
         };
@@ -219,5 +228,40 @@ pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
         if send(proto::KIND_ANSWER, &bytes).is_err() {
             return ExitCode::SUCCESS;
         }
+    }
+}
+
+/// A request from the server as the library's.
+fn http_request(h: proto::HttpIn) -> warden::HttpRequest {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut r = warden::HttpRequest::new(&h.method, &h.path);
+    r.authority = h.authority;
+    r.headers = h
+        .headers
+        .into_iter()
+        .filter_map(|(n, v)| Some((n, b64.decode(v.as_bytes()).ok()?)))
+        .collect();
+    r.body = b64.decode(h.body.as_bytes()).unwrap_or_default();
+    r
+}
+
+/// A component's response (or why there is none) for the server.
+fn http_answer(response: Option<warden::HttpResponse>, message: Option<String>) -> proto::HttpOut {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    match response {
+        Some(r) => proto::HttpOut {
+            status: r.status,
+            headers: r
+                .headers
+                .into_iter()
+                .map(|(n, v)| (n, b64.encode(v)))
+                .collect(),
+            body: b64.encode(&r.body),
+            message: None,
+        },
+        None => proto::HttpOut {
+            message,
+            ..proto::HttpOut::default()
+        },
     }
 }
