@@ -10,15 +10,19 @@
 //! compared with the same process before the runs started; afterwards the server answers
 //! every request and each run must end with exit 0 and the server's answer.
 //!
+//! The holding server is this bench binary again, started as a child process
+//! (`WARDEN_DENSITY_SERVER=1`), so that its `N` sockets count against its own open-file
+//! limit, not the measured process's, and its memory is not in the figure.
+//!
 //! ```sh
-//! ulimit -n 65536            # N client sockets here, N server sockets in the same process
+//! ulimit -n 20000            # N client sockets in the measured process
 //! WARDEN_DENSITY=10000 cargo bench -p warden-runtime --bench calls -- density
 //! ```
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::path::Path;
-use std::sync::mpsc;
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 use warden::{EngineSettings, Manifest, Outcome, Policy, RunOptions, Warden};
 use warden_guest_artifacts as guests;
@@ -39,31 +43,102 @@ fn status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Accepts `n` connections, reads each request's head, tells `held` when all are in, waits
-/// for `release`, then answers them all.
-fn hold_then_answer(
-    listener: TcpListener,
-    n: usize,
-    held: mpsc::Sender<()>,
-    release: mpsc::Receiver<()>,
-) {
-    let mut conns = Vec::with_capacity(n);
-    for conn in listener.incoming().take(n) {
-        let Ok(mut conn) = conn else { continue };
-        let mut head = Vec::with_capacity(256);
-        let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            match conn.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(k) => head.extend_from_slice(&buf[..k]),
+/// The holding server, in the child process: prints its port, then for each `hold K` line
+/// on stdin accepts `K` connections, reads each request's head, prints `held`, waits for a
+/// `release` line and answers them all. Ends at the end of stdin.
+fn serve_held() -> ! {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let port = listener.local_addr().expect("address").port();
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "density-server: port {port}");
+    let _ = out.flush();
+    let mut lines = std::io::stdin().lock().lines();
+    while let Some(Ok(line)) = lines.next() {
+        let Some(k) = line
+            .strip_prefix("hold ")
+            .and_then(|k| k.trim().parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let mut conns = Vec::with_capacity(k);
+        for conn in listener.incoming().take(k) {
+            let Ok(mut conn) = conn else { continue };
+            let mut head = Vec::with_capacity(256);
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => head.extend_from_slice(&buf[..k]),
+                }
             }
+            conns.push(conn);
         }
-        conns.push(conn);
+        let _ = writeln!(out, "density-server: held");
+        let _ = out.flush();
+        if !matches!(lines.next(), Some(Ok(l)) if l == "release") {
+            break;
+        }
+        for mut conn in conns {
+            let _ = conn.write_all(ANSWER);
+        }
     }
-    let _ = held.send(());
-    let _ = release.recv();
-    for mut conn in conns {
-        let _ = conn.write_all(ANSWER);
+    std::process::exit(0)
+}
+
+/// Blocks until the server holds every request of the last `hold`.
+fn wait_held(lines: &mut std::io::Lines<BufReader<std::process::ChildStdout>>) {
+    for line in lines {
+        if line.expect("read the server") == "density-server: held" {
+            return;
+        }
+    }
+    panic!("the holding server ended before every request arrived");
+}
+
+/// The parent's end of the holding server.
+struct Server {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: Option<std::io::Lines<BufReader<std::process::ChildStdout>>>,
+    port: u16,
+}
+
+impl Server {
+    fn start() -> Server {
+        let mut child = Command::new(std::env::current_exe().expect("this bench's path"))
+            .args(["--bench", "density"])
+            .env("WARDEN_DENSITY_SERVER", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the holding server");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let port = loop {
+            let line = stdout
+                .next()
+                .expect("the server's port")
+                .expect("read the server");
+            if let Some(p) = line.strip_prefix("density-server: port ") {
+                break p.trim().parse().expect("a port");
+            }
+        };
+        Server {
+            child,
+            stdin,
+            stdout: Some(stdout),
+            port,
+        }
+    }
+
+    fn hold(&mut self, k: usize) {
+        writeln!(self.stdin, "hold {k}").expect("tell the server");
+        self.stdin.flush().expect("flush");
+    }
+
+    fn release(&mut self) {
+        writeln!(self.stdin, "release").expect("tell the server");
+        self.stdin.flush().expect("flush");
     }
 }
 
@@ -74,8 +149,11 @@ pub fn density(_c: &mut criterion::Criterion) {
     else {
         return;
     };
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-    let addr: SocketAddr = listener.local_addr().expect("address");
+    if std::env::var_os("WARDEN_DENSITY_SERVER").is_some() {
+        serve_held();
+    }
+    let mut server = Server::start();
+    let addr = format!("127.0.0.1:{}", server.port);
     let manifest = format!(
         "[identity]\nname = \"density\"\n\n\
          [[http]]\nurl = \"http://{addr}/\"\nmethods = [\"GET\"]\n\n\
@@ -92,27 +170,21 @@ pub fn density(_c: &mut criterion::Criterion) {
     // One run first, answered at once, so that what every run shares (the compiled
     // component, the linker, the runtimes' threads) is in the baseline.
     {
-        let (held, held_rx) = mpsc::channel();
-        let (release_tx, release) = mpsc::channel();
-        let l = listener.try_clone().expect("clone the listener");
-        let server = std::thread::spawn(move || hold_then_answer(l, 1, held, release));
+        server.hold(1);
         let mut opts = RunOptions::from_policy(workload.policy());
         opts.args = vec![step.clone()];
         let _ = opts.capture_output();
         let w = workload.clone();
         let run = std::thread::spawn(move || w.run(opts));
-        held_rx.recv().expect("the warm-up request");
-        release_tx.send(()).expect("release");
+        wait_held(server.stdout.as_mut().expect("the server's output"));
+        server.release();
         let report = run.join().expect("join").expect("warm-up run");
         assert_eq!(report.outcome, Outcome::Exited(0));
-        server.join().expect("server");
     }
     let rss_before = status_kib("VmRSS:");
     let threads_before = status_kib("Threads:");
 
-    let (held, held_rx) = mpsc::channel();
-    let (release_tx, release) = mpsc::channel();
-    let server = std::thread::spawn(move || hold_then_answer(listener, n, held, release));
+    server.hold(n);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -129,13 +201,29 @@ pub fn density(_c: &mut criterion::Criterion) {
             let w = workload.clone();
             tasks.spawn(async move { w.run_async(opts).await });
         }
-        let wait = tokio::task::spawn_blocking(move || held_rx.recv_timeout(ARRIVAL_LIMIT));
-        wait.await
-            .expect("join")
-            .expect("every run's request arrived");
+        // Every run must stay blocked on its request until the release: one that ends before
+        // it has failed, and so has a server that never sees all `n` requests.
+        let mut lines = server.stdout.take().expect("the server's output");
+        let wait = tokio::task::spawn_blocking(move || {
+            wait_held(&mut lines);
+            (lines, Instant::now())
+        });
+        let waited = tokio::select! {
+            held = tokio::time::timeout(ARRIVAL_LIMIT, wait) => held,
+            early = tasks.join_next() => {
+                let _ = server.child.kill();
+                panic!("a run ended before every request arrived: {early:?}");
+            }
+        };
+        let Ok(Ok((lines, held))) = waited else {
+            let _ = server.child.kill();
+            panic!("not every request arrived within {ARRIVAL_LIMIT:?}");
+        };
+        server.stdout = Some(lines);
         let rss = status_kib("VmRSS:");
         let threads = status_kib("Threads:");
-        release_tx.send(()).expect("release");
+        let arrival = held.duration_since(started);
+        server.release();
         let mut ok = 0usize;
         while let Some(done) = tasks.join_next().await {
             let report = done.expect("join").expect("run");
@@ -143,10 +231,15 @@ pub fn density(_c: &mut criterion::Criterion) {
             ok += 1;
         }
         assert_eq!(ok, n);
+        drop(server.stdin);
+        let _ = server.child.wait();
+        eprintln!(
+            "density: all {n} requests arrived {:.1} s after the first run started",
+            arrival.as_secs_f64()
+        );
         (rss, threads, outs)
     });
     let elapsed = started.elapsed();
-    server.join().expect("server");
     let answered = outs
         .iter()
         .filter(|o| o.text().contains("http: 200 ok"))
