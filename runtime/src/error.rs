@@ -53,6 +53,14 @@ pub enum RunError {
     /// be started; the run was refused.
     #[error("cannot start the run's thread: {0}")]
     Thread(#[source] std::io::Error),
+    /// As many runs as the engine allows were live
+    /// ([`EngineSettings::max_live_runs`](crate::EngineSettings::max_live_runs)): the run was
+    /// refused at once, nothing of it started. A service answers it as "busy, retry later".
+    #[error("{limit} runs are live, the most this engine allows: run refused")]
+    AtCapacity {
+        /// The engine's `max_live_runs`.
+        limit: usize,
+    },
     /// The run's thread ended without a report (a bug in warden: it panicked).
     #[error("the run ended without a report")]
     Lost,

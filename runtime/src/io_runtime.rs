@@ -6,9 +6,11 @@
 //! call's future is ready, while the runtime's worker threads poll sockets and run spawned
 //! tasks (wasmtime-wasi-http spawns the broker's exchange as one). Left to itself,
 //! wasmtime-wasi uses a runtime of its own with one worker per core; on a small machine the
-//! workers spend much of an exchange waking, stealing from and parking one another. Each run
-//! therefore enters this runtime instead, around the guest's execution: one worker, which
-//! polls the sockets and runs the exchange without handing work to a sibling.
+//! workers spend much of an exchange waking, stealing from and parking one another. Each run,
+//! a core module's as well as a component's, therefore enters this runtime instead, around the
+//! guest's execution: one worker, which polls the sockets and runs the exchange without
+//! handing work to a sibling. A one-shot `warden run` so starts one thread for I/O, not one
+//! per core (a core module's file calls run on the guest's own thread and rarely wait here).
 //!
 //! Nothing about a run's checks depends on which runtime carries the I/O: the broker's
 //! future is the same, as are its timeouts; a guest stuck on a server that never answers is
@@ -41,8 +43,12 @@ fn runtime() -> Option<&'static Runtime> {
 }
 
 /// Starts the runtime's thread while starting threads is allowed: before a host lockdown.
+/// If it cannot start, wasmtime-wasi's own runtime, which the runs then use, is started
+/// instead, for the same reason.
 pub(crate) fn start() {
-    let _ = runtime();
+    if runtime().is_none() {
+        wasmtime_wasi::runtime::in_tokio(async {});
+    }
 }
 
 /// The handle of the runtime, if it runs.

@@ -278,3 +278,109 @@ fn a_load_past_its_budget_is_refused_and_one_within_it_loads() {
         .unwrap();
     assert!(w.is_component());
 }
+
+/// A loopback server that holds the first `hold` requests unanswered until `release` is
+/// sent (telling `arrived` as each comes in), then answers them and every later one at once.
+fn holding_server(
+    hold: usize,
+) -> (
+    String,
+    std::sync::mpsc::Receiver<()>,
+    std::sync::mpsc::Sender<()>,
+) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (arrived_tx, arrived) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        const ANSWER: &[u8] =
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+        let read_head = |c: &mut std::net::TcpStream| {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => head.extend_from_slice(&buf[..k]),
+                }
+            }
+        };
+        let mut held = Vec::new();
+        let mut released = false;
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { break };
+            read_head(&mut c);
+            if released {
+                let _ = c.write_all(ANSWER);
+                continue;
+            }
+            held.push(c);
+            let _ = arrived_tx.send(());
+            if held.len() == hold {
+                let _ = release_rx.recv();
+                released = true;
+                for mut h in held.drain(..) {
+                    let _ = h.write_all(ANSWER);
+                }
+            }
+        }
+    });
+    (base, arrived, release)
+}
+
+/// An engine refuses a run past its `max_live_runs` at once, with a typed error, instead of
+/// starting a thread the process may not be able to afford (past the kernel's mapping limit
+/// a thread's start aborts the whole process); once a live run ends, its thread takes the
+/// next run (the control).
+#[test]
+fn a_run_past_the_engines_live_limit_is_refused_and_fits_once_one_ends() {
+    let (base, arrived, release) = holding_server(2);
+    let manifest = format!(
+        "[identity]\nname = \"capped\"\n[limits]\nwall = \"60s\"\n[[http]]\nurl = \"{base}/\"\nmethods = [\"GET\"]\n"
+    );
+    let manifest = Manifest::from_str_at(&manifest, Path::new("<test>"), Path::new(".")).unwrap();
+    let policy = Policy::from_manifest(manifest).with_module(guests::NET_PROBE_P2);
+    let warden = Warden::new(EngineSettings {
+        max_live_runs: Some(2),
+        ..EngineSettings::default()
+    })
+    .unwrap();
+    let w = warden.load(policy).unwrap();
+    let opts = |w: &Workload| {
+        let mut opts = RunOptions::from_policy(w.policy());
+        opts.args = vec![format!("http GET {base}/held")];
+        let (out, _) = opts.capture_output();
+        (opts, out)
+    };
+    let live: Vec<_> = (0..2)
+        .map(|_| {
+            let w = w.clone();
+            let (o, out) = opts(&w);
+            (std::thread::spawn(move || w.run(o)), out)
+        })
+        .collect();
+    arrived.recv().unwrap();
+    arrived.recv().unwrap();
+
+    // Both runs are live, blocked on the server: a third is refused, and says why.
+    let (o, _) = opts(&w);
+    match w.run(o) {
+        Err(e @ warden::RunError::AtCapacity { limit: 2 }) => {
+            assert!(e.to_string().contains("2 runs are live"), "{e}");
+        }
+        other => panic!("expected AtCapacity, got {other:?}"),
+    }
+
+    // CONTROL: once they are answered and end, the next run gets a thread and succeeds.
+    release.send(()).unwrap();
+    for (run, out) in live {
+        let report = run.join().unwrap().unwrap();
+        assert_eq!(report.outcome, Outcome::Exited(0));
+        assert!(out.text().contains("http: 200 ok"), "{}", out.text());
+    }
+    let (o, out) = opts(&w);
+    let report = w.run(o).unwrap();
+    assert_eq!(report.outcome, Outcome::Exited(0));
+    assert!(out.text().contains("http: 200 ok"), "{}", out.text());
+}

@@ -585,6 +585,8 @@ fn run(args: RunArgs) -> ExitCode {
         },
         pooling: false,
         interruption: run_interruption(args.epochs, &policy),
+        // One run: a bound of its own, with no read of the kernel's mapping limit at start.
+        max_live_runs: Some(8),
     };
     let warden = match Warden::new(settings) {
         Ok(w) => w,

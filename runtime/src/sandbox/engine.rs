@@ -50,6 +50,9 @@ impl Warden {
             EngineError::new("cannot start the wall-time watchdog", Arc::new(e))
         })?;
 
+        let max_live = settings
+            .max_live_runs
+            .unwrap_or_else(crate::run_pool::default_max_live);
         Ok(Warden {
             inner: Arc::new(WardenInner {
                 engine,
@@ -59,7 +62,7 @@ impl Warden {
                 component_linker: OnceLock::new(),
                 ticker_stop,
                 watchdog,
-                runs: crate::run_pool::RunPool::new("warden-run", RUN_THREAD_STACK),
+                runs: crate::run_pool::RunPool::new("warden-run", RUN_THREAD_STACK, max_live),
             }),
         })
     }

@@ -69,6 +69,16 @@ pub struct EngineSettings {
     pub pooling: bool,
     /// How the wall-time limit stops a guest that is running code (see [`Interruption`]).
     pub interruption: Interruption,
+    /// The most runs live at once on this engine; past it a run is refused with
+    /// [`RunError::AtCapacity`](crate::RunError::AtCapacity). A live run holds a thread of
+    /// its own (until its guest's last host call returns, even after the watchdog settled
+    /// it) and its instances' memory mappings. `None`: the kernel's limit on one process's
+    /// mappings (`vm.max_map_count`) over 12, 5,460 with Linux's default of 65,530 — a
+    /// process that runs out of mappings cannot start a thread, and the standard library
+    /// aborts the whole process then, so refusing one run is the safe answer. A service that
+    /// holds more runs raises `vm.max_map_count` (10,000 live runs of a small connector need
+    /// about 105,000 mappings and 3.8 GiB; BENCHMARKS.md).
+    pub max_live_runs: Option<usize>,
 }
 
 /// How `[limits] wall` (and the network and host-heap limits, which are checked on the same

@@ -129,6 +129,8 @@ impl Workload {
     /// [`RunError::Start`] when the run could not start: an argument or environment value
     /// holds a NUL byte ([`LoadError::NulByte`]), or the sandbox could not be set up (a
     /// secret could not be read, a granted path could not be opened or staged).
+    /// [`RunError::AtCapacity`] when as many runs as the engine allows are live
+    /// ([`EngineSettings::max_live_runs`](crate::EngineSettings::max_live_runs)), and
     /// [`RunError::Thread`] when the run's thread could not be started.
     pub fn run(&self, opts: RunOptions) -> Result<RunReport, RunError> {
         self.check_not_http()?;
@@ -169,13 +171,19 @@ impl Workload {
         let workload = self.clone();
         let guard = LostGuard(watch.clone());
         let pool = self.inner.warden.inner.runs.clone();
-        pool.execute(Box::new(move || {
+        pool.execute(move |slot| {
             let guard = guard;
-            if let Some(result) = workload.run_here(opts, exchange, &guard.0) {
+            let result = workload.run_here(opts, exchange, &guard.0);
+            // The run is over: its place among the live runs is free before anyone hears so.
+            drop(slot);
+            if let Some(result) = result {
                 guard.0.send(result.map_err(RunError::Start));
             }
-        }))
-        .map_err(RunError::Thread)
+        })
+        .map_err(|e| match e {
+            crate::run_pool::PoolError::Full(limit) => RunError::AtCapacity { limit },
+            crate::run_pool::PoolError::Thread(e) => RunError::Thread(e),
+        })
     }
 
     /// The run itself, on its own thread. `None` when the watchdog settled the run (it was
@@ -311,13 +319,9 @@ impl Workload {
 
         // Everything is set up: lock the host down before the first guest instruction.
         if let Some((mode, profile)) = &profile {
-            // wasmtime-wasi's tokio runtime starts its threads when first used, and so does
-            // the I/O runtime a component's run enters; start them now, while starting
-            // threads is still allowed.
-            wasmtime_wasi::runtime::in_tokio(async {});
-            if self.is_component() {
-                crate::io_runtime::start();
-            }
+            // The I/O runtime every run enters starts its thread when first used: start it
+            // now, while starting threads is still allowed.
+            crate::io_runtime::start();
             if let Err(e) = profile.install(*mode) {
                 let e = LoadError::Lockdown(e);
                 audit.emit("error", json!({ "message": e.to_string() }));
@@ -349,6 +353,9 @@ impl Workload {
             },
         );
 
+        // The guest's blocking calls and the tasks they spawn (the broker's exchanges) run on
+        // the I/O runtime (see `crate::io_runtime`), not on wasmtime-wasi's per-core one.
+        let _io = crate::io_runtime::enter();
         let (result, limiter, fuel_left) = match &w.pre {
             Prepared::Core { pre, entry } => {
                 let mut store = Store::new(
@@ -374,9 +381,6 @@ impl Workload {
                 (result, store.into_data().limiter, left)
             }
             Prepared::Component { pre, entry } => {
-                // The guest's blocking calls and the tasks they spawn (the broker's exchanges)
-                // run on the I/O runtime (see `crate::io_runtime`).
-                let _io = crate::io_runtime::enter();
                 let wasi = ComponentCtx {
                     ctx: builder.build(),
                     table: {

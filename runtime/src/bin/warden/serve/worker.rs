@@ -97,6 +97,8 @@ pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
         // A worker runs many requests: one that passes its wall limit is stopped, the
         // worker goes on.
         interruption: warden::Interruption::Epoch,
+        // One run at a time, on the one prestarted thread.
+        max_live_runs: Some(1),
     };
     // The pooling allocator reserves its slots up front; where the host refuses that much
     // address space, instances are allocated per run instead.
@@ -108,9 +110,8 @@ pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
         Ok(w) => w,
         Err(e) => return failed(e),
     };
-    // wasmtime-wasi's tokio threads start on first use, and so does the thread runs execute
-    // on: start them while that is allowed.
-    wasmtime_wasi::runtime::in_tokio(async {});
+    // The run thread and the I/O runtime's thread start on first use: start them while that
+    // is allowed.
     if let Err(e) = warden.prestart_run_threads(1) {
         return failed(format!("cannot start the run thread: {e}"));
     }
