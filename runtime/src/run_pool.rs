@@ -274,6 +274,15 @@ mod tests {
         until_idle(&pool, 2);
     }
 
+    /// Waits (at most 5 s) until `n` runs of `pool` are live.
+    fn until_live(pool: &RunPool, n: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while pool.live.load(Ordering::Acquire) != n {
+            assert!(std::time::Instant::now() < deadline, "a place was not freed");
+            std::thread::yield_now();
+        }
+    }
+
     /// Past `max_live` live runs a job is refused at once (not queued, no thread started);
     /// a run that is over frees its place even before its thread is back in the pool, and
     /// so does a job that panics.
@@ -310,6 +319,7 @@ mod tests {
         let (tx, done) = channel();
         pool.execute(move |_| tx.send(()).unwrap()).unwrap();
         done.recv().unwrap();
+        until_live(&pool, 1);
         // A job that panics gives its place back too.
         let (tx, done) = channel::<()>();
         pool.execute(move |_| {
