@@ -326,9 +326,8 @@ impl Policy {
                 "granted by [random] secure",
             );
         } else {
-            let bytes = deterministic_stream();
-            builder.secure_random(wasmtime_wasi::Deterministic::new(bytes.to_vec()));
-            builder.insecure_random(wasmtime_wasi::Deterministic::new(bytes.to_vec()));
+            builder.secure_random(StreamCursor::default());
+            builder.insecure_random(StreamCursor::default());
             builder.insecure_random_seed(u128::from(DETERMINISTIC_RANDOM_SEED));
         }
 
@@ -423,6 +422,54 @@ fn output_str(o: OutputMode) -> &'static str {
 fn deterministic_stream() -> &'static [u8] {
     static STREAM: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     STREAM.get_or_init(deterministic_bytes)
+}
+
+/// A run's place in the process's deterministic stream, read in a cycle: the bytes and order
+/// of wasmtime-wasi's `Deterministic` over the same stream, without copying the stream (64 KiB)
+/// into every run, twice.
+#[derive(Default)]
+struct StreamCursor {
+    at: usize,
+}
+
+impl StreamCursor {
+    fn next_byte(&mut self) -> u8 {
+        let stream = deterministic_stream();
+        let b = stream[self.at % stream.len()];
+        self.at = (self.at + 1) % stream.len();
+        b
+    }
+}
+
+impl rand_core::TryRng for StreamCursor {
+    type Error = std::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        // Big-endian from the stream, as `Deterministic` builds it.
+        let b = [
+            self.next_byte(),
+            self.next_byte(),
+            self.next_byte(),
+            self.next_byte(),
+        ];
+        Ok(u32::from_be_bytes(b))
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let hi = self.try_next_u32()?;
+        let lo = self.try_next_u32()?;
+        Ok((u64::from(hi) << 32) | u64::from(lo))
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        let stream = deterministic_stream();
+        let mut filled = 0;
+        while filled < dst.len() {
+            let from = self.at % stream.len();
+            let n = (stream.len() - from).min(dst.len() - filled);
+            dst[filled..filled + n].copy_from_slice(&stream[from..from + n]);
+            filled += n;
+            self.at = (from + n) % stream.len();
+        }
+        Ok(())
+    }
 }
 
 /// A splitmix64 stream from [`DETERMINISTIC_RANDOM_SEED`].
@@ -895,6 +942,34 @@ mod tests {
         assert_eq!(a, deterministic_bytes());
         assert_eq!(a.len(), DETERMINISTIC_RANDOM_PERIOD);
         assert!(a.windows(8).take(16).any(|w| w != &a[..8]));
+    }
+
+    /// A run's cursor yields what wasmtime-wasi's `Deterministic` over a copy of the stream
+    /// did (the guest-visible values did not change when the copy went away), across the
+    /// stream's end and for every mix of the three calls.
+    #[test]
+    fn the_stream_cursor_reads_what_deterministic_did() {
+        use rand_core::{Rng, TryRng};
+        let mut cursor = StreamCursor::default();
+        let mut reference = wasmtime_wasi::Deterministic::new(deterministic_stream().to_vec());
+        // About 30 MB: the stream's end is crossed hundreds of times, at different offsets.
+        for step in 0..40_000usize {
+            match step % 4 {
+                0 => assert_eq!(cursor.try_next_u32().unwrap(), reference.next_u32()),
+                1 => assert_eq!(cursor.try_next_u64().unwrap(), reference.next_u64()),
+                _ => {
+                    let n = (step * 7919) % 3001;
+                    let (mut a, mut b) = (vec![0u8; n], vec![0u8; n]);
+                    cursor.try_fill_bytes(&mut a).unwrap();
+                    reference.fill_bytes(&mut b);
+                    assert_eq!(a, b, "fill of {n} at step {step}");
+                }
+            }
+        }
+        // CONTROL: a cursor one byte along is a different stream.
+        let mut shifted = StreamCursor { at: 1 };
+        let mut fresh = wasmtime_wasi::Deterministic::new(deterministic_stream().to_vec());
+        assert_ne!(shifted.try_next_u64().unwrap(), fresh.next_u64());
     }
 }
 

@@ -278,7 +278,10 @@ mod tests {
     fn until_live(pool: &RunPool, n: usize) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while pool.live.load(Ordering::Acquire) != n {
-            assert!(std::time::Instant::now() < deadline, "a place was not freed");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a place was not freed"
+            );
             std::thread::yield_now();
         }
     }
