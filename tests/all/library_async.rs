@@ -384,3 +384,46 @@ fn a_run_past_the_engines_live_limit_is_refused_and_fits_once_one_ends() {
     assert_eq!(report.outcome, Outcome::Exited(0));
     assert!(out.text().contains("http: 200 ok"), "{}", out.text());
 }
+
+/// `run_inline` runs the guest on the calling thread with the same limits and records: a
+/// run ends with its output; one stuck in a host call past its wall limit is settled by the
+/// watchdog (one `limit` and one `exit` record, `WallLimit`), and the call returns that
+/// report once the host call comes back. Refused inside an async runtime (the control: the
+/// same call outside one runs).
+#[test]
+fn run_inline_runs_on_the_calling_thread_under_the_same_limits() {
+    let w = load(guests::HELLO_P1, PLAIN);
+    let mut opts = RunOptions::from_policy(w.policy());
+    let (stdout, _) = opts.capture_output();
+    let report = w.run_inline(opts).unwrap();
+    assert_eq!(report.outcome, Outcome::Exited(0));
+    assert!(stdout.text().contains("hello"), "{}", stdout.text());
+
+    // Stuck: the server holds the request 4 s, past the 1 s wall limit and its 2 s grace.
+    let (base, arrived, release) = holding_server(1);
+    let w = load(guests::NET_PROBE_P2, &stuck_manifest(&base));
+    let (opts, records) = stuck_opts(&w, &format!("{base}/held"));
+    let releaser = std::thread::spawn(move || {
+        arrived.recv().unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        release.send(()).unwrap();
+    });
+    let started = std::time::Instant::now();
+    let report = w.run_inline(opts).unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_secs(4));
+    assert_ended_by_the_watchdog(&report, &records);
+    releaser.join().unwrap();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let w2 = w.clone();
+    let refused = rt.block_on(async move {
+        let opts = RunOptions::from_policy(w2.policy());
+        w2.run_inline(opts)
+    });
+    assert!(
+        matches!(&refused, Err(warden::RunError::Thread(e)) if e.to_string().contains("run_async")),
+        "{refused:?}"
+    );
+}

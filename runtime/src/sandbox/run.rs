@@ -139,6 +139,37 @@ impl Workload {
         rx.recv().unwrap_or(Err(RunError::Lost))
     }
 
+    /// [`Workload::run`] on the calling thread instead of a run thread of the engine's: no
+    /// hand-off between threads (two context switches a run fewer), for a process that does
+    /// nothing but run workloads one after another, such as a `warden serve` worker.
+    ///
+    /// Every limit acts as in [`Workload::run`] except how the call returns when the guest is
+    /// stuck in a host call past its wall limit: the watchdog still settles the run at the wall
+    /// limit plus [`WALL_GRACE`](crate::watchdog::WALL_GRACE) (its `limit` and `exit` records
+    /// written, staging cleaned up), but this call returns only when that host call does,
+    /// possibly never. Use it only where something outside ends such a caller (a serve worker
+    /// is killed by its server at the same deadline); elsewhere use [`Workload::run`]. Not from
+    /// inside an async runtime (use [`Workload::run_async`]): it is refused there with
+    /// [`RunError::Thread`]. It takes no place among the engine's live runs (the caller's
+    /// thread is already spent on it).
+    ///
+    /// # Errors
+    /// As [`Workload::run`].
+    pub fn run_inline(&self, opts: RunOptions) -> Result<RunReport, RunError> {
+        self.check_not_http()?;
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(RunError::Thread(std::io::Error::other(
+                "run_inline called inside an async runtime: use run_async",
+            )));
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let watch = Watch::new(Reply::Blocking(tx));
+        if let Some(result) = self.run_here(opts, None, &watch) {
+            watch.send(result.map_err(RunError::Start));
+        }
+        rx.recv().unwrap_or(Err(RunError::Lost))
+    }
+
     /// [`Workload::run`] for async callers: the guest runs on a thread of its own and the
     /// returned future completes when the run ends, without holding a runtime thread. Works
     /// under any executor (the run needs nothing of the caller's runtime); dropping the

@@ -190,7 +190,9 @@ pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
         opts.audit = sink.clone();
         opts.run_id = Some(req.run.clone());
         let result = match req.http {
-            None => workload.run(opts).map(|report| (report, None)),
+            // On this thread: a worker does nothing else meanwhile, and its server kills it
+            // if a guest stays stuck in a host call past the wall limit and its grace.
+            None => workload.run_inline(opts).map(|report| (report, None)),
             Some(http) => workload
                 .handle_http(http_request(http), opts)
                 .map(|r| (r.run, Some(http_answer(r.response, r.message)))),
