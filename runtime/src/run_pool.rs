@@ -311,14 +311,7 @@ mod tests {
         assert!(matches!(pool.execute(|_| ()), Err(PoolError::Full(2))));
         // CONTROL: one run over (its thread not yet idle), the next one fits.
         releases.pop().unwrap().send(()).unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while pool.live.load(Ordering::Acquire) != 1 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the place was not freed"
-            );
-            std::thread::yield_now();
-        }
+        until_live(&pool, 1);
         let (tx, done) = channel();
         pool.execute(move |_| tx.send(()).unwrap()).unwrap();
         done.recv().unwrap();
@@ -331,14 +324,7 @@ mod tests {
         })
         .unwrap();
         assert!(done.recv().is_err(), "the job ended");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while pool.live.load(Ordering::Acquire) != 1 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the place was not freed"
-            );
-            std::thread::yield_now();
-        }
+        until_live(&pool, 1);
         releases.pop().unwrap().send(()).unwrap();
     }
 }
