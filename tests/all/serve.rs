@@ -629,3 +629,115 @@ fn a_worker_gets_its_own_identitys_env_secrets_and_no_others() {
     }
     assert_eq!(serve.stop(), 0);
 }
+
+/// The cgroup v1 `cpu` path of process `pid` (`/proc/PID/cgroup`).
+fn cpu_cgroup(pid: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+            controllers
+                .split(',')
+                .any(|c| c == "cpu")
+                .then(|| path.to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// Whether this machine lets a process make cgroup v1 `cpu` groups (root, v1 mounted).
+fn cpu_groups_here() -> bool {
+    let probe =
+        Path::new("/sys/fs/cgroup/cpu").join(format!("warden-probe-{}", std::process::id()));
+    let ok = std::fs::create_dir(&probe).is_ok();
+    let _ = std::fs::remove_dir(&probe);
+    ok
+}
+
+#[test]
+fn each_identitys_workers_share_a_cpu_group_of_their_own_which_goes_at_stop() {
+    if !cpu_groups_here() {
+        // CI runs as root with the v1 `cpu` hierarchy mounted: there, this must run.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI cannot make cgroup v1 cpu groups: the CPU isolation of `warden serve` is untested"
+        );
+        eprintln!("SKIPPED (loudly): no writable cgroup v1 `cpu` hierarchy on this machine");
+        return;
+    }
+    let s = Scene::new();
+    let good = manifest(&s, "good", guests::HELLO_P1, "");
+    let busy = manifest(&s, "busy", guests::SPIN_P1, "[limits]\nwall = \"3s\"\n");
+    let serve = std::sync::Arc::new(Serve::start(
+        &s,
+        &[&good, &busy],
+        &["--cpu-groups", "require", "--max-workers", "2"],
+    ));
+    let server_pid = serve.child.id();
+    let server_group = cpu_cgroup(&server_pid.to_string());
+    // Two spinning runs at once: the busy identity gets a second worker.
+    let spinning: Vec<_> = (0..2)
+        .map(|_| {
+            let serve = serve.clone();
+            std::thread::spawn(move || serve.run("busy", &[], b"").json())
+        })
+        .collect();
+    let mut found = workers(&serve);
+    for _ in 0..300 {
+        if found.len() == 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        found = workers(&serve);
+    }
+    assert_eq!(found.len(), 3, "{found:?}");
+    let ours = format!(
+        "{}/warden-serve-{server_pid}/",
+        server_group.trim_end_matches('/')
+    );
+    let group_of = |want: &str| -> Vec<String> {
+        found
+            .iter()
+            .filter(|(_, cmdline, _)| cmdline.contains(&format!("{want}.warden.toml")))
+            .map(|(pid, _, _)| cpu_cgroup(pid))
+            .collect()
+    };
+    let (good_groups, busy_groups) = (group_of("good"), group_of("busy"));
+    assert_eq!(good_groups.len(), 1, "{found:?}");
+    assert_eq!(busy_groups.len(), 2, "{found:?}");
+    assert!(
+        good_groups[0].starts_with(&ours),
+        "{good_groups:?} not under {ours}"
+    );
+    assert!(good_groups[0].ends_with("-good"), "{good_groups:?}");
+    assert!(busy_groups[0].ends_with("-busy"), "{busy_groups:?}");
+    // Both of busy's workers in one group, weighted as good's: busy gets one identity's share.
+    assert_eq!(busy_groups[0], busy_groups[1]);
+    assert_ne!(good_groups[0], busy_groups[0]);
+    let dir = |g: &str| Path::new("/sys/fs/cgroup/cpu").join(g.trim_start_matches('/'));
+    for g in [&good_groups[0], &busy_groups[0]] {
+        let shares = std::fs::read_to_string(dir(g).join("cpu.shares")).unwrap();
+        assert_eq!(shares.trim(), "1024", "{g}");
+    }
+    // The well-behaved identity still runs while busy spins.
+    let r = serve.run("good", &["good"], b"").json();
+    assert_eq!(r["stdout"], "hello, good\n");
+    for t in spinning {
+        assert_eq!(t.join().unwrap()["outcome"], "wall-limit");
+    }
+    let root = dir(&ours);
+    assert!(root.is_dir());
+    let serve = std::sync::Arc::into_inner(serve).unwrap();
+    assert_eq!(serve.stop(), 0);
+    assert!(!root.exists(), "{} left behind", root.display());
+
+    // Control: with `--cpu-groups off` the workers stay in the server's own group.
+    let serve = Serve::start(&s, &[&good, &busy], &["--cpu-groups", "off"]);
+    let found = workers(&serve);
+    assert_eq!(found.len(), 2, "{found:?}");
+    for (pid, _, _) in &found {
+        assert_eq!(cpu_cgroup(pid), server_group);
+    }
+    assert_eq!(serve.stop(), 0);
+}

@@ -8,6 +8,8 @@
 //! send their audit records to the server, which checks each belongs to the worker's identity
 //! and run and writes it to the one audit log.
 
+#[path = "serve/cpu.rs"]
+mod cpu;
 #[path = "serve/http.rs"]
 mod http;
 #[path = "serve/metrics.rs"]
@@ -119,6 +121,11 @@ pub struct ServeArgs {
     /// allow list, then replaced) or `off` (a warning is printed).
     #[arg(long, value_enum, default_value_t = Lockdown::Enforce)]
     seccomp: Lockdown,
+    /// CPU shared per identity: `auto` (each identity's workers in a cgroup of their own,
+    /// all weighted alike, where the host allows it; a warning otherwise), `require` (refuse
+    /// to start without) or `off` (the workers share the CPU by process).
+    #[arg(long, value_enum, default_value_t = cpu::Mode::Auto)]
+    cpu_groups: cpu::Mode,
 }
 
 fn parse_positive(s: &str) -> Result<usize, String> {
@@ -255,6 +262,8 @@ struct State {
     lockdown: bool,
     max_workers: usize,
     connections: AtomicUsize,
+    /// Each identity's CPU group, when there are groups (`--cpu-groups`).
+    cpu: Option<Arc<cpu::Groups>>,
 }
 
 impl State {
@@ -315,6 +324,33 @@ pub fn serve(args: ServeArgs) -> ExitCode {
              (--seccomp off serves without it)"
         ));
     }
+    let cpu = match args.cpu_groups {
+        cpu::Mode::Off => None,
+        mode => {
+            let names: Vec<&str> = policies.iter().map(|p| p.identity.name.as_str()).collect();
+            match cpu::Groups::create(&names) {
+                Ok(g) => {
+                    eprintln!(
+                        "warden: serve: CPU shared per identity (cgroup {})",
+                        g.root().display()
+                    );
+                    Some(Arc::new(g))
+                }
+                Err(e) if mode == cpu::Mode::Require => {
+                    return crate::fail(format!(
+                        "--cpu-groups require: no per-identity CPU groups here: {e}"
+                    ));
+                }
+                Err(e) => {
+                    eprintln!(
+                        "warden: serve: warning: no per-identity CPU groups ({e}); \
+                         identities share the CPU by process (--cpu-groups off silences this)"
+                    );
+                    None
+                }
+            }
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("warden-serve")
@@ -339,10 +375,13 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         lockdown: args.seccomp == Lockdown::Enforce,
         max_workers: args.max_workers,
         connections: AtomicUsize::new(0),
+        cpu: cpu.clone(),
     };
     let code = runtime.block_on(serve_async(state, policies, args.queue, args.listen));
     // Workers still running (a drain that ran out of time) are killed as their handles drop.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    // The last handle on the CPU groups: they are removed once their workers are gone.
+    drop(cpu);
     code
 }
 
@@ -737,6 +776,17 @@ async fn spawn_worker(state: &State, ident: &Ident) -> Result<(Proc, proto::Read
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start a worker: {e}"))?;
+    // Into its identity's CPU group before it is sent a run (it is loading its workload).
+    if let Some(groups) = &state.cpu {
+        let placed = match child.id() {
+            Some(pid) => groups.place(&ident.name, pid),
+            None => Err("the worker ended at once".into()),
+        };
+        if let Err(e) = placed {
+            let _ = child.kill().await;
+            return Err(format!("cannot place a worker in its CPU group: {e}"));
+        }
+    }
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         return Err("cannot start a worker: no pipes".into());
     };

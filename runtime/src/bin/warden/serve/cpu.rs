@@ -1,0 +1,233 @@
+//! Per-identity CPU groups for `warden serve`: every identity's workers are placed in one
+//! cgroup of their own, all with the same CPU weight, under one group for this server. The
+//! kernel then shares the cores between identities, not between processes: an identity that
+//! keeps four workers spinning gets, under contention, the CPU of one identity, and a
+//! well-behaved identity's run is not queued behind them.
+//!
+//! The cgroup v1 `cpu` controller is used (a writable hierarchy, as root or delegated). On a
+//! cgroup v2-only host this is not supported yet: the server says so at start and identities
+//! share the CPU by process (docs/serve.md, "CPU").
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `--cpu-groups`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum Mode {
+    /// Per-identity groups where the host allows them; otherwise a warning at start.
+    Auto,
+    /// Per-identity groups, or `warden serve` refuses to start.
+    Require,
+    /// No groups: the workers stay in the server's cgroup.
+    Off,
+}
+
+/// The CPU weight (cgroup v1 `cpu.shares`) of each identity's group: the kernel's default
+/// for a group, so all identities weigh the same.
+const SHARES: &str = "1024";
+
+/// Prefix of the server's own group, followed by its pid.
+const PREFIX: &str = "warden-serve-";
+
+/// This server's groups: one directory per identity under `root`, removed on drop.
+pub struct Groups {
+    root: PathBuf,
+    by_name: BTreeMap<String, PathBuf>,
+}
+
+impl Groups {
+    /// Creates the server's group and one group per name in `names`, or says why it cannot.
+    pub fn create(names: &[&str]) -> Result<Groups, String> {
+        let parent = v1_cpu_dir()?;
+        remove_stale(&parent);
+        let root = parent.join(format!("{PREFIX}{}", std::process::id()));
+        std::fs::create_dir(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+        let mut groups = Groups {
+            root,
+            by_name: BTreeMap::new(),
+        };
+        for (i, name) in names.iter().enumerate() {
+            // The directory name only has to be unique and readable: the index makes it
+            // unique, the name (its safe characters) readable.
+            let safe: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .take(64)
+                .collect();
+            let dir = groups.root.join(format!("{i}-{safe}"));
+            std::fs::create_dir(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            write(&dir.join("cpu.shares"), SHARES)?;
+            groups.by_name.insert((*name).to_owned(), dir);
+        }
+        Ok(groups)
+    }
+
+    /// The server's group (holding every identity's group).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Moves process `pid` (all its threads) into `name`'s group.
+    pub fn place(&self, name: &str, pid: u32) -> Result<(), String> {
+        let dir = self
+            .by_name
+            .get(name)
+            .ok_or_else(|| format!("no CPU group for `{name}`"))?;
+        write(&dir.join("cgroup.procs"), &pid.to_string())
+    }
+}
+
+impl Drop for Groups {
+    fn drop(&mut self) {
+        // A killed worker leaves its group a moment after its kill: retry for up to a second.
+        for _ in 0..100 {
+            if remove_tree(&self.root) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        eprintln!(
+            "warden: serve: warning: could not remove the CPU group {} (a worker still in it?)",
+            self.root.display()
+        );
+    }
+}
+
+fn write(path: &Path, value: &str) -> Result<(), String> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(value.as_bytes()))
+        .map_err(|e| format!("cannot write {value} to {}: {e}", path.display()))
+}
+
+/// Removes `dir` and the groups in it (a cgroup directory holds only the kernel's files,
+/// which go with it); false if one still holds a process.
+fn remove_tree(dir: &Path) -> bool {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+    }
+    std::fs::remove_dir(dir).is_ok() || !dir.exists()
+}
+
+/// Groups left by servers that were killed (`warden-serve-PID` whose PID is gone).
+fn remove_stale(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            remove_tree(&e.path());
+        }
+    }
+}
+
+/// The directory of this process's cgroup in the v1 `cpu` hierarchy, if one is mounted.
+fn v1_cpu_dir() -> Result<PathBuf, String> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+    let own = own_cpu_path(&cgroups).ok_or_else(|| {
+        "no cgroup v1 `cpu` controller here (cgroup v2 is not supported yet)".to_owned()
+    })?;
+    let (root, mountpoint) = cpu_mount(&mountinfo)
+        .ok_or_else(|| "the cgroup v1 `cpu` controller is not mounted".to_owned())?;
+    let rel = own
+        .strip_prefix(&root)
+        .unwrap_or(own.as_str())
+        .trim_start_matches('/');
+    let dir = Path::new(&mountpoint).join(rel);
+    if !dir.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    Ok(dir)
+}
+
+/// The path of the v1 cgroup whose controllers include `cpu`, from /proc/self/cgroup.
+fn own_cpu_path(cgroups: &str) -> Option<String> {
+    cgroups.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == "cpu")
+            .then(|| path.to_owned())
+    })
+}
+
+/// The root and mount point of the v1 `cpu` hierarchy, from /proc/self/mountinfo.
+fn cpu_mount(mountinfo: &str) -> Option<(String, String)> {
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let fields: Vec<&str> = left.split(' ').collect();
+        let mut right = right.split(' ');
+        let (fstype, _source, options) = (right.next()?, right.next()?, right.next()?);
+        (fstype == "cgroup" && options.split(',').any(|o| o == "cpu") && fields.len() >= 5)
+            .then(|| (unescape(fields[3]), unescape(fields[4])))
+    })
+}
+
+/// mountinfo writes a space, tab, newline and backslash in a path as octal escapes.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() {
+            let digits = std::str::from_utf8(&b[i + 1..i + 4]).ok();
+            if let Some(v) = digits.and_then(|d| u8::from_str_radix(d, 8).ok()) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_cpu_hierarchy_is_found_among_the_others_and_its_root_stripped() {
+        let cgroups =
+            "9:name=systemd:/\n4:memory:/a/b\n2:cpuacct:/\n1:cpu,cpuacct:/kubepods/pod1/c1\n0::/\n";
+        assert_eq!(own_cpu_path(cgroups).as_deref(), Some("/kubepods/pod1/c1"));
+        // `cpuacct` alone is not `cpu`.
+        assert_eq!(own_cpu_path("2:cpuacct:/x\n0::/\n"), None);
+        let mountinfo = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+            33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct\n\
+            32 31 0:29 /kubepods /sys/fs/cgroup/cpu\\040x rw,relatime shared:9 - cgroup cgroup rw,cpu,cpuacct\n\
+            40 23 0:35 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            cpu_mount(mountinfo),
+            Some(("/kubepods".into(), "/sys/fs/cgroup/cpu x".into()))
+        );
+        assert_eq!(
+            cpu_mount("40 23 0:35 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"),
+            None
+        );
+    }
+}
