@@ -63,7 +63,7 @@ pub struct HttpReport {
 /// A request on its way into a run, and where the run leaves the response.
 pub(super) struct Exchange {
     pub(super) request: hyper::Request<Full<Bytes>>,
-    pub(super) answer: Arc<std::sync::Mutex<Option<Result<HttpResponse, String>>>>,
+    pub(super) answer: Answer,
 }
 
 impl Workload {
@@ -96,6 +96,36 @@ impl Workload {
         request: HttpRequest,
         opts: RunOptions,
     ) -> Result<HttpReport, RunError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let answer = self.start_http(request, opts, Reply::Blocking(tx))?;
+        let run = rx.recv().unwrap_or(Err(RunError::Lost))?;
+        Ok(report(run, &answer))
+    }
+
+    /// [`Workload::handle_http`] for async callers, as [`Workload::run_async`] is to
+    /// [`Workload::run`]: the component runs on a thread of its own and the future completes
+    /// when the run ends.
+    ///
+    /// # Errors
+    /// As [`Workload::handle_http`].
+    pub async fn handle_http_async(
+        &self,
+        request: HttpRequest,
+        opts: RunOptions,
+    ) -> Result<HttpReport, RunError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let answer = self.start_http(request, opts, Reply::Async(tx))?;
+        let run = rx.await.unwrap_or(Err(RunError::Lost))?;
+        Ok(report(run, &answer))
+    }
+
+    /// Starts a run of the handler on `request`; the response is left in the returned cell.
+    fn start_http(
+        &self,
+        request: HttpRequest,
+        opts: RunOptions,
+        reply: Reply,
+    ) -> Result<Answer, RunError> {
         if !self.handles_http() {
             return Err(RunError::Start(LoadError::Entry {
                 path: self.inner.path.clone(),
@@ -107,23 +137,29 @@ impl Workload {
             request: to_hyper(request).map_err(|e| RunError::Start(LoadError::HttpRequest(e)))?,
             answer: answer.clone(),
         };
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.start(opts, Some(exchange), Reply::Blocking(tx))?;
-        let run = rx.recv().unwrap_or(Err(RunError::Lost))?;
-        let taken = answer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let (response, message) = match taken {
-            Some(Ok(r)) => (Some(r), None),
-            Some(Err(m)) => (None, Some(m)),
-            None => (
-                None,
-                Some("the run ended before the handler answered".into()),
-            ),
-        };
-        Ok(HttpReport {
-            run,
-            response,
-            message,
-        })
+        self.start(opts, Some(exchange), reply)?;
+        Ok(answer)
+    }
+}
+
+/// Where a handler's run leaves its response (or why there is none).
+type Answer = Arc<std::sync::Mutex<Option<Result<HttpResponse, String>>>>;
+
+/// The report of a handler's run that ended as `run`.
+fn report(run: RunReport, answer: &Answer) -> HttpReport {
+    let taken = answer.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let (response, message) = match taken {
+        Some(Ok(r)) => (Some(r), None),
+        Some(Err(m)) => (None, Some(m)),
+        None => (
+            None,
+            Some("the run ended before the handler answered".into()),
+        ),
+    };
+    HttpReport {
+        run,
+        response,
+        message,
     }
 }
 
