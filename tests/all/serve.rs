@@ -741,3 +741,79 @@ fn each_identitys_workers_share_a_cpu_group_of_their_own_which_goes_at_stop() {
     }
     assert_eq!(serve.stop(), 0);
 }
+
+/// An upstream that answers a request only once `together` of them are waiting at the same
+/// time (`together`), or after `patience` (`alone`).
+fn gathering_server(together: usize, patience: std::time::Duration) -> Server {
+    // (waiting now, whether `together` were waiting at once since the last time none were)
+    let state = std::sync::Arc::new((
+        std::sync::Mutex::new((0usize, false)),
+        std::sync::Condvar::new(),
+    ));
+    Server::raw(move |_| {
+        let (lock, changed) = &*state;
+        let mut s = lock.lock().unwrap();
+        s.0 += 1;
+        if s.0 >= together {
+            s.1 = true;
+        }
+        changed.notify_all();
+        let (mut s, _) = changed.wait_timeout_while(s, patience, |s| !s.1).unwrap();
+        let body = if s.1 { "together" } else { "alone" };
+        s.0 -= 1;
+        if s.0 == 0 {
+            s.1 = false;
+        }
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    })
+}
+
+#[test]
+fn one_worker_holds_runs_per_worker_runs_at_once_each_answered_and_audited() {
+    let s = Scene::new();
+    let upstream = gathering_server(3, std::time::Duration::from_millis(1500));
+    let probe = manifest(
+        &s,
+        "probe",
+        guests::NET_PROBE_P2,
+        &format!(
+            "[[http]]\nurl = \"{}\"\nmethods = [\"GET\"]\n\n[limits]\nwall = \"20s\"\n",
+            upstream.url("/")
+        ),
+    );
+    let step = format!("http GET {}", upstream.url("/wait")).replace(' ', "%20");
+    let three = |extra: &[&str]| -> (Vec<Value>, usize, Vec<Value>) {
+        let serve = std::sync::Arc::new(Serve::start(&s, &[&probe], extra));
+        let runs: Vec<_> = (0..3)
+            .map(|_| {
+                let (serve, step) = (serve.clone(), step.clone());
+                std::thread::spawn(move || serve.run("probe", &[&step], b"").json())
+            })
+            .collect();
+        let answers: Vec<Value> = runs.into_iter().map(|t| t.join().unwrap()).collect();
+        let processes = workers(&serve).len();
+        let audit = serve.audit();
+        let serve = std::sync::Arc::into_inner(serve).unwrap();
+        assert_eq!(serve.stop(), 0);
+        (answers, processes, audit)
+    };
+    let (answers, processes, audit) = three(&["--runs-per-worker", "3", "--max-workers", "1"]);
+    assert_eq!(processes, 1, "one worker process held them");
+    for a in &answers {
+        assert_eq!(a["outcome"], "exited", "{a}");
+        assert_eq!(a["stdout"], "http: 200 together\n", "{a}");
+        let e = exits(&audit, a["run"].as_str().unwrap());
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0]["identity"], "spiffe://test.example/probe");
+    }
+    // Control: one run at a time in one worker, and the upstream never sees three at once.
+    let (answers, processes, _) = three(&["--runs-per-worker", "1", "--max-workers", "1"]);
+    assert_eq!(processes, 1);
+    for a in &answers {
+        assert_eq!(a["stdout"], "http: 200 alone\n", "{a}");
+    }
+}

@@ -189,8 +189,9 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
             Reply::Ok => serde_json::json!({ "ok": true, "request": requests.len() }),
             Reply::Echo => echo(&request),
             Reply::Raw(f) => {
-                let raw = f(&request);
+                // Unlocked while the reply is made: a reply may wait for other requests.
                 drop(requests);
+                let raw = f(&request);
                 let mut stream = stream;
                 // A client that gives up early is the client's business.
                 let _ = stream.write_all(&raw);

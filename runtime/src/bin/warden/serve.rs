@@ -24,7 +24,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -126,6 +126,11 @@ pub struct ServeArgs {
     /// to start without) or `off` (the workers share the CPU by process).
     #[arg(long, value_enum, default_value_t = cpu::Mode::Auto)]
     cpu_groups: cpu::Mode,
+    /// Runs one worker process holds at once, each on a run thread of its own started before
+    /// its lockdown (1: one at a time, on the worker's main thread). Raise it for connectors
+    /// that mostly wait on the network.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_positive)]
+    runs_per_worker: usize,
 }
 
 fn parse_positive(s: &str) -> Result<usize, String> {
@@ -147,11 +152,13 @@ pub struct WorkerArgs {
     manifest: PathBuf,
     #[arg(long)]
     no_lockdown: bool,
+    #[arg(long, default_value_t = 1, value_parser = parse_positive)]
+    runs: usize,
 }
 
 /// `warden serve-worker` (started by `warden serve` only).
 pub fn worker(args: WorkerArgs) -> ExitCode {
-    worker::run(&args.manifest, !args.no_lockdown)
+    worker::run(&args.manifest, !args.no_lockdown, args.runs)
 }
 
 /// What a worker cannot do after its lockdown, which `warden run` does before it: refused
@@ -264,6 +271,8 @@ struct State {
     connections: AtomicUsize,
     /// Each identity's CPU group, when there are groups (`--cpu-groups`).
     cpu: Option<Arc<cpu::Groups>>,
+    /// Runs a worker holds at once (`--runs-per-worker`).
+    runs_per_worker: usize,
 }
 
 impl State {
@@ -324,16 +333,18 @@ pub fn serve(args: ServeArgs) -> ExitCode {
              (--seccomp off serves without it)"
         ));
     }
+    // Said once serving (a start that fails says one line only).
+    let mut cpu_notice = None;
     let cpu = match args.cpu_groups {
         cpu::Mode::Off => None,
         mode => {
             let names: Vec<&str> = policies.iter().map(|p| p.identity.name.as_str()).collect();
             match cpu::Groups::create(&names) {
                 Ok(g) => {
-                    eprintln!(
+                    cpu_notice = Some(format!(
                         "warden: serve: CPU shared per identity (cgroup {})",
                         g.root().display()
-                    );
+                    ));
                     Some(Arc::new(g))
                 }
                 Err(e) if mode == cpu::Mode::Require => {
@@ -342,10 +353,10 @@ pub fn serve(args: ServeArgs) -> ExitCode {
                     ));
                 }
                 Err(e) => {
-                    eprintln!(
+                    cpu_notice = Some(format!(
                         "warden: serve: warning: no per-identity CPU groups ({e}); \
                          identities share the CPU by process (--cpu-groups off silences this)"
-                    );
+                    ));
                     None
                 }
             }
@@ -376,8 +387,15 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         max_workers: args.max_workers,
         connections: AtomicUsize::new(0),
         cpu: cpu.clone(),
+        runs_per_worker: args.runs_per_worker,
     };
-    let code = runtime.block_on(serve_async(state, policies, args.queue, args.listen));
+    let code = runtime.block_on(serve_async(
+        state,
+        policies,
+        args.queue,
+        args.listen,
+        cpu_notice,
+    ));
     // Workers still running (a drain that ran out of time) are killed as their handles drop.
     runtime.shutdown_timeout(Duration::from_secs(1));
     // The last handle on the CPU groups: they are removed once their workers are gone.
@@ -390,6 +408,7 @@ async fn serve_async(
     policies: Vec<Policy>,
     queue: usize,
     listen: SocketAddr,
+    cpu_notice: Option<String>,
 ) -> ExitCode {
     use tokio::signal::unix::{SignalKind, signal};
     let (mut term, mut int) = match (
@@ -451,6 +470,9 @@ async fn serve_async(
         "warden: serving {} workload(s) on http://{addr}",
         state.idents.len()
     );
+    if let Some(notice) = cpu_notice {
+        eprintln!("{notice}");
+    }
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -727,9 +749,7 @@ fn percent_decode(s: &str) -> Result<String, String> {
 /// Starts one more worker for `ident` when more runs are waiting than it has idle workers,
 /// up to the cap.
 fn scale_up(state: &Arc<State>, ident: &Arc<Ident>) {
-    let idle = ident
-        .workers
-        .load(Ordering::SeqCst)
+    let idle = (ident.workers.load(Ordering::SeqCst) * state.runs_per_worker)
         .saturating_sub(ident.in_flight.load(Ordering::SeqCst));
     if ident.queued() <= idle {
         return;
@@ -749,7 +769,7 @@ fn scale_up(state: &Arc<State>, ident: &Arc<Ident>) {
 struct Proc {
     child: tokio::process::Child,
     stdin: tokio::process::ChildStdin,
-    stdout: tokio::io::BufReader<tokio::process::ChildStdout>,
+    frames: proto::FrameReader<tokio::process::ChildStdout>,
 }
 
 /// Starts a worker of `ident` and waits until it has loaded its workload and locked down.
@@ -757,7 +777,9 @@ async fn spawn_worker(state: &State, ident: &Ident) -> Result<(Proc, proto::Read
     let mut cmd = tokio::process::Command::new(&state.exe);
     cmd.arg("serve-worker")
         .arg("--manifest")
-        .arg(&ident.manifest);
+        .arg(&ident.manifest)
+        .arg("--runs")
+        .arg(state.runs_per_worker.to_string());
     if !state.lockdown {
         cmd.arg("--no-lockdown");
     }
@@ -793,13 +815,9 @@ async fn spawn_worker(state: &State, ident: &Ident) -> Result<(Proc, proto::Read
     let mut proc = Proc {
         child,
         stdin,
-        stdout: tokio::io::BufReader::new(stdout),
+        frames: proto::FrameReader::new(stdout, ident.max_frame),
     };
-    let frame = tokio::time::timeout(
-        LOAD_TIMEOUT,
-        proto::read_frame_async(&mut proc.stdout, ident.max_frame),
-    )
-    .await;
+    let frame = tokio::time::timeout(LOAD_TIMEOUT, proc.frames.next()).await;
     match frame {
         Err(_) => Err(format!(
             "the worker did not load its workload within {LOAD_TIMEOUT:?}"
@@ -813,111 +831,6 @@ async fn spawn_worker(state: &State, ident: &Ident) -> Result<(Proc, proto::Read
             Err(format!("the worker ended before it was ready ({status:?})"))
         }
     }
-}
-
-/// How a run a worker did not answer ended.
-struct Died {
-    outcome: &'static str,
-    code: i32,
-    message: String,
-}
-
-/// Runs `job` on `proc`: forwards its audit records, returns its answer, or how the worker
-/// died (after which `proc` is dead).
-async fn run_job(
-    state: &State,
-    ident: &Ident,
-    proc: &mut Proc,
-    job: &Job,
-) -> Result<proto::Answer, Died> {
-    use base64::Engine as _;
-    use tokio::io::AsyncWriteExt;
-    let request = proto::Request {
-        run: job.run.clone(),
-        args: job.args.clone(),
-        stdin: base64::engine::general_purpose::STANDARD.encode(&job.stdin),
-        http: job.http.clone(),
-    };
-    let frame = proto::frame(
-        proto::KIND_REQUEST,
-        &serde_json::to_vec(&request).unwrap_or_default(),
-    );
-    let started = Instant::now();
-    let deadline = tokio::time::Instant::now() + ident.wall + WALL_GRACE;
-    let mut exit_seen: Option<(String, i32)> = None;
-    let write = proc.stdin.write_all(&frame).await;
-    let ended = if write.is_err() {
-        None
-    } else {
-        loop {
-            match tokio::time::timeout_at(
-                deadline,
-                proto::read_frame_async(&mut proc.stdout, ident.max_frame),
-            )
-            .await
-            {
-                Err(_) => {
-                    let _ = proc.child.kill().await;
-                    return Err(Died {
-                        outcome: "wall-limit",
-                        code: 124,
-                        message: format!(
-                            "the worker did not answer within the wall limit and {WALL_GRACE:?}; \
-                             the server killed it"
-                        ),
-                    });
-                }
-                Ok(Ok(Some((proto::KIND_AUDIT, line)))) => {
-                    forward_audit(state, ident, &job.run, &line, &mut exit_seen);
-                }
-                Ok(Ok(Some((proto::KIND_ANSWER, p)))) => {
-                    match serde_json::from_slice::<proto::Answer>(&p) {
-                        Ok(a) if a.run == job.run => return Ok(a),
-                        _ => break Some("an answer that is not this run's"),
-                    }
-                }
-                Ok(Ok(Some(_))) => break Some("a frame of an unknown kind"),
-                Ok(Ok(None)) => break None,
-                Ok(Err(_)) => break Some("a malformed frame"),
-            }
-        }
-    };
-    // The worker is gone (or broke the protocol, and is killed).
-    let _ = proc.child.start_kill();
-    let status = proc.child.wait().await.ok();
-    let signal = status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s));
-    let code = match (signal, status.and_then(|s| s.code())) {
-        (Some(sig), _) => 128 + sig,
-        (None, Some(c)) => c,
-        (None, None) => 125,
-    };
-    let why = match (ended, signal) {
-        (Some(what), _) => format!("the worker sent {what}; the server killed it"),
-        (None, Some(libc::SIGSYS)) => {
-            "the worker was killed by its seccomp filter (SIGSYS): it tried a syscall no grant \
-             justifies"
-                .to_string()
-        }
-        (None, Some(sig)) => format!("the worker was killed by signal {sig}"),
-        (None, None) => format!("the worker exited with code {code} without answering"),
-    };
-    // The run may have finished (its exit record sent) before the worker died.
-    if let Some((outcome, code)) = exit_seen {
-        return Ok(proto::Answer {
-            run: job.run.clone(),
-            outcome,
-            code,
-            stdout: String::new(),
-            stderr: String::new(),
-            wall_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            http: None,
-        });
-    }
-    Err(Died {
-        outcome: "worker-died",
-        code,
-        message: why,
-    })
 }
 
 /// The fields of a worker's audit record the server checks or counts (borrowed unless a
@@ -939,26 +852,23 @@ struct Record<'a> {
     code: Option<i64>,
 }
 
-/// Writes a worker's audit record to the log, if it is one of this identity's run's records,
-/// and counts its denials.
-fn forward_audit(
-    state: &State,
-    ident: &Ident,
-    run: &str,
-    line: &[u8],
-    exit_seen: &mut Option<(String, i32)>,
-) {
+/// Writes a worker's audit record to the log, if it is one of this identity's runs' records
+/// that the worker holds (in `sent`), and counts its denials.
+fn forward_audit(state: &State, ident: &Ident, sent: &mut HashMap<String, Sent>, line: &[u8]) {
     let one_line = line.last() == Some(&b'\n') && !line[..line.len() - 1].contains(&b'\n');
     // Only the fields the server looks at, borrowed: a full parse of every `start` record
     // (all the grants) would cost the server more than the run.
     let record: Option<Record<'_>> = one_line
         .then(|| serde_json::from_slice(line).ok())
         .flatten();
-    let Some(record) = record.filter(|r| r.identity == ident.id.as_str() && r.run == run) else {
+    let Some((record, run)) = record
+        .filter(|r| r.identity == ident.id.as_str())
+        .and_then(|r| sent.get_mut(&*r.run).map(|run| (r, run)))
+    else {
         state.metrics().forged(&ident.name);
         eprintln!(
             "warden: serve: dropped an audit record from a worker of `{}` that is not one of \
-             its run's",
+             its runs'",
             ident.name
         );
         return;
@@ -971,7 +881,7 @@ fn forward_audit(
             );
         }
         "exit" => {
-            *exit_seen = Some((
+            run.exit_seen = Some((
                 record.outcome.as_deref().unwrap_or("unknown").to_string(),
                 record
                     .code
@@ -986,12 +896,47 @@ fn forward_audit(
     }
 }
 
-/// The life of one worker slot of `ident`: run queued jobs on a worker process, replace the
-/// process when it dies (with backoff), stop when the server drains or (beyond the first
-/// worker) when idle.
+/// A run sent to a worker and not answered yet.
+struct Sent {
+    job: Job,
+    started: Instant,
+    deadline: tokio::time::Instant,
+    /// The run's exit record, once the worker has sent it.
+    exit_seen: Option<(String, i32)>,
+}
+
+/// Why a worker's life ended with runs unanswered.
+enum End {
+    /// Its pipe closed or a write to it failed: it died.
+    Died,
+    /// It broke the protocol (the server kills it).
+    Broke(&'static str),
+    /// A run passed its wall limit and grace unanswered (the server kills it).
+    Late,
+}
+
+/// The next queued run of `ident`: waits for one, unless the server is stopping (then only
+/// one already queued, or `None`).
+async fn next_job(ident: &Ident, stop: &watch::Receiver<bool>) -> Option<Job> {
+    let mut rx = ident.rx.lock().await;
+    if *stop.borrow() {
+        return rx.try_recv().ok();
+    }
+    let mut stop = stop.clone();
+    tokio::select! {
+        j = rx.recv() => j,
+        () = stopped(&mut stop) => rx.try_recv().ok(),
+    }
+}
+
+/// The life of one worker slot of `ident`: send queued jobs to a worker process (up to
+/// `--runs-per-worker` at once), forward its records and answers, replace the process when
+/// it dies (with backoff), stop when the server drains or (beyond the first worker) when
+/// idle.
 async fn worker_task(state: Arc<State>, ident: Arc<Ident>, mut first: Option<Proc>) {
+    use tokio::io::AsyncWriteExt;
     let mut backoff = BACKOFF_FIRST;
-    let mut stop = state.shutdown.subscribe();
+    let stop = state.shutdown.subscribe();
     'life: loop {
         let mut proc = match first.take() {
             Some(p) => p,
@@ -1008,87 +953,181 @@ async fn worker_task(state: Arc<State>, ident: Arc<Ident>, mut first: Option<Pro
                 }
             },
         };
-        loop {
-            let job = {
-                let mut rx = ident.rx.lock().await;
-                if *stop.borrow() {
-                    rx.try_recv().ok()
-                } else {
-                    tokio::select! {
-                        j = rx.recv() => j,
-                        () = stopped(&mut stop) => rx.try_recv().ok(),
-                        _ = tokio::time::sleep(IDLE_RETIRE) => {
-                            let retire = ident.workers.fetch_update(
-                                Ordering::SeqCst, Ordering::SeqCst,
-                                |n| (n > 1).then(|| n - 1)).is_ok();
-                            if retire {
-                                drop(rx);
-                                end_worker(proc).await;
-                                return;
-                            }
-                            continue;
-                        }
-                    }
-                }
-            };
-            let Some(job) = job else {
-                // Draining and nothing left to run.
+        let mut sent: HashMap<String, Sent> = HashMap::new();
+        // Runs in the order sent: as every run of an identity has the same wall limit, the
+        // oldest one still unanswered has the earliest deadline (answered ones are skipped).
+        let mut order: VecDeque<(tokio::time::Instant, String)> = VecDeque::new();
+        // The server is stopping and no run is left in the queue.
+        let mut no_more = false;
+        let end = loop {
+            while order
+                .front()
+                .is_some_and(|(_, run)| !sent.contains_key(run))
+            {
+                order.pop_front();
+            }
+            if no_more && sent.is_empty() {
                 end_worker(proc).await;
                 break 'life;
-            };
-            ident.in_flight.fetch_add(1, Ordering::SeqCst);
-            let result = run_job(&state, &ident, &mut proc, &job).await;
-            ident.in_flight.fetch_sub(1, Ordering::SeqCst);
-            match result {
-                Ok(answer) => {
-                    backoff = BACKOFF_FIRST;
-                    let _ = job.reply.send(answer);
-                }
-                Err(died) => {
-                    let audit = Audit::with_run_id(state.sink.clone(), &ident.id, &job.run);
-                    if died.outcome == "wall-limit" {
-                        audit.limit(
-                            "wall",
-                            u64::try_from(ident.wall.as_millis()).unwrap_or(u64::MAX),
-                        );
+            }
+            let deadline = order.front().map(|(d, _)| *d);
+            let room = sent.len() < state.runs_per_worker && !no_more;
+            tokio::select! {
+                frame = proc.frames.next() => match frame {
+                    Ok(Some((proto::KIND_AUDIT, line))) => {
+                        forward_audit(&state, &ident, &mut sent, &line);
                     }
-                    let wall_ms =
-                        u64::try_from((ident.wall + WALL_GRACE).as_millis()).unwrap_or(u64::MAX);
-                    audit.emit(
-                        "exit",
-                        json!({ "outcome": died.outcome, "code": died.code,
-                                "wall_ms": if died.outcome == "wall-limit" { Some(wall_ms) } else { None },
-                                "fuel_used": null, "peak_memory": null,
-                                "message": died.message }),
-                    );
-                    eprintln!(
-                        "warden: serve: {}: run {}: {}",
-                        ident.name, job.run, died.message
-                    );
-                    state.metrics().restart(&ident.name);
-                    let _ = job.reply.send(proto::Answer {
+                    Ok(Some((proto::KIND_ANSWER, p))) => {
+                        let answer = serde_json::from_slice::<proto::Answer>(&p).ok();
+                        let Some(run) = answer.as_ref().and_then(|a| sent.remove(&a.run)) else {
+                            break End::Broke("an answer that is not one of its runs'");
+                        };
+                        ident.in_flight.fetch_sub(1, Ordering::SeqCst);
+                        backoff = BACKOFF_FIRST;
+                        if let Some(a) = answer {
+                            let _ = run.job.reply.send(a);
+                        }
+                    }
+                    Ok(Some(_)) => break End::Broke("a frame of an unknown kind"),
+                    Ok(None) => break End::Died,
+                    Err(_) => break End::Broke("a malformed frame"),
+                },
+                job = next_job(&ident, &stop), if room => {
+                    let Some(job) = job else {
+                        no_more = true;
+                        continue;
+                    };
+                    use base64::Engine as _;
+                    let request = proto::Request {
                         run: job.run.clone(),
-                        outcome: died.outcome.into(),
-                        code: died.code,
-                        stdout: String::new(),
-                        stderr: String::new(),
-                        wall_ms: if died.outcome == "wall-limit" {
-                            wall_ms
-                        } else {
-                            0
-                        },
-                        http: None,
-                    });
-                    if !state.draining.load(Ordering::SeqCst) || ident.queued() > 0 {
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                        args: job.args.clone(),
+                        stdin: base64::engine::general_purpose::STANDARD.encode(&job.stdin),
+                        http: job.http.clone(),
+                    };
+                    let frame = proto::frame(
+                        proto::KIND_REQUEST,
+                        &serde_json::to_vec(&request).unwrap_or_default(),
+                    );
+                    ident.in_flight.fetch_add(1, Ordering::SeqCst);
+                    let deadline = tokio::time::Instant::now() + ident.wall + WALL_GRACE;
+                    order.push_back((deadline, job.run.clone()));
+                    let run = job.run.clone();
+                    sent.insert(run, Sent { job, started: Instant::now(), deadline, exit_seen: None });
+                    if proc.stdin.write_all(&frame).await.is_err() {
+                        break End::Died;
                     }
-                    continue 'life;
+                }
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if deadline.is_some() => break End::Late,
+                () = tokio::time::sleep(IDLE_RETIRE), if sent.is_empty() && !no_more => {
+                    let retire = ident.workers.fetch_update(
+                        Ordering::SeqCst, Ordering::SeqCst,
+                        |n| (n > 1).then(|| n - 1)).is_ok();
+                    if retire {
+                        end_worker(proc).await;
+                        return;
+                    }
                 }
             }
+        };
+        // The worker is gone, or is killed now: answer each run it held.
+        let _ = proc.child.start_kill();
+        let status = proc.child.wait().await.ok();
+        let signal = status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s));
+        let code = match (signal, status.and_then(|s| s.code())) {
+            (Some(sig), _) => 128 + sig,
+            (None, Some(c)) => c,
+            (None, None) => 125,
+        };
+        let why = match (&end, signal) {
+            (End::Broke(what), _) => format!("the worker sent {what}; the server killed it"),
+            (End::Late, _) => format!(
+                "a run of the worker did not end within the wall limit and {WALL_GRACE:?}; \
+                 the server killed the worker"
+            ),
+            (End::Died, Some(libc::SIGSYS)) => {
+                "the worker was killed by its seccomp filter (SIGSYS): it tried a syscall no \
+                 grant justifies"
+                    .to_string()
+            }
+            (End::Died, Some(sig)) => format!("the worker was killed by signal {sig}"),
+            (End::Died, None) => format!("the worker exited with code {code} without answering"),
+        };
+        let now = tokio::time::Instant::now();
+        for (_, run) in sent.drain() {
+            ident.in_flight.fetch_sub(1, Ordering::SeqCst);
+            settle(&state, &ident, run, code, &why, now);
+        }
+        state.metrics().restart(&ident.name);
+        if !state.draining.load(Ordering::SeqCst) || ident.queued() > 0 {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
     ident.workers.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Answers a run whose worker died (exit code `code`, because `why`) before answering it:
+/// with its exit record's outcome if the worker had sent it, `wall-limit` if the run was past
+/// its deadline at `now`, `worker-died` otherwise (with an exit record written for it).
+fn settle(
+    state: &State,
+    ident: &Ident,
+    run: Sent,
+    code: i32,
+    why: &str,
+    now: tokio::time::Instant,
+) {
+    let Sent {
+        job,
+        started,
+        deadline,
+        exit_seen,
+    } = run;
+    // The run may have finished (its exit record sent) before the worker died.
+    if let Some((outcome, code)) = exit_seen {
+        let _ = job.reply.send(proto::Answer {
+            run: job.run.clone(),
+            outcome,
+            code,
+            stdout: String::new(),
+            stderr: String::new(),
+            wall_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            http: None,
+        });
+        return;
+    }
+    let late = now >= deadline;
+    let (outcome, code) = if late {
+        ("wall-limit", 124)
+    } else {
+        ("worker-died", code)
+    };
+    let audit = Audit::with_run_id(state.sink.clone(), &ident.id, &job.run);
+    if late {
+        audit.limit(
+            "wall",
+            u64::try_from(ident.wall.as_millis()).unwrap_or(u64::MAX),
+        );
+    }
+    let wall_ms = u64::try_from((ident.wall + WALL_GRACE).as_millis()).unwrap_or(u64::MAX);
+    audit.emit(
+        "exit",
+        json!({ "outcome": outcome, "code": code,
+                "wall_ms": if late { Some(wall_ms) } else { None },
+                "fuel_used": null, "peak_memory": null,
+                "message": why }),
+    );
+    eprintln!("warden: serve: {}: run {}: {why}", ident.name, job.run);
+    let _ = job.reply.send(proto::Answer {
+        run: job.run.clone(),
+        outcome: outcome.into(),
+        code,
+        stdout: String::new(),
+        stderr: String::new(),
+        wall_ms: if late { wall_ms } else { 0 },
+        http: None,
+    });
 }
 
 /// Resolves once the server is stopping.

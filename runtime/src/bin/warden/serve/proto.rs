@@ -110,28 +110,52 @@ pub fn read_frame(
     Ok(Some((kind, payload)))
 }
 
-/// Reads one frame from an async stream; `Ok(None)` at end of stream before a header.
-///
-/// # Errors
-/// As [`read_frame`].
-pub async fn read_frame_async(
-    r: &mut (impl tokio::io::AsyncRead + Unpin),
+/// Reads frames from an async stream. [`FrameReader::next`] is cancel-safe: bytes read by a
+/// call dropped before it returned stay in the buffer for the next call, so a caller may
+/// `select!` between a worker's next frame and other events without losing its place.
+pub struct FrameReader<R> {
+    inner: R,
+    buf: bytes::BytesMut,
     max: usize,
-) -> std::io::Result<Option<(u8, Vec<u8>)>> {
-    use tokio::io::AsyncReadExt;
-    let mut header = [0u8; 5];
-    let mut got = 0;
-    while got < header.len() {
-        match r.read(&mut header[got..]).await? {
-            0 if got == 0 => return Ok(None),
-            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            n => got += n,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> FrameReader<R> {
+    /// Frames from `inner`, none larger than `max` bytes.
+    pub fn new(inner: R, max: usize) -> FrameReader<R> {
+        FrameReader {
+            inner,
+            buf: bytes::BytesMut::with_capacity(64 << 10),
+            max,
         }
     }
-    let (len, kind) = parse_header(&header, max)?;
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload).await?;
-    Ok(Some((kind, payload)))
+
+    /// The next frame; `Ok(None)` at end of stream between frames.
+    ///
+    /// # Errors
+    /// As [`read_frame`].
+    pub async fn next(&mut self) -> std::io::Result<Option<(u8, Vec<u8>)>> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if let Some(header) = self.buf.first_chunk::<5>() {
+                let (len, kind) = parse_header(header, self.max)?;
+                if self.buf.len() >= 5 + len {
+                    let frame = self.buf.split_to(5 + len);
+                    return Ok(Some((kind, frame[5..].to_vec())));
+                }
+                self.buf.reserve(5 + len - self.buf.len());
+            } else if self.buf.capacity() - self.buf.len() < 4096 {
+                self.buf.reserve(64 << 10);
+            }
+            // Cancel-safe: either it returns with the bytes appended, or it read nothing.
+            if self.inner.read_buf(&mut self.buf).await? == 0 {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(std::io::ErrorKind::UnexpectedEof.into())
+                };
+            }
+        }
+    }
 }
 
 fn parse_header(header: &[u8; 5], max: usize) -> std::io::Result<(usize, u8)> {
@@ -167,5 +191,44 @@ mod tests {
         let big = frame(KIND_AUDIT, &[b'x'; 10]);
         assert!(read_frame(&mut &big[..], 9).is_err());
         assert!(read_frame(&mut &big[..3], 100).is_err());
+    }
+
+    #[test]
+    fn a_frame_read_given_up_half_way_is_read_whole_by_the_next_call() {
+        use tokio::io::AsyncWriteExt;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (mut w, r) = tokio::io::duplex(1 << 20);
+            let mut frames = FrameReader::new(r, 1 << 20);
+            let whole = frame(KIND_ANSWER, &[b'z'; 100_000]);
+            w.write_all(&whole[..3]).await.unwrap();
+            // Cut short with part of the header read, then with part of the payload.
+            let t = std::time::Duration::from_millis(20);
+            assert!(tokio::time::timeout(t, frames.next()).await.is_err());
+            w.write_all(&whole[3..50_000]).await.unwrap();
+            assert!(tokio::time::timeout(t, frames.next()).await.is_err());
+            w.write_all(&whole[50_000..]).await.unwrap();
+            w.write_all(&frame(KIND_AUDIT, b"x\n")).await.unwrap();
+            let got = frames.next().await.unwrap().unwrap();
+            assert_eq!((got.0, got.1.len()), (KIND_ANSWER, 100_000));
+            assert_eq!(
+                frames.next().await.unwrap(),
+                Some((KIND_AUDIT, b"x\n".to_vec()))
+            );
+            // A stream cut inside a frame is an error; between frames, its end.
+            w.write_all(&whole[..10]).await.unwrap();
+            drop(w);
+            assert!(frames.next().await.is_err());
+            let (w, r) = tokio::io::duplex(64);
+            drop(w);
+            assert_eq!(FrameReader::new(r, 64).next().await.unwrap(), None);
+            // Control: larger than allowed.
+            let (mut w, r) = tokio::io::duplex(1 << 20);
+            w.write_all(&whole).await.unwrap();
+            assert!(FrameReader::new(r, 99_999).next().await.is_err());
+        });
     }
 }

@@ -2,8 +2,9 @@
 //! by hand) with a pipe from the server as stdin and a pipe to it as stdout. It loads the
 //! manifest and its workload (pre-instantiated, instances from the pooling allocator), locks
 //! itself down to the manifest's seccomp profile plus reading its stdin (the `stdin` group:
-//! `read` of fd 0 only), says it is ready, then runs one request at a time until its stdin
-//! closes. Secrets are read here, never in the server.
+//! `read` of fd 0 only), says it is ready, then runs requests until its stdin closes: one at a
+//! time on its main thread, or (`--runs-per-worker` above 1) up to that many at once, each on
+//! a run thread started before the lockdown. Secrets are read here, never in the server.
 
 use super::proto::{self, Answer, Ready, Request};
 use base64::Engine as _;
@@ -81,7 +82,7 @@ fn failed(message: impl std::fmt::Display) -> ExitCode {
 }
 
 /// The worker's whole life; see the module doc.
-pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
+pub fn run(manifest: &Path, lockdown: bool, runs: usize) -> ExitCode {
     let _ = out();
     let policy = match Manifest::from_file(manifest) {
         Ok(m) => Policy::from_manifest(m),
@@ -97,8 +98,8 @@ pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
         // A worker runs many requests: one that passes its wall limit is stopped, the
         // worker goes on.
         interruption: warden::Interruption::Epoch,
-        // One run at a time, on the one prestarted thread.
-        max_live_runs: Some(1),
+        // As many live runs as the worker has run threads (prestarted below).
+        max_live_runs: Some(runs),
     };
     // The pooling allocator reserves its slots up front; where the host refuses that much
     // address space, instances are allocated per run instead.
@@ -112,9 +113,20 @@ pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
     };
     // The run thread and the I/O runtime's thread start on first use: start them while that
     // is allowed.
-    if let Err(e) = warden.prestart_run_threads(1) {
-        return failed(format!("cannot start the run thread: {e}"));
+    if let Err(e) = warden.prestart_run_threads(runs) {
+        return failed(format!("cannot start the run threads: {e}"));
     }
+    // With concurrent runs, their answers are sent from a thread of their own (started now,
+    // while starting one is allowed), which awaits each run while the main thread reads the
+    // next request.
+    let concurrent = if runs > 1 {
+        match Concurrent::start() {
+            Ok(c) => Some(c),
+            Err(e) => return failed(format!("cannot start the answering thread: {e}")),
+        }
+    } else {
+        None
+    };
     let (seccomp, syscalls, real) = if lockdown {
         let mut groups = policy.seccomp_groups();
         groups.push(warden::host_seccomp::Group::ServeWorker);
@@ -156,14 +168,18 @@ pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
     {
         return ExitCode::from(125);
     }
-    let sink = AuditSink::to_writer(FrameAudit { seccomp: real });
-    let stdin_granted = policy.stdio.stdin == warden::manifest::StdinMode::Inherit;
+    let ctx = Ctx {
+        sink: AuditSink::to_writer(FrameAudit { seccomp: real }),
+        stdin_granted: policy.stdio.stdin == warden::manifest::StdinMode::Inherit,
+        identity: policy.identity.id.clone(),
+        workload,
+    };
     let mut input = std::io::stdin().lock();
     loop {
         let (kind, payload) = match proto::read_frame(&mut input, proto::MAX_REQUEST_FRAME) {
             Ok(Some(f)) => f,
             // The server closed the pipe (it is stopping, or retiring this worker).
-            Ok(None) => return ExitCode::SUCCESS,
+            Ok(None) => break,
             Err(e) => {
                 eprintln!("warden: serve-worker: {e}");
                 return ExitCode::from(125);
@@ -176,9 +192,66 @@ pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
             eprintln!("warden: serve-worker: a request that is not JSON");
             return ExitCode::from(125);
         };
-        let mut opts = RunOptions::from_policy(workload.policy());
-        let (stdout, stderr) = opts.capture_output();
-        opts.stdin = if stdin_granted {
+        let job = ctx.prepare(req);
+        match &concurrent {
+            Some(c) => {
+                if c.tx.send((ctx.clone(), job)).is_err() {
+                    return ExitCode::from(125);
+                }
+            }
+            None => {
+                let Job {
+                    run,
+                    opts,
+                    out,
+                    http,
+                } = job;
+                let result = match http {
+                    // On this thread: a worker does nothing else meanwhile, and its server
+                    // kills it if a guest stays stuck in a host call past the wall limit and
+                    // its grace.
+                    None => ctx.workload.run_inline(opts).map(|report| (report, None)),
+                    Some(http) => ctx
+                        .workload
+                        .handle_http(http_request(http), opts)
+                        .map(|r| (r.run, Some(http_answer(r.response, r.message)))),
+                };
+                if !ctx.answer(run, result, out) {
+                    return ExitCode::SUCCESS;
+                }
+            }
+        }
+    }
+    // Runs still going are answered before the worker ends.
+    if let Some(c) = concurrent {
+        drop(c.tx);
+        let _ = c.thread.join();
+    }
+    ExitCode::SUCCESS
+}
+
+/// What every run of this worker shares.
+#[derive(Clone)]
+struct Ctx {
+    workload: warden::Workload,
+    sink: AuditSink,
+    stdin_granted: bool,
+    identity: String,
+}
+
+/// One request, ready to run.
+struct Job {
+    run: String,
+    opts: RunOptions,
+    out: (warden::Captured, warden::Captured),
+    http: Option<proto::HttpIn>,
+}
+
+impl Ctx {
+    fn prepare(&self, req: Request) -> Job {
+        let mut opts = RunOptions::from_policy(self.workload.policy());
+        let out = opts.capture_output();
+        opts.stdin = if self.stdin_granted {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(req.stdin.as_bytes())
                 .unwrap_or_default();
@@ -187,19 +260,26 @@ pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
             Input::Null
         };
         opts.args = req.args;
-        opts.audit = sink.clone();
+        opts.audit = self.sink.clone();
         opts.run_id = Some(req.run.clone());
-        let result = match req.http {
-            // On this thread: a worker does nothing else meanwhile, and its server kills it
-            // if a guest stays stuck in a host call past the wall limit and its grace.
-            None => workload.run_inline(opts).map(|report| (report, None)),
-            Some(http) => workload
-                .handle_http(http_request(http), opts)
-                .map(|r| (r.run, Some(http_answer(r.response, r.message)))),
-        };
+        Job {
+            run: req.run,
+            opts,
+            out,
+            http: req.http,
+        }
+    }
+
+    /// Sends run `run`'s answer; false once the server is gone.
+    fn answer(
+        &self,
+        run: String,
+        result: Result<(warden::RunReport, Option<proto::HttpOut>), warden::RunError>,
+        (stdout, stderr): (warden::Captured, warden::Captured),
+    ) -> bool {
         let answer = match result {
             Ok((report, http)) => Answer {
-                run: req.run,
+                run,
                 outcome: report.outcome.name().into(),
                 code: report.outcome.exit_code(),
                 stdout: stdout.text(),
@@ -207,9 +287,10 @@ pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
                 wall_ms: u64::try_from(report.wall.as_millis()).unwrap_or(u64::MAX),
                 http,
             },
-            // The run could not be set up (a NUL byte in an argument, say): no guest ran.
+            // The run could not be set up (a NUL byte in an argument, every run thread busy):
+            // no guest ran.
             Err(e) => {
-                let audit = warden::Audit::with_run_id(sink.clone(), &policy.identity.id, &req.run);
+                let audit = warden::Audit::with_run_id(self.sink.clone(), &self.identity, &run);
                 audit.emit(
                     "exit",
                     serde_json::json!({ "outcome": "error", "code": 125, "wall_ms": 0,
@@ -217,7 +298,7 @@ pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
                                         "message": e.to_string() }),
                 );
                 Answer {
-                    run: req.run,
+                    run,
                     outcome: "error".into(),
                     code: 125,
                     stdout: String::new(),
@@ -228,10 +309,59 @@ pub fn run(manifest: &Path, lockdown: bool) -> ExitCode {
             }
         };
         let bytes = serde_json::to_vec(&answer).unwrap_or_default();
-        if send(proto::KIND_ANSWER, &bytes).is_err() {
-            return ExitCode::SUCCESS;
-        }
+        send(proto::KIND_ANSWER, &bytes).is_ok()
     }
+}
+
+/// The answering thread of a worker with concurrent runs: a single-threaded async runtime
+/// that starts each job on a run thread (`run_async`) and sends its answer when it ends.
+struct Concurrent {
+    tx: tokio::sync::mpsc::UnboundedSender<(Ctx, Job)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Concurrent {
+    fn start() -> std::io::Result<Concurrent> {
+        let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Ctx, Job)>();
+        let thread = std::thread::Builder::new()
+            .name("warden-answers".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let mut running = tokio::task::JoinSet::new();
+                    loop {
+                        tokio::select! {
+                            job = rx.recv() => match job {
+                                Some((ctx, job)) => { running.spawn(one(ctx, job)); }
+                                None => break,
+                            },
+                            Some(_) = running.join_next(), if !running.is_empty() => {}
+                        }
+                    }
+                    while running.join_next().await.is_some() {}
+                });
+            })?;
+        Ok(Concurrent { tx, thread })
+    }
+}
+
+/// One job of a worker with concurrent runs.
+async fn one(ctx: Ctx, job: Job) {
+    let Job {
+        run,
+        opts,
+        out,
+        http,
+    } = job;
+    let result = match http {
+        None => ctx.workload.run_async(opts).await.map(|r| (r, None)),
+        Some(http) => ctx
+            .workload
+            .handle_http_async(http_request(http), opts)
+            .await
+            .map(|r| (r.run, Some(http_answer(r.response, r.message)))),
+    };
+    ctx.answer(run, result, out);
 }
 
 /// A request from the server as the library's.
