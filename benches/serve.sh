@@ -51,15 +51,39 @@ for _ in $(seq 600); do grep -q serving "$dir/out" 2>/dev/null && break; sleep 0
 addr=$(grep -o 'http://[^ ]*' "$dir/out")
 echo "server: $addr ($(nproc) cores), $("$WARDEN" --version) ${SERVE_FLAGS:-}"
 
+# CLIENTS_CGROUP=1: the load generators (wrk, latency.py) run in a cgroup v1 cpu group of
+# their own, weighted as one identity, rather than as threads beside the server: closer to
+# clients on other machines, which is how a server is used.
+client() {
+  if [ -n "${CLIENTS_CGROUP:-}" ]; then
+    sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$clients" "$@"
+  else
+    "$@"
+  fi
+}
+if [ -n "${CLIENTS_CGROUP:-}" ]; then
+  clients=/sys/fs/cgroup/cpu/warden-bench-clients-$$
+  mkdir -p "$clients"
+  echo "${CLIENTS_SHARES:-1024}" > "$clients/cpu.shares"
+  trap 'kill "$server" 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$dir"; sleep 0.5; rmdir "$clients" 2>/dev/null || true' EXIT
+fi
+
 cat > "$dir/post.lua" <<'LUA'
 wrk.method = "POST"
 LUA
-cat > "$dir/hostile.lua" <<'LUA'
+# HOSTILE: which hostile identities the hostile client rotates over (all five by default).
+hostile_paths=""
+for h in ${HOSTILE:-membomb spin flood trap exfil}; do
+  case $h in
+    exfil) p='/v1/workloads/exfil/runs?arg=http-secret%20POST%20http%3A%2F%2F127.0.0.1%3A9%2Fcollect%20api' ;;
+    *) p="/v1/workloads/$h/runs" ;;
+  esac
+  hostile_paths="$hostile_paths  \"$p\",
+"
+done
+cat > "$dir/hostile.lua" <<LUA
 local paths = {
-  "/v1/workloads/membomb/runs", "/v1/workloads/spin/runs", "/v1/workloads/flood/runs",
-  "/v1/workloads/trap/runs",
-  "/v1/workloads/exfil/runs?arg=http-secret%20POST%20http%3A%2F%2F127.0.0.1%3A9%2Fcollect%20api",
-}
+$hostile_paths}
 local i = 0
 request = function()
   i = i + 1
@@ -68,15 +92,15 @@ end
 LUA
 
 # Warm-up: every worker started and every workload's code cached.
-wrk -t1 -c4 -d2s -s "$dir/post.lua" "$addr/v1/workloads/noop/runs" > /dev/null
+client wrk -t1 -c4 -d2s -s "$dir/post.lua" "$addr/v1/workloads/noop/runs" > /dev/null
 echo; echo "== 1. no-op connector: $CONNS keep-alive connections, $DUR"
-wrk -t2 -c"$CONNS" -d"$DUR" --latency -s "$dir/post.lua" "$addr/v1/workloads/noop/runs"
+client wrk -t2 -c"$CONNS" -d"$DUR" --latency -s "$dir/post.lua" "$addr/v1/workloads/noop/runs"
 echo; echo "== 2. well-behaved identity (hello), unloaded: 2 connections, $WINDOW"
-wrk -t1 -c2 -d"$WINDOW" --latency -s "$dir/post.lua" "$addr/v1/workloads/good/runs"
+client python3 benches/latency.py "$addr/v1/workloads/good/runs" "${WINDOW%s}" 2
 echo; echo "== 3. the same while hostile runs hammer the other identities (8 connections, $WINDOW)"
-wrk -t2 -c8 -d"$WINDOW" -s "$dir/hostile.lua" "$addr/" > "$dir/hostile.txt" &
+client wrk -t2 -c8 -d"$WINDOW" -s "$dir/hostile.lua" "$addr/" > "$dir/hostile.txt" &
 hostile=$!
-wrk -t1 -c2 -d"$WINDOW" --latency -s "$dir/post.lua" "$addr/v1/workloads/good/runs"
+client python3 benches/latency.py "$addr/v1/workloads/good/runs" "${WINDOW%s}" 2
 wait "$hostile" || echo "(the hostile client exited with $?)"
 echo "-- the hostile client, over the same window:"
 cat "$dir/hostile.txt"

@@ -8,11 +8,20 @@
 //! is metered too: a run may grow warden's heap by at most its `[limits] memory` plus
 //! [`HOST_HEAP_HEADROOM`]; past that the run stops as `memory-limit` (exit 121).
 //!
+//! The meter counts the whole process's heap, which cannot tell one run's allocations from
+//! another's. With several runs live in one process (a `warden serve` worker with
+//! `--runs-per-worker`, an embedder's concurrent runs) a run is therefore stopped when the heap
+//! has grown since its start by more than the allowances of all the runs live at that moment
+//! together: the process as a whole stays within the sum of its live runs' allowances, and one
+//! run's growth is never charged against a neighbour's allowance alone. With one live run
+//! this is exactly its own allowance.
+//!
 //! Metering needs a counting global allocator, which only a program can install: the
 //! `warden` binary installs [`CountingAllocator`] and calls [`install`]. An embedder that
 //! does the same gets the bound too; without it only the per-kind caps apply.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The global allocator the `warden` binary installs: the system allocator, counted (it never
 /// refuses an allocation itself; warden stops the run instead).
@@ -50,12 +59,28 @@ pub fn allocated() -> Option<u64> {
     METER.get().map(|m| m() as u64)
 }
 
-/// The host heap a run may reach: where it started plus its allowance.
-pub(crate) fn ceiling(memory_limit: u64) -> Option<u64> {
-    allocated().map(|now| {
-        now.saturating_add(memory_limit)
-            .saturating_add(HOST_HEAP_HEADROOM)
-    })
+/// The allowances of the runs live now, summed.
+static LIVE_ALLOWANCE: AtomicU64 = AtomicU64::new(0);
+
+/// A live run's allowance, counted in [`live_allowance`] until dropped.
+pub(crate) struct Allowance(u64);
+
+impl Allowance {
+    pub(crate) fn register(bytes: u64) -> Allowance {
+        LIVE_ALLOWANCE.fetch_add(bytes, Ordering::AcqRel);
+        Allowance(bytes)
+    }
+}
+
+impl Drop for Allowance {
+    fn drop(&mut self) {
+        LIVE_ALLOWANCE.fetch_sub(self.0, Ordering::AcqRel);
+    }
+}
+
+/// The allowances of the runs live now, summed (see the module doc).
+pub(crate) fn live_allowance() -> u64 {
+    LIVE_ALLOWANCE.load(Ordering::Acquire)
 }
 
 /// The error a run stops with when the host heap passes its ceiling.

@@ -70,6 +70,9 @@ pub(crate) struct RunPool {
     returned: std::sync::Condvar,
     /// Set by [`RunPool::prestart`]: no thread is started after it, runs wait for an idle one.
     fixed: std::sync::atomic::AtomicBool,
+    /// The most threads kept idle: [`MAX_IDLE_RUN_THREADS`], or as many as were prestarted
+    /// (a fixed pool must keep every thread it has, as it cannot start another).
+    max_idle: AtomicUsize,
     name: &'static str,
     stack_size: usize,
     /// Runs live (each holding a [`Slot`]): handed to a thread and not yet over.
@@ -84,6 +87,7 @@ impl RunPool {
             idle: Mutex::new(Vec::new()),
             returned: std::sync::Condvar::new(),
             fixed: std::sync::atomic::AtomicBool::new(false),
+            max_idle: AtomicUsize::new(MAX_IDLE_RUN_THREADS),
             name,
             stack_size,
             live: Arc::new(AtomicUsize::new(0)),
@@ -164,7 +168,9 @@ impl RunPool {
     /// # Errors
     /// A thread could not be started.
     pub(crate) fn prestart(self: &Arc<Self>, n: usize) -> std::io::Result<()> {
-        let n = n.min(MAX_IDLE_RUN_THREADS);
+        // More threads than live runs would never all be used.
+        let n = n.min(self.max_live);
+        self.max_idle.fetch_max(n, Ordering::AcqRel);
         let have = lock(&self.idle).len();
         for _ in have..n {
             self.spawn(Box::new(|| {}))?;
@@ -190,7 +196,7 @@ fn worker(first: Job, pool: Weak<RunPool>) {
         {
             let Some(pool) = pool.upgrade() else { return };
             let mut idle = lock(&pool.idle);
-            if idle.len() >= MAX_IDLE_RUN_THREADS {
+            if idle.len() >= pool.max_idle.load(Ordering::Acquire) {
                 return;
             }
             idle.push(tx);
@@ -235,6 +241,45 @@ mod tests {
         }
         let used: std::collections::HashSet<_> = (0..20).map(|_| seen.recv().unwrap()).collect();
         assert_eq!(used.len(), 1, "one thread served every run");
+    }
+
+    /// A pool prestarted past [`MAX_IDLE_RUN_THREADS`] (a serve worker holding many runs at
+    /// once) holds that many runs at once and keeps every thread after they end: it could
+    /// not start one again.
+    #[test]
+    fn a_pool_prestarted_past_the_idle_bound_runs_that_many_at_once_and_keeps_them() {
+        let n = MAX_IDLE_RUN_THREADS + 36;
+        let pool = RunPool::new("test-run", 1 << 20, n + 10);
+        pool.prestart(n).unwrap();
+        assert_eq!(lock(&pool.idle).len(), n);
+        let gate = std::sync::Arc::new(std::sync::Barrier::new(n + 1));
+        let (ids, seen) = channel();
+        for _ in 0..n {
+            let (gate, tx) = (gate.clone(), ids.clone());
+            pool.execute(move |_| {
+                tx.send(std::thread::current().id()).unwrap();
+                // Every run waits for all the others: n at once, or this never returns.
+                gate.wait();
+            })
+            .unwrap();
+        }
+        gate.wait();
+        let used: std::collections::HashSet<_> = (0..n).map(|_| seen.recv().unwrap()).collect();
+        assert_eq!(used.len(), n);
+        until_idle(&pool, n);
+        // Control: unprestarted, threads past the idle bound end when their runs do.
+        let pool = RunPool::new("test-run", 1 << 20, n + 10);
+        let gate = std::sync::Arc::new(std::sync::Barrier::new(n + 1));
+        for _ in 0..n {
+            let gate = gate.clone();
+            pool.execute(move |_| {
+                gate.wait();
+            })
+            .unwrap();
+        }
+        gate.wait();
+        until_live(&pool, 0);
+        until_idle(&pool, MAX_IDLE_RUN_THREADS);
     }
 
     #[test]

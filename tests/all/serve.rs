@@ -817,3 +817,15 @@ fn one_worker_holds_runs_per_worker_runs_at_once_each_answered_and_audited() {
         assert_eq!(a["stdout"], "http: 200 alone\n", "{a}");
     }
 }
+
+#[test]
+fn more_runs_per_worker_than_the_hosts_mapping_limit_allows_stop_the_start_with_one_line() {
+    let s = Scene::new();
+    let m = manifest(&s, "many", guests::HELLO_P1, "");
+    let mut cmd = warden();
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--runs-per-worker", "100000000", "--manifest"])
+        .arg(&m);
+    // (The other --runs-per-worker test starts with 3: the control.)
+    crate::util::finish(cmd, None).assert_one_line_error("vm.max_map_count");
+}

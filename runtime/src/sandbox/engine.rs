@@ -72,8 +72,9 @@ impl Warden {
         &self.inner.engine
     }
 
-    /// Starts `n` run threads now and keeps them idle (at most 64), and from then on starts
-    /// no more: a run waits (up to 5 s) for one of them to be idle. For a process that
+    /// Starts `n` run threads now (at most [`EngineSettings::max_live_runs`]) and keeps them
+    /// idle, and from then on starts no more: a run waits (up to 5 s) for one of them to be
+    /// idle. For a process that
     /// installs a seccomp filter of its own after loading, which forbids starting threads:
     /// call this before the filter. Starts the network I/O thread of components' runs too.
     ///

@@ -88,27 +88,31 @@ pub(super) fn setup_store<T>(
 
 /// The host-heap bound of one run (see [`crate::host_memory`]), checked at every epoch tick.
 pub(super) struct HeapWatch {
-    /// The heap size that stops the run, when a meter is installed.
-    ceiling: Option<u64>,
+    /// The heap's size when the run started, when a meter is installed.
+    start: Option<u64>,
     /// The run's allowance, for the record.
     allowance: u64,
+    /// The allowance counted among the live runs' while this run lives.
+    _live: host_memory::Allowance,
     audit: Audit,
 }
 
 impl HeapWatch {
     pub(super) fn new(memory_limit: u64, audit: &Audit) -> HeapWatch {
+        let allowance = memory_limit.saturating_add(host_memory::HOST_HEAP_HEADROOM);
         HeapWatch {
-            ceiling: host_memory::ceiling(memory_limit),
-            allowance: memory_limit.saturating_add(host_memory::HOST_HEAP_HEADROOM),
+            start: host_memory::allocated(),
+            allowance,
+            _live: host_memory::Allowance::register(allowance),
             audit: audit.clone(),
         }
     }
 
     pub(super) fn check(&self) -> wasmtime::Result<()> {
-        let (Some(ceiling), Some(now)) = (self.ceiling, host_memory::allocated()) else {
+        let (Some(start), Some(now)) = (self.start, host_memory::allocated()) else {
             return Ok(());
         };
-        if now > ceiling {
+        if now.saturating_sub(start) > host_memory::live_allowance() {
             self.audit.emit(
                 "limit",
                 json!({ "limit": "memory", "value": self.allowance, "scope": "host",

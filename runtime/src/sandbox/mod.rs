@@ -81,6 +81,14 @@ pub struct EngineSettings {
     pub max_live_runs: Option<usize>,
 }
 
+impl EngineSettings {
+    /// What [`EngineSettings::max_live_runs`] `None` means on this host: `vm.max_map_count`
+    /// over 12 (4,096 when it cannot be read).
+    pub fn host_max_live_runs() -> usize {
+        crate::run_pool::default_max_live()
+    }
+}
+
 /// How `[limits] wall` (and the network and host-heap limits, which are checked on the same
 /// beat) stop a guest that is running code rather than waiting in a host call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

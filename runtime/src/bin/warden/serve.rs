@@ -1009,7 +1009,11 @@ async fn worker_task(state: Arc<State>, ident: Arc<Ident>, mut first: Option<Pro
                         &serde_json::to_vec(&request).unwrap_or_default(),
                     );
                     ident.in_flight.fetch_add(1, Ordering::SeqCst);
-                    let deadline = tokio::time::Instant::now() + ident.wall + WALL_GRACE;
+                    // A worker holding several runs answers a run stuck in a host call
+                    // itself (its watchdog, at the wall limit and grace): it is killed only if
+                    // it does not, a grace later.
+                    let grace = if state.runs_per_worker > 1 { WALL_GRACE * 2 } else { WALL_GRACE };
+                    let deadline = tokio::time::Instant::now() + ident.wall + grace;
                     order.push_back((deadline, job.run.clone()));
                     let run = job.run.clone();
                     sent.insert(run, Sent { job, started: Instant::now(), deadline, exit_seen: None });

@@ -81,6 +81,10 @@ fn failed(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(125)
 }
 
+/// The most runs at once of a worker whose instances come from the pooling allocator: its
+/// default pool holds 1,000 instances and memories, and a component's run may take several.
+const POOLED_RUNS: usize = 64;
+
 /// The worker's whole life; see the module doc.
 pub fn run(manifest: &Path, lockdown: bool, runs: usize) -> ExitCode {
     let _ = out();
@@ -90,6 +94,14 @@ pub fn run(manifest: &Path, lockdown: bool, runs: usize) -> ExitCode {
     };
     if let Some(err) = super::unsupported(&policy) {
         return failed(err);
+    }
+    // Past the host's bound a thread start would abort the worker (EngineSettings docs).
+    let host = EngineSettings::host_max_live_runs();
+    if runs > host {
+        return failed(format!(
+            "--runs-per-worker {runs} is more runs than this host's vm.max_map_count allows \
+             in one process ({host}); raise it (sysctl vm.max_map_count) or hold fewer"
+        ));
     }
     let settings = |pooling| EngineSettings {
         fuel: policy.limits.fuel.is_some(),
@@ -103,7 +115,10 @@ pub fn run(manifest: &Path, lockdown: bool, runs: usize) -> ExitCode {
     };
     // The pooling allocator reserves its slots up front; where the host refuses that much
     // address space, instances are allocated per run instead.
-    let warden = match Warden::new(settings(true)).or_else(|_| Warden::new(settings(false))) {
+    // The pool has slots for about a thousand instances (and memories) at once; a worker
+    // holding more runs than [`POOLED_RUNS`] allocates each run's instance on demand.
+    let pooled = runs <= POOLED_RUNS;
+    let warden = match Warden::new(settings(pooled)).or_else(|_| Warden::new(settings(false))) {
         Ok(w) => w,
         Err(e) => return failed(e),
     };
