@@ -795,20 +795,15 @@ async fn spawn_worker(state: &State, ident: &Ident) -> Result<(Proc, proto::Read
         .kill_on_drop(true)
         // A ^C at the terminal goes to the server, which stops its workers itself.
         .process_group(0);
+    // Into its identity's CPU group as it starts, before it runs anything.
+    if let Some(groups) = &state.cpu {
+        groups
+            .place_on_start(&ident.name, &mut cmd)
+            .map_err(|e| format!("cannot place a worker in its CPU group: {e}"))?;
+    }
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start a worker: {e}"))?;
-    // Into its identity's CPU group before it is sent a run (it is loading its workload).
-    if let Some(groups) = &state.cpu {
-        let placed = match child.id() {
-            Some(pid) => groups.place(&ident.name, pid),
-            None => Err("the worker ended at once".into()),
-        };
-        if let Err(e) = placed {
-            let _ = child.kill().await;
-            return Err(format!("cannot place a worker in its CPU group: {e}"));
-        }
-    }
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         return Err("cannot start a worker: no pipes".into());
     };

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -76,13 +77,38 @@ impl Groups {
         &self.root
     }
 
-    /// Moves process `pid` (all its threads) into `name`'s group.
-    pub fn place(&self, name: &str, pid: u32) -> Result<(), String> {
+    /// Makes `cmd`'s process move itself into `name`'s group between fork and exec: before
+    /// it runs anything of its own, and without blocking a thread of the server on the
+    /// cgroup write (a migration can take the kernel milliseconds under load).
+    pub fn place_on_start(
+        &self,
+        name: &str,
+        cmd: &mut tokio::process::Command,
+    ) -> Result<(), String> {
         let dir = self
             .by_name
             .get(name)
             .ok_or_else(|| format!("no CPU group for `{name}`"))?;
-        write(&dir.join("cgroup.procs"), &pid.to_string())
+        let procs = std::ffi::CString::new(dir.join("cgroup.procs").into_os_string().into_vec())
+            .map_err(|_| format!("{}: a NUL byte in the path", dir.display()))?;
+        #[allow(unsafe_code)]
+        // SAFETY: the closure runs in the forked child before exec, where only async-signal-
+        // safe calls are allowed: it makes three raw syscalls (open, write, close) on a path
+        // allocated before the fork, and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // "0": the writing process itself, all its threads.
+                let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+                let err = std::io::Error::last_os_error();
+                libc::close(fd);
+                if written == 1 { Ok(()) } else { Err(err) }
+            });
+        }
+        Ok(())
     }
 }
 
