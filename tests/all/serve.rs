@@ -829,3 +829,90 @@ fn more_runs_per_worker_than_the_hosts_mapping_limit_allows_stop_the_start_with_
     // (The other --runs-per-worker test starts with 3: the control.)
     crate::util::finish(cmd, None).assert_one_line_error("vm.max_map_count");
 }
+
+/// A core module that spins without end given no argument, exits 0 given one, and calls
+/// `warden_test::escape(1)` (open a socket) given two.
+#[cfg(feature = "test-escape")]
+fn spin_or_escape_module(s: &Scene) -> String {
+    let wasm = wat::parse_str(
+        r#"(module
+             (import "wasi_snapshot_preview1" "args_sizes_get"
+               (func $sizes (param i32 i32) (result i32)))
+             (import "warden_test" "escape" (func $escape (param i32) (result i32)))
+             (memory (export "memory") 1)
+             (func (export "_start")
+               (drop (call $sizes (i32.const 0) (i32.const 4)))
+               (if (i32.eq (i32.load (i32.const 0)) (i32.const 1))
+                 (then (loop $forever (br $forever))))
+               (if (i32.gt_u (i32.load (i32.const 0)) (i32.const 2))
+                 (then (drop (call $escape (i32.const 1)))))))"#,
+    )
+    .unwrap();
+    let path = s.path("spin-or-escape.wasm");
+    std::fs::write(&path, wasm).unwrap();
+    path.display().to_string()
+}
+
+#[cfg(feature = "test-escape")]
+#[test]
+fn a_worker_killed_while_it_holds_several_runs_answers_each_with_its_exit_record() {
+    let s = Scene::new();
+    let module = spin_or_escape_module(&s);
+    let m = manifest(&s, "holder", &module, "[limits]\nwall = \"4s\"\n");
+    let held = |extra: &[&str]| -> (Vec<Value>, Value, Serve) {
+        let serve = std::sync::Arc::new(Serve::start(&s, &[&m], extra));
+        let spinning: Vec<_> = (0..2)
+            .map(|_| {
+                let serve = serve.clone();
+                std::thread::spawn(move || serve.run("holder", &[], b"").json())
+            })
+            .collect();
+        serve.wait_for("warden_runs_in_flight{identity=\"holder\"}", 2.0);
+        // The third run escapes while the worker holds the two spinning ones.
+        let escaper = serve.run("holder", &["a", "b"], b"").json();
+        let answers = spinning.into_iter().map(|t| t.join().unwrap()).collect();
+        (answers, escaper, std::sync::Arc::into_inner(serve).unwrap())
+    };
+    let (answers, escaper, serve) = held(&["--runs-per-worker", "3", "--max-workers", "1"]);
+    assert_eq!(escaper["outcome"], "worker-died", "{escaper}");
+    let audit = serve.audit();
+    for v in answers.iter().chain([&escaper]) {
+        // Every run the worker held is answered, none waits for its wall limit.
+        assert_eq!(
+            (v["outcome"].as_str(), v["code"].as_i64()),
+            (Some("worker-died"), Some(159)),
+            "{v}"
+        );
+        let e = exits(&audit, v["run"].as_str().unwrap());
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0]["identity"], "spiffe://test.example/holder");
+        assert!(
+            e[0]["message"].as_str().unwrap().contains("SIGSYS"),
+            "{e:?}"
+        );
+    }
+    // The worker is replaced and serves the next run.
+    let v = serve.run("holder", &["ok"], b"").json();
+    assert_eq!(
+        (v["outcome"].as_str(), v["code"].as_i64()),
+        (Some("exited"), Some(0)),
+        "{v}"
+    );
+    assert_eq!(serve.stop(), 0);
+
+    // Control: unfiltered, the escape goes through, the worker lives, and the two spinning
+    // runs end at their wall limit.
+    let (answers, escaper, serve) = held(&[
+        "--runs-per-worker",
+        "3",
+        "--max-workers",
+        "1",
+        "--seccomp",
+        "off",
+    ]);
+    assert_eq!(escaper["outcome"], "exited", "{escaper}");
+    for v in &answers {
+        assert_eq!(v["outcome"], "wall-limit", "{v}");
+    }
+    assert_eq!(serve.stop(), 0);
+}
