@@ -587,7 +587,8 @@ fn hostile_identities_cannot_disturb_a_well_behaved_one_and_every_run_is_audited
 }
 
 /// The worker processes of a server: (pid, the manifest path on its command line, its
-/// environment), read from /proc.
+/// environment), read from /proc. A child between its fork and its exec (a worker being
+/// started) still has the server's command line and environment, and is left out.
 fn workers(serve: &Serve) -> Vec<(String, String, String)> {
     let pid = serve.child.id();
     let mut out = Vec::new();
@@ -598,7 +599,10 @@ fn workers(serve: &Serve) -> Vec<(String, String, String)> {
                 String::from_utf8_lossy(&std::fs::read(format!("/proc/{child}/{f}")).unwrap())
                     .replace('\0', "\n")
             };
-            out.push((child.to_string(), read("cmdline"), read("environ")));
+            let cmdline = read("cmdline");
+            if cmdline.contains("\nserve-worker\n") {
+                out.push((child.to_string(), cmdline, read("environ")));
+            }
         }
     }
     out
