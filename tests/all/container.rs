@@ -558,6 +558,13 @@ fn warden_serve_answers_under_runc_with_the_serve_stage_profile() {
     // The worker locked itself down within the container's profile.
     let log = std::fs::read_to_string(b.audit_dir().join("audit.jsonl")).unwrap();
     assert!(log.contains("\"worker\":true"), "{log}");
+    // Under a filter it did not install, the server makes no CPU groups (a `mkdir` the
+    // profile does not list would kill it) and says so. (Outside a container it makes them:
+    // serve::each_identitys_workers_share_a_cpu_group_of_their_own_which_goes_at_stop.)
+    assert!(
+        stderr.contains("seccomp filter it did not install"),
+        "{stderr}"
+    );
 }
 
 /// The control: the container stage (a run's profile) has no listening socket and no way to

@@ -337,6 +337,15 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     let mut cpu_notice = None;
     let cpu = match args.cpu_groups {
         cpu::Mode::Off => None,
+        cpu::Mode::Auto if cpu::under_seccomp_filter() => {
+            cpu_notice = Some(
+                "warden: serve: warning: no per-identity CPU groups (this process runs under a \
+                 seccomp filter it did not install, which may kill it for making one; \
+                 --cpu-groups require tries anyway); identities share the CPU by process"
+                    .to_string(),
+            );
+            None
+        }
         mode => {
             let names: Vec<&str> = policies.iter().map(|p| p.identity.name.as_str()).collect();
             match cpu::Groups::create(&names) {
@@ -795,15 +804,24 @@ async fn spawn_worker(state: &State, ident: &Ident) -> Result<(Proc, proto::Read
         .kill_on_drop(true)
         // A ^C at the terminal goes to the server, which stops its workers itself.
         .process_group(0);
-    // Into its identity's CPU group as it starts, before it runs anything.
-    if let Some(groups) = &state.cpu {
-        groups
-            .place_on_start(&ident.name, &mut cmd)
-            .map_err(|e| format!("cannot place a worker in its CPU group: {e}"))?;
-    }
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start a worker: {e}"))?;
+    // Into its identity's CPU group before it is sent a run (it is loading its workload),
+    // from a blocking thread: the cgroup write can take the kernel milliseconds under load.
+    if let Some(groups) = state.cpu.clone() {
+        let (name, pid) = (ident.name.clone(), child.id());
+        let placed = tokio::task::spawn_blocking(move || match pid {
+            Some(pid) => groups.place(&name, pid),
+            None => Err("the worker ended at once".into()),
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(e) = placed {
+            let _ = child.kill().await;
+            return Err(format!("cannot place a worker in its CPU group: {e}"));
+        }
+    }
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         return Err("cannot start a worker: no pipes".into());
     };

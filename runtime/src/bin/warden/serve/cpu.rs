@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -77,39 +76,25 @@ impl Groups {
         &self.root
     }
 
-    /// Makes `cmd`'s process move itself into `name`'s group between fork and exec: before
-    /// it runs anything of its own, and without blocking a thread of the server on the
-    /// cgroup write (a migration can take the kernel milliseconds under load).
-    pub fn place_on_start(
-        &self,
-        name: &str,
-        cmd: &mut tokio::process::Command,
-    ) -> Result<(), String> {
+    /// Moves process `pid` (all its threads) into `name`'s group. A blocking write (a
+    /// migration can take the kernel milliseconds under load): call it off the async threads.
+    pub fn place(&self, name: &str, pid: u32) -> Result<(), String> {
         let dir = self
             .by_name
             .get(name)
             .ok_or_else(|| format!("no CPU group for `{name}`"))?;
-        let procs = std::ffi::CString::new(dir.join("cgroup.procs").into_os_string().into_vec())
-            .map_err(|_| format!("{}: a NUL byte in the path", dir.display()))?;
-        #[allow(unsafe_code)]
-        // SAFETY: the closure runs in the forked child before exec, where only async-signal-
-        // safe calls are allowed: it makes three raw syscalls (open, write, close) on a path
-        // allocated before the fork, and allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // "0": the writing process itself, all its threads.
-                let written = libc::write(fd, b"0".as_ptr().cast(), 1);
-                let err = std::io::Error::last_os_error();
-                libc::close(fd);
-                if written == 1 { Ok(()) } else { Err(err) }
-            });
-        }
-        Ok(())
+        write(&dir.join("cgroup.procs"), &pid.to_string())
     }
+}
+
+/// Whether this process already runs under a seccomp filter (one it did not install: a
+/// container's profile). Such a filter may kill the process for the `mkdir` of a group, so
+/// `--cpu-groups auto` does not try there.
+pub fn under_seccomp_filter() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.strip_prefix("Seccomp:").is_some_and(|v| v.trim() == "2"))
+    })
 }
 
 impl Drop for Groups {
