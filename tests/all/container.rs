@@ -459,8 +459,9 @@ fn post_hello(port: u16) -> Option<(String, String)> {
 }
 
 /// A bundle running `warden serve` of the hello module (no grants) on `port`, sharing the
-/// host's network namespace so the test can reach it, under the profile of `stage`.
-fn serve_bundle(port: u16, stage: &str) -> Bundle {
+/// host's network namespace so the test can reach it, under the profile of `stage`, with
+/// `extra` options.
+fn serve_bundle(port: u16, stage: &str, extra: &[&str]) -> Bundle {
     let b = Bundle::new();
     let app = b.rootfs().join("app");
     std::fs::copy(guests::HELLO_P1, app.join("hello.wasm")).unwrap();
@@ -474,18 +475,17 @@ fn serve_bundle(port: u16, stage: &str) -> Bundle {
     assert_eq!(r.code, 0, "{r:#?}");
     let profile: Value = serde_json::from_str(&r.stdout).unwrap();
     let listen = format!("127.0.0.1:{port}");
-    b.configure(
-        Some(profile),
-        &[
-            "serve",
-            "--listen",
-            &listen,
-            "--manifest",
-            "/app/hello.warden.toml",
-            "--audit",
-            "/audit/audit.jsonl",
-        ],
-    );
+    let mut args = vec![
+        "serve",
+        "--listen",
+        &listen,
+        "--manifest",
+        "/app/hello.warden.toml",
+        "--audit",
+        "/audit/audit.jsonl",
+    ];
+    args.extend_from_slice(extra);
+    b.configure(Some(profile), &args);
     // The host's network: the server's loopback address is the test's.
     let path = b.dir.path().join("config.json");
     let mut config: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
@@ -537,7 +537,7 @@ fn warden_serve_answers_under_runc_with_the_serve_stage_profile() {
         return;
     }
     let port = free_port();
-    let b = serve_bundle(port, "serve");
+    let b = serve_bundle(port, "serve", &[]);
     let (mut child, id) = start(&b);
     let answer = first_answer(port, &mut child);
     // SIGTERM: the server drains and exits 0, inside the same profile.
@@ -575,7 +575,7 @@ fn the_container_stage_profile_does_not_let_warden_serve_start() {
         return;
     }
     let port = free_port();
-    let b = serve_bundle(port, "container");
+    let b = serve_bundle(port, "container", &[]);
     let (mut child, id) = start(&b);
     let answer = first_answer(port, &mut child);
     let _ = Command::new("runc").args(["kill", &id, "KILL"]).output();
@@ -758,4 +758,29 @@ fn every_pod_is_locked_down_and_its_manifests_are_valid_and_fit_its_memory() {
         }
     }
     assert_eq!(pods, 3, "a Job, a CronJob and a Deployment");
+}
+
+/// `--cpu-groups require` under the container's profile refuses to start with one line and
+/// exit 125, rather than attempt a `mkdir` the profile would kill it for. (The control, the
+/// same bundle without the option, serves: the test above.)
+#[test]
+fn cpu_groups_required_under_a_containers_profile_refuse_to_start_with_one_line() {
+    if !runc_available() {
+        return;
+    }
+    let port = free_port();
+    let b = serve_bundle(port, "serve", &["--cpu-groups", "require"]);
+    let (mut child, id) = start(&b);
+    let answer = first_answer(port, &mut child);
+    let out = child.wait_with_output().unwrap();
+    let _ = Command::new("runc")
+        .args(["delete", "--force", &id])
+        .output();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(answer.is_none(), "{answer:?}");
+    assert_eq!(out.status.code(), Some(125), "{:?}: {stderr}", out.status);
+    assert!(
+        stderr.contains("--cpu-groups require") && stderr.contains("seccomp filter"),
+        "{stderr}"
+    );
 }

@@ -340,11 +340,18 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         cpu::Mode::Auto if cpu::under_seccomp_filter() => {
             cpu_notice = Some(
                 "warden: serve: warning: no per-identity CPU groups (this process runs under a \
-                 seccomp filter it did not install, which may kill it for making one; \
-                 --cpu-groups require tries anyway); identities share the CPU by process"
+                 seccomp filter it did not install, which may kill it for making one); \
+                 identities share the CPU by process"
                     .to_string(),
             );
             None
+        }
+        cpu::Mode::Require if cpu::under_seccomp_filter() => {
+            return crate::fail(
+                "--cpu-groups require: this process runs under a seccomp filter it did not \
+                 install (a container's profile), which may kill it for making a CPU group; \
+                 run without that filter or with --cpu-groups off",
+            );
         }
         mode => {
             let names: Vec<&str> = policies.iter().map(|p| p.identity.name.as_str()).collect();
