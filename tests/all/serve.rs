@@ -402,19 +402,31 @@ fn a_manifest_that_cannot_be_served_stops_the_start_with_one_line() {
 /// argument, and otherwise exits 0.
 #[cfg(feature = "test-escape")]
 fn escape_module(s: &Scene) -> String {
-    let wasm = wat::parse_str(
+    args_module(
+        s,
+        "escape.wasm",
+        "(if (i32.gt_u (local.get $argc) (i32.const 1))
+           (then (drop (call $escape (i32.const 1)))))",
+    )
+}
+
+/// A core module whose `_start` runs `body` with `$argc` (the argument count, the program
+/// name included) and `$escape` (`warden_test::escape`) at hand, written to `file`.
+#[cfg(feature = "test-escape")]
+fn args_module(s: &Scene, file: &str, body: &str) -> String {
+    let wasm = wat::parse_str(format!(
         r#"(module
              (import "wasi_snapshot_preview1" "args_sizes_get"
                (func $sizes (param i32 i32) (result i32)))
              (import "warden_test" "escape" (func $escape (param i32) (result i32)))
              (memory (export "memory") 1)
-             (func (export "_start")
+             (func (export "_start") (local $argc i32)
                (drop (call $sizes (i32.const 0) (i32.const 4)))
-               (if (i32.gt_u (i32.load (i32.const 0)) (i32.const 1))
-                 (then (drop (call $escape (i32.const 1)))))))"#,
-    )
+               (local.set $argc (i32.load (i32.const 0)))
+               {body}))"#
+    ))
     .unwrap();
-    let path = s.path("escape.wasm");
+    let path = s.path(file);
     std::fs::write(&path, wasm).unwrap();
     path.display().to_string()
 }
@@ -838,23 +850,14 @@ fn more_runs_per_worker_than_the_hosts_mapping_limit_allows_stop_the_start_with_
 /// `warden_test::escape(1)` (open a socket) given two.
 #[cfg(feature = "test-escape")]
 fn spin_or_escape_module(s: &Scene) -> String {
-    let wasm = wat::parse_str(
-        r#"(module
-             (import "wasi_snapshot_preview1" "args_sizes_get"
-               (func $sizes (param i32 i32) (result i32)))
-             (import "warden_test" "escape" (func $escape (param i32) (result i32)))
-             (memory (export "memory") 1)
-             (func (export "_start")
-               (drop (call $sizes (i32.const 0) (i32.const 4)))
-               (if (i32.eq (i32.load (i32.const 0)) (i32.const 1))
-                 (then (loop $forever (br $forever))))
-               (if (i32.gt_u (i32.load (i32.const 0)) (i32.const 2))
-                 (then (drop (call $escape (i32.const 1)))))))"#,
+    args_module(
+        s,
+        "spin-or-escape.wasm",
+        "(if (i32.eq (local.get $argc) (i32.const 1))
+           (then (loop $forever (br $forever))))
+         (if (i32.gt_u (local.get $argc) (i32.const 2))
+           (then (drop (call $escape (i32.const 1)))))",
     )
-    .unwrap();
-    let path = s.path("spin-or-escape.wasm");
-    std::fs::write(&path, wasm).unwrap();
-    path.display().to_string()
 }
 
 #[cfg(feature = "test-escape")]
