@@ -699,19 +699,27 @@ fn each_identitys_workers_share_a_cpu_group_of_their_own_which_goes_at_stop() {
             std::thread::spawn(move || serve.run("busy", &[], b"").json())
         })
         .collect();
+    let ours = format!(
+        "{}/warden-serve-{server_pid}/",
+        server_group.trim_end_matches('/')
+    );
+    // The second worker is moved into its group just after its start (before it is sent a
+    // run): wait until all three are exec'd and placed.
+    let placed = |found: &[(String, String, String)]| {
+        found.len() == 3
+            && found
+                .iter()
+                .all(|(pid, _, _)| cpu_cgroup(pid).starts_with(&ours))
+    };
     let mut found = workers(&serve);
-    for _ in 0..300 {
-        if found.len() == 3 {
+    for _ in 0..500 {
+        if placed(&found) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
         found = workers(&serve);
     }
     assert_eq!(found.len(), 3, "{found:?}");
-    let ours = format!(
-        "{}/warden-serve-{server_pid}/",
-        server_group.trim_end_matches('/')
-    );
     let group_of = |want: &str| -> Vec<String> {
         found
             .iter()

@@ -1029,6 +1029,9 @@ async fn worker_task(state: Arc<State>, ident: Arc<Ident>, mut first: Option<Pro
                         &serde_json::to_vec(&request).unwrap_or_default(),
                     );
                     ident.in_flight.fetch_add(1, Ordering::SeqCst);
+                    // A run queued while this one was between the queue and `in_flight` saw
+                    // this worker as idle and started none: look again now.
+                    scale_up(&state, &ident);
                     // A worker holding several runs answers a run stuck in a host call
                     // itself (its watchdog, at the wall limit and grace): it is killed only if
                     // it does not, a grace later.
