@@ -29,6 +29,7 @@ mod library_plug;
 mod limits;
 mod lockdown;
 mod observe;
+mod outputs;
 mod quickflags;
 mod scanner;
 mod schema;
