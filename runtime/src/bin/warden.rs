@@ -552,7 +552,8 @@ fn run(args: RunArgs) -> ExitCode {
         && let Some(g) = policy.writable_by_guest(path)
     {
         return fail(format!(
-            "{}: the audit log is inside the read-write grant of {} ({}): the workload could              rewrite its own record; write it elsewhere",
+            "{}: the audit log is inside the read-write grant of {} ({}): the workload could \
+             rewrite its own record; write it elsewhere",
             path.display(),
             g.host.display(),
             g.guest
@@ -802,7 +803,8 @@ fn learn(args: LearnArgs) -> ExitCode {
     }
     if let Some(g) = broad.writable_by_guest(&args.out) {
         return fail(format!(
-            "{}: LEARNED would be inside the read-write grant of {} ({}): the learning run              could write it first; choose a path outside every read-write grant",
+            "{}: LEARNED would be inside the read-write grant of {} ({}): the learning run \
+             could write it first; choose a path outside every read-write grant",
             args.out.display(),
             g.host.display(),
             g.guest
