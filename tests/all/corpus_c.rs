@@ -63,6 +63,23 @@ pub(crate) fn locked_down(what: &str, r: Outcome) -> Outcome {
     r
 }
 
+/// `SIGSYS`, the signal warden's seccomp filter kills with.
+#[cfg(feature = "test-escape")]
+const SIGSYS: i32 = 31;
+
+/// The control of a case whose reads go through tokio's blocking pool (a core module's
+/// `poll_oneoff` on a file, a component's file streams): the same run with the test build's
+/// switch that leaves the pool to start its threads on demand, after the lockdown, is killed
+/// by the filter. It shows that the guest does take that path, which warden serves by starting
+/// the pool's threads before the lockdown.
+#[cfg(feature = "test-escape")]
+pub(crate) fn killed_with_a_lazy_pool(s: &Scene, m: &Path, module: &str, args: &[&str]) {
+    let r = s.run_with(Some(m), module, args, |c| {
+        c.env("WARDEN_TEST_LAZY_BLOCKING_POOL", "1");
+    });
+    assert_eq!(r.signal, Some(SIGSYS), "{module} {args:?}: {r:#?}");
+}
+
 /// A manifest granting each `(host, guest, access)`.
 pub(crate) fn files(s: &Scene, grants: &[(&str, &str, &str)]) -> PathBuf {
     let body: String = grants
@@ -440,6 +457,8 @@ fn polls_a_file_under_read_grants() {
         let r = run(&s, Some(&m), "poll", &["/data/feed.txt"]);
         assert_eq!(r.code, 0, "{r:#?}");
         assert_eq!(r.stdout, want);
+        #[cfg(feature = "test-escape")]
+        killed_with_a_lazy_pool(&s, &m, &module("poll"), &["/data/feed.txt"]);
     }
     // Control: nothing to poll without the grant.
     let r = run(&s, None, "poll", &["/data/feed.txt"]);

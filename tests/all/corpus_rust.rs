@@ -140,6 +140,8 @@ fn a_stream_read_with_poll_reads_a_large_file_under_read_grants() {
         let r = run(&s, Some(&m), "component", p2, &["stream", "/data/big.bin"]);
         assert_eq!(r.code, 0, "{r:#?}");
         assert_eq!(r.stdout, want);
+        #[cfg(feature = "test-escape")]
+        crate::corpus_c::killed_with_a_lazy_pool(&s, &m, p2, &["stream", "/data/big.bin"]);
     }
 
     // Control: without a grant there is no preopened folder to open it under.
@@ -169,6 +171,8 @@ fn a_stream_copy_writes_under_a_read_write_grant_and_is_refused_under_a_read_one
     assert_eq!(r.code, 0, "{r:#?}");
     assert_eq!(r.stdout, format!("copied {} bytes\n", big.len()));
     assert!(std::fs::read(s.path("out/copy.bin")).unwrap() == big);
+    #[cfg(feature = "test-escape")]
+    crate::corpus_c::killed_with_a_lazy_pool(&s, &m, p2, &args);
     std::fs::remove_file(s.path("out/copy.bin")).unwrap();
 
     // Control: the destination folder granted `read`: refused in the guest, audited.
