@@ -14,6 +14,8 @@ mod connectors;
 mod container;
 mod controls;
 mod copyback;
+mod corpus_c;
+mod corpus_rust;
 mod egress;
 mod env;
 mod epochs;
