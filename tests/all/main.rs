@@ -36,6 +36,7 @@ mod quickflags;
 mod scanner;
 mod schema;
 mod serve;
+mod serve_front;
 mod serve_http;
 mod server;
 mod stdio;

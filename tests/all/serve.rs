@@ -15,9 +15,9 @@ const KEY: &str = "sk_live_serve_7d1e";
 /// A running `warden serve` (also used by serve_http.rs).
 pub(crate) struct Serve {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     audit: PathBuf,
-    stderr: PathBuf,
+    pub(crate) stderr: PathBuf,
     _stdout: std::io::BufReader<std::process::ChildStdout>,
 }
 
@@ -47,9 +47,33 @@ impl Serve {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Serve {
+        Serve::start_cmd(s, manifests, extra, env, warden())
+    }
+
+    /// [`Serve::start`] under a program that then executes warden in its place (`wrapper`:
+    /// the program and its arguments, e.g. `prlimit --nofile=64:64 --`).
+    pub(crate) fn start_wrapped(
+        s: &Scene,
+        manifests: &[&Path],
+        extra: &[&str],
+        wrapper: &[&str],
+    ) -> Serve {
+        let mut cmd = std::process::Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..]).arg(env!("CARGO_BIN_EXE_warden"));
+        cmd.env("WARDEN_CACHE_DIR", crate::util::shared_cache_dir());
+        cmd.stdin(Stdio::null());
+        Serve::start_cmd(s, manifests, extra, &[], cmd)
+    }
+
+    fn start_cmd(
+        s: &Scene,
+        manifests: &[&Path],
+        extra: &[&str],
+        env: &[(&str, &str)],
+        mut cmd: std::process::Command,
+    ) -> Serve {
         let audit = s.path("serve-audit.jsonl");
         let stderr = s.path("serve-stderr.txt");
-        let mut cmd = warden();
         cmd.arg("serve").arg("--listen").arg("127.0.0.1:0");
         cmd.arg("--audit").arg(&audit);
         for m in manifests {
@@ -86,7 +110,7 @@ impl Serve {
         }
     }
 
-    fn request(&self, method: &str, path: &str, body: &[u8]) -> Reply {
+    pub(crate) fn request(&self, method: &str, path: &str, body: &[u8]) -> Reply {
         self.request_with(method, path, &[], body)
     }
 
