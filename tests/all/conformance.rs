@@ -39,8 +39,9 @@ fn conformance_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance")
 }
 
-/// At most this many `warden` processes at once: the suites run in CI on two cores, and each
-/// run's compile (on a cold cache) uses more than one thread.
+/// At most this many `warden` processes at once per suite (one per core, at least two): the
+/// suites run in CI on two cores, and each run's compile (on a cold cache) uses more than one
+/// thread.
 const PARALLEL: usize = 4;
 
 /// The wall limit of one case: far above what any case needs, so a case that hangs (waiting
@@ -402,7 +403,8 @@ fn verdict(suite: &str, cases: Vec<Case>) {
     );
 }
 
-/// Runs every case, `PARALLEL` at a time; the results in the cases' order.
+/// Runs every case, one per core at a time (at least 2, at most `PARALLEL`); the results in
+/// the cases' order.
 fn run_all(cases: &[&Case]) -> Vec<Result<(), String>> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<(), String>>>> =

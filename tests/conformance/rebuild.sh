@@ -6,8 +6,8 @@
 #   tests/conformance/rebuild.sh wasmtime-p2 GIT_DIR      # a clone of bytecodealliance/wasmtime
 #
 # GIT_DIR is any git directory holding the pinned commit (a bare clone will do); nothing is
-# fetched. Needs git, python3 (strip.py), and for wasmtime-p2 cargo with the wasm32-wasip2
-# target (rust-toolchain.toml installs it) and crates.io for the programs' dependencies.
+# fetched but crates from crates.io. Needs git, python3 (strip.py), and for wasmtime-p2 cargo
+# with the wasm32-wasip1 and wasm32-wasip2 targets (rust-toolchain.toml installs them).
 # Pins and licences: PROVENANCE.md in each folder.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -87,16 +87,64 @@ opt-level = "s"
 EOF
     # The programs rebuilt are the ones vendored (which ones, and why: PROVENANCE.md).
     out=$here/wasmtime-p2
-    bins=()
+    p1=()
+    p2=()
     for wasm in "$out"/*.wasm; do
-        bins+=(--bin "$(basename "$wasm" .wasm)")
+        name=$(basename "$wasm" .wasm)
+        case $name in
+        p1_*) p1+=(--bin "$name") ;;
+        *) p2+=(--bin "$name") ;;
+        esac
     done
-    # wasm32-wasip2: rustc links each program into a component with wasm-component-ld, whose
-    # bundled wasi_snapshot_preview1 adapter serves the p1_* programs' preview 1 calls.
     target=${CARGO_TARGET_DIR:-$scratch/target}
-    (cd "$scratch" && CARGO_TARGET_DIR=$target cargo build --release --target wasm32-wasip2 "${bins[@]}")
+    # The p2_* programs for wasm32-wasip2: rustc links each into a component itself
+    # (wasm-component-ld).
+    (cd "$scratch" && CARGO_TARGET_DIR=$target cargo build --release --target wasm32-wasip2 "${p2[@]}")
+    # The p1_* programs as wasmtime builds them: for wasm32-wasip1, then made components with
+    # wasmtime's command adapter (the crate wasi-preview1-component-adapter-provider 48.0.8,
+    # the adapter of the wasmtime-wasi warden uses), as crates/test-programs/artifacts/build.rs
+    # does.
+    (cd "$scratch" && CARGO_TARGET_DIR=$target cargo build --release --target wasm32-wasip1 "${p1[@]}")
+    mkdir -p "$scratch/componentize/src"
+    cat >"$scratch/componentize/Cargo.toml" <<'EOF'
+[package]
+name = "componentize"
+version = "0.0.0"
+edition = "2024"
+publish = false
+
+[dependencies]
+wit-component = "0.254.0"
+wasi-preview1-component-adapter-provider = "=48.0.8"
+
+[workspace]
+EOF
+    cat >"$scratch/componentize/src/main.rs" <<'EOF'
+//! INPUT OUTPUT: a component made of a wasm32-wasip1 module and wasmtime's command adapter.
+use wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER as ADAPTER;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (input, output) = (args.next().expect("INPUT"), args.next().expect("OUTPUT"));
+    let module = std::fs::read(&input).expect("read the module");
+    let component = wit_component::ComponentEncoder::default()
+        .module(&module)
+        .and_then(|e| e.validate(true).adapter("wasi_snapshot_preview1", ADAPTER))
+        .and_then(|mut e| e.encode())
+        .unwrap_or_else(|e| panic!("{input}: {e:?}"));
+    std::fs::write(&output, component).expect("write the component");
+}
+EOF
+    (cd "$scratch/componentize" && CARGO_TARGET_DIR=$target cargo build --release)
     for wasm in "$out"/*.wasm; do
-        cp "$target/wasm32-wasip2/release/$(basename "$wasm")" "$wasm"
+        name=$(basename "$wasm")
+        case $name in
+        p1_*)
+            "$target/release/componentize" \
+                "$target/wasm32-wasip1/release/$name" "$wasm"
+            ;;
+        *) cp "$target/wasm32-wasip2/release/$name" "$wasm" ;;
+        esac
     done
     git --git-dir="$git_dir" show "$WASMTIME_COMMIT:LICENSE" >"$out/LICENSE"
     python3 "$here/strip.py" "$out"/*.wasm
