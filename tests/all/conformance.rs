@@ -18,8 +18,9 @@
 //!
 //! Cases warden fails or cannot run are listed, each with its reason, in
 //! `tests/conformance/expected.toml`, which docs/guests.md cites. A listed failure that passes
-//! fails the test (take it off the list), and so does a listed case that does not exist: the
-//! list stays true. Every case of a suite runs in one `#[test]`, a few at a time, and every
+//! fails the test (take it off the list), and so do a listed failure whose output does not show
+//! the text its entry names (it fails for another reason now) and a listed case that does not
+//! exist: the list stays true. Every case of a suite runs in one `#[test]`, a few at a time, and every
 //! failure is reported by name. Each run is the real `warden run` with the default
 //! `--seccomp enforce`.
 
@@ -308,32 +309,42 @@ fn copy_dir(from: &Path, to: &Path) {
 // ---------------------------------------------------------------------------------------------
 // The list of expected failures and exclusions, and the verdict on a suite.
 
-/// `tests/conformance/expected.toml`: per suite, case name → reason.
+/// One entry of `tests/conformance/expected.toml`.
+#[derive(Clone)]
+struct Listed {
+    reason: String,
+    /// For a failing case: text its failure must show (in its output or the harness's
+    /// message), so a case that goes on failing for another reason is reported too.
+    shows: Option<String>,
+}
+
+/// `tests/conformance/expected.toml`: per (suite, case), the entry.
 struct Expected {
-    fails: BTreeMap<(String, String), String>,
-    excluded: BTreeMap<(String, String), String>,
+    fails: BTreeMap<(String, String), Listed>,
+    excluded: BTreeMap<(String, String), Listed>,
 }
 
 fn expected() -> Expected {
     let path = conformance_dir().join("expected.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let table: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    let read = |key: &str| -> BTreeMap<(String, String), String> {
+    let read = |key: &str| -> BTreeMap<(String, String), Listed> {
         let mut out = BTreeMap::new();
         let entries = table.get(key).and_then(|v| v.as_array()).cloned();
         for entry in entries.unwrap_or_default() {
-            let field = |f: &str| {
-                entry
-                    .get(f)
-                    .and_then(|v| v.as_str())
+            let field = |f: &str| entry.get(f).and_then(|v| v.as_str()).map(str::to_string);
+            let need = |f: &str| {
+                field(f)
+                    .filter(|v| !v.trim().is_empty())
                     .unwrap_or_else(|| panic!("{path:?}: a [[{key}]] without `{f}`: {entry}"))
-                    .to_string()
             };
-            let reason = field("reason");
-            assert!(!reason.trim().is_empty(), "{path:?}: an empty reason");
-            let id = (field("suite"), field("case"));
+            let listed = Listed {
+                reason: need("reason"),
+                shows: (key == "fails").then(|| need("shows")),
+            };
+            let id = (need("suite"), need("case"));
             assert!(
-                out.insert(id.clone(), reason).is_none(),
+                out.insert(id.clone(), listed).is_none(),
                 "{path:?}: {id:?} is listed twice"
             );
         }
@@ -349,10 +360,10 @@ fn expected() -> Expected {
 /// each passes or fails as `expected.toml` says.
 fn verdict(suite: &str, cases: Vec<Case>) {
     let expected = expected();
-    let listed = |map: &BTreeMap<(String, String), String>| -> BTreeMap<String, String> {
+    let listed = |map: &BTreeMap<(String, String), Listed>| -> BTreeMap<String, Listed> {
         map.iter()
             .filter(|((s, _), _)| s == suite)
-            .map(|((_, c), r)| (c.clone(), r.clone()))
+            .map(|((_, c), l)| (c.clone(), l.clone()))
             .collect()
     };
     let fails = listed(&expected.fails);
@@ -378,11 +389,18 @@ fn verdict(suite: &str, cases: Vec<Case>) {
     for (case, result) in to_run.iter().zip(results) {
         match (result, fails.get(&case.name)) {
             (Ok(()), None) => passed += 1,
-            (Err(_), Some(_)) => failed_as_listed += 1,
-            (Ok(()), Some(reason)) => problems.push(format!(
+            (Err(why), Some(listed)) => match &listed.shows {
+                Some(shows) if !why.contains(shows.as_str()) => problems.push(format!(
+                    "{}: fails, but not as tests/conformance/expected.toml says (its failure \
+                     should show {shows:?}): {why}",
+                    case.name
+                )),
+                _ => failed_as_listed += 1,
+            },
+            (Ok(()), Some(listed)) => problems.push(format!(
                 "{}: passes now, but tests/conformance/expected.toml lists it as failing \
-                 ({reason}): take it off the list (and out of docs/guests.md)",
-                case.name
+                 ({}): take it off the list (and out of docs/guests.md)",
+                case.name, listed.reason
             )),
             (Err(why), None) => problems.push(format!("{}: {why}", case.name)),
         }
