@@ -304,22 +304,31 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         }
         policies.push(policy);
     }
-    let log = match &args.audit {
-        None => None,
-        Some(path) => {
-            let mut opts = std::fs::OpenOptions::new();
-            opts.create(true).append(true);
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            match opts.open(path) {
-                Ok(f) => Some(Log(Arc::new(Mutex::new(f)))),
-                Err(e) => {
-                    return crate::fail(format!(
-                        "{}: cannot open the audit log: {e}",
-                        path.display()
-                    ));
-                }
+    if let Some(path) = &args.audit {
+        for policy in &policies {
+            if let Some(g) = policy.writable_by_guest(path) {
+                return crate::fail(format!(
+                    "{}: the audit log is inside the read-write grant of {} ({}) of `{}`: that \
+                     workload could rewrite the record; write it elsewhere",
+                    path.display(),
+                    g.host.display(),
+                    g.guest,
+                    policy.identity.name
+                ));
             }
         }
+    }
+    let log = match &args.audit {
+        None => None,
+        Some(path) => match warden::open_append_private(path) {
+            Ok(f) => Some(Log(Arc::new(Mutex::new(f)))),
+            Err(e) => {
+                return crate::fail(format!(
+                    "{}: cannot open the audit log: {e}",
+                    path.display()
+                ));
+            }
+        },
     };
     let exe = match std::env::current_exe() {
         Ok(p) => p,
