@@ -10,6 +10,7 @@ mod cache;
 mod check;
 mod cli;
 mod cli_tools;
+mod conformance;
 mod connectors;
 mod container;
 mod controls;
