@@ -33,6 +33,10 @@ pub struct Manifest {
     /// `[network] connect` entries, typed, in the manifest's order (components only). Each
     /// reads as the entry as written (`Deref<Target = str>`).
     pub network: Vec<ConnectRule>,
+    /// `[network] listen` entries, typed, in the manifest's order (components only).
+    pub listen: Vec<ListenRule>,
+    /// `[network] udp` entries, typed, in the manifest's order (components only).
+    pub udp: Vec<UdpRule>,
     /// `[[http]]` entries (components only).
     pub http: Vec<HttpRule>,
     /// `[secrets.NAME]` tables, sorted by name.
@@ -366,9 +370,11 @@ pub fn schema_text() -> String {
 pub(crate) mod connect;
 mod raw;
 mod resolve;
+pub(crate) mod sockets;
 #[cfg(test)]
 mod tests;
 mod url;
 
 pub use connect::{ConnectRule, Host};
+pub use sockets::{ListenRule, UdpRule};
 pub use url::UrlPrefix;

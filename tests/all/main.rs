@@ -28,6 +28,7 @@ mod library_http;
 mod library_plug;
 mod limits;
 mod lockdown;
+mod net_listen;
 mod observe;
 mod quickflags;
 mod scanner;

@@ -13,6 +13,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
 use super::connect::ConnectRule;
+use super::sockets::{ListenRule, UdpRule};
 use super::url::RuleUrl;
 use super::{Access, OutputMode, StdinMode};
 
@@ -140,8 +141,16 @@ pub(crate) struct RawRandom {
 #[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
 #[schemars(rename = "Network")]
 pub(crate) struct RawNetwork {
+    /// Destinations of outbound TCP connections.
     #[serde(default)]
     pub connect: Vec<ConnectRule>,
+    /// Local addresses the guest may bind a TCP socket to, listen on and accept connections
+    /// at.
+    #[serde(default)]
+    pub listen: Vec<ListenRule>,
+    /// UDP peers the guest may send datagrams to and receive them from.
+    #[serde(default)]
+    pub udp: Vec<UdpRule>,
 }
 
 /// An HTTP rule: a URL prefix and the methods allowed below it.

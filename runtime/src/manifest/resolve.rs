@@ -425,6 +425,8 @@ fn resolve(
             secure: raw.random.secure,
         },
         network: raw.network.connect,
+        listen: raw.network.listen,
+        udp: raw.network.udp,
         http,
         secrets,
         limits,

@@ -110,6 +110,8 @@ secure = true
 
 [network]
 connect = ["api.stripe.com:443", "10.1.0.0/16:5432", "*.svc.example:8080", "[fd00::1]:80", "[fd00::]/8:22", "192.168.1.1:1"]
+listen = ["127.0.0.1:8080", "[::1]:0"]
+udp = ["10.0.0.53:53"]
 
 [[http]]
 url = "https://api.stripe.com/v1/charges"
@@ -202,6 +204,11 @@ staged-file = "2MiB"
             ConnectRule::parse("[fd00::]/8:22").unwrap(),
             ConnectRule::parse("192.168.1.1:1").unwrap(),
         ],
+        listen: vec![
+            ListenRule::parse("127.0.0.1:8080").unwrap(),
+            ListenRule::parse("[::1]:0").unwrap(),
+        ],
+        udp: vec![UdpRule::parse("10.0.0.53:53").unwrap()],
         http: vec![
             HttpRule {
                 url: "https://api.stripe.com/v1/charges".into(),
