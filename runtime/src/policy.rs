@@ -294,6 +294,7 @@ impl Policy {
                 "http-requests": self.limits.http_requests,
                 "egress": self.limits.egress,
                 "staged-file": self.limits.staged_file,
+                "handles": self.limits.handles,
             },
         })
     }

@@ -141,6 +141,7 @@ pub fn grants_table(policy: &Policy) -> String {
         ("http-requests", l.http_requests.to_string()),
         ("egress", format_size(l.egress)),
         ("staged-file", format_size(l.staged_file)),
+        ("handles", l.handles.to_string()),
     ];
     for (name, value) in limits {
         row("limit", name, "", value);
