@@ -919,6 +919,37 @@ mod tests {
     }
 
     #[test]
+    fn listen_and_udp_entries_are_used_when_a_decision_names_them() {
+        let p = policy(
+            "[network]\nlisten = [\"127.0.0.1:8080\", \"127.0.0.1:0\"]\n\
+             udp = [\"10.0.0.53:53\", \"10.0.0.54:53\"]\n",
+        );
+        let allow = |cap: &str, target: &str, reason: &str| {
+            decision(ID, "r1", cap, target, "allow", reason)
+        };
+        let u = compare_lines(
+            &p,
+            &[
+                allow(
+                    "net",
+                    "127.0.0.1:8080",
+                    "TcpBind: listen entry \"127.0.0.1:8080\"",
+                ),
+                allow(
+                    "net",
+                    "127.0.0.1:8080",
+                    "TcpListen: listen entry \"127.0.0.1:8080\"",
+                ),
+                allow("net", "10.0.0.53:53", "UdpSend: udp entry \"10.0.0.53:53\""),
+            ],
+        )
+        .unwrap();
+        assert_eq!(targets(&u.used), ["net 127.0.0.1:8080", "net 10.0.0.53:53"]);
+        assert_eq!(u.used[0].reason, "2 allowed decisions");
+        assert_eq!(targets(&u.unused), ["net 127.0.0.1:0", "net 10.0.0.54:53"]);
+    }
+
+    #[test]
     fn secrets_and_network_entries_are_matched_by_name_and_entry() {
         let p = policy(
             "[network]\nconnect = [\"db.internal.example:5432\", \"10.1.0.0/16:443\"]\n\n\
