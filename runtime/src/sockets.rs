@@ -111,7 +111,10 @@ impl SocketGate {
         })
     }
 
-    /// Whether wasmtime-wasi may use `addr` this way; every answer is audited.
+    /// Whether wasmtime-wasi may use `addr` this way. Every answer is audited, but for two
+    /// kinds: the wildcard, port-0 bind before each outbound connection (the connect that
+    /// follows is audited), and repeats of a UDP decision already audited in this run (see
+    /// [`MAX_UDP_AUDITED`]).
     pub fn check(&self, addr: SocketAddr, use_: SocketAddrUse) -> bool {
         let target = addr.to_string();
         let (allowed, reason) = match use_ {

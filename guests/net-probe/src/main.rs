@@ -15,8 +15,9 @@
 //!   from it and writes it back: prints `listen: echoed LINE from PEER` or
 //!   `listen: error: …`;
 //! - `udp ADDR DATA` — sends DATA in one datagram to ADDR from an ephemeral port and waits
-//!   up to 5 s for one reply: prints `udp: reply DATA from PEER`, `udp: send error: …`,
-//!   `udp: receive error: …` or `udp: bind error: …`;
+//!   for one reply (asking for a 5 s read timeout, which wasm32-wasip2's std may not honour):
+//!   prints `udp: reply DATA from PEER`, `udp: send error: …`, `udp: receive error: …` or
+//!   `udp: bind error: …`;
 //! - `open NAME`, `reveal NAME` — secrets calls; print `secret: …`;
 //! - `http-dump METHOD URL` — a request; prints `http: STATUS`, then `header: NAME: VALUE`
 //!   for each response header, then `body: BODY`;
