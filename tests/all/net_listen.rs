@@ -131,9 +131,11 @@ fn a_listed_address_accepts_a_connection_and_the_unlisted_one_is_refused() {
             .any(|(t, why)| t.starts_with("127.0.0.1:") && why.starts_with("TcpAccept")),
         "the accepted peer is audited: {allowed:?}"
     );
-    assert!(
-        r.stderr.is_empty() || !r.stderr.contains("panicked"),
-        "{r:#?}"
+    assert!(!r.stderr.contains("panicked"), "{r:#?}");
+    assert_eq!(
+        r.events("start")[0]["grants"]["listen"],
+        serde_json::json!([addr]),
+        "the start record lists the grant"
     );
 
     // Control: the same step without the grant is refused before a socket exists, and audited.
@@ -435,4 +437,42 @@ fn datagrams_count_as_egress() {
     );
     assert!(r.stdout.starts_with("udp: reply"), "{r:#?}");
     assert_eq!(received(&server), 1);
+}
+
+#[test]
+fn check_lists_listen_and_udp_entries_and_the_handles_limit() {
+    let s = Scene::new();
+    let m = s.manifest(
+        "[network]\nlisten = [\"127.0.0.1:0\"]\nudp = [\"127.0.0.1:53\"]\n\n[limits]\nhandles = 500\n",
+    );
+    let mut cmd = warden();
+    cmd.arg("check").arg(&m);
+    let r = finish(cmd, None);
+    assert_eq!(r.code, 0, "{r:#?}");
+    let row = |needle: &str| {
+        assert!(
+            r.stdout.lines().any(|l| l.contains(needle)),
+            "{needle:?} not in {}",
+            r.stdout
+        );
+    };
+    row("127.0.0.1:0");
+    row("listen: TCP bind, listen and accept on this address, any port");
+    row("udp: datagrams to and from this peer only");
+    row("handles");
+    assert!(
+        !r.stdout.contains("no [network]: no sockets"),
+        "{}",
+        r.stdout
+    );
+    // Control: without the entries, the table says there are no sockets.
+    let m = s.manifest("");
+    let mut cmd = warden();
+    cmd.arg("check").arg(&m);
+    let r = finish(cmd, None);
+    assert!(
+        r.stdout.contains("no [network]: no sockets"),
+        "{}",
+        r.stdout
+    );
 }
