@@ -1,6 +1,9 @@
-//! Network egress rules: the `[network] connect` entries of a manifest (typed when the manifest
-//! is read, see [`crate::manifest::ConnectRule`]) and the decisions made from them. Pure logic,
-//! no I/O: the caller resolves names and opens sockets, and asks this module first.
+//! Network rules: the `[network]` entries of a manifest — `connect` (typed when the manifest is
+//! read, see [`crate::manifest::ConnectRule`]), `listen` ([`ListenRule`]) and `udp`
+//! ([`UdpRule`]) — and the decisions made from them. Pure logic, no I/O: the caller resolves
+//! names and opens sockets, and asks this module first. What follows is about `connect`;
+//! `listen` and `udp` entries are IP literals matched exactly ([`NetRules::listen_allowed`],
+//! [`NetRules::udp_allowed`]).
 //!
 //! An entry names a host and a port: `api.example.com:443`, `*.svc.example:443`,
 //! `192.0.2.7:8080`, `[2001:db8::7]:443`, `10.1.0.0/16:5432` or `[fd00::]/8:443`. Names are
