@@ -53,9 +53,10 @@ const UDP_CREATE_SOCKET: &str = "wasi:sockets/udp-create-socket@0.2.12";
 const TCP: &str = "wasi:sockets/tcp@0.2.12";
 const UDP: &str = "wasi:sockets/udp@0.2.12";
 
-/// Distinct UDP decisions (use, peer, verdict) a run audits once each; past this many, each
-/// one is audited every time. A datagram is one decision, so without this a chatty guest, or
-/// a remote sender of refused datagrams, would write one record per packet.
+/// Distinct UDP send and receive decisions (use, peer, verdict) a run remembers, to audit each
+/// once; once this many are remembered, a new one is audited every time it occurs. A datagram
+/// is one decision, so without this a chatty guest, or a remote sender of refused datagrams,
+/// would write one record per packet.
 const MAX_UDP_AUDITED: usize = 4096;
 
 /// What `finish-connect` gives the guest: its two streams, or why not.
