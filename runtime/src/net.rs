@@ -125,7 +125,8 @@ impl NetRules {
             "no [network] listen entry: listening sockets are not granted".to_owned()
         } else if addr.ip().is_unspecified() {
             format!(
-                "{} is every interface of the host; only a listen entry naming it literally                  allows it",
+                "{} is every interface of the host; only a listen entry naming it literally \
+                 allows it",
                 addr.ip()
             )
         } else if self.listen.iter().any(|r| r.ip == addr.ip()) {

@@ -476,3 +476,26 @@ fn check_lists_listen_and_udp_entries_and_the_handles_limit() {
         r.stdout
     );
 }
+
+#[test]
+fn an_ipv6_loopback_entry_does_not_allow_every_ipv6_interface() {
+    // Skipped where the host has no IPv6 loopback.
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        return;
+    }
+    let s = Scene::new();
+    let manifest = "[network]\nlisten = [\"[::1]:0\"]\n";
+    let (r, echo) = listen_run(&s, manifest, "[::]:0");
+    assert_eq!(echo, None, "{r:#?}");
+    assert!(r.stdout.starts_with("listen: error:"), "{r:#?}");
+    assert!(
+        net_decisions(&r, "deny")
+            .iter()
+            .any(|(t, why)| t.starts_with("[::]:") && why.contains("every interface")),
+        "{:#?}",
+        r.audit
+    );
+    // Control: the listed address itself, any port.
+    let (r, echo) = listen_run(&s, manifest, "[::1]:0");
+    assert_eq!(echo.as_deref(), Some("ping\n"), "{r:#?}");
+}
