@@ -31,6 +31,7 @@ mod library_http;
 mod library_plug;
 mod limits;
 mod lockdown;
+mod net_listen;
 mod observe;
 mod outputs;
 mod quickflags;
