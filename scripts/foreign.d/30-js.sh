@@ -31,6 +31,8 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   else
     give_up "node and npm are missing (a Debian package: apt-get install nodejs npm, as root)"
   fi
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+    give_up "node or npm is still not on PATH after apt-get install nodejs npm"
 fi
 major=$(node -p 'process.versions.node.split(".")[0]')
 [ "$major" -ge 18 ] || give_up "node $(node --version) is too old: componentize-js needs node 18 or later"
