@@ -11,17 +11,28 @@
 //
 // - `--try-metadata`: the cloud instance metadata service (169.254.169.254);
 // - `--try-other-host`: ship the orders, or the vendor key, to another host;
-// - `--try-outside-data`: read files outside /data.
+// - `--try-outside-data`: read files outside /data;
+// - `--try-reveal`: read the vendor key's value, or open a secret the manifest does not grant
+//   (the one flag the Rust vendor connector does not have).
 //
 // The attempts use the SDK's `send` (wasi:http) rather than `fetch`: `fetch` rejects a
 // refusal with the same TypeError as a connection failure, and a refused fetch with a body can
 // abort the component (see docs/guests-js.md).
 
-import { WardenError, args, env, exit, fetchWithSecret, readTextFile, send } from '../../sdk/js/index.js';
+import {
+  WardenError,
+  args,
+  env,
+  exit,
+  fetchWithSecret,
+  readTextFile,
+  secret,
+  send,
+} from '../../sdk/js/index.js';
 
 const ORDERS = '/data/orders.csv';
 const SECRET = 'vendor-key';
-const FLAGS = ['--try-metadata', '--try-other-host', '--try-outside-data'];
+const FLAGS = ['--try-metadata', '--try-other-host', '--try-outside-data', '--try-reveal'];
 
 /** Parses `12.50` (at most two decimals) into cents, or undefined. */
 function cents(text) {
@@ -119,6 +130,14 @@ function tryOutsideData(tries) {
   }
 }
 
+function tryReveal(tries) {
+  // Opening the granted secret is allowed: the handle says where warden injects it.
+  const key = secret(SECRET);
+  console.log(`the ${SECRET} secret goes to ${key.binding()} as ${key.header()}`);
+  tries.expectRefused(`read the value of the ${SECRET} secret`, () => key.reveal());
+  tries.expectRefused('open the secret "aws-root"', () => secret('aws-root'));
+}
+
 async function main() {
   const flags = args();
   for (const a of flags) {
@@ -163,6 +182,7 @@ async function main() {
   for (const flag of flags) {
     if (flag === '--try-metadata') tryMetadata(tries);
     else if (flag === '--try-other-host') tryOtherHost(tries, body);
+    else if (flag === '--try-reveal') tryReveal(tries);
     else tryOutsideData(tries);
   }
   if (tries.allowed > 0) {

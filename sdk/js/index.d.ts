@@ -2,7 +2,6 @@
 // warden-host.d.ts.
 
 /// <reference path="./warden-host.d.ts" />
-import type { Secret } from 'warden:host/secrets@0.1.0';
 
 /** The request header that names the secret a request should carry; warden removes it. */
 export const SECRET_HEADER: 'warden-secret';
@@ -19,8 +18,26 @@ export class WardenError extends Error {
   readonly refused: boolean;
 }
 
-/** Opens the secret the manifest grants under `name` (audited); throws a `WardenError`. */
-export function secret(name: string): Secret;
+/** A granted secret, as `secret` returns it. The handle holds no value. */
+export interface WardenSecret {
+  /** The secret's name, as in the manifest. */
+  name(): string;
+  /** The URL prefix of the requests warden adds this secret to, if it is injected. */
+  binding(): string | undefined;
+  /** The header warden sets on those requests, if it is injected. */
+  header(): string | undefined;
+  /**
+   * The plaintext value; throws a `WardenError` (`not-revealable`) unless the manifest sets
+   * `reveal = true`. Audited every time.
+   */
+  reveal(): string;
+}
+
+/**
+ * Opens the secret the manifest grants under `name` (audited); throws a `WardenError`
+ * (`not-granted`). `open` from `warden:host/secrets@0.1.0` is the same without the wrapper.
+ */
+export function secret(name: string): WardenSecret;
 
 /**
  * `fetch` naming the secret `name` (the `warden-secret` header): warden injects its value

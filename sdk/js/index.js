@@ -74,15 +74,33 @@ function codeOf(p) {
 /**
  * Opens the secret the manifest grants under `name` (audited). The handle holds no value:
  * `binding()` and `header()` say where warden injects it, `reveal()` reads it only when the
- * manifest sets `reveal = true` (audited every time).
+ * manifest sets `reveal = true` (audited every time). Refusals throw a `WardenError`
+ * (`not-granted`, `not-revealable`).
  */
 export function secret(name) {
+  let handle;
   try {
-    return open(name);
+    handle = open(name);
   } catch (e) {
-    const code = codeOf(payload(e));
-    throw new WardenError(code, `secret ${JSON.stringify(name)}: ${code}`);
+    throw secretError(name, e);
   }
+  return {
+    name: () => handle.name(),
+    binding: () => handle.binding(),
+    header: () => handle.header(),
+    reveal: () => {
+      try {
+        return handle.reveal();
+      } catch (e) {
+        throw secretError(name, e);
+      }
+    },
+  };
+}
+
+function secretError(name, e) {
+  const code = codeOf(payload(e));
+  return new WardenError(code, `secret ${JSON.stringify(name)}: ${code}`);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 //! component built by scripts/foreign into target/foreign/js/) under its manifest in
 //! examples/vendor-connector-js, against a loopback server, with the default
 //! `--seccomp enforce`: it does the Rust vendor connector's job with `fetch` and the secret
-//! warden injects, never sees that secret, every `--try-…` attempt is refused and audited, and
-//! `warden learn` gives a manifest no broader than the hand-written one.
+//! warden injects, never sees that secret, every `--try-…` attempt is refused and audited
+//! (each kind with a control that lets it through), and `warden learn` gives a manifest no
+//! broader than the hand-written one.
 //!
 //! The component comes from a toolchain outside cargo: when it is missing (scripts/foreign
 //! was not run, or could not install node), each test says so on stderr and returns, and
@@ -17,12 +18,18 @@ use crate::connectors::{
 };
 use crate::learn_connectors::{Case, learn_and_compare};
 use crate::server::Server;
+use crate::util::Outcome;
 
 /// The folder in examples/ and the name of its manifest.
 const EXAMPLE: &str = "vendor-connector-js";
 /// The line that says the job was done: the Rust connector's, word for word.
 const JOB: &str = "sent 3 orders (total 288.93) to the vendor: 200\n";
-const TRIES: &[&str] = &["--try-metadata", "--try-other-host", "--try-outside-data"];
+const TRIES: &[&str] = &[
+    "--try-metadata",
+    "--try-other-host",
+    "--try-outside-data",
+    "--try-reveal",
+];
 const ENV: &[(&str, &str)] = &[("VENDOR_API_KEY", VENDOR_API_KEY)];
 
 /// `target/foreign/js/NAME.wasm` (in the target folder this test binary was built in), or
@@ -118,18 +125,18 @@ fn js_vendor_connector_without_the_http_rule_sends_nothing() {
     assert!(manifest.contains(&rule), "{manifest}");
     std::fs::write(&m, manifest.replace(&rule, "")).unwrap();
     let r = run(&s, &m, &module, &[], ENV);
-    assert_eq!(r.code, 1, "{r:#?}");
     assert!(!r.stdout.contains("sent 3 orders"), "{r:#?}");
-    // fetch rejects the refusal like any network error and the guest reports it; or
-    // componentize-js 0.23's engine aborts on a refused request with a body (a race inside
-    // the engine, see docs/guests-js.md). Either way the run fails and nothing is sent.
-    assert!(
-        r.stderr
-            .contains("NetworkError when attempting to fetch resource")
-            || r.stderr
-                .contains("event loop error, but no exception is pending"),
-        "{r:#?}"
-    );
+    // How the run fails is the engine's race (componentize-js 0.23, docs/guests-js.md): fetch
+    // rejects the refusal like any network error and the guest reports it (exit 1), or the
+    // engine aborts its event loop (exit 1) or traps (123). In 30 runs: 26, 1 and 3 times.
+    let rejected = r.code == 1
+        && r.stderr
+            .contains("NetworkError when attempting to fetch resource");
+    let aborted = r.code == 1
+        && r.stderr
+            .contains("event loop error, but no exception is pending");
+    let trapped = r.code == 123 && r.exit()["outcome"] == "trap";
+    assert!(rejected || aborted || trapped, "{r:#?}");
     assert!(server.requests().is_empty(), "{:#?}", server.requests());
     assert_decision(
         &r,
@@ -178,6 +185,30 @@ fn js_vendor_connector_cannot_reach_cloud_metadata_other_hosts_or_files() {
         assert_refused(&r, &format!("read {path}: {path}: no such file"));
     }
     assert!(!r.stdout.contains("root:x:0:0"), "{r:#?}");
+    // warden:host/secrets through the SDK: the handle tells where the key goes, not its value.
+    assert!(
+        r.stdout.contains(&format!(
+            "the vendor-key secret goes to {} as X-Api-Key\n",
+            server.url("/vendor/")
+        )),
+        "{r:#?}"
+    );
+    assert_refused(
+        &r,
+        "read the value of the vendor-key secret: secret \"vendor-key\": not-revealable",
+    );
+    assert_refused(
+        &r,
+        "open the secret \"aws-root\": secret \"aws-root\": not-granted",
+    );
+    assert_decision(&r, "secret", "deny", "aws-root");
+    // Two refusals of the vendor key: naming it for the other host, and reading its value.
+    assert_eq!(
+        secret_decisions(&r, "deny", "vendor-key"),
+        2,
+        "{:#?}",
+        r.audit
+    );
     assert_eq!(paths(&server.requests()), ["POST /vendor/v2/orders"]);
     assert_never_shown(&r, VENDOR_API_KEY);
 }
@@ -207,6 +238,67 @@ fn js_vendor_connector_reports_what_a_wider_manifest_lets_through() {
         "{r:#?}"
     );
     assert!(r.stdout.contains("refused: read /etc/passwd: "), "{r:#?}");
+}
+
+/// The same for `--try-reveal`: with `reveal = true` on the vendor key, reading its value
+/// gets through (and is audited as allowed); the ungranted secret is still refused.
+#[test]
+fn js_vendor_connector_reports_a_revealable_secret() {
+    let Some(module) = js_guest("vendor-connector") else {
+        return;
+    };
+    let server = Server::start();
+    let (s, m) = example(EXAMPLE, &server);
+    let manifest = std::fs::read_to_string(&m).unwrap();
+    let inject = format!(
+        "inject = {{ header = \"X-Api-Key\", format = \"{{secret}}\", url = \"http://{}/vendor/\" }}\n",
+        server.addr()
+    );
+    assert!(manifest.contains(&inject), "{manifest}");
+    std::fs::write(
+        &m,
+        manifest.replace(&inject, &format!("{inject}reveal = true\n")),
+    )
+    .unwrap();
+    let r = run(&s, &m, &module, &["--try-reveal"], ENV);
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(
+        r.stdout
+            .contains("ALLOWED: read the value of the vendor-key secret: it succeeded\n"),
+        "{r:#?}"
+    );
+    assert!(
+        r.stdout
+            .contains("refused: open the secret \"aws-root\": secret \"aws-root\": not-granted"),
+        "{r:#?}"
+    );
+    // Three allowed uses of the vendor key: the injection into the job's request, the open
+    // and the reveal; none refused.
+    assert_eq!(
+        secret_decisions(&r, "allow", "vendor-key"),
+        3,
+        "{:#?}",
+        r.audit
+    );
+    assert_eq!(
+        secret_decisions(&r, "deny", "vendor-key"),
+        0,
+        "{:#?}",
+        r.audit
+    );
+}
+
+/// How many `secret` decisions about `name` the audit log has with this decision.
+fn secret_decisions(r: &Outcome, decision: &str, name: &str) -> usize {
+    r.audit
+        .iter()
+        .filter(|d| {
+            d["event"] == "decision"
+                && d["capability"] == "secret"
+                && d["decision"] == decision
+                && d["target"] == name
+        })
+        .count()
 }
 
 #[test]
