@@ -21,6 +21,7 @@ mod egress;
 mod env;
 mod epochs;
 mod fs;
+mod guests_js;
 mod hostile;
 mod invoke;
 mod learn;
