@@ -38,5 +38,6 @@ mod server;
 mod stdio;
 mod stress;
 mod util;
+mod wit;
 
 use warden_guest_artifacts as guests;
