@@ -29,14 +29,14 @@ use crate::util::Outcome;
 
 const UNUSED_KEY: &str = "unused-broad-key-Zr4Kq8";
 
-struct Case {
+pub(crate) struct Case {
     /// The folder in examples/ (and its manifest's stem).
-    name: &'static str,
-    module: &'static str,
-    env: &'static [(&'static str, &'static str)],
+    pub(crate) name: &'static str,
+    pub(crate) module: &'static str,
+    pub(crate) env: &'static [(&'static str, &'static str)],
     /// A line of stdout that says the job was done.
-    job: &'static str,
-    tries: &'static [&'static str],
+    pub(crate) job: &'static str,
+    pub(crate) tries: &'static [&'static str],
 }
 
 /// The origin of a URL: `http://host:port`.
@@ -281,7 +281,7 @@ fn refusals(r: &Outcome) -> usize {
         .count()
 }
 
-fn learn_and_compare(case: &Case) {
+pub(crate) fn learn_and_compare(case: &Case) {
     let server = Server::start();
     let (s, hand_path) = example(case.name, &server);
     let hand: toml::Table = std::fs::read_to_string(&hand_path)

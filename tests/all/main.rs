@@ -18,6 +18,7 @@ mod egress;
 mod env;
 mod epochs;
 mod fs;
+mod guests_python;
 mod hostile;
 mod invoke;
 mod learn;
