@@ -152,6 +152,10 @@ const GUESTS: &[Guest] = &[
         "stress",
         "drives every host function a grant allows at its extremes (lockdown completeness)",
     ),
+    bin(
+        "corpus-rust",
+        "reads files as connector authors do: a BufReader, serde_json, wasi:filesystem streams",
+    ),
     Guest {
         package: "component-export",
         what: "exports `transform: func() -> string`",

@@ -67,9 +67,9 @@ pub enum Group {
     /// for traps, futex, clocks, writing stdout, stderr and the audit log, exit. Always in a
     /// profile.
     Base,
-    /// Starting threads of this process after the lockdown: tokio's blocking pool, which
-    /// wasmtime-wasi uses for components' file writes. Brought in by [`Group::FileWrite`] and
-    /// [`Group::Network`] (see [`Group::requires`]).
+    /// Starting threads of this process after the lockdown: tokio's blocking pool and tasks
+    /// of the network stack. Brought in by [`Group::Network`] (see [`Group::requires`]); file
+    /// grants do without it (the runtime starts its blocking pool before the lockdown).
     Threads,
     /// Reading an inherited stdin.
     Stdin,
@@ -122,13 +122,13 @@ impl Group {
     /// The groups this one cannot work without, which a profile adds with it.
     pub fn requires(self) -> &'static [Group] {
         match self {
-            // The runtime reads an inherited stdin and runs file reads on the guest's own
-            // thread (`allow_blocking_current_thread`), so these start no threads.
+            // The runtime reads an inherited stdin on the guest's own thread, runs most file
+            // calls there too (`allow_blocking_current_thread`), and starts the fixed blocking
+            // pool that file streams and `poll_oneoff` on files use before the lockdown, so
+            // no file grant starts a thread after it.
             Group::Base | Group::Threads | Group::Stdin | Group::Clocks | Group::FileRead => &[],
             Group::FileStaging => &[Group::FileRead],
-            // wasmtime-wasi's file output streams (components) hand each write to tokio's
-            // blocking pool, which starts threads on demand, whatever the WASI context says.
-            Group::FileWrite => &[Group::FileRead, Group::Threads],
+            Group::FileWrite => &[Group::FileRead],
             // Sockets are driven by tokio; name lookups would run on its blocking pool.
             Group::Network => &[Group::Threads],
             Group::ServeWorker => &[Group::Stdin],

@@ -40,11 +40,18 @@
 //! - wasmtime installs its alternate signal stack (`sigaltstack`) on a thread's first call into
 //!   wasm, after the lockdown, and removes it when the thread exits.
 //! - wasmtime-wasi would run file operations on tokio's blocking pool and read an inherited
-//!   stdin on a thread of its own, both started on demand. The runtime avoids both
-//!   (`allow_blocking_current_thread`, and its own stdin reader on the guest's thread), so
-//!   reading needs no new thread. Writing still does: wasmtime-wasi's file output streams (used
-//!   by components) hand each write to the blocking pool whatever the context says, so
-//!   `FileWrite` brings the `Threads` group (`clone` limited to `CLONE_THREAD`).
+//!   stdin on a thread of its own, both started on demand. The runtime reads stdin on the
+//!   guest's thread and runs the file calls that honour `allow_blocking_current_thread` there
+//!   too. The rest cannot be kept on that thread: wasmtime-wasi 48's file input and output
+//!   streams (`read-via-stream`, `write-via-stream`, `append-via-stream`, used by components
+//!   and by wasi-libc's preview 2 stdio, CPython's among them) and a core module's
+//!   `poll_oneoff` on a file descriptor (it polls such a stream) hand every read and write to
+//!   the blocking pool whatever the context says. So the runtime gives the pool a fixed size
+//!   and starts all its threads before the lockdown (`io_runtime::start_blocking_pool`, never
+//!   retired): tokio then queues the work for them and starts none, and no file grant needs
+//!   `clone` (`Threads` comes with `Network` only). An earlier table let `FileRead` start no
+//!   threads and gave `FileWrite` the `Threads` group; a Python component reading a read-only
+//!   grant was killed by it (exit 159).
 //! - cap-std opens paths with `openat2(RESOLVE_BENEATH)`, whose flags live in memory where
 //!   seccomp cannot see them: it gets `ENOSYS` and falls back to resolving each component with
 //!   `openat`, whose flags can be checked. Likewise glibc's `clone3` falls back to `clone`.
@@ -494,7 +501,7 @@ pub(crate) static TABLE: &[Entry] = &[
         "glibc malloc reads /proc/sys/vm/overcommit_memory, /sys/devices/system/cpu/online; copes"),
     // --- Threads: new threads after the lockdown ------------------------------------------------
     entry("clone", Threads, ALLOW, CLONE_THREAD_ONLY,
-        "tokio's blocking pool starts threads on demand (components' file writes)"),
+        "the network stack's tasks and tokio's blocking pool start threads on demand"),
     entry("clone3", Threads, ENOSYS, ALWAYS,
         "glibc tries it first; its flags are in memory seccomp cannot read, so it falls back to clone"),
     // --- Stdin: reading an inherited stdin ------------------------------------------------------

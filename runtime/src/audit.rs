@@ -179,19 +179,17 @@ impl AuditSink {
         Self::to_writer(FramedStderr)
     }
 
-    /// Opens `path` for appending (created with mode 0600 if missing).
+    /// Opens `path` for appending (created with mode 0600 if missing), never through a
+    /// symbolic link, and only if it is a regular file (see
+    /// [`crate::open_append_private`]).
     ///
     /// # Ambient Authority
     /// Opens a file of the host's filesystem by path.
     ///
     /// # Errors
-    /// The file cannot be opened for appending.
+    /// The file cannot be opened for appending, is a symbolic link, or is not a regular file.
     pub fn append_to_file(path: &std::path::Path) -> std::io::Result<Self> {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.create(true).append(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        Ok(Self::to_writer(opts.open(path)?))
+        Ok(Self::to_writer(crate::open_append_private(path)?))
     }
 
     /// Whether records are kept at all.

@@ -124,6 +124,17 @@ impl EgressMeter {
         self.bytes.load(Ordering::Relaxed)
     }
 
+    /// Gives back `n` bytes counted by [`EgressMeter::take_bytes`] that never left: a request
+    /// whose host did not resolve or could not be reached. A limit already recorded stays.
+    pub fn refund_bytes(&self, n: u64) {
+        // Saturating: a refund never takes back more than was counted.
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(n))
+            });
+    }
+
     /// Counts `n` bytes about to leave; false (and the limit recorded) when they do not fit.
     pub fn take_bytes(&self, n: u64) -> bool {
         let before = self.bytes.fetch_add(n, Ordering::Relaxed);
@@ -521,16 +532,26 @@ impl Shared {
             injected.push(s.spec.name.clone());
         }
 
-        // 6. Resolve, check, connect.
+        // 6. Resolve, check, connect. The request's head and body were counted as they were
+        //    read; a request that never leaves (its host does not resolve, is refused or
+        //    cannot be reached) gives them back. A name lookup's own query did leave.
+        let charged = head_bytes.saturating_add(body.len() as u64);
         let connect_timeout = options
             .and_then(|o| o.connect_timeout)
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        let addr = self.resolve(&target, &label, connect_timeout).await?;
+        let addr = match self.resolve(&target, &label, connect_timeout).await {
+            Ok(addr) => addr,
+            Err(e) => {
+                self.meter.refund_bytes(charged);
+                return Err(e);
+            }
+        };
         let stream =
             match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(addr)).await
             {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
+                    self.meter.refund_bytes(charged);
                     self.audit.decision(
                         "http",
                         &label,
@@ -539,7 +560,10 @@ impl Shared {
                     );
                     return Err(HttpError::ConnectionRefused);
                 }
-                Err(_) => return Err(HttpError::ConnectionTimeout),
+                Err(_) => {
+                    self.meter.refund_bytes(charged);
+                    return Err(HttpError::ConnectionTimeout);
+                }
             };
         self.audit.decision(
             "http",

@@ -129,6 +129,11 @@ pub enum LoadError {
     Engine(#[from] EngineError),
     #[error("cannot lock the host down: {0}")]
     Lockdown(#[source] host_seccomp::SeccompError),
+    /// The I/O threads that file grants need under a lockdown (see `io_runtime`'s blocking
+    /// pool) could not be started before it; the run does not start rather than be killed
+    /// at its first file stream.
+    #[error("cannot start the I/O threads the file grants need before the lockdown: {0}")]
+    IoThreads(#[source] std::io::Error),
     /// [`Warden::load_within`](crate::Warden::load_within): loading (compiling, on a cache
     /// miss) was still going when its budget was spent. The compilation cannot be
     /// interrupted; it goes on, abandoned, on its own thread.

@@ -164,7 +164,9 @@ pub use error::{EngineError, LoadError, RunError};
 pub use host_seccomp;
 pub use manifest::{Manifest, ManifestError};
 pub use policy::Policy;
-pub use regular_file::read_regular_file;
+pub use regular_file::{
+    check_output_path, open_append_private, read_regular_file, write_private_file,
+};
 pub use sandbox::{
     Captured, EPOCH_TICK, EngineSettings, HttpReport, HttpRequest, HttpResponse, Input,
     Interruption, MAX_GUEST_EXIT, Outcome, RunOptions, RunReport, Warden, Workload,

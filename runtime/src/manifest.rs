@@ -365,6 +365,8 @@ pub fn schema_text() -> String {
 
 pub(crate) mod connect;
 mod raw;
+/// A size as the manifest writes it (`"64MiB"`), for flags that take one.
+pub use raw::parse_size;
 mod resolve;
 #[cfg(test)]
 mod tests;

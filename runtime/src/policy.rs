@@ -61,6 +61,46 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The grant through which the workload could write or replace `path`, if any: a
+    /// read-write folder grant that holds it (at any depth) or a read-write single-file grant
+    /// of that very file. For files warden itself writes (audit logs, LEARNED), which must
+    /// not be where the workload they describe can reach them.
+    ///
+    /// `path` need not exist: its folder is resolved (symbolic links included) and its name
+    /// joined back. A folder that does not resolve is compared as given.
+    ///
+    /// # Ambient Authority
+    /// Resolves `path`'s folder in the host filesystem.
+    pub fn writable_by_guest(&self, path: &std::path::Path) -> Option<&FileGrant> {
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let resolved = match (absolute.parent(), absolute.file_name()) {
+            (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+                .map(|d| d.join(name))
+                .unwrap_or(absolute.clone()),
+            _ => absolute.clone(),
+        };
+        self.files.iter().find(|g| {
+            g.access == Access::ReadWrite
+                && match g.kind {
+                    FileKind::Dir => resolved.starts_with(&g.host),
+                    FileKind::File => resolved == g.host,
+                }
+        })
+    }
+
+    /// A read-write grant that reaches into folder `dir` (it holds `dir`, or lies inside
+    /// it), if any: for folders warden keeps its own files in, such as the module cache,
+    /// whose entries are compiled code warden would load and run.
+    ///
+    /// # Ambient Authority
+    /// Resolves `dir` in the host filesystem.
+    pub fn writes_within(&self, dir: &std::path::Path) -> Option<&FileGrant> {
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        self.files.iter().find(|g| {
+            g.access == Access::ReadWrite && (dir.starts_with(&g.host) || g.host.starts_with(&dir))
+        })
+    }
+
     /// This policy with its module replaced (as `warden run MODULE` does).
     #[must_use]
     pub fn with_module(mut self, module: impl Into<PathBuf>) -> Policy {

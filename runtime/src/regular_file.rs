@@ -1,8 +1,9 @@
-//! Reading a file the user named (a manifest, a module) without blocking on what is not a file.
+//! Reading and writing files the user named (a manifest, a module, an audit log, LEARNED)
+//! without blocking on what is not a file and without following a link someone left there.
 
 use std::fs::FileType;
 use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Reads the whole of `path`, which must be a regular file.
@@ -42,6 +43,112 @@ pub fn read_regular_file(path: &Path) -> io::Result<Vec<u8>> {
     })?;
     file.read_to_end(&mut bytes)?;
     Ok(bytes)
+}
+
+/// Opens `path` for appending, creating it with mode 0600 if it is missing: for audit logs.
+///
+/// The last component is never followed if it is a symbolic link (`O_NOFOLLOW`: a link left
+/// where the log goes could point the records, or the truncation of a fresh log, anywhere),
+/// and the open descriptor must be a regular file: a FIFO, device, socket or folder is refused
+/// at once (`O_NONBLOCK` keeps the open of a FIFO from waiting for a reader).
+///
+/// # Ambient Authority
+/// Opens or creates `path` in the host filesystem.
+///
+/// # Errors
+/// The file cannot be opened or created, `path` is a symbolic link, or it is not a regular
+/// file (`InvalidInput`, saying what it is).
+pub fn open_append_private(path: &Path) -> io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| not_through_links(path, e))?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}, not a regular file", describe(meta.file_type())),
+        ));
+    }
+    Ok(file)
+}
+
+/// Checks that `path` can be replaced by a regular file warden writes: it is missing or a
+/// regular file; a symbolic link, FIFO, device, socket or folder is refused. For outputs
+/// checked before the work that produces them (LEARNED), so that a bad path costs no run.
+///
+/// # Ambient Authority
+/// Looks at `path` in the host filesystem (without following a link).
+///
+/// # Errors
+/// `path` exists and is not a regular file (`InvalidInput`, saying what it is).
+pub fn check_output_path(path: &Path) -> io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(m) if m.file_type().is_symlink() => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a symbolic link: warden does not write through links",
+        )),
+        Ok(m) if !m.is_file() => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}, not a regular file", describe(m.file_type())),
+        )),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Replaces `path` with `bytes`, mode 0600: written to a new temporary file in the same
+/// folder (created exclusively, so nothing left there is opened), flushed to disk, then
+/// renamed over `path`. A reader sees the old file or the new one, never half of one, and a
+/// symbolic link at `path` is replaced, not followed. `path` is checked first with
+/// [`check_output_path`].
+///
+/// # Ambient Authority
+/// Creates and renames files in `path`'s folder of the host filesystem.
+///
+/// # Errors
+/// `path` is not a regular file, or the temporary file cannot be created, written or renamed.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    check_output_path(path)?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".warden-")
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The errors of an `O_NOFOLLOW | O_NONBLOCK` open for writing, said as what they mean:
+/// `ELOOP` for a symbolic link, `ENXIO` for a FIFO without a reader (or a device without
+/// its driver), `EISDIR` for a folder.
+fn not_through_links(path: &Path, e: io::Error) -> io::Error {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return e;
+    };
+    let t = meta.file_type();
+    match e.raw_os_error() {
+        Some(libc::ELOOP) if t.is_symlink() => io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a symbolic link: warden does not write through links",
+        ),
+        Some(libc::ENXIO | libc::EISDIR) if !t.is_file() => io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}, not a regular file", describe(t)),
+        ),
+        _ => e,
+    }
 }
 
 /// What a file that is not a regular file is, for an error message ("a FIFO (named pipe)",

@@ -187,6 +187,11 @@ impl OutputStream for LimitedOutput {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
         match self.write_metered(&bytes) {
             Ok(()) => Ok(()),
+            // The reader has gone (a closed pipe): the stream is closed, as WASI says, not a
+            // failed operation; a guest can tell "nobody listens" from an I/O error.
+            Err(WriteError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                Err(StreamError::Closed)
+            }
             Err(WriteError::Io(e)) => {
                 Err(StreamError::LastOperationFailed(wasmtime::Error::new(e)))
             }

@@ -452,3 +452,49 @@ fn a_wildcard_entry_resolves_its_subdomains_only_and_still_checks_each_address()
             .any(|(t, why)| t == "localhost" && why.starts_with("lookup"))
     );
 }
+
+/// A request that never left counts no egress: its host refused the connection, or its name
+/// resolved only to an address the rules refuse. (A name lookup's own query did leave and
+/// counts.) The control sends the same body to a server that answers: it counts.
+#[test]
+fn a_request_that_never_left_counts_no_egress() {
+    let server = Server::start();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let port = server.port();
+    let s = Scene::new();
+    let body = "y".repeat(3000);
+    let manifest = format!(
+        "[[http]]\nurl = \"http://127.0.0.1:{closed}/\"\nmethods = [\"POST\"]\n\n\
+         [[http]]\nurl = \"http://localhost:{port}/\"\nmethods = [\"POST\"]\n\n\
+         [[http]]\nurl = \"http://127.0.0.1:{port}/\"\nmethods = [\"POST\"]\n"
+    );
+    let egress = |steps: &[String]| {
+        let r = probe(&s, &manifest, steps);
+        assert_eq!(r.code, 0, "{r:?}");
+        (r.exit()["egress_bytes"].as_u64().unwrap(), r)
+    };
+
+    let (refused, r) = egress(&[format!("http POST http://127.0.0.1:{closed}/x {body}")]);
+    assert!(lines(&r)[0].contains("error"), "{r:?}");
+    assert_eq!(refused, 0, "a refused connection sent nothing: {r:?}");
+
+    // `localhost` resolves to loopback, which the rules refuse unless named literally.
+    let (unresolved, r) = egress(&[format!("http POST http://localhost:{port}/x {body}")]);
+    assert!(lines(&r)[0].contains("error"), "{r:?}");
+    assert!(
+        unresolved < 200,
+        "only the name lookup counts: {unresolved}: {r:?}"
+    );
+
+    // Control: the same body, sent.
+    let (sent, r) = egress(&[format!("http POST http://127.0.0.1:{port}/x {body}")]);
+    assert!(lines(&r)[0].starts_with("http: 200"), "{r:?}");
+    assert!(sent > 3000, "{sent}");
+    assert!(
+        server.requests().len() == 1,
+        "only the control reached the server"
+    );
+}

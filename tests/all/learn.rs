@@ -603,7 +603,9 @@ wall = true
 secure = true
 "#,
     );
-    let learned = s.path("learned.toml");
+    // LEARNED outside BROAD's read-write grant of the whole folder (learn refuses it there).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let learned = elsewhere.path().join("learned.toml");
     let r = learn(
         &broad,
         &learned,

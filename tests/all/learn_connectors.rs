@@ -289,7 +289,9 @@ pub(crate) fn learn_and_compare(case: &Case) {
         .parse()
         .unwrap();
     let broad = s.file("broad.warden.toml", &broaden(&hand, s.dir.path()));
-    let learned = s.path("learned.warden.toml");
+    // LEARNED outside BROAD's read-write grant of the whole folder (learn refuses it there).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let learned = elsewhere.path().join("learned.warden.toml");
     let mut env = case.env.to_vec();
     env.push(("UNUSED_BROAD_KEY", UNUSED_KEY));
 

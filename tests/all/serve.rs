@@ -15,9 +15,9 @@ const KEY: &str = "sk_live_serve_7d1e";
 /// A running `warden serve` (also used by serve_http.rs).
 pub(crate) struct Serve {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     audit: PathBuf,
-    stderr: PathBuf,
+    pub(crate) stderr: PathBuf,
     _stdout: std::io::BufReader<std::process::ChildStdout>,
 }
 
@@ -37,9 +37,43 @@ impl Reply {
 
 impl Serve {
     pub(crate) fn start(s: &Scene, manifests: &[&Path], extra: &[&str]) -> Serve {
+        Serve::start_with_env(s, manifests, extra, &[])
+    }
+
+    /// [`Serve::start`] with variables added to the server's environment.
+    pub(crate) fn start_with_env(
+        s: &Scene,
+        manifests: &[&Path],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Serve {
+        Serve::start_cmd(s, manifests, extra, env, warden())
+    }
+
+    /// [`Serve::start`] under a program that then executes warden in its place (`wrapper`:
+    /// the program and its arguments, e.g. `prlimit --nofile=64:64 --`).
+    pub(crate) fn start_wrapped(
+        s: &Scene,
+        manifests: &[&Path],
+        extra: &[&str],
+        wrapper: &[&str],
+    ) -> Serve {
+        let mut cmd = std::process::Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..]).arg(env!("CARGO_BIN_EXE_warden"));
+        cmd.env("WARDEN_CACHE_DIR", crate::util::shared_cache_dir());
+        cmd.stdin(Stdio::null());
+        Serve::start_cmd(s, manifests, extra, &[], cmd)
+    }
+
+    fn start_cmd(
+        s: &Scene,
+        manifests: &[&Path],
+        extra: &[&str],
+        env: &[(&str, &str)],
+        mut cmd: std::process::Command,
+    ) -> Serve {
         let audit = s.path("serve-audit.jsonl");
         let stderr = s.path("serve-stderr.txt");
-        let mut cmd = warden();
         cmd.arg("serve").arg("--listen").arg("127.0.0.1:0");
         cmd.arg("--audit").arg(&audit);
         for m in manifests {
@@ -47,6 +81,7 @@ impl Serve {
         }
         cmd.args(extra);
         cmd.env("WARDEN_TEST_API_KEY", KEY);
+        cmd.envs(env.iter().copied());
         cmd.stdout(Stdio::piped());
         cmd.stderr(std::fs::File::create(&stderr).unwrap());
         let mut child = cmd.spawn().expect("spawn warden serve");
@@ -75,7 +110,7 @@ impl Serve {
         }
     }
 
-    fn request(&self, method: &str, path: &str, body: &[u8]) -> Reply {
+    pub(crate) fn request(&self, method: &str, path: &str, body: &[u8]) -> Reply {
         self.request_with(method, path, &[], body)
     }
 
@@ -929,5 +964,57 @@ fn a_worker_killed_while_it_holds_several_runs_answers_each_with_its_exit_record
     for v in &answers {
         assert_eq!(v["outcome"], "wall-limit", "{v}");
     }
+    assert_eq!(serve.stop(), 0);
+}
+
+/// A serve worker under a read-only folder grant runs a module that polls a granted file
+/// (its read goes to tokio's blocking pool): the worker started the pool's threads before its
+/// lockdown, so the run exits 0 and the worker lives. Control: an identity whose worker leaves
+/// the pool to start threads on demand (a test build's switch, passed to that worker alone)
+/// dies of its filter.
+#[cfg(feature = "test-escape")]
+#[test]
+fn a_worker_serving_a_read_only_grant_survives_a_guest_that_polls_a_file() {
+    let s = Scene::new();
+    s.mkdir("data");
+    s.file("data/notes.txt", "served words\n");
+    let module = crate::lockdown::file_polls::poll_then_read(&s, "notes.txt");
+    let grant = "[[files]]\nhost = \"data\"\nguest = \"/data\"\naccess = \"read\"\n";
+    let reader = manifest(&s, "reader", &module, grant);
+    let lazy = manifest(
+        &s,
+        "lazy",
+        &module,
+        &format!(
+            "{grant}\n[env]\nWARDEN_TEST_LAZY_BLOCKING_POOL = \
+             {{ from-host = \"WARDEN_TEST_LAZY_BLOCKING_POOL\" }}\n"
+        ),
+    );
+    let serve = Serve::start_with_env(
+        &s,
+        &[&reader, &lazy],
+        &[],
+        &[("WARDEN_TEST_LAZY_BLOCKING_POOL", "1")],
+    );
+    for _ in 0..2 {
+        let v = serve.run("reader", &[], b"").json();
+        assert_eq!(
+            (v["outcome"].as_str(), v["code"].as_i64()),
+            (Some("exited"), Some(0)),
+            "{v}"
+        );
+        assert_eq!(v["stdout"], "served words\n", "{v}");
+    }
+    // No restart (the series appears with the first one).
+    assert_eq!(
+        serve.metric("warden_worker_restarts_total{identity=\"reader\"}"),
+        None
+    );
+    let v = serve.run("lazy", &[], b"").json();
+    assert_eq!(
+        (v["outcome"].as_str(), v["code"].as_i64()),
+        (Some("worker-died"), Some(159)),
+        "{v}"
+    );
     assert_eq!(serve.stop(), 0);
 }

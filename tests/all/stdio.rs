@@ -92,3 +92,34 @@ fn stdout_can_be_discarded() {
     assert_eq!(r.code, 0, "{r:#?}");
     assert_eq!(r.stdout, "");
 }
+
+/// A component writing to a stdout whose reader has gone sees its stream `closed`, as WASI
+/// says (and as the wasmtime CLI answers), not `last-operation-failed`: Rust's std reports it
+/// as `BrokenPipe`. The control keeps the reader: the same guest writes on until its output
+/// limit.
+#[test]
+fn a_component_writing_to_a_closed_stdout_sees_the_stream_closed() {
+    use std::io::Read;
+    let s = Scene::new();
+    let mut child = crate::util::warden()
+        .args(["run", guests::FLOOD_P2])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = vec![0u8; 1024];
+    out.read_exact(&mut first).unwrap();
+    drop(out);
+    let r = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    // A component's exit code is 0 or 1 (wasi:cli/exit): flood's 3 arrives as 1.
+    assert_eq!(r.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("write failed: BrokenPipe"), "{stderr}");
+
+    // Control: a reader that stays.
+    let m = s.manifest("[limits]\noutput = \"1MiB\"\n");
+    let r = s.run(Some(&m), guests::FLOOD_P2, &[]);
+    assert_eq!(r.code, 120, "{r:#?}");
+    assert!(!r.stderr.contains("write failed"), "{r:#?}");
+}

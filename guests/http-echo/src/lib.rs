@@ -6,6 +6,7 @@
 //! - `/spin` — loops forever (hostile: the wall or fuel limit ends it);
 //! - `/trap` — panics (hostile: a trap);
 //! - `/big?N` — answers N bytes of `x` (for the output limit);
+//! - `/status?N` — answers status N with the body `status N` (1xx included: hostile);
 //! - anything else — the echo: status 200, headers `x-echo-method`, `x-echo-path` and
 //!   `x-echo-test` (the request's `x-test` header), and a body of
 //!   `METHOD PATH\nx-test: VALUE\n` followed by the request's body.
@@ -42,6 +43,10 @@ impl wasip2::exports::http::incoming_handler::Guest for Echo {
             "/big" => {
                 let n: usize = query.parse().unwrap_or(0);
                 respond(out, 200, &[], "x".repeat(n));
+            }
+            "/status" => {
+                let n: u16 = query.parse().unwrap_or(200);
+                respond(out, n, &[], format!("status {n}"));
             }
             _ => {
                 let method = method_name(&request.method());

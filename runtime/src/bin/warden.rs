@@ -564,6 +564,17 @@ fn run(args: RunArgs) -> ExitCode {
     if let Some(module) = args.module {
         policy.module = Some(module);
     }
+    if let Some(path) = args.audit.as_deref().filter(|p| p.as_os_str() != "-")
+        && let Some(g) = policy.writable_by_guest(path)
+    {
+        return fail(format!(
+            "{}: the audit log is inside the read-write grant of {} ({}): the workload could \
+             rewrite its own record; write it elsewhere",
+            path.display(),
+            g.host.display(),
+            g.guest
+        ));
+    }
     let sink = match open_audit(args.audit.as_deref()) {
         Ok(s) => s,
         Err(e) => return fail(format!("{e:#}")),
@@ -597,7 +608,7 @@ fn run(args: RunArgs) -> ExitCode {
         cache: if args.no_cache {
             None
         } else {
-            ModuleCache::user_default()
+            cache_out_of_reach(&policy)
         },
         pooling: false,
         interruption: run_interruption(args.epochs, &policy),
@@ -708,6 +719,66 @@ fn run_interruption(epochs: bool, policy: &Policy) -> warden::Interruption {
     }
 }
 
+/// The user's module cache, unless a read-write grant of `policy` reaches into it: its
+/// entries are compiled code that warden maps and runs, so a workload that could write one
+/// could plant code in the host. Then the run compiles its module afresh (as `--no-cache`
+/// does) and says so.
+pub(crate) fn cache_out_of_reach(policy: &Policy) -> Option<ModuleCache> {
+    let cache = ModuleCache::user_default()?;
+    if let Some(g) = policy.writes_within(cache.dir()) {
+        eprintln!(
+            "warden: warning: the module cache {} is within reach of the read-write grant of \
+             {}; the module cache is not used for this workload",
+            cache.dir().display(),
+            g.host.display()
+        );
+        return None;
+    }
+    Some(cache)
+}
+
+/// The private folder (mode 0700, a random name) that holds the learning run's audit log,
+/// which learn then reads: in the temporary folder, or in warden's cache folder when a grant
+/// of BROAD reaches the temporary folder, for the run must not be able to forge or replace
+/// what learn reads. Refused when every candidate is within reach of a grant.
+fn learn_work_dir(broad: &Policy) -> Result<tempfile::TempDir, String> {
+    let reachable = |dir: &std::path::Path| {
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        broad.files.iter().any(|g| dir.starts_with(&g.host))
+    };
+    let mut candidates = vec![std::env::temp_dir()];
+    if let Some(cache) = warden::ModuleCache::user_default() {
+        candidates.push(cache.dir().to_path_buf());
+    }
+    for base in candidates {
+        if reachable(&base) {
+            continue;
+        }
+        if std::fs::create_dir_all(&base).is_err() {
+            continue;
+        }
+        match tempfile::Builder::new()
+            .prefix("warden-learn-")
+            .tempdir_in(&base)
+        {
+            Ok(d) if !reachable(d.path()) => return Ok(d),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(format!(
+                    "cannot make a private folder for the learning run's audit log in {}: {e}",
+                    base.display()
+                ));
+            }
+        }
+    }
+    Err(
+        "every folder where learn could keep the learning run's audit log (the temporary \
+         folder, warden's cache folder) is inside a grant of BROAD; set TMPDIR to a folder \
+         outside them"
+            .into(),
+    )
+}
+
 /// `warden learn`: the workload runs as `warden run --record-fs --audit TMP` in a child
 /// process, the very run path of `warden run`. A child, because the lockdown is process-wide
 /// and forbids what comes after the run here (reading the log, writing LEARNED); its exit
@@ -738,13 +809,26 @@ fn learn(args: LearnArgs) -> ExitCode {
     } else {
         None
     };
-    let dir = match tempfile::Builder::new().prefix("warden-learn-").tempdir() {
+    // LEARNED is written by warden, so it must not be where the workload can write: the
+    // learning run could plant a link there, or the manifest it is about to be granted.
+    if let Err(e) = warden::check_output_path(&args.out) {
+        return fail(format!(
+            "{}: cannot write LEARNED there: {e}",
+            args.out.display()
+        ));
+    }
+    if let Some(g) = broad.writable_by_guest(&args.out) {
+        return fail(format!(
+            "{}: LEARNED would be inside the read-write grant of {} ({}): the learning run \
+             could write it first; choose a path outside every read-write grant",
+            args.out.display(),
+            g.host.display(),
+            g.guest
+        ));
+    }
+    let dir = match learn_work_dir(&broad) {
         Ok(d) => d,
-        Err(e) => {
-            return fail(format!(
-                "cannot make a folder for the learning run's audit log: {e}"
-            ));
-        }
+        Err(e) => return fail(e),
     };
     let log_path = dir.path().join("audit.jsonl");
     let exe = match std::env::current_exe() {
@@ -839,7 +923,7 @@ fn learn(args: LearnArgs) -> ExitCode {
         input.single_files = false;
         text = warden::learn::learn(&input);
     }
-    if let Err(e) = std::fs::write(&args.out, &text) {
+    if let Err(e) = warden::write_private_file(&args.out, text.as_bytes()) {
         return fail(format!("{}: cannot write: {e}", args.out.display()));
     }
     let learned = match Manifest::from_file(&args.out) {

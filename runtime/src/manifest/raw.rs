@@ -764,7 +764,7 @@ fn split_number(s: &str) -> Option<(u64, &str)> {
 
 /// `"64MiB"`, `"64 MiB"`, `"1000B"`, `"1GB"`: a whole number and a unit (binary units are
 /// powers of 1024, decimal ones powers of 1000). `None` if malformed or too large.
-pub(crate) fn parse_size(s: &str) -> Option<u64> {
+pub fn parse_size(s: &str) -> Option<u64> {
     let (number, unit) = split_number(s)?;
     let multiplier: u64 = match unit {
         "B" => 1,

@@ -76,12 +76,14 @@ impl Warden {
     /// idle, and from then on starts no more: a run waits (up to 5 s) for one of them to be
     /// idle. For a process that
     /// installs a seccomp filter of its own after loading, which forbids starting threads:
-    /// call this before the filter. Starts the network I/O thread of components' runs too.
+    /// call this before the filter. Starts the I/O runtime's threads too: its network worker
+    /// and its fixed blocking pool, where wasmtime-wasi runs file stream reads and writes.
     ///
     /// # Errors
     /// A thread could not be started.
     pub fn prestart_run_threads(&self, n: usize) -> std::io::Result<()> {
         crate::io_runtime::start();
+        crate::io_runtime::start_blocking_pool()?;
         self.inner.runs.prestart(n)
     }
 }

@@ -351,8 +351,16 @@ impl Workload {
         // Everything is set up: lock the host down before the first guest instruction.
         if let Some((mode, profile)) = &profile {
             // The I/O runtime every run enters starts its thread when first used: start it
-            // now, while starting threads is still allowed.
+            // now, while starting threads is still allowed. With file grants, its blocking
+            // pool too: a file stream's read or write runs there (see `crate::io_runtime`).
             crate::io_runtime::start();
+            if profile.groups().contains(&host_seccomp::Group::FileRead)
+                && let Err(e) = crate::io_runtime::start_blocking_pool()
+            {
+                let e = LoadError::IoThreads(e);
+                audit.emit("error", json!({ "message": e.to_string() }));
+                return Some(Err(e));
+            }
             if let Err(e) = profile.install(*mode) {
                 let e = LoadError::Lockdown(e);
                 audit.emit("error", json!({ "message": e.to_string() }));

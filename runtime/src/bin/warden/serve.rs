@@ -10,6 +10,8 @@
 
 #[path = "serve/cpu.rs"]
 mod cpu;
+#[path = "serve/front.rs"]
+mod front;
 #[path = "serve/http.rs"]
 mod http;
 #[path = "serve/metrics.rs"]
@@ -20,7 +22,7 @@ mod proto;
 mod worker;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
@@ -131,6 +133,48 @@ pub struct ServeArgs {
     /// that mostly wait on the network.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_positive)]
     runs_per_worker: usize,
+    /// Time a client has to send a whole request head once its first byte came; past it the
+    /// connection is closed (slowloris). A head is a few hundred bytes: ten seconds is ample
+    /// on any link, and short enough that slow heads cannot pile up.
+    #[arg(long, value_name = "DURATION", default_value = "10s",
+          value_parser = parse_timeout)]
+    header_timeout: Duration,
+    /// Time a connection may stay open with no request under way and nothing sent: long
+    /// enough to reuse it between the requests of one job, short enough that idle sockets
+    /// do not hold descriptors.
+    #[arg(long, value_name = "DURATION", default_value = "30s",
+          value_parser = parse_timeout)]
+    idle_timeout: Duration,
+    /// Client connections open at once; past it, new ones are closed at once and counted
+    /// (`warden_connections_refused_total`).
+    #[arg(long, value_name = "N", default_value_t = front::DEFAULT_MAX_CONNECTIONS,
+          value_parser = parse_positive)]
+    max_connections: usize,
+    /// Bytes of request bodies held in memory at once, over all connections; a body that
+    /// would pass it is answered 503. The default holds 64 bodies of the largest size a run
+    /// takes (4 MiB).
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_memory)]
+    max_body_memory: usize,
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("a timeout must be above 0".into()),
+        Err(e) => Err(format!("`{s}` is not a duration such as \"10s\": {e}")),
+    }
+}
+
+fn parse_memory(s: &str) -> Result<usize, String> {
+    warden::manifest::parse_size(s)
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| *n >= MAX_STDIN_BYTES)
+        .ok_or_else(|| {
+            format!(
+                "`{s}` is not a size such as \"256MiB\" of at least one largest body \
+                 ({MAX_STDIN_BYTES} bytes)"
+            )
+        })
 }
 
 fn parse_positive(s: &str) -> Result<usize, String> {
@@ -273,6 +317,8 @@ struct State {
     cpu: Option<Arc<cpu::Groups>>,
     /// Runs a worker holds at once (`--runs-per-worker`).
     runs_per_worker: usize,
+    /// Timeouts and bounds of client connections (`--header-timeout`, …).
+    door: Arc<front::FrontDoor>,
 }
 
 impl State {
@@ -304,22 +350,31 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         }
         policies.push(policy);
     }
-    let log = match &args.audit {
-        None => None,
-        Some(path) => {
-            let mut opts = std::fs::OpenOptions::new();
-            opts.create(true).append(true);
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            match opts.open(path) {
-                Ok(f) => Some(Log(Arc::new(Mutex::new(f)))),
-                Err(e) => {
-                    return crate::fail(format!(
-                        "{}: cannot open the audit log: {e}",
-                        path.display()
-                    ));
-                }
+    if let Some(path) = &args.audit {
+        for policy in &policies {
+            if let Some(g) = policy.writable_by_guest(path) {
+                return crate::fail(format!(
+                    "{}: the audit log is inside the read-write grant of {} ({}) of `{}`: that \
+                     workload could rewrite the record; write it elsewhere",
+                    path.display(),
+                    g.host.display(),
+                    g.guest,
+                    policy.identity.name
+                ));
             }
         }
+    }
+    let log = match &args.audit {
+        None => None,
+        Some(path) => match warden::open_append_private(path) {
+            Ok(f) => Some(Log(Arc::new(Mutex::new(f)))),
+            Err(e) => {
+                return crate::fail(format!(
+                    "{}: cannot open the audit log: {e}",
+                    path.display()
+                ));
+            }
+        },
     };
     let exe = match std::env::current_exe() {
         Ok(p) => p,
@@ -402,6 +457,12 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         lockdown: args.seccomp == Lockdown::Enforce,
         max_workers: args.max_workers,
         connections: AtomicUsize::new(0),
+        door: Arc::new(front::FrontDoor::new(
+            args.header_timeout,
+            args.idle_timeout,
+            args.max_connections,
+            args.max_body_memory,
+        )),
         cpu: cpu.clone(),
         runs_per_worker: args.runs_per_worker,
     };
@@ -489,14 +550,31 @@ async fn serve_async(
     if let Some(notice) = cpu_notice {
         eprintln!("{notice}");
     }
+    let mut told_out_of_descriptors = false;
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let Some(place) = state.door.admit() else {
+                        // At the cap: closed at once, so the backlog never fills up.
+                        drop(stream);
+                        state.metrics().connection_refused();
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(connection(state.clone(), stream));
+                    tokio::spawn(connection(state.clone(), stream, place));
                 }
-            }
+                Err(e) => {
+                    if front::out_of_descriptors(&e) && !told_out_of_descriptors {
+                        told_out_of_descriptors = true;
+                        eprintln!(
+                            "warden: serve: out of file descriptors ({e}); accepting again \
+                             as they free up (raise the limit or lower --max-connections)"
+                        );
+                    }
+                    front::back_off(&e).await;
+                }
+            },
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -533,22 +611,45 @@ async fn serve_async(
     ExitCode::SUCCESS
 }
 
-/// One HTTP/1.1 connection (keep-alive), closed gracefully when the server stops.
-async fn connection(state: Arc<State>, stream: tokio::net::TcpStream) {
+/// One HTTP/1.1 connection (keep-alive), closed gracefully when the server stops, and at
+/// once when its client is too slow with a request head or idle too long (see `front`).
+async fn connection(state: Arc<State>, stream: tokio::net::TcpStream, place: front::Admitted) {
     state.connections.fetch_add(1, Ordering::SeqCst);
+    let clock = front::Clock::new();
     let svc_state = state.clone();
-    let service = hyper::service::service_fn(move |req| handle(svc_state.clone(), req));
-    let conn = hyper::server::conn::http1::Builder::new()
-        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let svc_clock = clock.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let state = svc_state.clone();
+        let clock = svc_clock.clone();
+        async move {
+            let _served = clock.request_started();
+            handle(state, req).await
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(
+        hyper_util::rt::TokioIo::new(front::Watched::new(stream, clock.clone())),
+        service,
+    );
     let mut conn = std::pin::pin!(conn);
     let mut stop = state.shutdown.subscribe();
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        () = stopped(&mut stop) => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+    let mut watch = tokio::time::interval(front::watch_period(&state.door));
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => break,
+            () = stopped(&mut stop) => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+                break;
+            }
+            _ = watch.tick() => {
+                if let Some(why) = clock.expired(&state.door) {
+                    state.metrics().connection_closed(why);
+                    break;
+                }
+            }
         }
     }
+    drop(place);
     state.connections.fetch_sub(1, Ordering::SeqCst);
 }
 
@@ -639,18 +740,18 @@ async fn run_request(state: &Arc<State>, name: &str, req: Request<Incoming>) -> 
         Ok(a) => a,
         Err(e) => return error_reply(StatusCode::BAD_REQUEST, &e),
     };
-    let body = match Limited::new(req.into_body(), MAX_STDIN_BYTES)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+    let (body, _held) = match read_body(state, req.into_body()).await {
+        Ok(b) => b,
+        Err(front::BodyError::TooLarge) => {
             return error_reply(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("the body (the run's stdin) is limited to {MAX_STDIN_BYTES} bytes"),
             );
         }
-        Err(e) => return error_reply(StatusCode::BAD_REQUEST, &format!("reading the body: {e}")),
+        Err(front::BodyError::Busy) => return body_memory_busy(state),
+        Err(front::BodyError::Read(e)) => {
+            return error_reply(StatusCode::BAD_REQUEST, &format!("reading the body: {e}"));
+        }
     };
     // Without a stdin grant the guest reads nothing, whatever was sent.
     let stdin = if ident.stdin_granted {
@@ -724,6 +825,32 @@ async fn enqueue(
     })
 }
 
+/// A request body of at most [`MAX_STDIN_BYTES`], held against `--max-body-memory` until the
+/// returned permit is dropped.
+async fn read_body(
+    state: &State,
+    body: Incoming,
+) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), front::BodyError> {
+    state.door.read_body(body, MAX_STDIN_BYTES).await
+}
+
+/// The answer to a request whose body would pass `--max-body-memory`.
+fn body_memory_busy(state: &State) -> Answer {
+    state.metrics().connection_closed("body memory");
+    let mut r = error_reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!(
+            "the server holds {} bytes of request bodies at most (--max-body-memory); try again",
+            state.door.max_body_memory
+        ),
+    );
+    r.headers_mut().insert(
+        hyper::header::RETRY_AFTER,
+        hyper::header::HeaderValue::from_static("1"),
+    );
+    r
+}
+
 /// The query's `arg=` values, in order, percent-decoded (`+` is a space).
 fn parse_args(query: &str) -> Result<Vec<String>, String> {
     let mut args = Vec::new();
@@ -747,8 +874,10 @@ fn percent_decode(s: &str) -> Result<String, String> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
+                // Two hex digits exactly: `from_str_radix` alone would take `%+1` as 1.
                 let hex = bytes
                     .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .ok_or_else(|| format!("bad percent-escape in `{s}`"))?;

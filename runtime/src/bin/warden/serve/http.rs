@@ -6,7 +6,7 @@
 use super::{Answer, MAX_STDIN_BYTES, State, enqueue, error_reply, json_reply, proto};
 use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -108,18 +108,18 @@ pub(super) async fn request(state: &Arc<State>, name: &str, req: Request<Incomin
         .map(|(n, v)| (n.to_string(), b64.encode(v)))
         .collect();
     let method = req.method().as_str().to_string();
-    let body = match Limited::new(req.into_body(), MAX_STDIN_BYTES)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+    let (body, _held) = match super::read_body(state, req.into_body()).await {
+        Ok(b) => b,
+        Err(super::front::BodyError::TooLarge) => {
             return error_reply(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("the body is limited to {MAX_STDIN_BYTES} bytes"),
             );
         }
-        Err(e) => return error_reply(StatusCode::BAD_REQUEST, &format!("reading the body: {e}")),
+        Err(super::front::BodyError::Busy) => return super::body_memory_busy(state),
+        Err(super::front::BodyError::Read(e)) => {
+            return error_reply(StatusCode::BAD_REQUEST, &format!("reading the body: {e}"));
+        }
     };
     let http = proto::HttpIn {
         method,
@@ -138,11 +138,19 @@ pub(super) async fn request(state: &Arc<State>, name: &str, req: Request<Incomin
         started.elapsed().as_secs_f64(),
     );
     let mut r = match answer.http.as_ref().filter(|h| h.status != 0) {
-        Some(out) if answer.outcome == "exited" => component_response(out),
+        // A final status only: an informational one (1xx) is no answer to the request.
+        Some(out) if answer.outcome == "exited" && out.status >= 200 => component_response(out),
         other => {
-            let message = other
-                .and_then(|h| h.message.clone())
-                .unwrap_or_else(|| answer.stderr.clone());
+            let message = match other {
+                Some(h) if h.status < 200 && answer.outcome == "exited" => format!(
+                    "the handler answered with the informational status {}, which is not a \
+                     final answer",
+                    h.status
+                ),
+                _ => other
+                    .and_then(|h| h.message.clone())
+                    .unwrap_or_else(|| answer.stderr.clone()),
+            };
             json_reply(
                 StatusCode::BAD_GATEWAY,
                 &json!({ "run": answer.run, "outcome": answer.outcome, "code": answer.code,

@@ -25,6 +25,9 @@ pub struct Metrics {
     denials: BTreeMap<(String, String), u64>,
     restarts: BTreeMap<String, u64>,
     forged: BTreeMap<String, u64>,
+    connections_refused: u64,
+    /// Connections closed or requests refused by the front door, by reason.
+    closed: BTreeMap<&'static str, u64>,
 }
 
 /// One identity's gauges at rendering time.
@@ -64,6 +67,17 @@ impl Metrics {
 
     pub fn restart(&mut self, name: &str) {
         *self.restarts.entry(name.into()).or_default() += 1;
+    }
+
+    /// A connection past `--max-connections`, closed as it was accepted.
+    pub fn connection_refused(&mut self) {
+        self.connections_refused += 1;
+    }
+
+    /// A connection closed (header or idle timeout) or a body refused (body memory) by the
+    /// front door.
+    pub fn connection_closed(&mut self, why: &'static str) {
+        *self.closed.entry(why).or_default() += 1;
     }
 
     pub fn forged(&mut self, name: &str) {
@@ -172,6 +186,26 @@ impl Metrics {
                 "warden_forged_records_total{{identity=\"{}\"}} {n}",
                 esc(name)
             );
+        }
+        h(
+            &mut o,
+            "warden_connections_refused_total",
+            "counter",
+            "Client connections closed as they were accepted, past --max-connections.",
+        );
+        let _ = writeln!(
+            o,
+            "warden_connections_refused_total {}",
+            self.connections_refused
+        );
+        h(
+            &mut o,
+            "warden_front_door_total",
+            "counter",
+            "Connections closed for a header or idle timeout, and bodies refused for the body memory bound.",
+        );
+        for (why, n) in &self.closed {
+            let _ = writeln!(o, "warden_front_door_total{{reason=\"{}\"}} {n}", esc(why));
         }
         h(
             &mut o,

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use warden::{AuditSink, EngineSettings, Input, Manifest, ModuleCache, Policy, RunOptions, Warden};
+use warden::{AuditSink, EngineSettings, Input, Manifest, Policy, RunOptions, Warden};
 
 /// The pipe to the server: a duplicate of stdout, so that a frame is one `write` rather than
 /// going through stdout's line buffering (which splits a frame at its last newline).
@@ -103,9 +103,10 @@ pub fn run(manifest: &Path, lockdown: bool, runs: usize) -> ExitCode {
              in one process ({host}); raise it (sysctl vm.max_map_count) or hold fewer"
         ));
     }
+    let cache = crate::cache_out_of_reach(&policy);
     let settings = |pooling| EngineSettings {
         fuel: policy.limits.fuel.is_some(),
-        cache: ModuleCache::user_default(),
+        cache: cache.clone(),
         pooling,
         // A worker runs many requests: one that passes its wall limit is stopped, the
         // worker goes on.
