@@ -218,11 +218,12 @@ enum Command {
     /// the audit log or the address cannot be used.
     #[command(verbatim_doc_comment)]
     Serve(serve::ServeArgs),
-    /// Write warden's WIT package, for building guests in any language against it (see
-    /// docs/guests.md): `warden:host` (warden.wit: the `secrets` interface and the worlds
-    /// `connector`, `connector-portable`, `handler`, `handler-portable`) and, in deps/, the
-    /// WASI 0.2 packages warden implements. Files already there with the same contents are
-    /// left as they are; other files in DIR are left alone.
+    /// Write warden's WIT package, to build guests in any language against (docs/guests.md).
+    ///
+    /// The package is `warden:host` (warden.wit: the `secrets` interface and the worlds
+    /// `connector`, `connector-portable`, `handler`, `handler-portable`, `imports`) and, in
+    /// deps/, the WASI 0.2 packages warden implements. Files already there with the same
+    /// contents are left as they are; other files in DIR are left alone.
     ///
     /// Exit codes:
     ///   0    written (or already up to date); where it was written is printed
