@@ -9,6 +9,7 @@
 //!   never sees; every `--try-…` attempt is refused and audited;
 //! - `warden learn` on it yields a manifest no broader than the hand-written one, under which
 //!   it still works and everything is still refused.
+//! - the SDK's own host-side tests (sdk/python/tests) pass on the build machine's CPython.
 //!
 //! Where the Python build is missing, the tests say so loudly and fail under `CI=true`.
 
@@ -112,6 +113,40 @@ fn componentize_py_reads_every_world_of_the_written_package() {
     // Control: a world the package does not have is refused.
     let (ok, stderr) = componentize_py_bindings(&cpy, &dir, "no-such-world", &s.path("x"));
     assert!(!ok, "{stderr}");
+}
+
+#[test]
+fn python_sdk_host_tests_pass() {
+    let (Some(cpy), Some(python)) = (
+        foreign_python("venv/bin/componentize-py"),
+        foreign_python("venv/bin/python"),
+    ) else {
+        return;
+    };
+    // The SDK's pure parts on the build machine's CPython, against real generated bindings.
+    let s = Scene::new();
+    let bindings = s.path("bindings");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let (ok, stderr) = componentize_py_bindings(&cpy, &repo.join("wit"), "connector", &bindings);
+    assert!(ok, "{stderr}");
+    let sdk = repo.join("sdk/python");
+    let o = Command::new(python)
+        .args(["-m", "unittest", "discover", "-v", "-s"])
+        .arg(sdk.join("tests"))
+        .env(
+            "PYTHONPATH",
+            format!("{}:{}", bindings.display(), sdk.join("src").display()),
+        )
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("run python");
+    let report = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{report}");
+    let ran: usize = report
+        .lines()
+        .find_map(|l| l.strip_prefix("Ran ")?.split(' ').next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(ran >= 5, "fewer tests than written ran: {report}");
 }
 
 /// The audit log's `deny` decisions as `capability target` lines.
