@@ -83,8 +83,11 @@ pub enum Group {
     /// Removing the private staging folder that single-file grants are served from, when the
     /// run ends (brings [`Group::FileRead`]; [`Group::FileWrite`] can remove files anyway).
     FileStaging,
-    /// Outbound network connections.
+    /// Outbound network connections, name lookups and UDP.
     Network,
+    /// Listening TCP sockets and accepting connections on them (`[network] listen`; brings
+    /// [`Group::Network`]).
+    NetworkListen,
     /// A `warden serve` worker: it reads requests from its stdin (brings [`Group::Stdin`])
     /// and sets up each run after its lockdown, not before as `warden run` does.
     ServeWorker,
@@ -92,7 +95,7 @@ pub enum Group {
 
 impl Group {
     /// Every group, in order.
-    pub const ALL: [Group; 9] = [
+    pub const ALL: [Group; 10] = [
         Group::Base,
         Group::Threads,
         Group::Stdin,
@@ -101,6 +104,7 @@ impl Group {
         Group::FileWrite,
         Group::FileStaging,
         Group::Network,
+        Group::NetworkListen,
         Group::ServeWorker,
     ];
 
@@ -115,6 +119,7 @@ impl Group {
             Group::FileWrite => "file-write",
             Group::FileStaging => "file-staging",
             Group::Network => "network",
+            Group::NetworkListen => "network-listen",
             Group::ServeWorker => "serve-worker",
         }
     }
@@ -131,6 +136,8 @@ impl Group {
             Group::FileWrite => &[Group::FileRead],
             // Sockets are driven by tokio; name lookups would run on its blocking pool.
             Group::Network => &[Group::Threads],
+            // A listening socket is made, bound and driven like any other.
+            Group::NetworkListen => &[Group::Network, Group::Threads],
             Group::ServeWorker => &[Group::Stdin],
         }
     }

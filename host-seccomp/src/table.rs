@@ -87,6 +87,13 @@
 //! sleeps, TLS and refused connections, the wall-time watchdog ending a request stuck on a
 //! silent server) already fitted the list.
 //!
+//! `[network] listen` and `udp` (the `network-listen` group and the UDP lines of `network`)
+//! were found the same way: `strace -f` of `warden run --seccomp log` with net-probe's
+//! `listen 127.0.0.1:PORT` step (bind, listen, accept one connection, echo a line) and its
+//! `udp ADDR DATA` step (one datagram out, one reply in). Listening needs `listen` and
+//! `accept4` beyond the network group; UDP needs one more `fcntl` command, `F_GETFL`, which
+//! wasmtime-wasi reads from a new UDP socket (without it the first UDP socket was killed).
+//!
 //! # The container stage
 //!
 //! A container runtime (runc, crun; Kubernetes' `seccompProfile: Localhost`) applies its
@@ -119,7 +126,8 @@
 //! makes `Profile::install` fail rather than silently allow less (or more).
 
 use crate::Group::{
-    self, Base, Clocks, FileRead, FileStaging, FileWrite, Network, ServeWorker, Stdin, Threads,
+    self, Base, Clocks, FileRead, FileStaging, FileWrite, Network, NetworkListen, ServeWorker,
+    Stdin, Threads,
 };
 use crate::Stage;
 use crate::rule::{Action, Cond, Entry, Rule};
@@ -235,6 +243,8 @@ const SEARCH_ACCESS: &[Rule] = &[&[
 ]];
 
 const F_GETFD: &[Rule] = &[&[Cond::eq(1, libc::F_GETFD as u64, "cmd == F_GETFD")]];
+
+const F_GETFL: &[Rule] = &[&[Cond::eq(1, libc::F_GETFL as u64, "cmd == F_GETFL")]];
 
 const FILE_FCNTL: &[Rule] = &[
     &[Cond::eq(1, libc::F_GETFD as u64, "cmd == F_GETFD")],
@@ -574,7 +584,7 @@ pub(crate) static TABLE: &[Entry] = &[
     entry("connect", Network, ALLOW, ALWAYS,
         "outbound connections (each address is checked by the runtime first)"),
     entry("bind", Network, ALLOW, ALWAYS,
-        "the resolver's UDP socket takes a random local port (listen stays forbidden)"),
+        "the resolver's UDP socket and guests' sockets (addresses checked first; listen is its own group)"),
     entry("getsockopt", Network, ALLOW, ALWAYS,
         "connection errors (SO_ERROR) and socket options"),
     entry("setsockopt", Network, ALLOW, ALWAYS,
@@ -597,6 +607,13 @@ pub(crate) static TABLE: &[Entry] = &[
         "closing one direction of a connection"),
     entry("epoll_ctl", Network, ALLOW, ALWAYS,
         "registering sockets with tokio's I/O driver"),
+    entry("fcntl", Network, ALLOW, F_GETFL,
+        "wasmtime-wasi reads a new UDP socket's flags (a [network] udp socket; seen by strace)"),
+    // --- NetworkListen: TCP listening sockets, for [network] listen --------------------------
+    entry("listen", NetworkListen, ALLOW, ALWAYS,
+        "a guest's socket listens on an address a listen entry allows (checked first)"),
+    entry("accept4", NetworkListen, ALLOW, ALWAYS,
+        "accepting a connection on such a socket (tokio's accept, SOCK_CLOEXEC|SOCK_NONBLOCK)"),
     // --- Container stage: from the container's first exec to warden's own lockdown ------------
     // Only in `Stage::Container` profiles, on top of the run stage's lines (see the module docs).
     // The container runtime's last steps, after it applied the profile:

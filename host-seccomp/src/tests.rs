@@ -189,6 +189,8 @@ fn each_capability_comes_only_with_its_group() {
         let has = |g: Group| p.groups().contains(&g);
         assert_eq!(allowed_at_all(&p, "socket"), has(Group::Network));
         assert_eq!(allowed_at_all(&p, "connect"), has(Group::Network));
+        assert_eq!(allowed_at_all(&p, "listen"), has(Group::NetworkListen));
+        assert_eq!(allowed_at_all(&p, "accept4"), has(Group::NetworkListen));
         assert_eq!(allowed_always(&p, "openat"), has(Group::FileWrite));
         assert_eq!(
             allowed_at_all(&p, "openat"),
@@ -481,16 +483,16 @@ fn the_container_stage_starts_threads_never_processes_and_opens_sockets_only_whe
         // Limits are read, never set; prctl is limited to its three options.
         assert_eq!(allow_rules(&p, "prlimit64").len(), 1);
         assert_eq!(allow_rules(&p, "prctl").len(), 3);
-        for name in [
-            "ptrace",
-            "mount",
-            "unshare",
-            "bpf",
-            "kexec_load",
-            "listen",
-            "accept4",
-        ] {
+        for name in ["ptrace", "mount", "unshare", "bpf", "kexec_load"] {
             assert!(!p.syscalls().contains(&name), "{name}");
+        }
+        // Listening only with a listen grant.
+        for name in ["listen", "accept4"] {
+            assert_eq!(
+                p.syscalls().contains(&name),
+                has(Group::NetworkListen),
+                "{name}"
+            );
         }
     }
 }
@@ -541,14 +543,22 @@ fn the_serve_stage_keeps_the_container_stage_and_adds_only_the_servers_lines() {
                 assert!(wide, "{} narrower at the serve stage", c.name);
             }
         }
-        // The server's own lines are in no other stage's profile.
+        // The server's own lines are in no other stage's profile (listening sockets are in
+        // them only with a listen grant).
         for name in ["listen", "accept4", "pipe2", "wait4", "kill"] {
+            let granted = run.groups().contains(&Group::NetworkListen)
+                && ["listen", "accept4"].contains(&name);
             assert!(allowed_at_all(&serve, name), "{name} at the serve stage");
-            assert!(
-                !allowed_at_all(&container, name),
+            assert_eq!(
+                allowed_at_all(&container, name),
+                granted,
                 "{name} at the container stage"
             );
-            assert!(!allowed_at_all(&run, name), "{name} at the run stage");
+            assert_eq!(
+                allowed_at_all(&run, name),
+                granted,
+                "{name} at the run stage"
+            );
         }
     }
     // A worker is started by vfork and exec only: no fork, and no other clone of a process.

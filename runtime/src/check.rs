@@ -83,6 +83,12 @@ pub fn grant_list(policy: &Policy) -> Vec<Finding> {
     for n in &policy.network {
         out.push(Finding::new("net", n, "[network] connect entry"));
     }
+    for l in &policy.listen {
+        out.push(Finding::new("net", &l.entry, "[network] listen entry"));
+    }
+    for u in &policy.udp {
+        out.push(Finding::new("net", &u.entry, "[network] udp entry"));
+    }
     for h in &policy.http {
         out.push(Finding::new("http", &h.url, h.methods.join(",")));
     }
@@ -324,7 +330,7 @@ pub fn module_lint(policy: &Policy, bytes: &[u8]) -> Result<ModuleLint, String> 
         Use {
             capability: "net",
             grant: "[network]",
-            granted: !policy.network.is_empty(),
+            granted: policy.has_sockets(),
             imports: &reach.net,
             otherwise: "NOT GRANTED: no [network], refused (and audited) at run time",
         },

@@ -203,6 +203,14 @@ pub fn assess(policy: &Policy) -> Vec<Finding> {
             Host::Name(_) | Host::Ip(_) => {}
         }
     }
+    for rule in &policy.listen {
+        if rule.ip.is_unspecified() {
+            open.push(format!(
+                "[network] listen {}: every interface of the host, reachable from its networks",
+                rule.entry
+            ));
+        }
+    }
     for rule in &policy.http {
         let Some((https, host, path)) = split_url(&rule.url) else {
             continue;

@@ -993,6 +993,21 @@ fn network(
     o: &Observed,
     earlier: Option<&Policy>,
 ) {
+    // Not learned (yet): listening sockets and UDP peers. LEARNED leaves them out, narrower
+    // than BROAD, and says so.
+    for l in &broad.listen {
+        dropped.push(format!(
+            "[network] listen {}: listen entries are not learned; add it back if the workload \
+             listens",
+            c(&l.entry)
+        ));
+    }
+    for u in &broad.udp {
+        dropped.push(format!(
+            "[network] udp {}: udp entries are not learned; add it back if the workload uses it",
+            c(&u.entry)
+        ));
+    }
     let mut kept = String::new();
     for n in &broad.network {
         let Some([lookups, connects]) = o.net.get(n.as_str()).copied() else {
@@ -1228,6 +1243,11 @@ fn limits(out: &mut String, input: &Input<'_>, o: &Observed) {
     let _ = writeln!(out, "http-requests = {http_requests}");
     let _ = writeln!(out, "egress = {}", size(egress));
     let _ = writeln!(out, "staged-file = {}", size(l.staged_file));
+    // Kept from BROAD too (no figure in the exit record); left out at the default, which is
+    // also the maximum, so that LEARNED is never above BROAD's.
+    if l.handles != crate::manifest::Limits::DEFAULT_HANDLES {
+        let _ = writeln!(out, "handles = {}", l.handles);
+    }
 }
 
 fn emit_file(out: &mut String, host: &str, guest: &str, access: &str) {
@@ -1440,6 +1460,26 @@ mod tests {
         assert_eq!(u.network, ["db.example:5432"], "{text}");
         assert_eq!(u.secrets.len(), 1, "{text}");
         assert_eq!(text.matches("# learned from run r1").count(), 2, "{text}");
+    }
+
+    #[test]
+    fn handles_stay_at_broads_and_listen_and_udp_are_not_learned() {
+        let broad = policy(
+            "[network]\nlisten = [\"127.0.0.1:8080\"]\nudp = [\"127.0.0.1:53\"]\n\n\
+             [limits]\nhandles = 1000\n",
+        );
+        let (l, text) = learned(&broad, Vec::new(), None);
+        assert_eq!(l.limits.handles, 1000, "{text}");
+        assert!(l.listen.is_empty() && l.udp.is_empty(), "{text}");
+        assert!(text.contains("listen entries are not learned"), "{text}");
+        // Control: at the default, LEARNED keeps the default (which is also the maximum).
+        let (l, text) = learned(&policy(""), Vec::new(), None);
+        assert_eq!(
+            l.limits.handles,
+            crate::manifest::Limits::DEFAULT_HANDLES,
+            "{text}"
+        );
+        assert!(!text.contains("handles ="), "{text}");
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub struct Manifest {
     /// `[network] connect` entries, typed, in the manifest's order (components only). Each
     /// reads as the entry as written (`Deref<Target = str>`).
     pub network: Vec<ConnectRule>,
+    /// `[network] listen` entries, typed, in the manifest's order (components only).
+    pub listen: Vec<ListenRule>,
+    /// `[network] udp` entries, typed, in the manifest's order (components only).
+    pub udp: Vec<UdpRule>,
     /// `[[http]]` entries (components only).
     pub http: Vec<HttpRule>,
     /// `[secrets.NAME]` tables, sorted by name.
@@ -200,6 +204,8 @@ pub struct Limits {
     pub egress: u64,
     /// Bytes of one single-file grant: the largest file staged at start or copied back.
     pub staged_file: u64,
+    /// Live resource handles of a component (streams, descriptors, sockets, HTTP fields, …).
+    pub handles: u64,
 }
 
 impl Limits {
@@ -220,6 +226,9 @@ impl Limits {
     /// so the bound caps what a guest can make warden read, hold and write (a sparse file
     /// included).
     pub const DEFAULT_STAGED_FILE: u64 = 16 << 20;
+    /// The most live resource handles, and the default: see
+    /// [`crate::host_memory::MAX_HANDLES`] for why this value.
+    pub const DEFAULT_HANDLES: u64 = crate::host_memory::MAX_HANDLES as u64;
 }
 
 impl Default for Limits {
@@ -232,6 +241,7 @@ impl Default for Limits {
             http_requests: Self::DEFAULT_HTTP_REQUESTS,
             egress: Self::DEFAULT_EGRESS,
             staged_file: Self::DEFAULT_STAGED_FILE,
+            handles: Self::DEFAULT_HANDLES,
         }
     }
 }
@@ -368,9 +378,11 @@ mod raw;
 /// A size as the manifest writes it (`"64MiB"`), for flags that take one.
 pub use raw::parse_size;
 mod resolve;
+pub(crate) mod sockets;
 #[cfg(test)]
 mod tests;
 mod url;
 
 pub use connect::{ConnectRule, Host};
+pub use sockets::{ListenRule, UdpRule};
 pub use url::UrlPrefix;

@@ -1,6 +1,9 @@
-//! Network egress rules: the `[network] connect` entries of a manifest (typed when the manifest
-//! is read, see [`crate::manifest::ConnectRule`]) and the decisions made from them. Pure logic,
-//! no I/O: the caller resolves names and opens sockets, and asks this module first.
+//! Network rules: the `[network]` entries of a manifest — `connect` (typed when the manifest is
+//! read, see [`crate::manifest::ConnectRule`]), `listen` ([`ListenRule`]) and `udp`
+//! ([`UdpRule`]) — and the decisions made from them. Pure logic, no I/O: the caller resolves
+//! names and opens sockets, and asks this module first. What follows is about `connect`;
+//! `listen` and `udp` entries are IP literals matched exactly ([`NetRules::listen_allowed`],
+//! [`NetRules::udp_allowed`]).
 //!
 //! An entry names a host and a port: `api.example.com:443`, `*.svc.example:443`,
 //! `192.0.2.7:8080`, `[2001:db8::7]:443`, `10.1.0.0/16:5432` or `[fd00::]/8:443`. Names are
@@ -17,7 +20,7 @@
 //! as for refusal.
 
 use crate::manifest::connect::{full_prefix, mask_v4, mask_v6};
-pub use crate::manifest::{ConnectRule, Host};
+pub use crate::manifest::{ConnectRule, Host, ListenRule, UdpRule};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 impl ConnectRule {
@@ -68,15 +71,86 @@ impl Verdict {
     }
 }
 
-/// All `[network] connect` entries of a manifest.
+/// All `[network]` entries of a manifest: `connect` (the rules proper), `listen` and `udp`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetRules {
     rules: Vec<ConnectRule>,
+    listen: Vec<ListenRule>,
+    udp: Vec<UdpRule>,
 }
 
 impl NetRules {
+    /// The `connect` entries alone.
     pub fn new(rules: Vec<ConnectRule>) -> Self {
-        NetRules { rules }
+        NetRules {
+            rules,
+            listen: Vec::new(),
+            udp: Vec::new(),
+        }
+    }
+
+    /// These rules with `listen` entries.
+    #[must_use]
+    pub fn with_listen(mut self, listen: Vec<ListenRule>) -> Self {
+        self.listen = listen;
+        self
+    }
+
+    /// These rules with `udp` entries.
+    #[must_use]
+    pub fn with_udp(mut self, udp: Vec<UdpRule>) -> Self {
+        self.udp = udp;
+        self
+    }
+
+    /// Whether there are `listen` entries.
+    pub fn has_listen(&self) -> bool {
+        !self.listen.is_empty()
+    }
+
+    /// Whether there are `udp` entries.
+    pub fn has_udp(&self) -> bool {
+        !self.udp.is_empty()
+    }
+
+    /// May the guest bind a TCP socket to, or listen at, `addr` (`what`: "bind" or
+    /// "listen", for the reason)? Only a `listen` entry naming that address exactly allows it
+    /// (see [`ListenRule::covers`]): `0.0.0.0` and `::`, every interface, only when listed
+    /// literally; a port-0 request (an ephemeral port) only by an entry with port 0.
+    pub fn listen_allowed(&self, addr: SocketAddr) -> Verdict {
+        if let Some(rule) = self.listen.iter().find(|r| r.covers(addr)) {
+            return Verdict::allow(format!("listen entry {:?}", rule.entry));
+        }
+        let why = if self.listen.is_empty() {
+            "no [network] listen entry: listening sockets are not granted".to_owned()
+        } else if addr.ip().is_unspecified() {
+            format!(
+                "{} is every interface of the host; only a listen entry naming it literally \
+                 allows it",
+                addr.ip()
+            )
+        } else if self.listen.iter().any(|r| r.ip == addr.ip()) {
+            format!(
+                "no [network] listen entry allows port {} of {}",
+                addr.port(),
+                addr.ip()
+            )
+        } else {
+            format!("no [network] listen entry allows {addr}")
+        };
+        Verdict::deny(why)
+    }
+
+    /// May the guest exchange datagrams with `peer`? Only a `udp` entry naming it exactly
+    /// (address and port) allows it.
+    pub fn udp_allowed(&self, peer: SocketAddr) -> Verdict {
+        match self.udp.iter().find(|r| r.covers(peer)) {
+            Some(rule) => Verdict::allow(format!("udp entry {:?}", rule.entry)),
+            None if self.udp.is_empty() => {
+                Verdict::deny("no [network] udp entry: UDP is not granted".to_owned())
+            }
+            None => Verdict::deny(format!("no [network] udp entry allows {peer}")),
+        }
     }
 
     /// Parses every entry (with [`ConnectRule::parse`], as the manifest does); the error names
@@ -89,11 +163,12 @@ impl NetRules {
                     .map_err(|err| format!("[network] connect entry {entry:?}: {err}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(NetRules { rules })
+        Ok(NetRules::new(rules))
     }
 
+    /// Whether no entry of any kind grants sockets.
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.rules.is_empty() && self.listen.is_empty() && self.udp.is_empty()
     }
 
     pub fn rules(&self) -> &[ConnectRule] {
@@ -582,5 +657,31 @@ mod tests {
         assert!(!allowed("[::1]", "127.0.0.1"));
         let reason = http_address_allowed("meta.example", ip("169.254.169.254")).reason;
         assert!(reason.contains(CLOUD_METADATA), "{reason}");
+    }
+
+    #[test]
+    fn listen_and_udp_decisions() {
+        let r = NetRules::default()
+            .with_listen(vec![ListenRule::parse("127.0.0.1:8080").expect("valid")])
+            .with_udp(vec![UdpRule::parse("127.0.0.1:5353").expect("valid")]);
+        let addr = |s: &str| s.parse::<SocketAddr>().expect("addr");
+        assert!(r.listen_allowed(addr("127.0.0.1:8080")).allowed);
+        let other = r.listen_allowed(addr("127.0.0.1:8081"));
+        assert!(
+            !other.allowed && other.reason.contains("port 8081"),
+            "{other:?}"
+        );
+        let every = r.listen_allowed(addr("0.0.0.0:8080"));
+        assert!(
+            !every.allowed && every.reason.contains("every interface"),
+            "{every:?}"
+        );
+        assert!(r.udp_allowed(addr("127.0.0.1:5353")).allowed);
+        assert!(!r.udp_allowed(addr("127.0.0.1:5354")).allowed);
+        assert!(!r.is_empty());
+        let none = NetRules::default();
+        assert!(none.is_empty());
+        assert!(!none.listen_allowed(addr("127.0.0.1:8080")).allowed);
+        assert!(!none.udp_allowed(addr("127.0.0.1:5353")).allowed);
     }
 }

@@ -6,7 +6,7 @@ use crate::broker::{Broker, EgressMeter, HttpRules};
 use crate::error::LoadError;
 use crate::manifest::{
     Access, Clocks, ConnectRule, EnvSource, EnvVar, FileGrant, FileKind, HttpRule, Identity,
-    Limits, Manifest, OutputMode, Random, Secret, StdinMode, Stdio,
+    Limits, ListenRule, Manifest, OutputMode, Random, Secret, StdinMode, Stdio, UdpRule,
 };
 use crate::net::{self, NetRules};
 use crate::secrets::Secrets;
@@ -54,7 +54,12 @@ pub struct Policy {
     pub stdio: Stdio,
     pub clocks: Clocks,
     pub random: Random,
+    /// `[network] connect`.
     pub network: Vec<ConnectRule>,
+    /// `[network] listen`.
+    pub listen: Vec<ListenRule>,
+    /// `[network] udp`.
+    pub udp: Vec<UdpRule>,
     pub http: Vec<HttpRule>,
     pub secrets: Vec<Secret>,
     pub limits: Limits,
@@ -123,6 +128,8 @@ impl Policy {
             clocks: m.clocks,
             random: m.random,
             network: m.network,
+            listen: m.listen,
+            udp: m.udp,
             http: m.http,
             secrets: m.secrets,
             limits: m.limits,
@@ -150,6 +157,8 @@ impl Policy {
             clocks: Clocks::default(),
             random: Random::default(),
             network: Vec::new(),
+            listen: Vec::new(),
+            udp: Vec::new(),
             http: Vec::new(),
             secrets: Vec::new(),
             limits: Limits::default(),
@@ -184,10 +193,18 @@ impl Policy {
         if self.clocks.wall || self.clocks.monotonic {
             groups.push(Group::Clocks);
         }
-        if !self.network.is_empty() || !self.http.is_empty() {
+        if self.has_sockets() || !self.http.is_empty() {
             groups.push(Group::Network);
         }
+        if !self.listen.is_empty() {
+            groups.push(Group::NetworkListen);
+        }
         groups
+    }
+
+    /// Whether any `[network]` entry (connect, listen or udp) grants sockets.
+    pub fn has_sockets(&self) -> bool {
+        !self.network.is_empty() || !self.listen.is_empty() || !self.udp.is_empty()
     }
 
     /// The host's syscall allow list for this policy.
@@ -206,7 +223,7 @@ impl Policy {
             return Ok(());
         }
         let unsupported = [
-            ("[network]", !self.network.is_empty()),
+            ("[network]", self.has_sockets()),
             ("[[http]]", !self.http.is_empty()),
             ("[secrets]", !self.secrets.is_empty()),
         ];
@@ -249,7 +266,9 @@ impl Policy {
             audit.set_redactor(secrets.clone());
         }
         let meter = EgressMeter::new(self.limits.http_requests, self.limits.egress, audit);
-        let rules = NetRules::new(self.network.clone());
+        let rules = NetRules::new(self.network.clone())
+            .with_listen(self.listen.clone())
+            .with_udp(self.udp.clone());
         let http = HttpRules::new(&self.http);
         let needs_names = rules
             .rules()
@@ -303,6 +322,8 @@ impl Policy {
             "clocks": { "wall": self.clocks.wall, "monotonic": self.clocks.monotonic },
             "random": { "secure": self.random.secure },
             "network": self.network,
+            "listen": self.listen,
+            "udp": self.udp,
             "http": self.http.iter().map(|h| json!({"url": h.url, "methods": h.methods})).collect::<Vec<_>>(),
             "secrets": self.secrets.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
             "limits": {
@@ -313,6 +334,7 @@ impl Policy {
                 "http-requests": self.limits.http_requests,
                 "egress": self.limits.egress,
                 "staged-file": self.limits.staged_file,
+                "handles": self.limits.handles,
             },
         })
     }
@@ -374,7 +396,7 @@ impl Policy {
         // Sockets: warden's gate decides every socket, lookup and address, and audits each.
         // Without a [network] grant it refuses them before a socket exists.
         builder.allow_tcp(true);
-        builder.allow_udp(false);
+        builder.allow_udp(!self.udp.is_empty());
         builder.allow_ip_name_lookup(true);
         let gate = egress.gate.clone();
         builder.socket_addr_check(move |addr, use_| {

@@ -1,9 +1,13 @@
 //! `[network]` for components: the gate every `wasi:sockets` address passes, and warden's own
 //! `wasi:sockets/ip-name-lookup`.
 //!
-//! wasmtime-wasi asks [`SocketGate::check`] before it binds, connects or sends; the gate
-//! allows outbound TCP connections that [`NetRules::connect_allowed`] allows and nothing else
-//! (no listening sockets, no UDP), auditing each decision. Name lookups are warden's: only
+//! wasmtime-wasi asks [`SocketGate::check`] before it binds, connects, listens, accepts, sends
+//! or delivers a datagram; the gate allows outbound TCP connections that
+//! [`NetRules::connect_allowed`] allows, TCP listening sockets on the addresses
+//! [`NetRules::listen_allowed`] allows (`[network] listen`), datagrams with the peers
+//! [`NetRules::udp_allowed`] allows (`[network] udp`), and nothing else, auditing each
+//! decision. Bytes written to a connection (made or accepted) and datagrams sent are counted
+//! against `[limits] egress` and scanned for secret values. Name lookups are warden's: only
 //! names a `connect` entry lists are resolved (by the host's resolver, built before the host
 //! is locked down), and the addresses found are remembered so that a connection to one of
 //! them is checked against the name it came from — and again against the special ranges,
@@ -16,7 +20,7 @@ use crate::scan::StreamScan;
 use crate::secrets::Secrets;
 use bytes::Bytes;
 use hickory_resolver::TokioResolver;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +32,10 @@ use wasmtime_wasi::p2::bindings::sockets::network::{
 };
 use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket;
 use wasmtime_wasi::p2::bindings::sync::sockets::tcp::HostTcpSocket;
+use wasmtime_wasi::p2::bindings::sync::sockets::udp::{
+    HostOutgoingDatagramStream, OutgoingDatagram, OutgoingDatagramStream,
+};
+use wasmtime_wasi::p2::bindings::sync::sockets::udp_create_socket;
 use wasmtime_wasi::p2::pipe::ClosedOutputStream;
 use wasmtime_wasi::p2::{
     DynInputStream, DynOutputStream, DynPollable, OutputStream, Pollable, StreamError,
@@ -43,9 +51,26 @@ const IP_NAME_LOOKUP: &str = "wasi:sockets/ip-name-lookup@0.2.12";
 const TCP_CREATE_SOCKET: &str = "wasi:sockets/tcp-create-socket@0.2.12";
 const UDP_CREATE_SOCKET: &str = "wasi:sockets/udp-create-socket@0.2.12";
 const TCP: &str = "wasi:sockets/tcp@0.2.12";
+const UDP: &str = "wasi:sockets/udp@0.2.12";
+
+/// Distinct UDP send and receive decisions (use, peer, verdict) a run remembers, to audit each
+/// once; once this many are remembered, a new one is audited every time it occurs. A datagram
+/// is one decision, so without this a chatty guest, or a remote sender of refused datagrams,
+/// would write one record per packet.
+const MAX_UDP_AUDITED: usize = 4096;
 
 /// What `finish-connect` gives the guest: its two streams, or why not.
 type ConnectResult = Result<(Resource<DynInputStream>, Resource<DynOutputStream>), ErrorCode>;
+
+/// What `accept` gives the guest: the connection's socket and its two streams, or why not.
+type AcceptResult = Result<
+    (
+        Resource<TcpSocket>,
+        Resource<DynInputStream>,
+        Resource<DynOutputStream>,
+    ),
+    ErrorCode,
+>;
 
 /// A run's socket policy.
 pub struct SocketGate {
@@ -54,6 +79,8 @@ pub struct SocketGate {
     resolver: Option<Arc<TokioResolver>>,
     /// Listed names and the addresses they resolved to in this run.
     resolved: Mutex<HashMap<IpAddr, Vec<String>>>,
+    /// UDP decisions already audited (see [`MAX_UDP_AUDITED`]).
+    udp_audited: Mutex<HashSet<(u8, SocketAddr, bool)>>,
     meter: Arc<EgressMeter>,
     audit: Audit,
 }
@@ -79,12 +106,16 @@ impl SocketGate {
             secrets,
             resolver,
             resolved: Mutex::new(HashMap::new()),
+            udp_audited: Mutex::new(HashSet::new()),
             meter,
             audit: audit.clone(),
         })
     }
 
-    /// Whether wasmtime-wasi may use `addr` this way; every answer is audited.
+    /// Whether wasmtime-wasi may use `addr` this way. Every answer is audited, but for two
+    /// kinds: the wildcard, port-0 bind before each outbound connection (the connect that
+    /// follows is audited), and repeats of a UDP decision already audited in this run (see
+    /// [`MAX_UDP_AUDITED`]).
     pub fn check(&self, addr: SocketAddr, use_: SocketAddrUse) -> bool {
         let target = addr.to_string();
         let (allowed, reason) = match use_ {
@@ -104,19 +135,51 @@ impl SocketGate {
                     (v.allowed, v.reason)
                 }
             }
-            // The implicit bind of an outbound connection: any local address, any port.
+            // The implicit bind of an outbound connection (any local address, an ephemeral
+            // port), checked before every connect, which is audited itself. A socket bound so
+            // and then put to listen is decided, and audited, at `TcpListen`, with its port.
             SocketAddrUse::TcpBind if addr.ip().is_unspecified() && addr.port() == 0 => {
                 return true;
             }
-            SocketAddrUse::TcpBind | SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => (
-                false,
-                "listening sockets are not granted: [network] allows outbound connections only"
-                    .to_owned(),
+            SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => {
+                let v = self.rules.listen_allowed(addr);
+                (v.allowed, v.reason)
+            }
+            // Only a socket that passed `TcpListen` accepts: the address is the peer's.
+            SocketAddrUse::TcpAccept => (
+                self.rules.has_listen(),
+                "a connection accepted on a listening socket a listen entry allows".to_owned(),
             ),
-            _ => (
-                false,
-                "UDP is not granted: [network] connect entries are TCP".to_owned(),
-            ),
+            SocketAddrUse::UdpBind => {
+                if !self.rules.has_udp() {
+                    (
+                        false,
+                        "no [network] udp entry: UDP is not granted".to_owned(),
+                    )
+                } else if addr.port() == 0 {
+                    (
+                        true,
+                        "an ephemeral local port for datagrams with udp entries' peers".to_owned(),
+                    )
+                } else {
+                    (
+                        false,
+                        "a fixed local UDP port would receive from anyone: [network] udp \
+                         entries name peers, not local ports"
+                            .to_owned(),
+                    )
+                }
+            }
+            SocketAddrUse::UdpSend if self.meter.reached().is_some() => {
+                (false, "a network limit of this run was reached".to_owned())
+            }
+            SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => {
+                let v = self.rules.udp_allowed(addr);
+                if !self.first_udp_decision(use_, addr, v.allowed) {
+                    return v.allowed;
+                }
+                (v.allowed, v.reason)
+            }
         };
         let decision = if allowed {
             Decision::Allow
@@ -128,16 +191,71 @@ impl SocketGate {
         allowed
     }
 
+    /// Whether this UDP decision is the first of its kind in this run (and so audited).
+    fn first_udp_decision(&self, use_: SocketAddrUse, addr: SocketAddr, allowed: bool) -> bool {
+        let kind = match use_ {
+            SocketAddrUse::UdpSend => 0,
+            _ => 1,
+        };
+        let mut seen = self.udp_audited.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= MAX_UDP_AUDITED {
+            return !seen.contains(&(kind, addr, allowed));
+        }
+        seen.insert((kind, addr, allowed))
+    }
+
+    /// Whether a UDP socket may be made at all: only with a `[network] udp` entry.
+    fn udp_socket_allowed(&self) -> bool {
+        if !self.rules.has_udp() {
+            self.audit.decision(
+                "net",
+                "udp-socket",
+                Decision::Deny,
+                "no [network] udp entry: UDP is not granted",
+            );
+            return false;
+        }
+        true
+    }
+
+    /// Admits datagrams about to be sent: refused whole if one carries a secret value or they
+    /// do not fit `[limits] egress` (counted when handed over: a datagram the address check
+    /// then refuses still counts, as a refused TCP write does).
+    fn admit_datagrams(&self, datagrams: &[OutgoingDatagram]) -> Result<(), ErrorCode> {
+        for d in datagrams {
+            if let Some(s) = self.secrets.find_leak(&d.data, |_| false) {
+                let peer = d.remote_address.map_or_else(
+                    || "its peer".to_owned(),
+                    |a| SocketAddr::from(a).to_string(),
+                );
+                self.audit.decision(
+                    "secret",
+                    &s.spec.name,
+                    Decision::Deny,
+                    &format!(
+                        "exfiltration attempt: a datagram to {peer} carries the secret's value"
+                    ),
+                );
+                return Err(ErrorCode::AccessDenied);
+            }
+        }
+        let bytes: u64 = datagrams.iter().map(|d| d.data.len() as u64).sum();
+        if !self.meter.take_bytes(bytes) {
+            return Err(ErrorCode::AccessDenied);
+        }
+        Ok(())
+    }
+
     /// Whether a TCP socket may be made at all: only with a `[network]` grant, so that a
     /// workload without one never causes a `socket` syscall (which the host's seccomp
     /// profile would answer by killing warden).
     fn tcp_socket_allowed(&self) -> bool {
-        if self.rules.is_empty() {
+        if self.rules.rules().is_empty() && !self.rules.has_listen() {
             self.audit.decision(
                 "net",
                 "tcp-socket",
                 Decision::Deny,
-                "no [network] grant: sockets are refused",
+                "no [network] connect or listen entry: TCP sockets are refused",
             );
             return false;
         }
@@ -309,6 +427,24 @@ impl OutputStream for MeteredOutput {
     }
 }
 
+/// Replaces a connection's output stream in the guest's table by a [`MeteredOutput`] around it.
+fn meter_output<T: WasiView>(
+    host: &mut T,
+    output: &Resource<DynOutputStream>,
+    gate: Arc<SocketGate>,
+    peer: String,
+) -> wasmtime::Result<()> {
+    let stream: &mut DynOutputStream = host.ctx().table.get_mut(output)?;
+    let inner = std::mem::replace(stream, Box::new(ClosedOutputStream));
+    *stream = Box::new(MeteredOutput {
+        inner,
+        gate,
+        peer,
+        scan: StreamScan::new(),
+    });
+    Ok(())
+}
+
 /// The addresses one lookup found, handed out one at a time.
 pub struct Resolved(std::vec::IntoIter<IpAddr>);
 
@@ -319,9 +455,10 @@ impl Pollable for Resolved {
     }
 }
 
-/// Takes over socket creation and `wasi:sockets/ip-name-lookup` from wasmtime-wasi, so that
-/// `gate` decides them: TCP sockets only with a `[network]` grant, UDP sockets never, names
-/// only when listed.
+/// Takes over socket creation, `accept`, datagram sending and `wasi:sockets/ip-name-lookup`
+/// from wasmtime-wasi, so that `gate` decides them: TCP sockets only with a `connect` or
+/// `listen` entry, UDP sockets only with a `udp` entry, names only when listed; the output of
+/// every connection (made or accepted) and every datagram is metered and scanned.
 ///
 /// # Errors
 /// The linker lacks wasmtime-wasi's sockets interfaces.
@@ -360,29 +497,57 @@ pub fn add_to_linker<T: WasiView + 'static>(
                 Ok(streams) => streams,
                 Err(e) => return Ok((Err(e.downcast()?),)),
             };
-            let stream: &mut DynOutputStream = store.data_mut().ctx().table.get_mut(&output)?;
-            let inner = std::mem::replace(stream, Box::new(ClosedOutputStream));
-            *stream = Box::new(MeteredOutput {
-                inner,
-                gate,
-                peer,
-                scan: StreamScan::new(),
-            });
+            meter_output(store.data_mut(), &output, gate, peer)?;
             Ok((Ok((input, output)),))
+        },
+    )?;
+    linker.instance(TCP)?.func_wrap(
+        "[method]tcp-socket.accept",
+        move |mut store: StoreContextMut<'_, T>,
+              (socket,): (Resource<TcpSocket>,)|
+              -> wasmtime::Result<(AcceptResult,)> {
+            let gate = gate(store.data_mut());
+            let mut sockets = WasiSocketsView::sockets(store.data_mut());
+            let (conn, input, output) = match HostTcpSocket::accept(&mut sockets, socket) {
+                Ok(accepted) => accepted,
+                Err(e) => return Ok((Err(e.downcast()?),)),
+            };
+            let peer =
+                HostTcpSocket::remote_address(&mut sockets, Resource::new_borrow(conn.rep()))
+                    .map(|a| std::net::SocketAddr::from(a).to_string())
+                    .unwrap_or_else(|_| "its peer".to_owned());
+            meter_output(store.data_mut(), &output, gate, peer)?;
+            Ok((Ok((conn, input, output)),))
         },
     )?;
     linker.instance(UDP_CREATE_SOCKET)?.func_wrap(
         "create-udp-socket",
         move |mut store: StoreContextMut<'_, T>,
-              (_family,): (IpAddressFamily,)|
+              (family,): (IpAddressFamily,)|
               -> wasmtime::Result<(Result<Resource<UdpSocket>, ErrorCode>,)> {
-            gate(store.data_mut()).audit.decision(
-                "net",
-                "udp-socket",
-                Decision::Deny,
-                "UDP is not granted: [network] connect entries are TCP",
-            );
-            Ok((Err(ErrorCode::AccessDenied),))
+            if !gate(store.data_mut()).udp_socket_allowed() {
+                return Ok((Err(ErrorCode::AccessDenied),));
+            }
+            let mut sockets = WasiSocketsView::sockets(store.data_mut());
+            match udp_create_socket::Host::create_udp_socket(&mut sockets, family) {
+                Ok(socket) => Ok((Ok(socket),)),
+                Err(e) => Ok((Err(e.downcast()?),)),
+            }
+        },
+    )?;
+    linker.instance(UDP)?.func_wrap(
+        "[method]outgoing-datagram-stream.send",
+        move |mut store: StoreContextMut<'_, T>,
+              (stream, datagrams): (Resource<OutgoingDatagramStream>, Vec<OutgoingDatagram>)|
+              -> wasmtime::Result<(Result<u64, ErrorCode>,)> {
+            if let Err(code) = gate(store.data_mut()).admit_datagrams(&datagrams) {
+                return Ok((Err(code),));
+            }
+            let mut sockets = WasiSocketsView::sockets(store.data_mut());
+            match HostOutgoingDatagramStream::send(&mut sockets, stream, datagrams) {
+                Ok(n) => Ok((Ok(n),)),
+                Err(e) => Ok((Err(e.downcast()?),)),
+            }
         },
     )?;
     let mut inst = linker.instance(IP_NAME_LOOKUP)?;

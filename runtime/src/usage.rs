@@ -239,6 +239,9 @@ pub fn compare(policy: &Policy, entries: &[Entry], logs: &[PathBuf]) -> Result<U
     // Per secret: (injected, opened, revealed).
     let mut secrets: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
     let mut net: BTreeMap<&str, [usize; 2]> = BTreeMap::new();
+    // Allowed decisions per listen and udp entry (udp ones: the first per peer and use).
+    let mut listen_used: BTreeMap<String, usize> = BTreeMap::new();
+    let mut udp_used: BTreeMap<String, usize> = BTreeMap::new();
     let mut copied_back: BTreeMap<String, usize> = BTreeMap::new();
     let mut ungranted: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut refused: Vec<Refusal> = Vec::new();
@@ -336,6 +339,14 @@ pub fn compare(policy: &Policy, entries: &[Entry], logs: &[PathBuf]) -> Result<U
                 }
             }
             "net" => {
+                if let Some(entry) = named_entry(reason, "listen entry \"") {
+                    *listen_used.entry(entry.to_owned()).or_default() += 1;
+                    continue;
+                }
+                if let Some(entry) = named_entry(reason, "udp entry \"") {
+                    *udp_used.entry(entry.to_owned()).or_default() += 1;
+                    continue;
+                }
                 let Some(entry) = connect_entry(reason) else {
                     continue;
                 };
@@ -441,6 +452,33 @@ pub fn compare(policy: &Policy, entries: &[Entry], logs: &[PathBuf]) -> Result<U
                     plural(*lookups),
                     plural(*connects)
                 ),
+            )),
+        }
+    }
+    let entries = policy
+        .listen
+        .iter()
+        .map(|l| {
+            (
+                &l.entry,
+                &listen_used,
+                "no bind or listen in these runs was allowed by it",
+            )
+        })
+        .chain(policy.udp.iter().map(|r| {
+            (
+                &r.entry,
+                &udp_used,
+                "no datagram in these runs was allowed by it",
+            )
+        }));
+    for (entry, used, never) in entries {
+        match used.get(entry) {
+            None => u.unused.push(Finding::new("net", entry, never)),
+            Some(n) => u.used.push(Finding::new(
+                "net",
+                entry,
+                format!("{n} allowed decision{}", plural(*n)),
             )),
         }
     }
@@ -581,6 +619,14 @@ impl Usage {
             })).collect::<Vec<_>>(),
         })
     }
+}
+
+/// The entry a reason names after `marker` (`listen entry "`), up to the closing quote.
+fn named_entry<'a>(reason: &'a str, marker: &str) -> Option<&'a str> {
+    reason
+        .split_once(marker)
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(entry, _)| entry)
 }
 
 /// The `[network]` entry an allowed lookup or connect record names: its reason reads
@@ -870,6 +916,37 @@ mod tests {
             targets(&u.unobservable),
             ["env REGION", "stdio stdin", "clock wall", "random secure"]
         );
+    }
+
+    #[test]
+    fn listen_and_udp_entries_are_used_when_a_decision_names_them() {
+        let p = policy(
+            "[network]\nlisten = [\"127.0.0.1:8080\", \"127.0.0.1:0\"]\n\
+             udp = [\"10.0.0.53:53\", \"10.0.0.54:53\"]\n",
+        );
+        let allow = |cap: &str, target: &str, reason: &str| {
+            decision(ID, "r1", cap, target, "allow", reason)
+        };
+        let u = compare_lines(
+            &p,
+            &[
+                allow(
+                    "net",
+                    "127.0.0.1:8080",
+                    "TcpBind: listen entry \"127.0.0.1:8080\"",
+                ),
+                allow(
+                    "net",
+                    "127.0.0.1:8080",
+                    "TcpListen: listen entry \"127.0.0.1:8080\"",
+                ),
+                allow("net", "10.0.0.53:53", "UdpSend: udp entry \"10.0.0.53:53\""),
+            ],
+        )
+        .unwrap();
+        assert_eq!(targets(&u.used), ["net 127.0.0.1:8080", "net 10.0.0.53:53"]);
+        assert_eq!(u.used[0].reason, "2 allowed decisions");
+        assert_eq!(targets(&u.unused), ["net 127.0.0.1:0", "net 10.0.0.54:53"]);
     }
 
     #[test]

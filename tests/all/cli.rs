@@ -189,6 +189,11 @@ fn network_grants_for_a_core_module_are_refused_not_ignored() {
     let m = s.manifest("[network]\nconnect = [\"127.0.0.1:9\"]\n");
     s.run(Some(&m), guests::HELLO_P1, &[])
         .assert_one_line_error("[network] grants need a component");
+    for entry in ["listen = [\"127.0.0.1:0\"]", "udp = [\"127.0.0.1:53\"]"] {
+        let m = s.manifest(&format!("[network]\n{entry}\n"));
+        s.run(Some(&m), guests::HELLO_P1, &[])
+            .assert_one_line_error("[network] grants need a component");
+    }
     let m = s.manifest("[[http]]\nurl = \"http://127.0.0.1:9/\"\n");
     s.run(Some(&m), guests::HELLO_P1, &[])
         .assert_one_line_error("[[http]] grants need a component");

@@ -81,7 +81,7 @@ fn audit_text(r: &Outcome) -> String {
 }
 
 /// Fails if `secret` shows in the guest's output or in the audit log.
-fn assert_never_shown(r: &Outcome, secret: &str) {
+pub(crate) fn assert_never_shown(r: &Outcome, secret: &str) {
     assert!(!r.stdout.contains(secret), "secret on stdout: {r:#?}");
     assert!(!r.stderr.contains(secret), "secret on stderr: {r:#?}");
     assert!(
@@ -91,7 +91,7 @@ fn assert_never_shown(r: &Outcome, secret: &str) {
 }
 
 /// Fails unless the guest reported `what` as refused, and reported nothing as let through.
-fn assert_refused(r: &Outcome, what: &str) {
+pub(crate) fn assert_refused(r: &Outcome, what: &str) {
     assert!(
         r.stdout
             .lines()
@@ -114,7 +114,7 @@ fn decisions<'a>(r: &'a Outcome, capability: &str, decision: &str, target: &str)
         .collect()
 }
 
-fn assert_decision(r: &Outcome, capability: &str, decision: &str, target: &str) {
+pub(crate) fn assert_decision(r: &Outcome, capability: &str, decision: &str, target: &str) {
     assert!(
         !decisions(r, capability, decision, target).is_empty(),
         "no {capability} {decision} of {target:?} in the audit log: {:#?}",
@@ -134,14 +134,14 @@ fn assert_http_refused(r: &Outcome, target: &str, secret: Option<&str>) {
     );
 }
 
-fn paths(requests: &[Request]) -> Vec<String> {
+pub(crate) fn paths(requests: &[Request]) -> Vec<String> {
     requests
         .iter()
         .map(|r| format!("{} {}", r.method, r.path))
         .collect()
 }
 
-fn json(request: &Request) -> Value {
+pub(crate) fn json(request: &Request) -> Value {
     serde_json::from_slice(&request.body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", request.dump()))
 }

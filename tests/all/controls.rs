@@ -54,6 +54,7 @@ GITHUB_TOKEN = "ghp_notarealtoken"
 
 [network]
 connect = ["10.0.0.0/8:443", "*.example.com:443"]
+listen = ["0.0.0.0:8080", "127.0.0.1:8081"]
 
 [[http]]
 url = "http://api.example.com/"
@@ -88,6 +89,16 @@ reveal = true
     has("egress-rules", "*.example.com:443");
     has("egress-rules", "POST on a whole origin");
     has("egress-rules", "cleartext HTTP");
+    has(
+        "egress-rules",
+        "[network] listen 0.0.0.0:8080: every interface",
+    );
+    assert!(
+        !reasons("egress-rules")
+            .iter()
+            .any(|r| r.contains("127.0.0.1:8081")),
+        "a loopback listen entry is not open: {got:#?}"
+    );
     has("brokered-secrets", "[secrets.k] reveal = true");
     has("brokered-secrets", "[env] GITHUB_TOKEN");
     let names: BTreeSet<&str> = got.iter().map(|(c, _)| c.as_str()).collect();

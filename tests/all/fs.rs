@@ -185,3 +185,40 @@ fn escapes_are_contained() {
         }
     }
 }
+
+#[test]
+fn a_relative_path_resolves_from_the_root_and_a_cwd_is_refused() {
+    for (kind, fs) in both(guests::FS_P1, guests::FS_P2) {
+        let s = Scene::new();
+        let m = dir_grant(&s, "read");
+        // wasi-libc starts every program at "/": `data/report.txt` is `/data/report.txt`.
+        let r = s.run(Some(&m), fs, &["read", "data/report.txt"]);
+        assert_eq!(r.code, 0, "{kind}: {r:#?}");
+        assert_eq!(r.stdout, "quarterly numbers\n");
+        // Control: relative to the grant itself it is not found, as no cwd can be set.
+        let r = s.run(Some(&m), fs, &["read", "report.txt"]);
+        assert_eq!(r.code, 1, "{kind}: {r:#?}");
+        // So `[workload] cwd` is refused where it is written, saying why.
+        let m = s.manifest(
+            "[workload]\ncwd = \"/data\"\n\n[[files]]\nhost = \"data\"\nguest = \"/data\"\naccess = \"read\"\n",
+        );
+        let r = s.run(Some(&m), fs, &["read", "report.txt"]);
+        r.assert_one_line_error("test.warden.toml:6:7: workload.cwd: `cwd` cannot be honoured");
+        assert!(r.stderr.contains("initial-cwd"), "{kind}: {r:#?}");
+    }
+}
+
+#[test]
+fn a_relative_guest_path_in_a_grant_is_refused_where_it_is_written() {
+    let s = Scene::new();
+    s.file("data/report.txt", "quarterly numbers\n");
+    let m = s.manifest("[[files]]\nhost = \"data\"\nguest = \"data\"\naccess = \"read\"\n");
+    let r = s.run(Some(&m), guests::FS_P1, &["read", "data/report.txt"]);
+    r.assert_one_line_error(
+        "test.warden.toml:7:9: files[0].guest: expected an absolute guest path",
+    );
+    // Control: the same grant at "/data" is read through the same relative path.
+    let m = s.manifest("[[files]]\nhost = \"data\"\nguest = \"/data\"\naccess = \"read\"\n");
+    let r = s.run(Some(&m), guests::FS_P1, &["read", "data/report.txt"]);
+    assert_eq!(r.code, 0, "{r:#?}");
+}

@@ -106,3 +106,40 @@ fn deep_recursion_is_a_trap_not_a_crash() {
         assert!(!r.stderr.contains("panicked"));
     }
 }
+
+#[test]
+fn the_handles_limit_caps_a_components_live_handles() {
+    let s = Scene::new();
+    let m = s.manifest("[limits]\nhandles = 1000\n");
+    // 2,000 live header-field resources do not fit 1,000 handles: the run ends as the
+    // memory limit, with a record naming the handles limit.
+    let r = s.run(Some(&m), guests::NET_PROBE_P2, &["hoard 2000 1"]);
+    assert_eq!(r.code, 121, "{r:#?}");
+    assert!(!r.stdout.contains("hoard: 2000"), "{r:#?}");
+    let limits = r.events("limit");
+    assert_eq!(limits.len(), 1, "{r:#?}");
+    assert_eq!(limits[0]["scope"], "handles");
+    assert_eq!(limits[0]["handles"], 1000);
+    assert_eq!(r.events("start")[0]["grants"]["limits"]["handles"], 1000);
+    // Control: 500 fit the same limit, and 2,000 fit the default.
+    let r = s.run(Some(&m), guests::NET_PROBE_P2, &["hoard 500 1"]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert!(r.stdout.contains("hoard: 500"), "{r:#?}");
+    let r = s.run(None, guests::NET_PROBE_P2, &["hoard 2000 1"]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert!(r.stdout.contains("hoard: 2000"), "{r:#?}");
+}
+
+#[test]
+fn a_handles_limit_beyond_the_maximum_is_refused_where_it_is_written() {
+    let s = Scene::new();
+    let m = s.manifest("[limits]\nhandles = 1_000_000\n");
+    let r = s.run(Some(&m), guests::NET_PROBE_P2, &[]);
+    r.assert_one_line_error(
+        "test.warden.toml:6:11: limits.handles: expected a whole number of handles from 1 to 90000",
+    );
+    // Control: the maximum itself is accepted.
+    let m = s.manifest("[limits]\nhandles = 90000\n");
+    let r = s.run(Some(&m), guests::NET_PROBE_P2, &["hoard 10 1"]);
+    assert_eq!(r.code, 0, "{r:#?}");
+}

@@ -10,6 +10,14 @@
 //! - `tcp-split HOST:PORT PART1 PART2` — connects and writes PART1, flushes, then writes PART2
 //!   on the same connection: prints `tcp: sent N+M`, `tcp: sent N, write error: …` (the
 //!   second write refused), `tcp: write error: …` or `tcp: error: …`;
+//! - `listen ADDR` — binds a TCP socket to ADDR and listens (printing `listen: bound ADDR`
+//!   with the port it got, or `listen: error: …`), accepts one connection, reads one line
+//!   from it and writes it back: prints `listen: echoed LINE from PEER` or
+//!   `listen: error: …`;
+//! - `udp ADDR DATA` — sends DATA in one datagram to ADDR from an ephemeral port and waits
+//!   for one reply (asking for a 5 s read timeout, which wasm32-wasip2's std may not honour):
+//!   prints `udp: reply DATA from PEER`, `udp: send error: …`, `udp: receive error: …` or
+//!   `udp: bind error: …`;
 //! - `open NAME`, `reveal NAME` — secrets calls; print `secret: …`;
 //! - `http-dump METHOD URL` — a request; prints `http: STATUS`, then `header: NAME: VALUE`
 //!   for each response header, then `body: BODY`;
@@ -117,6 +125,8 @@ fn run(step: &[&str]) -> String {
             },
             Err(e) => format!("tcp: error: {e}"),
         },
+        "listen" => listen(arg(1)),
+        "udp" => udp(arg(1), arg(2)),
         "open" => match warden_sdk::secrets::open(arg(1)) {
             Ok(s) => format!(
                 "secret: open {} binding={:?} header={:?}",
@@ -131,5 +141,58 @@ fn run(step: &[&str]) -> String {
             Err(e) => format!("secret: error: {e}"),
         },
         other => format!("unknown step {other:?}"),
+    }
+}
+
+/// The `listen` step: bind, listen, accept one connection, echo one line.
+fn listen(addr: &str) -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = match std::net::TcpListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) => return format!("listen: error: {e}"),
+    };
+    match listener.local_addr() {
+        Ok(a) => println!("listen: bound {a}"),
+        Err(e) => println!("listen: bound (unknown address: {e})"),
+    }
+    let _ = std::io::stdout().flush();
+    let (stream, peer) = match listener.accept() {
+        Ok(conn) => conn,
+        Err(e) => return format!("listen: error: accept: {e}"),
+    };
+    let mut line = String::new();
+    let mut reader = BufReader::new(&stream);
+    if let Err(e) = reader.read_line(&mut line) {
+        return format!("listen: error: read: {e}");
+    }
+    let mut out = &stream;
+    match out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => format!("listen: echoed {} from {peer}", line.trim_end()),
+        Err(e) => format!("listen: error: write: {e}"),
+    }
+}
+
+/// The `udp` step: one datagram out, one reply back.
+fn udp(addr: &str, data: &str) -> String {
+    let local = if addr.starts_with('[') {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    };
+    let socket = match std::net::UdpSocket::bind(local) {
+        Ok(s) => s,
+        Err(e) => return format!("udp: bind error: {e}"),
+    };
+    if let Err(e) = socket.send_to(data.as_bytes(), addr) {
+        return format!("udp: send error: {e}");
+    }
+    let _ = socket.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let mut buf = [0u8; 1500];
+    match socket.recv_from(&mut buf) {
+        Ok((n, peer)) => format!(
+            "udp: reply {} from {peer}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+        Err(e) => format!("udp: receive error: {e}"),
     }
 }

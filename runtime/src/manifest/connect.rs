@@ -43,7 +43,7 @@ impl ConnectRule {
 /// Splits `host:port`: a host starting with `[` ends at the
 /// first `]` plus whatever comes before the last `:` after it (so `[fd00::]/8:443` has the host
 /// `[fd00::]/8`); otherwise the host may not contain a `:`.
-fn split_host_port(entry: &str) -> Result<(&str, &str), String> {
+pub(crate) fn split_host_port(entry: &str) -> Result<(&str, &str), String> {
     if entry.starts_with('[') {
         let close = entry
             .find(']')

@@ -13,6 +13,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
 use super::connect::ConnectRule;
+use super::sockets::{ListenRule, UdpRule};
 use super::url::RuleUrl;
 use super::{Access, OutputMode, StdinMode};
 
@@ -87,6 +88,9 @@ pub(crate) struct RawWorkload {
     pub args: Vec<Arg>,
     /// An export to call instead of the command entry point.
     pub invoke: Option<Export>,
+    /// Refused: see [`Cwd`].
+    #[allow(dead_code)]
+    pub cwd: Option<Cwd>,
 }
 
 /// One file or folder of the host, granted at a guest path.
@@ -140,8 +144,16 @@ pub(crate) struct RawRandom {
 #[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a table")]
 #[schemars(rename = "Network")]
 pub(crate) struct RawNetwork {
+    /// Destinations of outbound TCP connections.
     #[serde(default)]
     pub connect: Vec<ConnectRule>,
+    /// Local addresses the guest may bind a TCP socket to, listen on and accept connections
+    /// at.
+    #[serde(default)]
+    pub listen: Vec<ListenRule>,
+    /// UDP peers the guest may send datagrams to and receive them from.
+    #[serde(default)]
+    pub udp: Vec<UdpRule>,
 }
 
 /// An HTTP rule: a URL prefix and the methods allowed below it.
@@ -200,6 +212,9 @@ pub(crate) struct RawLimits {
     pub egress: Option<Size>,
     /// Bytes of one single-file grant (default 16MiB).
     pub staged_file: Option<Size>,
+    /// Live resource handles of a component: streams, descriptors, sockets, HTTP fields
+    /// (default 90000, at most 90000).
+    pub handles: Option<Handles>,
 }
 
 // ---- newtypes: each value checks itself ----------------------------------------------------
@@ -671,6 +686,52 @@ pub(crate) struct Count(pub u64);
 impl<'de> Deserialize<'de> for Count {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         whole_number(d, 0, "a whole number of requests (0 or more)").map(Count)
+    }
+}
+
+const HANDLES: &str = "a whole number of handles from 1 to 90000";
+/// `[limits] handles`: 1 to [`crate::host_memory::MAX_HANDLES`].
+#[derive(Debug, Clone, Copy, JsonSchema)]
+#[schemars(description = "Live resource handles of a component, 1 to 90000.")]
+pub(crate) struct Handles(#[schemars(range(min = 1, max = 90000))] pub u64);
+
+impl<'de> Deserialize<'de> for Handles {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = whole_number(d, 1, HANDLES)?;
+        if n > crate::host_memory::MAX_HANDLES as u64 {
+            return Err(de::Error::custom(format!(
+                "expected {HANDLES} (above that wasmtime's own per-store cap of 100000 would \
+                 end the run first), found integer {n}"
+            )));
+        }
+        Ok(Handles(n))
+    }
+}
+
+/// Why `[workload] cwd` is refused.
+pub(crate) const CWD_REFUSED: &str = "`cwd` cannot be honoured: WASI has no working directory \
+    a host can set that guests read. wasi-libc (which Rust's std uses for files on wasm32-wasip1 \
+    and wasm32-wasip2) starts every program at \"/\" and reads neither $PWD nor \
+    wasi:cli/environment initial-cwd, so relative paths would still resolve from \"/\". Remove \
+    the key and open paths under a granted folder's guest path (\"/data/file\" or \
+    \"data/file\", which resolves from \"/\")";
+
+/// `[workload] cwd`: refused whatever its value, with [`CWD_REFUSED`].
+pub(crate) struct Cwd;
+
+impl<'de> Deserialize<'de> for Cwd {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de::IgnoredAny::deserialize(d)?;
+        Err(de::Error::custom(CWD_REFUSED))
+    }
+}
+
+impl JsonSchema for Cwd {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Cwd".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"not": {}, "description": CWD_REFUSED})
     }
 }
 

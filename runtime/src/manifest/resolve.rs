@@ -403,6 +403,7 @@ fn resolve(
         http_requests: l.http_requests.map_or(d.http_requests, |c| c.0),
         egress: l.egress.map_or(d.egress, |s| s.0),
         staged_file: l.staged_file.map_or(d.staged_file, |s| s.0),
+        handles: l.handles.map_or(d.handles, |h| h.0),
     };
 
     Ok(Manifest {
@@ -425,6 +426,8 @@ fn resolve(
             secure: raw.random.secure,
         },
         network: raw.network.connect,
+        listen: raw.network.listen,
+        udp: raw.network.udp,
         http,
         secrets,
         limits,

@@ -110,6 +110,8 @@ secure = true
 
 [network]
 connect = ["api.stripe.com:443", "10.1.0.0/16:5432", "*.svc.example:8080", "[fd00::1]:80", "[fd00::]/8:22", "192.168.1.1:1"]
+listen = ["127.0.0.1:8080", "[::1]:0"]
+udp = ["10.0.0.53:53"]
 
 [[http]]
 url = "https://api.stripe.com/v1/charges"
@@ -134,6 +136,7 @@ output = 0
 http-requests = 5
 egress = "1 KB"
 staged-file = "2MiB"
+handles = 10_000
 "#
     );
     let env = |name: &str| (name == "PAYMENTS_API_BASE").then(|| "https://x".to_owned());
@@ -202,6 +205,11 @@ staged-file = "2MiB"
             ConnectRule::parse("[fd00::]/8:22").unwrap(),
             ConnectRule::parse("192.168.1.1:1").unwrap(),
         ],
+        listen: vec![
+            ListenRule::parse("127.0.0.1:8080").unwrap(),
+            ListenRule::parse("[::1]:0").unwrap(),
+        ],
+        udp: vec![UdpRule::parse("10.0.0.53:53").unwrap()],
         http: vec![
             HttpRule {
                 url: "https://api.stripe.com/v1/charges".into(),
@@ -241,6 +249,7 @@ staged-file = "2MiB"
             http_requests: 5,
             egress: 1000,
             staged_file: 2 << 20,
+            handles: 10_000,
         },
     };
     assert_eq!(m, expected);
@@ -1219,4 +1228,71 @@ fn a_table_written_as_an_array_is_refused() {
     )
     .unwrap();
     assert_eq!((m.http.len(), m.secrets.len()), (1, 1));
+}
+
+#[test]
+fn listen_and_udp_entries_are_ip_literals() {
+    assert_text_invalid(
+        &format!("{ID}[network]\nlisten = [\"localhost:8080\"]\n"),
+        4,
+        11,
+        "network.listen[0]: \"localhost\" is not an IP address",
+    );
+    assert_text_invalid(
+        &format!("{ID}[network]\nlisten = [\"127.0.0.1\"]\n"),
+        4,
+        11,
+        "there is no `:port`",
+    );
+    assert_text_invalid(
+        &format!("{ID}[network]\nudp = [\"10.0.0.53:0\"]\n"),
+        4,
+        8,
+        "network.udp[0]: the port 0 is outside 1-65535",
+    );
+    assert_text_invalid(
+        &format!("{ID}[network]\nudp = [\"10.0.0.0/8:53\"]\n"),
+        4,
+        8,
+        "is a range; name one address",
+    );
+    let m = parse_text(&format!(
+        "{ID}[network]\nlisten = [\"127.0.0.1:0\", \"[::1]:8080\"]\nudp = [\"127.0.0.1:53\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(m.listen.len(), 2);
+    assert_eq!(m.listen[0].port, 0);
+    assert_eq!(m.udp[0].to_string(), "127.0.0.1:53");
+}
+
+#[test]
+fn handles_limit_is_bounded() {
+    assert_eq!(
+        parse_text(ID).unwrap().limits.handles,
+        crate::host_memory::MAX_HANDLES as u64
+    );
+    let m = parse_text(&format!("{ID}[limits]\nhandles = 10_000\n")).unwrap();
+    assert_eq!(m.limits.handles, 10_000);
+    assert_text_invalid(
+        &format!("{ID}[limits]\nhandles = 0\n"),
+        4,
+        11,
+        "limits.handles: expected a whole number of handles from 1 to 90000",
+    );
+    assert_text_invalid(
+        &format!("{ID}[limits]\nhandles = 90001\n"),
+        4,
+        11,
+        "wasmtime's own per-store cap",
+    );
+}
+
+#[test]
+fn cwd_is_refused_with_the_reason() {
+    assert_text_invalid(
+        &format!("{ID}[workload]\ncwd = \"/data\"\n"),
+        4,
+        7,
+        "workload.cwd: `cwd` cannot be honoured: WASI has no working directory",
+    );
 }

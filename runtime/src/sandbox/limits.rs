@@ -12,6 +12,8 @@ pub(super) struct MemoryLimiter {
     pub(super) used: u64,
     pub(super) peak: u64,
     pub(super) refused: bool,
+    /// `[limits] handles`, for the record when a component's resource table is full.
+    pub(super) handles: u64,
     pub(super) audit: Audit,
 }
 

@@ -106,7 +106,8 @@ pub(super) fn classify(
         limiter.audit.emit(
             "limit",
             json!({ "limit": "memory", "value": limiter.limit, "scope": "handles",
-                    "reason": format!("the guest held {} resource handles", host_memory::MAX_HANDLES) }),
+                    "handles": limiter.handles,
+                    "reason": format!("the guest held {} resource handles ([limits] handles)", limiter.handles) }),
         );
         return Outcome::MemoryLimit;
     }

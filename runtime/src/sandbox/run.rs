@@ -336,6 +336,7 @@ impl Workload {
             used: 0,
             peak: 0,
             refused: false,
+            handles: policy.limits.handles,
             audit: audit.clone(),
         };
         let ticks = policy
@@ -424,7 +425,12 @@ impl Workload {
                     ctx: builder.build(),
                     table: {
                         let mut table = ResourceTable::new();
-                        table.set_max_capacity(host_memory::MAX_HANDLES);
+                        // `[limits] handles`, at most `MAX_HANDLES` (the manifest refuses more).
+                        table.set_max_capacity(
+                            usize::try_from(policy.limits.handles)
+                                .unwrap_or(host_memory::MAX_HANDLES)
+                                .min(host_memory::MAX_HANDLES),
+                        );
                         table
                     },
                     http: WasiHttpCtx::new(),

@@ -77,7 +77,7 @@ pub fn grants_table(policy: &Policy) -> String {
     } else {
         row("random", "secure", "deny", "deterministic, seeded".into());
     }
-    if policy.network.is_empty() {
+    if !policy.has_sockets() {
         row("net", "-", "deny", "no [network]: no sockets".into());
     }
     for n in &policy.network {
@@ -86,6 +86,23 @@ pub fn grants_table(policy: &Policy) -> String {
             n,
             "allow",
             "outbound TCP; names resolved by the host, every address checked".into(),
+        );
+    }
+    for l in &policy.listen {
+        let port = if l.port == 0 { "any port" } else { "this port" };
+        row(
+            "net",
+            &l.entry,
+            "allow",
+            format!("listen: TCP bind, listen and accept on this address, {port}"),
+        );
+    }
+    for u in &policy.udp {
+        row(
+            "net",
+            &u.entry,
+            "allow",
+            "udp: datagrams to and from this peer only".into(),
         );
     }
     if policy.http.is_empty() {
@@ -124,6 +141,7 @@ pub fn grants_table(policy: &Policy) -> String {
         ("http-requests", l.http_requests.to_string()),
         ("egress", format_size(l.egress)),
         ("staged-file", format_size(l.staged_file)),
+        ("handles", l.handles.to_string()),
     ];
     for (name, value) in limits {
         row("limit", name, "", value);
