@@ -17,11 +17,12 @@ use crate::scan::{MIN_FRAGMENT, Scanner, StreamScan};
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-/// The host side of `wit/warden.wit`.
+/// The host side of `wit/warden.wit` (world `imports`: the `secrets` interface alone; the
+/// worlds guests target, `connector` and `handler`, add WASI, which wasmtime-wasi provides).
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "warden:host/connector",
+        world: "warden:host/imports",
         imports: { default: trappable },
         with: { "warden:host/secrets.secret": super::SecretHandle },
     });

@@ -22,6 +22,7 @@ mod env;
 mod epochs;
 mod fs;
 mod guests_js;
+mod guests_python;
 mod hostile;
 mod invoke;
 mod learn;
@@ -45,5 +46,6 @@ mod server;
 mod stdio;
 mod stress;
 mod util;
+mod wit;
 
 use warden_guest_artifacts as guests;

@@ -66,10 +66,15 @@ pub mod secrets;
 
 pub use error::Error;
 
-/// The bindings of warden's own host interface (`wit/warden.wit`, world `connector`).
+/// The bindings of warden's own host interface (`wit/warden.wit`, world `imports`: only
+/// `warden:host/secrets`). The worlds a component targets, `connector` and `handler`, also
+/// hold WASI, whose bindings here are the `wasip2` crate's, and the export `wasi:cli/run`:
+/// generating `connector` here would make the component linker look for a `run` of
+/// `wasi:cli/run@0.2.12` in the module, and fail, because the one std provides for
+/// `fn main` is not that.
 mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "connector",
+        world: "imports",
     });
 }

@@ -86,6 +86,8 @@ mod quick;
 mod warden_paths;
 #[path = "warden/warnings.rs"]
 mod warnings;
+#[path = "warden/wit.rs"]
+mod wit;
 
 /// How often the signal thread looks at the signal flag: a SIGTERM or SIGINT is acted on
 /// within this, and each look is one sleep (a syscall the lockdown always allows). The same
@@ -216,6 +218,20 @@ enum Command {
     /// the audit log or the address cannot be used.
     #[command(verbatim_doc_comment)]
     Serve(serve::ServeArgs),
+    /// Write warden's WIT package, to build guests in any language against (docs/guests.md).
+    ///
+    /// The package is `warden:host` (warden.wit: the `secrets` interface and the worlds
+    /// `connector`, `connector-portable`, `handler`, `handler-portable`, `imports`) and, in
+    /// deps/, the WASI 0.2 packages warden implements. Files already there with the same
+    /// contents are left as they are; other files in DIR are left alone.
+    ///
+    /// Exit codes:
+    ///   0    written (or already up to date); where it was written is printed
+    ///   2    usage error (the command line does not parse)
+    ///   125  DIR is not a folder, a file cannot be written, or a file of the package exists
+    ///        in DIR with other contents and --force was not given (nothing is written then)
+    #[command(verbatim_doc_comment)]
+    Wit(wit::WitArgs),
     /// A worker of `warden serve` (started by it, not by hand).
     #[command(hide = true)]
     ServeWorker(serve::WorkerArgs),
@@ -365,6 +381,7 @@ fn main() -> ExitCode {
             }
             Err(e) => usage_error(e),
         },
+        Command::Wit(args) => wit::wit(&args),
         Command::Serve(args) => serve::serve(args),
         Command::ServeWorker(args) => serve::worker(args),
     }
