@@ -820,6 +820,9 @@ fn identity_and_workload(out: &mut String, broad: &Policy) {
         let args: Vec<String> = broad.args.iter().map(|a| q(a)).collect();
         let _ = writeln!(workload, "args = [{}]", args.join(", "));
     }
+    if let Some(cwd) = &broad.cwd {
+        let _ = writeln!(workload, "cwd = {}", q(cwd));
+    }
     if let Some(inv) = &broad.invoke {
         let _ = writeln!(workload, "invoke = {}", q(inv));
     }

@@ -65,6 +65,9 @@ pub struct Workload {
     pub args: Vec<String>,
     /// An export to call instead of the command entry point.
     pub invoke: Option<String>,
+    /// The initial working directory components are told (`wasi:cli/environment`
+    /// `initial-cwd`): a normalised guest path within a folder grant, checked at load.
+    pub cwd: Option<String>,
 }
 
 /// Whether a file grant may be written.

@@ -49,6 +49,8 @@ pub struct Policy {
     /// argv after the program name.
     pub args: Vec<String>,
     pub invoke: Option<String>,
+    /// `[workload] cwd`: the initial working directory components are told.
+    pub cwd: Option<String>,
     pub files: Vec<FileGrant>,
     pub env: Vec<EnvVar>,
     pub stdio: Stdio,
@@ -122,6 +124,7 @@ impl Policy {
             sha256: m.workload.sha256,
             args: m.workload.args,
             invoke: m.workload.invoke,
+            cwd: m.workload.cwd,
             files: m.files,
             env: m.env,
             stdio: m.stdio,
@@ -151,6 +154,7 @@ impl Policy {
             sha256: None,
             args: Vec::new(),
             invoke: None,
+            cwd: None,
             files: Vec::new(),
             env: Vec::new(),
             stdio: Stdio::default(),
@@ -213,8 +217,8 @@ impl Policy {
     }
 
     /// Refuses grants the workload cannot use, rather than ignoring them: `[network]`,
-    /// `[[http]]` and `[secrets]` are served through WASI preview 2 interfaces, which core
-    /// modules do not have.
+    /// `[[http]]`, `[secrets]` and `[workload] cwd` are served through WASI preview 2
+    /// interfaces, which core modules do not have.
     ///
     /// # Errors
     /// [`LoadError::Unsupported`] naming the grant.
@@ -226,6 +230,7 @@ impl Policy {
             ("[network]", self.has_sockets()),
             ("[[http]]", !self.http.is_empty()),
             ("[secrets]", !self.secrets.is_empty()),
+            ("[workload] cwd", self.cwd.is_some()),
         ];
         for (what, present) in unsupported {
             if present {

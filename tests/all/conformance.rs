@@ -550,7 +550,12 @@ fn sync_harness(case: &mut Case, with_network: bool) {
     if with_network {
         // wasmtime's harness inherits the host's whole network; a manifest names each
         // destination with its port, and these programs pick ports at run time.
-        case.grant("[network]\nconnect = [\"127.0.0.1:80\", \"[::1]:80\"]\n");
+        // Listening: any port on the loopback addresses and on every interface, which
+        // these programs bind.
+        case.grant(
+            "[network]\nconnect = [\"127.0.0.1:80\", \"[::1]:80\"]\n\
+             listen = [\"127.0.0.1:0\", \"[::1]:0\", \"0.0.0.0:0\", \"[::]:0\"]\n",
+        );
     }
 }
 
@@ -693,6 +698,7 @@ fn cli_case(c: &mut Case, name: &str) {
         // `-Scwd=/sandbox`.
         "p2_cli_initial_cwd" => {
             c.dir("sandbox", "/sandbox", "read");
+            c.grant("[workload]\ncwd = \"/sandbox\"\n");
         }
         "p2_cli_stdin_empty" => {
             c.grant("[stdio]\nstdin = \"inherit\"\n");

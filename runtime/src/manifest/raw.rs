@@ -88,9 +88,10 @@ pub(crate) struct RawWorkload {
     pub args: Vec<Arg>,
     /// An export to call instead of the command entry point.
     pub invoke: Option<Export>,
-    /// Refused: see [`Cwd`].
-    #[allow(dead_code)]
-    pub cwd: Option<Cwd>,
+    /// The initial working directory a component reads (`wasi:cli/environment`
+    /// `initial-cwd`): a guest path inside a granted folder.
+    #[schemars(with = "Option<GuestPath>")]
+    pub cwd: Option<Spanned<GuestPath>>,
 }
 
 /// One file or folder of the host, granted at a guest path.
@@ -705,33 +706,6 @@ impl<'de> Deserialize<'de> for Handles {
             )));
         }
         Ok(Handles(n))
-    }
-}
-
-/// Why `[workload] cwd` is refused.
-pub(crate) const CWD_REFUSED: &str = "`cwd` cannot be honoured: WASI has no working directory \
-    a host can set that guests read. wasi-libc (which Rust's std uses for files on wasm32-wasip1 \
-    and wasm32-wasip2) starts every program at \"/\" and reads neither $PWD nor \
-    wasi:cli/environment initial-cwd, so relative paths would still resolve from \"/\". Remove \
-    the key and open paths under a granted folder's guest path (\"/data/file\" or \
-    \"data/file\", which resolves from \"/\")";
-
-/// `[workload] cwd`: refused whatever its value, with [`CWD_REFUSED`].
-pub(crate) struct Cwd;
-
-impl<'de> Deserialize<'de> for Cwd {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        de::IgnoredAny::deserialize(d)?;
-        Err(de::Error::custom(CWD_REFUSED))
-    }
-}
-
-impl JsonSchema for Cwd {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Cwd".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"not": {}, "description": CWD_REFUSED})
     }
 }
 

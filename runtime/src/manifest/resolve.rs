@@ -312,18 +312,42 @@ fn resolve(
         name,
     };
     let w = raw.workload;
-    let workload = Workload {
-        module: w.module.map(|m| in_base(&m.0)),
-        sha256: w.sha256.map(|s| s.0),
-        args: w.args.into_iter().map(|a| a.0).collect(),
-        invoke: w.invoke.map(|i| i.0),
-    };
-
     let mut files: Vec<FileGrant> = Vec::new();
     for super::raw::Table(f) in raw.files {
         let grant = file_grant(at, &f.host, &f.guest, f.access, &files, &in_base)?;
         files.push(grant);
     }
+    // The working directory must be a folder the guest was granted, or lie inside one: a
+    // guest told to start where it can open nothing would fail in confusing ways.
+    let cwd = match w.cwd {
+        None => None,
+        Some(c) => {
+            let path = c.get_ref().0.clone();
+            let inside = files.iter().any(|g| {
+                g.kind == FileKind::Dir
+                    && (g.guest == "/"
+                        || path == g.guest
+                        || path.starts_with(&format!("{}/", g.guest)))
+            });
+            if !inside {
+                return Err(at.at(
+                    &c,
+                    format!(
+                        "workload.cwd: `{path}` is not inside a folder granted by [[files]] \
+                         (a guest path such as \"/data\" of a folder grant, or below it)"
+                    ),
+                ));
+            }
+            Some(path)
+        }
+    };
+    let workload = Workload {
+        module: w.module.map(|m| in_base(&m.0)),
+        sha256: w.sha256.map(|s| s.0),
+        args: w.args.into_iter().map(|a| a.0).collect(),
+        invoke: w.invoke.map(|i| i.0),
+        cwd,
+    };
 
     let mut vars = Vec::new();
     for (name, value) in raw.env.0 {

@@ -155,6 +155,7 @@ handles = 10_000
             sha256: Some(SHA.to_ascii_lowercase()),
             args: vec!["--region".into(), "eu".into()],
             invoke: Some("transform".into()),
+            cwd: None,
         },
         files: vec![
             FileGrant {
@@ -1288,11 +1289,40 @@ fn handles_limit_is_bounded() {
 }
 
 #[test]
-fn cwd_is_refused_with_the_reason() {
-    assert_text_invalid(
-        &format!("{ID}[workload]\ncwd = \"/data\"\n"),
+fn cwd_must_be_inside_a_folder_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("one.txt"), "x").unwrap();
+    let grants = "[[files]]\nhost = \"data\"\nguest = \"/data\"\naccess = \"read\"\n\n\
+                  [[files]]\nhost = \"one.txt\"\nguest = \"/one.txt\"\naccess = \"read\"\n";
+    for ok in ["/data", "/data/sub/deeper"] {
+        let m = parse_in(
+            dir.path(),
+            &format!("{ID}[workload]\ncwd = \"{ok}\"\n\n{grants}"),
+        )
+        .unwrap();
+        assert_eq!(m.workload.cwd.as_deref(), Some(ok));
+    }
+    // Outside every grant, a single file's path, a name that only starts like a grant's.
+    for bad in ["/elsewhere", "/one.txt", "/database"] {
+        assert_invalid(
+            parse_in(
+                dir.path(),
+                &format!("{ID}[workload]\ncwd = \"{bad}\"\n\n{grants}"),
+            ),
+            4,
+            7,
+            "is not inside a folder granted by [[files]]",
+        );
+    }
+    // Relative: not a guest path at all.
+    assert_invalid(
+        parse_in(
+            dir.path(),
+            &format!("{ID}[workload]\ncwd = \"data\"\n\n{grants}"),
+        ),
         4,
         7,
-        "workload.cwd: `cwd` cannot be honoured: WASI has no working directory",
+        "absolute guest path",
     );
 }

@@ -303,6 +303,9 @@ impl Workload {
         }
         builder.stdout(LimitedOutput::new(opts.stdout.clone(), budget.clone()));
         builder.stderr(LimitedOutput::new(opts.stderr.clone(), budget.clone()));
+        if let Some(cwd) = &policy.cwd {
+            builder.initial_cwd(cwd);
+        }
         builder.arg(program_name(Some(&w.path)));
         builder.args(&policy.args);
         builder.args(&opts.args);

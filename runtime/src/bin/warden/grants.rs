@@ -159,6 +159,9 @@ pub fn grants_table(policy: &Policy) -> String {
     if let Some(pin) = &policy.sha256 {
         let _ = writeln!(out, "sha256    {pin} (pinned)");
     }
+    if let Some(cwd) = &policy.cwd {
+        let _ = writeln!(out, "cwd       {cwd}");
+    }
     if let Some(inv) = &policy.invoke {
         let _ = writeln!(out, "invoke    {inv}");
     }
