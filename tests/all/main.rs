@@ -16,6 +16,7 @@ mod container;
 mod controls;
 mod copyback;
 mod corpus_c;
+mod corpus_python;
 mod corpus_rust;
 mod egress;
 mod env;
