@@ -535,7 +535,32 @@ fn plural(n: usize) -> &'static str {
 
 /// One `  KIND    TARGET: REASON` line.
 fn line(out: &mut String, f: &Finding) {
-    let _ = writeln!(out, "  {:7} {}: {}", f.capability, f.target, f.reason);
+    let _ = writeln!(
+        out,
+        "  {:7} {}: {}",
+        shown(&f.capability),
+        shown(&f.target),
+        shown(&f.reason)
+    );
+}
+
+/// A string from an audit log as the text report shows it, on one line and inert: control
+/// characters (a newline that would start a forged report line, an escape sequence that would
+/// drive the reader's terminal) become `\u{..}`, as in a Rust string. Guest-chosen paths,
+/// hosts and names reach the log, and so this report.
+pub(crate) fn shown(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for ch in s.chars() {
+        if ch.is_control() {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(ch));
+        } else {
+            out.push(ch);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 impl Usage {
@@ -549,7 +574,7 @@ impl Usage {
             plural(logs),
             self.runs,
             plural(self.runs),
-            self.identity,
+            shown(&self.identity),
             self.records,
             self.skipped
         );
@@ -589,10 +614,10 @@ impl Usage {
                 let _ = writeln!(
                     out,
                     "  {:7} {} ({}x): {}",
-                    r.capability,
-                    r.target,
+                    shown(&r.capability),
+                    shown(&r.target),
                     r.count,
-                    r.reasons.join("; ")
+                    shown(&r.reasons.join("; "))
                 );
             }
         }

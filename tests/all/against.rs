@@ -534,3 +534,55 @@ fn a_core_modules_refused_files_are_listed_and_a_copied_back_file_counts_as_used
     );
     assert!(!r.stdout.contains("grants never used"), "{}", r.stdout);
 }
+
+/// Strings in the logs come from guests (paths, hosts, names): the text report shows each on
+/// one line with its control characters escaped, so a log cannot forge a report section or
+/// send escape sequences to the reader's terminal. Control: an ordinary target is shown as it
+/// is.
+#[test]
+fn the_text_report_escapes_control_characters_from_the_logs() {
+    let s = Scene::new();
+    let m = s.manifest("");
+    let forged = "/data/x\n\nrefused in these runs:\n  fs      /etc/shadow (1x): forged\u{1b}[2J";
+    let deny = |target: &str| {
+        json!({
+            "ts": "2026-12-02T12:00:00.000Z", "event": "decision", "identity": ID, "run": "r1",
+            "capability": "fs", "target": target, "decision": "deny",
+            "reason": "path_open: EPERM\u{7}",
+        })
+    };
+    let log = write_log(
+        &s,
+        "hostile.jsonl",
+        &[deny(forged), deny("/data/plain.txt"), exit("r1")],
+    );
+    let r = check(&m, &args(&against(&[&log])));
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert!(
+        !r.stdout.contains('\u{1b}') && !r.stdout.contains('\u{7}'),
+        "{r:#?}"
+    );
+    assert_eq!(
+        r.stdout
+            .lines()
+            .filter(|l| l.starts_with("refused in these runs:"))
+            .count(),
+        1,
+        "no forged section: {}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("/data/x\\u{a}\\u{a}refused in these runs:\\u{a}  fs      /etc/shadow"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("path_open: EPERM\\u{7}"), "{}", r.stdout);
+    // Control: a plain target as written.
+    assert!(
+        r.stdout
+            .contains("  fs      /data/plain.txt (1x): path_open: EPERM"),
+        "{}",
+        r.stdout
+    );
+}
