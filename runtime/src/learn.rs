@@ -469,11 +469,13 @@ impl Observed {
             .and_then(|uri| Target::of(&uri));
         let (index, path) = match parsed {
             Ok(t) => {
-                let i = self
-                    .rules
-                    .check(method, &t)
-                    .ok()
-                    .and_then(|rule| self.rules.rules().iter().position(|r| r.url == rule.url));
+                // By position, not URL: two rules may share a URL with different methods.
+                let i = self.rules.check(method, &t).ok().and_then(|rule| {
+                    self.rules
+                        .rules()
+                        .iter()
+                        .position(|r| std::ptr::eq(r, rule))
+                });
                 (i, Some(t.path))
             }
             // A URL the log redacted: the rule the record names, with its own prefix.

@@ -295,6 +295,11 @@ pub fn compare(policy: &Policy, entries: &[Entry], logs: &[PathBuf]) -> Result<U
                 // This manifest's rules decide which rule a request used, as the broker would.
                 // When they cannot (a URL the log redacted no longer parses), the rule the
                 // record names is taken if this manifest has it with that method.
+                // Rules are told apart by position, not URL: two rules may share a URL with
+                // different methods, and each is used only by its own methods.
+                let position = |rule: &crate::broker::Rule| {
+                    rules.rules().iter().position(|r| std::ptr::eq(r, rule))
+                };
                 let named = reason
                     .strip_prefix("[[http]] ")
                     .and_then(|r| r.split(' ').next())
@@ -308,14 +313,13 @@ pub fn compare(policy: &Policy, entries: &[Entry], logs: &[PathBuf]) -> Result<U
                     .parse::<http::Uri>()
                     .map_err(|e| e.to_string())
                     .and_then(|uri| Target::of(&uri))
-                    .and_then(|t| rules.check(method, &t).map(|r| r.url.clone()))
-                    .or_else(|why| named.map(|r| r.url.clone()).ok_or(why));
+                    .and_then(|t| rules.check(method, &t).map(position))
+                    .or_else(|why| named.map(position).ok_or(why));
                 match verdict {
-                    Ok(rule_url) => {
-                        if let Some(i) = rules.rules().iter().position(|r| r.url == rule_url) {
-                            *http[i].entry(method.to_owned()).or_default() += 1;
-                        }
+                    Ok(Some(i)) => {
+                        *http[i].entry(method.to_owned()).or_default() += 1;
                     }
+                    Ok(None) => {}
                     Err(why) => {
                         ungranted.insert(("http".into(), target.to_owned()), why);
                     }

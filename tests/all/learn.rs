@@ -702,3 +702,60 @@ fn sigint_to_learn_stops_its_run_and_still_learns_what_it_did() {
     );
     check_ok(&learned);
 }
+
+/// Two `[[http]]` rules for one URL, one per method: a run that uses both learns both, and
+/// `check --against` counts each as used by its own method. (Before, the second rule was taken
+/// for the first: LEARNED lost its method and the report called it unused.) The control uses
+/// only GET: the POST rule is then unused in both.
+#[test]
+fn two_rules_for_one_url_with_different_methods_are_each_learned_and_counted() {
+    let server = Server::start();
+    let s = Scene::new();
+    let base = server.url("/api/");
+    let broad = s.manifest(&format!(
+        "[[http]]\nurl = \"{base}\"\nmethods = [\"GET\"]\n\n\
+         [[http]]\nurl = \"{base}\"\nmethods = [\"POST\"]\n"
+    ));
+    let both = [
+        format!("http GET {base}items"),
+        format!("http POST {base}items new"),
+    ];
+    let only_get = [format!("http GET {base}items")];
+    for (steps, post_used) in [(&both[..], true), (&only_get[..], false)] {
+        let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
+        let learned = s.path(&format!("learned-{post_used}.toml"));
+        let r = learn(&broad, &learned, false, guests::NET_PROBE_P2, &steps, &[]);
+        assert_eq!(r.code, 0, "{r:#?}");
+        let got = http(&table(&learned));
+        let methods: Vec<&str> = got
+            .iter()
+            .flat_map(|(_, m)| m.iter().map(String::as_str))
+            .collect();
+        assert!(methods.contains(&"GET"), "{got:?}");
+        assert_eq!(methods.contains(&"POST"), post_used, "{got:?}");
+        check_ok(&learned);
+
+        // check --against the same kind of run's log.
+        let run = s.run(Some(&broad), guests::NET_PROBE_P2, &steps);
+        let log = s.path(&format!("run-{post_used}.jsonl"));
+        let lines: String = run.audit.iter().map(|r| format!("{r}\n")).collect();
+        std::fs::write(&log, lines).unwrap();
+        let mut cmd = warden();
+        cmd.arg("check")
+            .arg(&broad)
+            .arg("--against")
+            .arg(&log)
+            .arg("--json");
+        let out = finish(cmd, None);
+        let v: serde_json::Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:#?}"));
+        let unused: Vec<String> = v["unused"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["capability"] == "http")
+            .map(|f| f.to_string())
+            .collect();
+        assert_eq!(unused.is_empty(), post_used, "{unused:?}");
+    }
+}
