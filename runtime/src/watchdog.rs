@@ -19,8 +19,9 @@
 //! least half of the last look's interval: nothing else of note runs in a one-shot process)
 //! is settled then, without [`WALL_GRACE`], since nothing else would ever stop it; a guest
 //! blocked in a host call is settled at its wall limit plus [`WALL_GRACE`], as with epochs
-//! (and, as with epochs, a call that returns within the grace lets the guest finish if it
-//! then stops promptly). A network or host-heap limit reached is settled at the next look,
+//! (and, as with epochs, a call that returns within the grace lets the guest end if it then
+//! stops promptly; the run is still reported as the wall limit, since its wall time was past
+//! it). A network or host-heap limit reached is settled at the next look,
 //! as the epoch callback would at its next tick. Since the guest may still be running, the
 //! settlement first closes the guest's stdout, stderr and audit records (writes under way
 //! finish first), removes staging *without* copy-back (a guest still running may be halfway

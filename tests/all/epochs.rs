@@ -284,3 +284,46 @@ fn code_compiled_without_epochs_is_never_loaded_with_them() {
     // Control: an intact entry of its own mode loads.
     assert_eq!(load(&epochs), warden::cache::CacheStatus::Hit);
 }
+
+/// A guest blocked in a host call past its wall limit, whose call comes back within the
+/// watchdog's grace and which then exits at once, is reported as the wall limit (124), with
+/// and without epochs: a run is never `exited` after its limit. Control: the same call
+/// answered well inside the limit exits 0.
+#[test]
+fn a_guest_back_from_a_host_call_after_its_wall_limit_is_reported_as_the_wall_limit() {
+    use crate::server::Server;
+    for (delay_ms, late) in [(1_600u64, true), (100, false)] {
+        let server = Server::raw(move |_| {
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_vec()
+        });
+        let s = Scene::new();
+        let m = s.manifest(&format!(
+            "[[http]]\nurl = \"{}\"\n\n[limits]\nwall = \"1s\"\n",
+            server.url("/")
+        ));
+        for epochs in [false, true] {
+            let step = format!("http GET {}", server.url("/slow"));
+            let r = s.run_with(Some(&m), guests::NET_PROBE_P2, &[], |c| {
+                if epochs {
+                    c.arg("--epochs");
+                }
+                c.arg("--").arg(&step);
+            });
+            let mode = if epochs { "epoch" } else { "end-process" };
+            assert_eq!(interruption(&r), mode, "{r:#?}");
+            if late {
+                assert_eq!(r.code, 124, "epochs {epochs}: {r:#?}");
+                assert_eq!(r.exit()["outcome"], "wall-limit", "epochs {epochs}: {r:#?}");
+                assert_eq!(
+                    r.events("limit")[0]["limit"],
+                    "wall",
+                    "epochs {epochs}: {r:#?}"
+                );
+            } else {
+                assert_eq!(r.code, 0, "control, epochs {epochs}: {r:#?}");
+                assert_eq!(r.exit()["outcome"], "exited", "control: {r:#?}");
+            }
+        }
+    }
+}

@@ -491,7 +491,13 @@ impl Workload {
             return None;
         }
 
-        let outcome = classify(result, &limiter, &budget, &egress.meter);
+        let mut outcome = classify(result, &limiter, &budget, &egress.meter);
+        // A guest that came back from a host call after its wall limit (within the grace
+        // the watchdog gives blocked calls) and then exited did so past its limit: it is
+        // reported as the wall limit, never as `exited`.
+        if matches!(outcome, Outcome::Exited(_)) && wall > policy.limits.wall {
+            outcome = Outcome::WallLimit;
+        }
         let raw_code = match &outcome {
             Outcome::Exited(c) => Some(*c),
             _ => None,
