@@ -12,7 +12,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::guests;
-use crate::util::{Outcome, finish, warden};
+use crate::util::{Outcome, Scene, finish, warden};
 
 /// `SIGSYS`: what seccomp kills with; `runc run` exits with 128 + it.
 const KILLED_BY_SECCOMP: i32 = 128 + 31;
@@ -783,4 +783,35 @@ fn cpu_groups_required_under_a_containers_profile_refuse_to_start_with_one_line(
         stderr.contains("--cpu-groups require") && stderr.contains("seccomp filter"),
         "{stderr}"
     );
+}
+
+/// A profile exported for several manifests is named after the whole set, in any order, and
+/// never after one of them; the name is a valid Kubernetes object name. Control: one manifest
+/// keeps its readable name.
+#[test]
+fn an_spo_profile_for_several_manifests_is_named_for_the_set_in_any_order() {
+    let s = Scene::new();
+    let a = s.file("a.warden.toml", "[identity]\nname = \"alpha\"\n");
+    let b = s.file("b.warden.toml", "[identity]\nname = \"beta\"\n");
+    let name = |manifests: &[&Path]| {
+        let mut cmd = warden();
+        cmd.args(["seccomp", "export", "--format", "spo", "--stage", "serve"])
+            .args(manifests);
+        let r = finish(cmd, None);
+        assert_eq!(r.code, 0, "{r:#?}");
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        v["metadata"]["name"].as_str().unwrap().to_owned()
+    };
+    let ab = name(&[&a, &b]);
+    assert_eq!(ab, name(&[&b, &a]));
+    assert!(ab.starts_with("warden-serve.set-"), "{ab}");
+    assert!(
+        ab.len() <= 253
+            && ab
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.'),
+        "{ab}"
+    );
+    assert_eq!(name(&[&a]), "warden-alpha-serve");
+    assert_ne!(ab, name(&[&a]));
 }

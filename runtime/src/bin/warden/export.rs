@@ -57,7 +57,9 @@ pub(crate) enum ExportFormat {
     /// An OCI / Docker / Kubernetes seccomp profile (JSON).
     Oci,
     /// A Security Profiles Operator `SeccompProfile` object (JSON, which kubectl takes as
-    /// YAML), named `warden-NAME-STAGE` after the manifest's identity.
+    /// YAML), named `warden-NAME-STAGE` after the manifest's identity (several manifests:
+    /// `warden-STAGE.set-HASH`, the same for the same set in any order; long names shortened
+    /// with a hash).
     Spo,
 }
 
@@ -138,7 +140,7 @@ pub(crate) fn seccomp(command: SeccompCommand) -> ExitCode {
             match format {
                 ExportFormat::Oci => println!("{}", profile.to_oci_json()),
                 ExportFormat::Spo => {
-                    let name = format!("warden-{}-{}", policy.identity.name, profile.stage());
+                    let name = spo_name(&policies, &profile.stage().to_string());
                     println!("{}", profile.to_spo_json(&name));
                 }
             }
@@ -150,4 +152,116 @@ pub(crate) fn seccomp(command: SeccompCommand) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// The longest Kubernetes name label (RFC 1123): the one-identity name is kept to one label.
+const MAX_LABEL: usize = 63;
+
+/// The `SeccompProfile`'s name: a valid Kubernetes object name (an RFC 1123 DNS subdomain).
+///
+/// - One identity: `warden-NAME-STAGE`; when that would pass one label's 63 characters, the
+///   name is cut and a hash of the whole identity keeps it unique (`warden-NAM…-HASH-STAGE`).
+/// - Several identities (`--stage serve` over the manifests one server serves): the hash of
+///   their sorted, distinct identity ids, so the same set in any order gives the same name:
+///   `warden-STAGE.set-HASH`. Its dot can never appear in a one-identity name (identity names
+///   are `[a-z0-9-]`), so a set's profile never takes a single manifest's name.
+fn spo_name(policies: &[Policy], stage: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut ids: Vec<&str> = policies.iter().map(|p| p.identity.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let hash = |parts: &[&str]| {
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update(p.as_bytes());
+            h.update([0]);
+        }
+        let digest = h.finalize();
+        digest[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    if ids.len() > 1 {
+        return format!("warden-{stage}.set-{}", hash(&ids));
+    }
+    let name = policies
+        .iter()
+        .find(|p| p.identity.id == ids[0])
+        .map_or("", |p| p.identity.name.as_str());
+    let plain = format!("warden-{name}-{stage}");
+    if plain.len() <= MAX_LABEL {
+        return plain;
+    }
+    let tail = format!("-{}-{stage}", hash(&ids));
+    let keep = MAX_LABEL - "warden-".len() - tail.len();
+    // Identity names are ASCII; a cut must not leave a trailing `-`.
+    let cut = name[..keep.min(name.len())].trim_end_matches('-');
+    format!("warden-{cut}{tail}")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn policy(name: &str) -> Policy {
+        let mut p = Policy::anonymous();
+        p.identity.name = name.into();
+        p.identity.id = format!("spiffe://t.example/{name}");
+        p
+    }
+
+    /// RFC 1123 DNS subdomain, as Kubernetes checks object names.
+    fn valid_subdomain(n: &str) -> bool {
+        n.len() <= 253
+            && n.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= MAX_LABEL
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            })
+    }
+
+    #[test]
+    fn a_set_is_named_by_its_members_in_any_order_and_apart_from_each_member() {
+        let (a, b, c) = (policy("alpha"), policy("beta"), policy("gamma"));
+        let ab = spo_name(&[a.clone(), b.clone()], "serve");
+        assert_eq!(ab, spo_name(&[b.clone(), a.clone()], "serve"), "order");
+        assert_eq!(
+            ab,
+            spo_name(&[a.clone(), b.clone(), a.clone()], "serve"),
+            "repeats"
+        );
+        assert_ne!(
+            ab,
+            spo_name(&[a.clone(), c.clone()], "serve"),
+            "another set"
+        );
+        assert_ne!(ab, spo_name(std::slice::from_ref(&a), "serve"));
+        // A single identity whose name mimics a set's still differs (the set has a dot).
+        let mimic = policy(&ab.replace("warden-", "").replace('.', "-"));
+        assert_ne!(spo_name(&[mimic], "serve"), ab);
+        assert!(valid_subdomain(&ab), "{ab}");
+        // Control: one identity keeps the readable name.
+        assert_eq!(spo_name(&[a], "serve"), "warden-alpha-serve");
+    }
+
+    #[test]
+    fn a_long_identity_name_is_shortened_with_a_hash_and_stays_valid() {
+        let long = format!("{}-{}", "a".repeat(120), "b".repeat(120));
+        let one = spo_name(&[policy(&long)], "container");
+        assert!(valid_subdomain(&one), "{one}");
+        assert!(
+            one.len() <= MAX_LABEL && one.ends_with("-container"),
+            "{one}"
+        );
+        let other = spo_name(&[policy(&format!("{long}x"))], "container");
+        assert_ne!(one, other, "the hash keeps cut names apart");
+        let dash = format!("{}-{}", "a".repeat(40), "b".repeat(40));
+        assert!(valid_subdomain(&spo_name(&[policy(&dash)], "run")));
+    }
 }
