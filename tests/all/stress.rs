@@ -403,7 +403,12 @@ fn clocks_and_their_resolution_granted_or_not() {
 #[test]
 fn big_random_fills_granted_or_not() {
     let s = Scene::new();
-    for body in ["[random]\nsecure = true\n", ""] {
+    // 16 MiB through host calls takes seconds in a debug build, far more on a loaded machine:
+    // a wall limit well above the default, since a run past its limit is never `exited`.
+    for body in [
+        "[random]\nsecure = true\n\n[limits]\nwall = \"300s\"\n",
+        "[limits]\nwall = \"300s\"\n",
+    ] {
         let m = s.manifest(body);
         for (kind, guest) in both(guests::STRESS_P1, guests::STRESS_P2) {
             let r = stress(&s, &m, guest, &["random", "16"]);
