@@ -8,6 +8,14 @@ use crate::learn::learn;
 use crate::util::{Scene, warden};
 use std::os::unix::fs::{PermissionsExt, symlink};
 
+/// A FIFO (named pipe) at `rel` in the scene, made with the system's `mkfifo`.
+fn mkfifo(s: &Scene, rel: &str) -> std::path::PathBuf {
+    let fifo = s.path(rel);
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|m| m.success()), "mkfifo {}", fifo.display());
+    fifo
+}
+
 fn rw_manifest(s: &Scene) -> std::path::PathBuf {
     s.mkdir("work");
     s.manifest("[[files]]\nhost = \"work\"\nguest = \"/work\"\naccess = \"read-write\"\n")
@@ -31,14 +39,7 @@ fn learn_refuses_to_write_learned_through_a_symlink_or_into_a_fifo_or_folder() {
     );
 
     // A FIFO: refused at once, never a hang (the test would time out otherwise).
-    let fifo = s.path("learned.fifo");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let fifo = mkfifo(&s, "learned.fifo");
     let r = learn(&broad, &fifo, false, guests::FS_P1, &["ls", "/work"], &[]);
     assert_eq!(r.code, 125, "{r:#?}");
     assert!(r.stderr.contains("FIFO"), "{r:#?}");
@@ -157,14 +158,7 @@ fn run_audit_refuses_a_symlink_a_fifo_and_a_path_inside_a_read_write_grant() {
     assert!(r.stderr.contains("symbolic link"), "{r:#?}");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched\n");
 
-    let fifo = s.path("audit.fifo");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let fifo = mkfifo(&s, "audit.fifo");
     let r = run(&fifo);
     assert_eq!(r.code, 125, "{r:#?}");
     assert!(r.stderr.contains("FIFO"), "{r:#?}");
@@ -241,14 +235,7 @@ fn serve_refuses_an_audit_log_a_served_workload_could_rewrite_or_that_is_a_fifo(
     let r = serve(&s.path("work/audit.jsonl"));
     assert_eq!(r.code, 125, "{r:#?}");
     assert!(r.stderr.contains("inside the read-write grant"), "{r:#?}");
-    let fifo = s.path("audit.fifo");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let fifo = mkfifo(&s, "audit.fifo");
     let r = serve(&fifo);
     assert_eq!(r.code, 125, "{r:#?}");
     assert!(r.stderr.contains("FIFO"), "{r:#?}");
