@@ -39,8 +39,8 @@ struct PathFn {
 
 /// The most distinct allowed operations one run records (see [`FsAuditState::seen`]): a
 /// guest walking a huge tree must not make warden's memory or the audit log grow without
-/// bound. Past it, further operations go unrecorded and a learned manifest lacks them (it is
-/// narrower, never broader).
+/// bound. Past it, further operations go unrecorded and one `limit` record says so; `warden
+/// learn` then keeps every file grant as BROAD has it (see [`record_allowed`]).
 pub(crate) const MAX_RECORDED_OPS: usize = 4096;
 
 /// `path_open` flags the read/write judgement looks at (WASI preview 1).
@@ -131,6 +131,40 @@ pub(crate) trait FsAuditState {
 }
 
 pub(crate) mod p2;
+
+/// Records one allowed operation (when recording), once per `(target, reason)`. Past
+/// [`MAX_RECORDED_OPS`] nothing more is recorded, and the first operation past it writes one
+/// `limit` record (`"limit": "recorded-operations"`) so that readers (`warden learn`) know
+/// the record of the run is incomplete rather than take an unrecorded grant for an unused one.
+pub(crate) fn record_allowed<T: FsAuditState + ?Sized>(data: &mut T, target: &str, reason: &str) {
+    let Some(seen) = data.seen() else {
+        return;
+    };
+    let key = (target.to_owned(), reason.to_owned());
+    if seen.contains(&key) {
+        return;
+    }
+    if seen.len() >= MAX_RECORDED_OPS {
+        // An empty pair no operation records marks that the bound was reported.
+        let first_past = seen.insert((String::new(), String::new()));
+        if first_past {
+            data.audit().emit(
+                "limit",
+                serde_json::json!({
+                    "limit": "recorded-operations",
+                    "value": MAX_RECORDED_OPS,
+                    "reason": format!(
+                        "recording stopped at {MAX_RECORDED_OPS} distinct allowed file \
+                         operations; later ones are not recorded"
+                    ),
+                }),
+            );
+        }
+        return;
+    }
+    seen.insert(key);
+    data.audit().decision("fs", target, Decision::Allow, reason);
+}
 
 /// What an allowed call did, for the `allow` record: the function and `read` or `write`.
 /// `path_open` writes when it asks for the write right, creates, truncates or appends (`path_open
@@ -282,17 +316,7 @@ pub(crate) fn add_to_linker<T: FsAuditState + 'static>(
                         targets.push(guest_path(&mut caller, arg(fd2), arg(ptr2), arg(len2)));
                     }
                     for target in targets {
-                        let key = (target, reason.clone());
-                        let fresh = match caller.data_mut().seen() {
-                            Some(seen) if seen.len() < MAX_RECORDED_OPS => seen.insert(key.clone()),
-                            _ => false,
-                        };
-                        if fresh {
-                            caller
-                                .data()
-                                .audit()
-                                .decision("fs", &key.0, Decision::Allow, &key.1);
-                        }
+                        record_allowed(caller.data_mut(), &target, &reason);
                     }
                 }
                 if let Some((_, errname)) = DENIALS.iter().find(|(n, _)| *n == errno) {

@@ -83,6 +83,9 @@ pub struct RunLog {
     pub exit: ExitFacts,
     /// The run id of the records.
     pub run: Option<String>,
+    /// The run's recording stopped at its bound (a `limit` record of `recorded-operations`):
+    /// file operations after it are unknown, so no file grant can be judged unused.
+    pub recording_stopped: bool,
 }
 
 /// Reads the audit log of a learning run.
@@ -96,10 +99,14 @@ pub fn read_run(path: &Path) -> Result<RunLog, String> {
     let entries = crate::usage::read_log(path).map_err(|e| e.to_string())?;
     let bytes = crate::read_regular_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut exit = ExitFacts::default();
+    let mut recording_stopped = false;
     for line in String::from_utf8_lossy(&bytes).lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
+        if v["event"] == "limit" && v["limit"] == "recorded-operations" {
+            recording_stopped = true;
+        }
         if v["event"] == "exit" {
             exit = ExitFacts {
                 outcome: v["outcome"].as_str().map(str::to_owned),
@@ -112,7 +119,12 @@ pub fn read_run(path: &Path) -> Result<RunLog, String> {
         }
     }
     let run = entries.first().map(|e| e.run.clone());
-    Ok(RunLog { entries, exit, run })
+    Ok(RunLog {
+        entries,
+        exit,
+        run,
+        recording_stopped,
+    })
 }
 
 /// What `learn` works from.
@@ -857,6 +869,18 @@ fn files(
             emit_file(out, &host, &grant.guest, broad_access);
             continue;
         }
+        // Past the recording bound the run's file operations are not all known: every file
+        // grant stays as BROAD has it, and says why (none is called unused).
+        if input.log.recording_stopped {
+            let _ = writeln!(
+                out,
+                "\n# kept from BROAD: recording stopped at {} distinct file operations (the \
+                 bound of one run); what the run did after that is unknown",
+                crate::fs_audit::MAX_RECORDED_OPS
+            );
+            emit_file(out, &host, &grant.guest, broad_access);
+            continue;
+        }
         if !seen.touched() {
             if o.unplaced > 0 && grant.kind == FileKind::Dir {
                 let _ = writeln!(
@@ -1353,6 +1377,7 @@ mod tests {
                 egress_bytes: None,
             },
             run: Some("r1".into()),
+            recording_stopped: false,
         };
         let text = learn(&Input {
             broad,

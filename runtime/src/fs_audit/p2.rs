@@ -12,7 +12,7 @@
 //! read`, `open-at write create truncate`, `open-at dir`, `stat-at read`, `unlink-file-at
 //! write`, `read-directory dir`, ….
 
-use super::{Decision, FsAuditState, MAX_RECORDED_OPS};
+use super::{Decision, FsAuditState};
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::WasiView;
@@ -95,14 +95,7 @@ fn audit<T: FsAuditState, R>(
     match answer {
         Ok(_) => {
             for target in targets {
-                let key = (target.clone(), reason.to_owned());
-                let fresh = match data.seen() {
-                    Some(seen) if seen.len() < MAX_RECORDED_OPS => seen.insert(key),
-                    _ => false,
-                };
-                if fresh {
-                    data.audit().decision("fs", target, Decision::Allow, reason);
-                }
+                super::record_allowed(data, target, reason);
             }
         }
         Err(e @ (ErrorCode::Access | ErrorCode::NotPermitted | ErrorCode::ReadOnly)) => {
