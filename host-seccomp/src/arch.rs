@@ -76,6 +76,7 @@ pub(crate) fn number(name: &str) -> Option<i64> {
         "recvfrom" => libc::SYS_recvfrom,
         "recvmsg" => libc::SYS_recvmsg,
         "renameat2" => libc::SYS_renameat2,
+        "restart_syscall" => libc::SYS_restart_syscall,
         "rseq" => libc::SYS_rseq,
         "rt_sigprocmask" => libc::SYS_rt_sigprocmask,
         "rt_sigreturn" => libc::SYS_rt_sigreturn,

@@ -485,6 +485,8 @@ pub(crate) static TABLE: &[Entry] = &[
         "the guest's secure-random grant; std's per-thread hash keys"),
     entry("rt_sigreturn", Base, ALLOW, ALWAYS,
         "returning from wasmtime's trap handler (out-of-bounds access, stack overflow)"),
+    entry("restart_syscall", Base, ALLOW, ALWAYS,
+        "resuming a sleep a freeze or stop interrupted (cgroup freezer, SIGSTOP)"),
     entry("sigaltstack", Base, ALLOW, ALWAYS,
         "wasmtime sets a thread's signal stack on its first call into wasm, removes it at exit"),
     entry("rt_sigprocmask", Base, ALLOW, ALWAYS,
