@@ -18,6 +18,8 @@ mod http;
 mod metrics;
 #[path = "serve/proto.rs"]
 mod proto;
+#[path = "serve/route.rs"]
+mod route;
 #[path = "serve/worker.rs"]
 mod worker;
 
@@ -25,6 +27,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+use route::Endpoint;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
@@ -678,16 +681,15 @@ async fn handle(
 ) -> Result<Answer, std::convert::Infallible> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
-    let segments: Vec<&str> = path.split('/').collect();
-    Ok(match (&method, segments.as_slice()) {
-        (&hyper::Method::GET, ["", "healthz"]) => {
+    Ok(match (&method, route::endpoint(&path)) {
+        (&hyper::Method::GET, Endpoint::Health) => {
             if state.draining.load(Ordering::SeqCst) {
                 reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "stopping\n")
             } else {
                 reply(StatusCode::OK, "text/plain", "ok\n")
             }
         }
-        (&hyper::Method::GET, ["", "metrics"]) => {
+        (&hyper::Method::GET, Endpoint::Metrics) => {
             let gauges: Vec<metrics::Gauges<'_>> = state
                 .idents
                 .values()
@@ -701,7 +703,7 @@ async fn handle(
             let text = state.metrics().render(&gauges);
             reply(StatusCode::OK, "text/plain; version=0.0.4", text)
         }
-        (&hyper::Method::GET, ["", "v1", "workloads"]) => {
+        (&hyper::Method::GET, Endpoint::Workloads) => {
             let list: Vec<Value> = state
                 .idents
                 .values()
@@ -709,14 +711,14 @@ async fn handle(
                 .collect();
             json_reply(StatusCode::OK, &Value::Array(list))
         }
-        (&hyper::Method::POST, ["", "v1", "workloads", name, "runs"]) => {
+        (&hyper::Method::POST, Endpoint::Runs(name)) => {
             let name = name.to_string();
             run_request(&state, &name, req).await
         }
-        (_, ["", "v1", "workloads", name, "runs"]) if state.idents.contains_key(*name) => {
+        (_, Endpoint::Runs(name)) if state.idents.contains_key(name) => {
             error_reply(StatusCode::METHOD_NOT_ALLOWED, "use POST to start a run")
         }
-        (_, ["", "http", name, ..]) if state.idents.contains_key(*name) => {
+        (_, Endpoint::Http(name)) if state.idents.contains_key(name) => {
             let name = name.to_string();
             http::request(&state, &name, req).await
         }
@@ -736,7 +738,7 @@ async fn run_request(state: &Arc<State>, name: &str, req: Request<Incoming>) -> 
     if state.draining.load(Ordering::SeqCst) {
         return error_reply(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
     }
-    let args = match parse_args(req.uri().query().unwrap_or("")) {
+    let args = match route::parse_args(req.uri().query().unwrap_or("")) {
         Ok(a) => a,
         Err(e) => return error_reply(StatusCode::BAD_REQUEST, &e),
     };
@@ -849,46 +851,6 @@ fn body_memory_busy(state: &State) -> Answer {
         hyper::header::HeaderValue::from_static("1"),
     );
     r
-}
-
-/// The query's `arg=` values, in order, percent-decoded (`+` is a space).
-fn parse_args(query: &str) -> Result<Vec<String>, String> {
-    let mut args = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if key != "arg" {
-            return Err(format!(
-                "unknown query parameter `{key}` (only `arg=` is accepted)"
-            ));
-        }
-        args.push(percent_decode(value)?);
-    }
-    Ok(args)
-}
-
-fn percent_decode(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                // Two hex digits exactly: `from_str_radix` alone would take `%+1` as 1.
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| format!("bad percent-escape in `{s}`"))?;
-                out.push(hex);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| format!("`{s}` is not UTF-8 once decoded"))
 }
 
 /// Starts one more worker for `ident` when more runs are waiting than it has idle workers,
@@ -1303,23 +1265,5 @@ async fn end_worker(proc: Proc) {
         .is_err()
     {
         let _ = child.kill().await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn query_args_are_decoded_in_order_and_other_keys_refused() {
-        assert_eq!(
-            parse_args("arg=a+b&arg=%2Fx%25&arg=").unwrap(),
-            vec!["a b", "/x%", ""]
-        );
-        assert!(parse_args("args=1").is_err());
-        assert!(parse_args("arg=%zz").is_err());
-        assert!(parse_args("arg=%ff").is_err());
-        assert_eq!(parse_args("").unwrap(), Vec::<String>::new());
     }
 }

@@ -79,17 +79,7 @@ pub(super) async fn request(state: &Arc<State>, name: &str, req: Request<Incomin
     if state.draining.load(Ordering::SeqCst) {
         return error_reply(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
     }
-    let prefix = format!("/http/{name}");
-    let rest = req
-        .uri()
-        .path()
-        .strip_prefix(prefix.as_str())
-        .unwrap_or("/");
-    let mut path = if rest.is_empty() { "/" } else { rest }.to_string();
-    if let Some(q) = req.uri().query() {
-        path.push('?');
-        path.push_str(q);
-    }
+    let path = super::route::guest_path(name, req.uri().path(), req.uri().query());
     let b64 = base64::engine::general_purpose::STANDARD;
     let authority = req
         .headers()
