@@ -96,11 +96,20 @@ pub struct RunLog {
 /// # Errors
 /// The log cannot be read or holds a line that is not an audit record.
 pub fn read_run(path: &Path) -> Result<RunLog, String> {
-    let entries = crate::usage::read_log(path).map_err(|e| e.to_string())?;
     let bytes = crate::read_regular_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    run_log(&bytes, path)
+}
+
+/// The record of a learning run from its audit log's contents, `bytes`; `path` names the log
+/// in errors.
+///
+/// # Errors
+/// A line that is not an audit record.
+pub fn run_log(bytes: &[u8], path: &Path) -> Result<RunLog, String> {
+    let entries = crate::usage::parse_log(bytes, path).map_err(|e| e.to_string())?;
     let mut exit = ExitFacts::default();
     let mut recording_stopped = false;
-    for line in String::from_utf8_lossy(&bytes).lines() {
+    for line in String::from_utf8_lossy(bytes).lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };

@@ -23,9 +23,12 @@ use crate::check::Finding;
 use crate::manifest::{Access, FileKind};
 use crate::policy::Policy;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
+
+/// The `limit` a learning run writes when its record of file operations stops at its bound.
+const RECORDING_STOPPED: &str = "recorded-operations";
 
 /// How many distinct reasons a refusal keeps: the same refusal repeated with different
 /// wording (a count in the reason, say) should not make the report as long as the log.
@@ -152,6 +155,15 @@ pub fn read_log(path: &Path) -> Result<Vec<Entry>, LogError> {
         path: path.to_owned(),
         source,
     })?;
+    parse_log(&bytes, path)
+}
+
+/// The records of an audit log's contents, `bytes`; `path` names the log in errors. Blank
+/// lines are skipped.
+///
+/// # Errors
+/// A line that is not an audit record.
+pub fn parse_log(bytes: &[u8], path: &Path) -> Result<Vec<Entry>, LogError> {
     let mut entries = Vec::new();
     for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
         let malformed = |why: String| LogError::Malformed {
@@ -191,6 +203,10 @@ pub struct Usage {
     /// Runs that ended other than by the guest exiting (a limit, a trap, a signal), or whose
     /// end is not in the logs: what they would have done next is missing.
     pub incomplete_runs: usize,
+    /// Runs whose record of file operations stopped at its bound (`warden learn` runs past
+    /// its bound of distinct operations): their later file
+    /// operations are unknown. File grants are never judged unused, so `--strict` is unmoved.
+    pub recording_stopped_runs: usize,
     pub used: Vec<Finding>,
     pub unused: Vec<Finding>,
     pub unobservable: Vec<Finding>,
@@ -207,13 +223,17 @@ type MethodCounts = BTreeMap<String, usize>;
 ///
 /// # Errors
 /// No record is of this policy's identity (`logs` names the files for the message).
-pub fn compare(policy: &Policy, entries: &[Entry], logs: &[PathBuf]) -> Result<Usage, LogError> {
+pub fn compare<'e>(
+    policy: &Policy,
+    entries: &'e [Entry],
+    logs: &[PathBuf],
+) -> Result<Usage, LogError> {
     let id = &policy.identity.id;
     let mut u = Usage {
         identity: id.clone(),
         ..Usage::default()
     };
-    let mine: Vec<&Entry> = entries.iter().filter(|e| &e.identity == id).collect();
+    let mine: Vec<&'e Entry> = entries.iter().filter(|e| &e.identity == id).collect();
     u.skipped = entries.len() - mine.len();
     u.records = mine.len();
     if mine.is_empty() {
@@ -244,17 +264,20 @@ pub fn compare(policy: &Policy, entries: &[Entry], logs: &[PathBuf]) -> Result<U
     let mut udp_used: BTreeMap<String, usize> = BTreeMap::new();
     let mut copied_back: BTreeMap<String, usize> = BTreeMap::new();
     let mut ungranted: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut stopped_runs: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    // Refusals in the order first seen, found again by (capability, target) in one lookup, so
+    // that a log of a million distinct refusals is read in linear time.
     let mut refused: Vec<Refusal> = Vec::new();
-    let mut refuse = |capability: &str, target: &str, reason: &str| {
-        if let Some(r) = refused
-            .iter_mut()
-            .find(|r| r.capability == capability && r.target == target)
-        {
+    let mut refused_at: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut refuse = |capability: &'e str, target: &'e str, reason: &str| {
+        if let Some(&i) = refused_at.get(&(capability, target)) {
+            let r = &mut refused[i];
             r.count += 1;
             if r.reasons.len() < MAX_REASONS && !r.reasons.iter().any(|x| x == reason) {
                 r.reasons.push(reason.to_owned());
             }
         } else {
+            refused_at.insert((capability, target), refused.len());
             refused.push(Refusal {
                 capability: capability.to_owned(),
                 target: target.to_owned(),
@@ -273,6 +296,12 @@ pub fn compare(policy: &Policy, entries: &[Entry], logs: &[PathBuf]) -> Result<U
                 reason,
             } => {
                 refuse(capability, target, reason);
+                continue;
+            }
+            // The recording bound of a learning run is no refusal: the run went on, and only
+            // warden's record of its file operations stopped (past it they are unknown).
+            Record::Limit { limit, .. } if limit == RECORDING_STOPPED => {
+                stopped_runs.insert(e.run.as_str());
                 continue;
             }
             Record::Limit { limit, value } => {
@@ -530,6 +559,7 @@ pub fn compare(policy: &Policy, entries: &[Entry], logs: &[PathBuf]) -> Result<U
         .map(|((capability, target), why)| Finding::new(&capability, &target, why))
         .collect();
     u.refused = refused;
+    u.recording_stopped_runs = stopped_runs.len();
     Ok(u)
 }
 
@@ -591,6 +621,16 @@ impl Usage {
                 plural(self.incomplete_runs)
             );
         }
+        if self.recording_stopped_runs > 0 {
+            let _ = writeln!(
+                out,
+                "  in {} run{}, the record of file operations stopped at its bound ({} \
+                 distinct operations): the file operations after it are unknown",
+                self.recording_stopped_runs,
+                plural(self.recording_stopped_runs),
+                crate::fs_audit::MAX_RECORDED_OPS
+            );
+        }
         let sections: [(&str, &[Finding]); 4] = [
             ("grants used in these runs", &self.used),
             ("grants never used in these runs", &self.unused),
@@ -634,6 +674,7 @@ impl Usage {
         json!({
             "runs": self.runs,
             "incomplete_runs": self.incomplete_runs,
+            "recording_stopped_runs": self.recording_stopped_runs,
             "records": self.records,
             "skipped_records": self.skipped,
             "used": list(&self.used),
@@ -795,6 +836,48 @@ mod tests {
         assert_eq!(u.incomplete_runs, 1, "no exit record: incomplete");
     }
 
+    fn limit(run: &str, limit: &str, value: u64) -> String {
+        serde_json::json!({
+            "ts": "2026-12-02T12:00:00.500Z", "event": "limit", "identity": ID, "run": run,
+            "limit": limit, "value": value, "reason": "…",
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn a_recording_bound_is_no_refusal_and_the_report_says_what_is_unknown() {
+        let p = policy("[[files]]\nhost = \"/\"\nguest = \"/data\"\naccess = \"read\"\n");
+        let u = compare_lines(
+            &p,
+            &[
+                limit("r1", "recorded-operations", 4096),
+                exit("r1", "exited"),
+            ],
+        )
+        .unwrap();
+        assert!(u.refused.is_empty(), "{:?}", u.refused);
+        assert_eq!(u.recording_stopped_runs, 1);
+        assert!(u.unused.is_empty(), "a file grant is never called unused");
+        assert_eq!(targets(&u.unobservable), ["fs /data"]);
+        let text = u.render_text(1);
+        assert!(
+            text.contains("stopped at its bound (4096 distinct operations)"),
+            "{text}"
+        );
+        assert_eq!(u.to_json()["recording_stopped_runs"], 1);
+
+        // Control: a limit the run reached is a refusal, and nothing is said of a bound.
+        let u = compare_lines(
+            &p,
+            &[limit("r1", "memory", 1 << 20), exit("r1", "memory-limit")],
+        )
+        .unwrap();
+        assert_eq!(u.refused.len(), 1);
+        assert_eq!(u.refused[0].target, "memory");
+        assert_eq!(u.recording_stopped_runs, 0);
+        assert!(!u.render_text(1).contains("stopped at its bound"));
+    }
+
     #[test]
     fn a_request_this_manifest_would_refuse_is_listed_as_ungranted() {
         let p = policy(TWO_RULES);
@@ -906,6 +989,8 @@ mod tests {
                     "wasi:sockets/tcp@0.2.0",
                     "no grant provides it",
                 ),
+                // The same target under another capability is another refusal.
+                deny("r2", "env", "/data/new.txt", "not granted"),
             ],
         )
         .unwrap();
@@ -915,7 +1000,12 @@ mod tests {
             ("fs", "/data/new.txt", 3)
         );
         assert_eq!(fs.reasons, ["path_open: EPERM", "path_unlink_file: EPERM"]);
-        assert_eq!(u.refused.len(), 3);
+        assert_eq!(u.refused.len(), 4);
+        assert_eq!(
+            (u.refused[3].capability.as_str(), u.refused[3].count),
+            ("env", 1),
+            "in the order first seen"
+        );
         assert!(
             u.render_text(1)
                 .contains("fs      /data/new.txt (3x): path_open: EPERM; path_unlink_file: EPERM")
