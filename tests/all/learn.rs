@@ -760,16 +760,16 @@ fn two_rules_for_one_url_with_different_methods_are_each_learned_and_counted() {
     }
 }
 
-/// When the learning run's recording stops at its bound (4,096 distinct file operations), the
+/// When the learning run's recording stops at its bound (65,536 distinct file operations), the
 /// run's audit log says so in a `limit` record, and LEARNED keeps every file grant as BROAD has
 /// it, saying why, instead of calling a grant unused that the run may have used after the
 /// bound. Control: a run under the bound narrows as usual (an untouched grant is dropped).
 #[test]
 fn past_the_recording_bound_learned_keeps_every_file_grant_and_says_why() {
     let s = Scene::new();
-    let n = 4_200;
+    let n = 65_600;
     for i in 0..n {
-        s.file(&format!("data/f{i}.txt"), "x");
+        s.file(&format!("data/f{i}"), "x");
     }
     s.mkdir("untouched");
     let broad = s.manifest(
@@ -777,11 +777,16 @@ fn past_the_recording_bound_learned_keeps_every_file_grant_and_says_why() {
          [[files]]\nhost = \"untouched\"\nguest = \"/untouched\"\naccess = \"read\"\n",
     );
     let run = |count: usize, out: &str| {
-        let steps: Vec<String> = (0..count).map(|i| format!("stat /data/f{i}.txt")).collect();
-        let mut args = vec!["seq"];
-        args.extend(steps.iter().map(String::as_str));
+        let count = count.to_string();
         let learned = s.path(out);
-        let r = learn(&broad, &learned, false, guests::FS_P1, &args, &[]);
+        let r = learn(
+            &broad,
+            &learned,
+            false,
+            guests::FS_P1,
+            &["stat-each", "/data/f", &count],
+            &[],
+        );
         assert_eq!(r.code, 0, "{r:#?}");
         (
             std::fs::read_to_string(&learned).unwrap(),
@@ -790,7 +795,7 @@ fn past_the_recording_bound_learned_keeps_every_file_grant_and_says_why() {
     };
     let (text, grants) = run(n, "past.toml");
     assert!(
-        text.contains("kept from BROAD: recording stopped at 4096"),
+        text.contains("kept from BROAD: recording stopped at 65536"),
         "{text}"
     );
     assert!(!text.contains("no operation on it"), "{text}");

@@ -100,6 +100,15 @@ fn run(args: &[String]) -> Option<io::Result<()>> {
             io::Read::read_to_end(&mut io::stdin(), &mut bytes).map(|n| println!("read {n} bytes"))
         }
         ["churn", path] => churn(path),
+        // `stat` of PREFIX0 .. PREFIX{N-1}: N distinct operations without N arguments.
+        ["stat-each", prefix, n] => n
+            .parse::<usize>()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+            .and_then(|n| {
+                (0..n).try_for_each(|i| fs::metadata(format!("{prefix}{i}")).map(drop))?;
+                println!("statted {n}");
+                Ok(())
+            }),
         ["seq", ops @ ..] => {
             for op in ops {
                 let words: Vec<String> = op.split(' ').map(str::to_string).collect();
