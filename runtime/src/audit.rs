@@ -13,7 +13,13 @@
 //! guest's lines start with [`GUEST_LINE_PREFIX`] (so no guest line can look like a record,
 //! which always starts with `{`), and a record never lands inside an unterminated guest line.
 
-use serde_json::{Map, Value, json};
+pub mod record;
+
+pub use record::{
+    Access, Decided, Decision, Event, Exit, Failure, FileUse, GrantUsage, LimitReached, Record,
+    Start,
+};
+use serde_json::{Map, Value};
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -230,22 +236,6 @@ impl std::fmt::Debug for Audit {
     }
 }
 
-/// The answer recorded in a `decision` event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Allow,
-    Deny,
-}
-
-impl Decision {
-    fn as_str(self) -> &'static str {
-        match self {
-            Decision::Allow => "allow",
-            Decision::Deny => "deny",
-        }
-    }
-}
-
 impl Audit {
     /// A log for one run of `identity` (the identity's `id`), with a fresh run id.
     pub fn new(sink: AuditSink, identity: &str) -> Self {
@@ -302,14 +292,19 @@ impl Audit {
         &self.identity
     }
 
-    /// Writes one record: the common fields, then `fields` (an object).
-    pub fn emit(&self, event: &str, fields: Value) {
+    /// Writes one record: the fields every record carries, then `event`'s.
+    pub fn record(&self, event: Event) {
         if !self.sink.is_enabled() {
             return;
         }
         let Some(_pass) = self.gate.enter() else {
             return;
         };
+        // `event` first after `ts`, as people read a line: ts, event, identity, run, the rest.
+        let Ok(Value::Object(mut fields)) = serde_json::to_value(&event) else {
+            return;
+        };
+        let kind = fields.remove("event").unwrap_or(Value::Null);
         let mut obj = Map::new();
         obj.insert(
             "ts".into(),
@@ -317,38 +312,45 @@ impl Audit {
                 humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
             ),
         );
-        obj.insert("event".into(), Value::String(event.into()));
+        obj.insert("event".into(), kind);
         obj.insert("identity".into(), Value::String(self.identity.to_string()));
         obj.insert("run".into(), Value::String(self.run.to_string()));
-        if let Value::Object(extra) = fields {
-            obj.extend(extra);
-        }
         if let Some(r) = self.redactor.get() {
-            for (key, value) in obj.iter_mut() {
-                if !matches!(key.as_str(), "ts" | "event" | "identity" | "run") {
-                    redact_value(value, r.as_ref());
-                }
+            for value in fields.values_mut() {
+                redact_value(value, r.as_ref());
             }
         }
+        obj.extend(fields);
         self.sink.write_record(&Value::Object(obj).to_string());
     }
 
-    /// Records an allow/deny decision about `capability` on `target`.
-    pub fn decision(&self, capability: &str, target: &str, decision: Decision, reason: &str) {
-        self.emit(
-            "decision",
-            json!({
-                "capability": capability,
-                "target": target,
-                "decision": decision.as_str(),
-                "reason": reason,
-            }),
-        );
+    /// Records an allow/deny decision.
+    pub fn decision(&self, decided: Decided) {
+        self.record(Event::Decision(decided));
     }
 
     /// Records that a limit was reached.
     pub fn limit(&self, limit: &str, value: u64) {
-        self.emit("limit", json!({ "limit": limit, "value": value }));
+        self.record(Event::Limit(LimitReached {
+            limit: limit.to_owned(),
+            value: value.into(),
+            scope: None,
+            handles: None,
+            reason: None,
+        }));
+    }
+
+    /// Records the end of the run (the one constructor of exit records is [`Exit`]).
+    pub fn exit(&self, exit: Exit) {
+        self.record(Event::Exit(exit));
+    }
+
+    /// Records an error of warden's (not the guest's), with the exit code it ends in, if any.
+    pub fn error(&self, message: &str, code: Option<i32>) {
+        self.record(Event::Error(Failure {
+            message: message.to_owned(),
+            code,
+        }));
     }
 }
 

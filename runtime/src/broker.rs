@@ -16,7 +16,7 @@
 //! Each step's refusal is an audited `decision` and reaches the guest as the `wasi:http`
 //! error code that fits (`HTTP-request-denied`, `destination-IP-prohibited`, …).
 
-use crate::audit::{Audit, Decision};
+use crate::audit::{Audit, Decided, Decision};
 use crate::manifest::HttpRule;
 use crate::net;
 use crate::secrets::{REDACTED, SecretValue, Secrets};
@@ -405,9 +405,17 @@ impl WasiHttpHooks for Broker {
 }
 
 impl Shared {
-    fn deny(&self, capability: &str, target: &str, reason: &str, e: HttpError) -> HttpError {
+    /// Records the refusal of operation `op` on `target` and hands back the guest's error.
+    fn deny(
+        &self,
+        capability: &str,
+        op: &str,
+        target: &str,
+        reason: &str,
+        e: HttpError,
+    ) -> HttpError {
         self.audit
-            .decision(capability, target, Decision::Deny, reason);
+            .decision(Decided::new(capability, target, Decision::Deny, op, reason));
         e
     }
 
@@ -426,14 +434,22 @@ impl Shared {
         if !self.meter.take_request() {
             return Err(self.deny(
                 "http",
+                "request",
                 &label,
                 &format!("http-requests limit ({}) reached", self.meter.max_requests),
                 HttpError::HttpRequestDenied,
             ));
         }
 
-        let target = Target::of(&parts.uri)
-            .map_err(|why| self.deny("http", &label, &why, HttpError::HttpRequestUriInvalid))?;
+        let target = Target::of(&parts.uri).map_err(|why| {
+            self.deny(
+                "http",
+                "request",
+                &label,
+                &why,
+                HttpError::HttpRequestUriInvalid,
+            )
+        })?;
 
         // 2. Secrets the guest names, and secret values in the URL or the headers: an attempt
         //    to send a secret elsewhere is recorded as one, whether or not a rule allows the URL.
@@ -450,6 +466,7 @@ impl Shared {
             let Some(secret) = self.secrets.get(name) else {
                 return Err(self.deny(
                     "secret",
+                    "inject",
                     &self.secrets.redact_str(name),
                     &format!("named for {label}, but the manifest grants no secret by this name"),
                     HttpError::HttpRequestDenied,
@@ -462,6 +479,7 @@ impl Shared {
                 );
                 return Err(self.deny(
                     "secret",
+                    "exfiltration",
                     name,
                     &format!("exfiltration attempt: named for {label}, but {binding}"),
                     HttpError::HttpRequestDenied,
@@ -484,7 +502,15 @@ impl Shared {
         // 3. The rules.
         let rule = match self.rules.check(&method, &target) {
             Ok(rule) => rule,
-            Err(why) => return Err(self.deny("http", &label, &why, HttpError::HttpRequestDenied)),
+            Err(why) => {
+                return Err(self.deny(
+                    "http",
+                    "request",
+                    &label,
+                    &why,
+                    HttpError::HttpRequestDenied,
+                ));
+            }
         };
 
         // 4. The body, whole, within the egress limit; then its leak scan.
@@ -492,6 +518,7 @@ impl Shared {
         if !self.meter.take_bytes(head_bytes) {
             return Err(self.deny(
                 "http",
+                "request",
                 &label,
                 &format!("egress limit ({} bytes) reached", self.meter.max_bytes),
                 HttpError::HttpRequestDenied,
@@ -522,6 +549,7 @@ impl Shared {
             ) else {
                 return Err(self.deny(
                     "secret",
+                    "inject",
                     &s.spec.name,
                     "the secret's value cannot be written in an HTTP header",
                     HttpError::HttpRequestDenied,
@@ -553,10 +581,14 @@ impl Shared {
                 Ok(Err(e)) => {
                     self.meter.refund_bytes(charged);
                     self.audit.decision(
-                        "http",
-                        &label,
-                        Decision::Allow,
-                        &format!("[[http]] {} (connecting to {addr} failed: {e})", rule.url),
+                        Decided::new(
+                            "http",
+                            &label,
+                            Decision::Allow,
+                            "request",
+                            format!("[[http]] {} (connecting to {addr} failed: {e})", rule.url),
+                        )
+                        .by(&rule.url),
                     );
                     return Err(HttpError::ConnectionRefused);
                 }
@@ -566,21 +598,29 @@ impl Shared {
                 }
             };
         self.audit.decision(
-            "http",
-            &label,
-            Decision::Allow,
-            &format!(
-                "[[http]] {} {} (address {addr})",
-                rule.url,
-                rule.methods.join(",")
-            ),
+            Decided::new(
+                "http",
+                &label,
+                Decision::Allow,
+                "request",
+                format!(
+                    "[[http]] {} {} (address {addr})",
+                    rule.url,
+                    rule.methods.join(",")
+                ),
+            )
+            .by(&rule.url),
         );
         for name in &injected {
             self.audit.decision(
-                "secret",
-                name,
-                Decision::Allow,
-                &format!("injected into {label} (the URL is within its binding)"),
+                Decided::new(
+                    "secret",
+                    name,
+                    Decision::Allow,
+                    "inject",
+                    format!("injected into {label} (the URL is within its binding)"),
+                )
+                .by(name),
             );
         }
 
@@ -614,6 +654,7 @@ impl Shared {
             );
             return Err(self.deny(
                 "http",
+                "request",
                 &label,
                 &reason,
                 if header == "content-encoding" {
@@ -629,12 +670,13 @@ impl Shared {
             let frame = frame.map_err(HttpError::Hyper)?;
             if let Ok(chunk) = frame.into_data() {
                 if (data.len() + chunk.len()) as u64 > MAX_RESPONSE_BYTES {
-                    self.audit.decision(
+                    self.audit.decision(Decided::new(
                         "http",
                         &label,
                         Decision::Deny,
-                        &format!("response larger than {MAX_RESPONSE_BYTES} bytes"),
-                    );
+                        "response",
+                        format!("response larger than {MAX_RESPONSE_BYTES} bytes"),
+                    ));
                     return Err(HttpError::HttpResponseBodySize(Some(MAX_RESPONSE_BYTES)));
                 }
                 data.extend_from_slice(&chunk);
@@ -642,15 +684,16 @@ impl Shared {
         }
         if !self.secrets.is_empty() {
             for s in self.secrets.found_in(&data) {
-                self.audit.decision(
+                self.audit.decision(Decided::new(
                     "secret",
                     &s.spec.name,
                     Decision::Deny,
-                    &format!(
+                    "redact",
+                    format!(
                         "the response to {label} carried the secret's value; redacted before \
                          the guest saw it"
                     ),
-                );
+                ));
             }
             if let Some(clean) = self.secrets.redact(&data) {
                 data = clean;
@@ -684,15 +727,16 @@ impl Shared {
                 continue;
             };
             if let Some(s) = self.secrets.found_in(name.as_str().as_bytes()).next() {
-                self.audit.decision(
+                self.audit.decision(Decided::new(
                     "secret",
                     &s.spec.name,
                     Decision::Deny,
-                    &format!(
+                    "redact",
+                    format!(
                         "a header name in the response to {label} carried the secret's value; \
                          the header was dropped before the guest saw it"
                     ),
-                );
+                ));
                 continue;
             }
             if let Some(redacted) = self.secrets.redact(value.as_bytes()) {
@@ -707,6 +751,7 @@ impl Shared {
     fn exfiltration(&self, s: &SecretValue, label: &str) -> HttpError {
         self.deny(
             "secret",
+            "exfiltration",
             &s.spec.name,
             &format!(
                 "exfiltration attempt: {label} carries the secret's value outside its binding"
@@ -730,6 +775,7 @@ impl Shared {
                 if !self.meter.take_bytes(chunk.len() as u64) {
                     return Err(self.deny(
                         "http",
+                        "request",
                         label,
                         &format!("egress limit ({} bytes) reached", self.meter.max_bytes),
                         HttpError::HttpRequestDenied,
@@ -754,6 +800,7 @@ impl Shared {
             let Some(resolver) = &self.resolver else {
                 return Err(self.deny(
                     "http",
+                    "request",
                     label,
                     "no resolver is available on this host",
                     HttpError::DnsError {
@@ -768,6 +815,7 @@ impl Shared {
             {
                 return Err(self.deny(
                     "http",
+                    "request",
                     label,
                     &format!("egress limit ({} bytes) reached", self.meter.max_bytes),
                     HttpError::HttpRequestDenied,
@@ -778,6 +826,7 @@ impl Shared {
                 Ok(Err(e)) => {
                     return Err(self.deny(
                         "http",
+                        "request",
                         label,
                         &format!("{} does not resolve: {e}", target.host),
                         HttpError::DnsError {
@@ -799,6 +848,7 @@ impl Shared {
         }
         Err(self.deny(
             "http",
+            "request",
             label,
             &if refusals.is_empty() {
                 format!("{} resolves to no address", target.host)

@@ -14,7 +14,8 @@
 //! Paths outside every preopened folder never reach the host (wasi-libc answers `ENOENT`
 //! itself), so those denials cannot be recorded here; see docs/security.md.
 
-use crate::audit::{Audit, Decision};
+use crate::audit::{Access, Audit, Decided, Decision, Event, LimitReached};
+use crate::grant_use::FileOp;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -128,6 +129,8 @@ pub(crate) trait FsAuditState {
     fn seen(&mut self) -> Option<&mut std::collections::HashSet<(String, String)>>;
     /// Components: the guest path of each descriptor the guest holds, by resource rep.
     fn descriptors(&mut self) -> &mut HashMap<u32, String>;
+    /// Where the run counts what it used of each grant.
+    fn grant_use(&self) -> &crate::grant_use::GrantCounters;
 }
 
 pub(crate) mod p2;
@@ -148,22 +151,44 @@ pub(crate) fn record_allowed<T: FsAuditState + ?Sized>(data: &mut T, target: &st
         // An empty pair no operation records marks that the bound was reported.
         let first_past = seen.insert((String::new(), String::new()));
         if first_past {
-            data.audit().emit(
-                "limit",
-                serde_json::json!({
-                    "limit": "recorded-operations",
-                    "value": MAX_RECORDED_OPS,
-                    "reason": format!(
-                        "recording stopped at {MAX_RECORDED_OPS} distinct allowed file \
-                         operations; later ones are not recorded"
-                    ),
-                }),
-            );
+            data.audit().record(Event::Limit(LimitReached {
+                limit: "recorded-operations".into(),
+                value: MAX_RECORDED_OPS.into(),
+                scope: None,
+                handles: None,
+                reason: Some(format!(
+                    "recording stopped at {MAX_RECORDED_OPS} distinct allowed file operations; \
+                     later ones are not recorded"
+                )),
+            }));
         }
         return;
     }
     seen.insert(key);
-    data.audit().decision("fs", target, Decision::Allow, reason);
+    data.audit()
+        .decision(fs_decided(target, Decision::Allow, reason, reason));
+}
+
+/// The record of a file operation described as [`op_reason`] (and the component wrappers)
+/// describe it, `FUNCTION WORD…`: the function is the `op`, `write` among the words makes the
+/// access `write` (else `read`), and `dir` marks an operation on a folder.
+pub(crate) fn fs_decided(
+    target: &str,
+    decision: Decision,
+    described: &str,
+    reason: &str,
+) -> Decided {
+    let mut words = described.split(' ');
+    let op = words.next().unwrap_or(described);
+    let words: Vec<&str> = words.collect();
+    let access = if words.contains(&"write") {
+        Access::Write
+    } else {
+        Access::Read
+    };
+    let mut d = Decided::new("fs", target, decision, op, reason).access(access);
+    d.folder = words.contains(&"dir");
+    d
 }
 
 /// What an allowed call did, for the `allow` record: the function and `read` or `write`.
@@ -303,7 +328,7 @@ pub(crate) fn add_to_linker<T: FsAuditState + 'static>(
                 };
                 forward.call(&mut caller, params, results)?;
                 let errno = results.first().and_then(Val::i32).unwrap_or(0);
-                if errno == 0 && caller.data_mut().seen().is_some() {
+                if errno == 0 {
                     let arg = |i: usize| params.get(i).and_then(Val::i32).unwrap_or(0);
                     let reason = op_reason(name, params);
                     let mut targets = vec![guest_path(
@@ -315,19 +340,21 @@ pub(crate) fn add_to_linker<T: FsAuditState + 'static>(
                     if let Some((fd2, ptr2, len2)) = path2 {
                         targets.push(guest_path(&mut caller, arg(fd2), arg(ptr2), arg(len2)));
                     }
+                    let op = FileOp::of(&reason);
                     for target in targets {
+                        caller.data().grant_use().file(&target, op);
                         record_allowed(caller.data_mut(), &target, &reason);
                     }
                 }
                 if let Some((_, errname)) = DENIALS.iter().find(|(n, _)| *n == errno) {
                     let arg = |i: usize| params.get(i).and_then(Val::i32).unwrap_or(0);
                     let target = guest_path(&mut caller, arg(fd_at), arg(ptr_at), arg(len_at));
-                    caller.data().audit().decision(
-                        "fs",
+                    caller.data().audit().decision(fs_decided(
                         &target,
                         Decision::Deny,
+                        &op_reason(name, params),
                         &format!("{name}: {errname}"),
-                    );
+                    ));
                 }
                 Ok(())
             },

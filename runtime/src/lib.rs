@@ -132,6 +132,7 @@ pub mod controls;
 pub mod error;
 mod fs_audit;
 mod gate;
+mod grant_use;
 pub mod host_memory;
 mod io_runtime;
 #[doc(hidden)]

@@ -52,6 +52,8 @@ impl ConnectRule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     pub allowed: bool,
+    /// The `[network]` entry that allowed it, as the manifest writes it.
+    pub grant: Option<String>,
     pub reason: String,
 }
 
@@ -59,6 +61,16 @@ impl Verdict {
     fn allow(reason: String) -> Self {
         Verdict {
             allowed: true,
+            grant: None,
+            reason,
+        }
+    }
+
+    /// Allowed by the entry `grant`.
+    fn granted(grant: &str, reason: String) -> Self {
+        Verdict {
+            allowed: true,
+            grant: Some(grant.to_owned()),
             reason,
         }
     }
@@ -66,6 +78,7 @@ impl Verdict {
     fn deny(reason: String) -> Self {
         Verdict {
             allowed: false,
+            grant: None,
             reason,
         }
     }
@@ -119,7 +132,7 @@ impl NetRules {
     /// literally; a port-0 request (an ephemeral port) only by an entry with port 0.
     pub fn listen_allowed(&self, addr: SocketAddr) -> Verdict {
         if let Some(rule) = self.listen.iter().find(|r| r.covers(addr)) {
-            return Verdict::allow(format!("listen entry {:?}", rule.entry));
+            return Verdict::granted(&rule.entry, format!("listen entry {:?}", rule.entry));
         }
         let why = if self.listen.is_empty() {
             "no [network] listen entry: listening sockets are not granted".to_owned()
@@ -145,7 +158,7 @@ impl NetRules {
     /// (address and port) allows it.
     pub fn udp_allowed(&self, peer: SocketAddr) -> Verdict {
         match self.udp.iter().find(|r| r.covers(peer)) {
-            Some(rule) => Verdict::allow(format!("udp entry {:?}", rule.entry)),
+            Some(rule) => Verdict::granted(&rule.entry, format!("udp entry {:?}", rule.entry)),
             None if self.udp.is_empty() => {
                 Verdict::deny("no [network] udp entry: UDP is not granted".to_owned())
             }
@@ -182,7 +195,9 @@ impl NetRules {
     pub fn name_allowed(&self, name: &str) -> Verdict {
         if let Some(ip) = parse_ip_literal(name) {
             return match self.rules.iter().find(|rule| rule.covers_ip(ip)) {
-                Some(rule) => Verdict::allow(format!("connect entry {:?}", rule.entry)),
+                Some(rule) => {
+                    Verdict::granted(&rule.entry, format!("connect entry {:?}", rule.entry))
+                }
                 None => Verdict::deny(format!("no [network] connect entry covers {ip}")),
             };
         }
@@ -190,7 +205,7 @@ impl NetRules {
             return Verdict::deny(format!("{name:?} is not a DNS name"));
         };
         match self.rules.iter().find(|rule| rule.covers_name(&normal)) {
-            Some(rule) => Verdict::allow(format!("connect entry {:?}", rule.entry)),
+            Some(rule) => Verdict::granted(&rule.entry, format!("connect entry {:?}", rule.entry)),
             None => Verdict::deny(format!("no [network] connect entry names {normal}")),
         }
     }
@@ -215,7 +230,7 @@ impl NetRules {
             .filter(|rule| !metadata || matches!(rule.host, Host::Ip(_)));
         for rule in covering {
             if rule.port == port {
-                return Verdict::allow(format!("connect entry {:?}", rule.entry));
+                return Verdict::granted(&rule.entry, format!("connect entry {:?}", rule.entry));
             }
             other_port = true;
         }
@@ -236,10 +251,10 @@ impl NetRules {
         for (normal, name) in &names {
             for rule in self.rules.iter().filter(|rule| rule.covers_name(normal)) {
                 if rule.port == port {
-                    return Verdict::allow(format!(
-                        "connect entry {:?} (via name {name:?})",
-                        rule.entry
-                    ));
+                    return Verdict::granted(
+                        &rule.entry,
+                        format!("connect entry {:?} (via name {name:?})", rule.entry),
+                    );
                 }
                 other_port = true;
             }
@@ -557,7 +572,7 @@ mod tests {
         let verdict = connect(&r, "127.0.0.1:8080", &[]);
         assert_eq!(
             verdict,
-            Verdict::allow("connect entry \"127.0.0.1:8080\"".into())
+            Verdict::granted("127.0.0.1:8080", "connect entry \"127.0.0.1:8080\"".into())
         );
         // The same address written as IPv4-mapped IPv6 is the same address.
         assert!(connect(&r, "[::ffff:127.0.0.1]:8080", &[]).allowed);

@@ -1,18 +1,21 @@
-//! Whether a guest calls its clocks and its random generator (for `warden learn`).
+//! Whether a guest calls its clocks, its random generator and its stdin.
 //!
 //! A module that imports a clock function has not thereby used the clock: Rust's standard
-//! library, for one, links clocks and random into every WASI program. When a run records
-//! allowed operations ([`crate::RunOptions::record_fs`]), each granted clock and the granted
-//! generator are wrapped so that their first use writes one `allow` decision with the reason
-//! [`USED`] (`clock`/`wall`, `clock`/`monotonic`, `random`/`secure`). Nothing else changes:
-//! the guest gets the same host clock and the same generator as in any run.
+//! library, for one, links clocks and random into every WASI program. So each granted clock,
+//! the granted generator and an inherited stdin are wrapped in every run: their first use is
+//! counted for the exit record's `usage` ([`crate::grant_use`]), and, when the run records
+//! allowed operations ([`crate::RunOptions::record_fs`], `warden learn`), also written as one
+//! `allow` decision with `op` `use` and the reason [`USED`] (`clock`/`wall`,
+//! `clock`/`monotonic`, `random`/`secure`, `stdio`/`stdin`). Nothing else changes: the guest
+//! gets the same host clock, generator and stdin as without the wrappers.
 //!
-//! Calls are not observed in ordinary runs (the wrappers are not installed), and ungranted
-//! clocks and random are warden's frozen ones whatever happens.
+//! Ungranted clocks and random are warden's frozen ones whatever happens, and are not wrapped.
 
-use crate::audit::{Audit, Decision};
+use crate::audit::{Audit, Decided, Decision};
+use crate::grant_use::{GrantCounters, Used};
 use rand_core::TryRng;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, Rng, WasiCtxBuilder};
@@ -20,28 +23,48 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, Rng, WasiCtxBuilder};
 /// The reason of the `allow` decision written at a grant's first use.
 pub const USED: &str = "used by the guest";
 
-/// Writes the decision once, at the first use.
+/// Counts the first use, and writes its decision when the run records them.
 struct Once {
     done: AtomicBool,
-    audit: Audit,
+    audit: Option<Audit>,
+    counters: Arc<GrantCounters>,
+    used: Used,
     capability: &'static str,
     target: &'static str,
 }
 
 impl Once {
-    fn new(audit: &Audit, capability: &'static str, target: &'static str) -> Once {
+    fn new(
+        audit: Option<&Audit>,
+        counters: &Arc<GrantCounters>,
+        used: Used,
+        capability: &'static str,
+        target: &'static str,
+    ) -> Once {
         Once {
             done: AtomicBool::new(false),
-            audit: audit.clone(),
+            audit: audit.cloned(),
+            counters: counters.clone(),
+            used,
             capability,
             target,
         }
     }
 
     fn note(&self) {
-        if !self.done.swap(true, Ordering::Relaxed) {
-            self.audit
-                .decision(self.capability, self.target, Decision::Allow, USED);
+        // A load first: after the first use no call writes the shared line again.
+        if self.done.load(Ordering::Relaxed) || self.done.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        self.counters.used(self.used);
+        if let Some(audit) = &self.audit {
+            audit.decision(Decided::new(
+                self.capability,
+                self.target,
+                Decision::Allow,
+                "use",
+                USED,
+            ));
         }
     }
 }
@@ -90,11 +113,13 @@ impl TryRng for Random {
 }
 
 /// Replaces the granted clocks and the granted secure generator of `builder` with the host's
-/// own, wrapped so that their first use is recorded. `wall`, `monotonic` and `secure` say what
-/// is granted; what is not granted is left as the policy configured it (frozen).
-pub(crate) fn record_calls(
+/// own, wrapped so that their first use is counted (and recorded when `audit` is given). `wall`,
+/// `monotonic` and `secure` say what is granted; what is not granted is left as the policy
+/// configured it (frozen).
+pub(crate) fn watch_calls(
     builder: &mut WasiCtxBuilder,
-    audit: &Audit,
+    audit: Option<&Audit>,
+    counters: &Arc<GrantCounters>,
     wall: bool,
     monotonic: bool,
     secure: bool,
@@ -102,55 +127,69 @@ pub(crate) fn record_calls(
     if wall {
         builder.wall_clock(Wall(
             wasmtime_wasi::clocks::wall_clock(),
-            Once::new(audit, "clock", "wall"),
+            Once::new(audit, counters, Used::WallClock, "clock", "wall"),
         ));
     }
     if monotonic {
         builder.monotonic_clock(Monotonic(
             wasmtime_wasi::clocks::monotonic_clock(),
-            Once::new(audit, "clock", "monotonic"),
+            Once::new(audit, counters, Used::MonotonicClock, "clock", "monotonic"),
         ));
     }
     if secure {
         builder.secure_random(Random(
             wasmtime_wasi::thread_rng(),
-            Once::new(audit, "random", "secure"),
+            Once::new(audit, counters, Used::Random, "random", "secure"),
         ));
     }
 }
 
-/// warden's own stdin ([`crate::stdio::InheritedStdin`]), recording its first read
-/// (`stdio`/`stdin`).
+/// A run's stdin (warden's own, or bytes handed in), counting its first read (and recording
+/// it as `stdio`/`stdin` when `audit` is given).
 #[derive(Clone)]
-pub(crate) struct Stdin {
-    inner: crate::stdio::InheritedStdin,
-    once: std::sync::Arc<Once>,
+pub(crate) struct Stdin<S> {
+    inner: S,
+    once: Arc<Once>,
 }
 
-/// warden's stdin for a run that records its calls.
-pub(crate) fn stdin(audit: &Audit) -> Stdin {
+/// `inner` as the stdin of a run, watched.
+pub(crate) fn stdin<S>(inner: S, audit: Option<&Audit>, counters: &Arc<GrantCounters>) -> Stdin<S> {
     Stdin {
-        inner: crate::stdio::InheritedStdin,
-        once: std::sync::Arc::new(Once::new(audit, "stdio", "stdin")),
+        inner,
+        once: Arc::new(Once::new(audit, counters, Used::Stdin, "stdio", "stdin")),
     }
 }
 
-impl wasmtime_wasi::cli::IsTerminal for Stdin {
+/// One of the stream halves of a watched stdin.
+struct Noting<T> {
+    inner: T,
+    once: Arc<Once>,
+}
+
+impl<S: wasmtime_wasi::cli::IsTerminal> wasmtime_wasi::cli::IsTerminal for Stdin<S> {
     fn is_terminal(&self) -> bool {
         self.inner.is_terminal()
     }
 }
 
-impl wasmtime_wasi::cli::StdinStream for Stdin {
+impl<S: wasmtime_wasi::cli::StdinStream + Clone + 'static> wasmtime_wasi::cli::StdinStream
+    for Stdin<S>
+{
     fn p2_stream(&self) -> Box<dyn wasmtime_wasi::p2::InputStream> {
-        Box::new(self.clone())
+        Box::new(Noting {
+            inner: self.inner.p2_stream(),
+            once: self.once.clone(),
+        })
     }
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncRead + Send + Sync> {
-        Box::new(self.clone())
+        Box::new(Noting {
+            inner: Box::into_pin(self.inner.async_stream()),
+            once: self.once.clone(),
+        })
     }
 }
 
-impl wasmtime_wasi::p2::InputStream for Stdin {
+impl wasmtime_wasi::p2::InputStream for Noting<Box<dyn wasmtime_wasi::p2::InputStream>> {
     fn read(&mut self, size: usize) -> wasmtime_wasi::p2::StreamResult<bytes::Bytes> {
         self.once.note();
         self.inner.read(size)
@@ -158,17 +197,19 @@ impl wasmtime_wasi::p2::InputStream for Stdin {
 }
 
 #[wasmtime_wasi::async_trait]
-impl wasmtime_wasi::p2::Pollable for Stdin {
-    async fn ready(&mut self) {}
+impl wasmtime_wasi::p2::Pollable for Noting<Box<dyn wasmtime_wasi::p2::InputStream>> {
+    async fn ready(&mut self) {
+        self.inner.ready().await;
+    }
 }
 
-impl tokio::io::AsyncRead for Stdin {
+impl tokio::io::AsyncRead for Noting<std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send + Sync>>> {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         self.once.note();
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+        self.inner.as_mut().poll_read(cx, buf)
     }
 }

@@ -1,7 +1,7 @@
 //! The typed policy: a manifest with the command line's overrides applied, and the one place
 //! that turns it into a WASI context and limits.
 
-use crate::audit::{Audit, Decision};
+use crate::audit::{Audit, Decided, Decision};
 use crate::broker::{Broker, EgressMeter, HttpRules};
 use crate::error::LoadError;
 use crate::manifest::{
@@ -364,34 +364,44 @@ impl Policy {
                 EnvSource::Literal => "declared in [env]".to_string(),
                 EnvSource::FromHost(h) => format!("declared in [env], copied from host ${h}"),
             };
-            audit.decision("env", &var.name, Decision::Allow, &reason);
+            audit.decision(
+                Decided::new("env", &var.name, Decision::Allow, "grant", reason).by(&var.name),
+            );
         }
 
         // Clocks: the host's, or frozen.
         if self.clocks.wall {
-            audit.decision("clock", "wall", Decision::Allow, "granted by [clocks] wall");
+            audit.decision(Decided::new(
+                "clock",
+                "wall",
+                Decision::Allow,
+                "grant",
+                "granted by [clocks] wall",
+            ));
         } else {
             builder.wall_clock(FrozenWallClock);
         }
         if self.clocks.monotonic {
-            audit.decision(
+            audit.decision(Decided::new(
                 "clock",
                 "monotonic",
                 Decision::Allow,
+                "grant",
                 "granted by [clocks] monotonic",
-            );
+            ));
         } else {
             builder.monotonic_clock(FrozenMonotonicClock);
         }
 
         // Random: the host's CSPRNG, or a seeded deterministic stream.
         if self.random.secure {
-            audit.decision(
+            audit.decision(Decided::new(
                 "random",
                 "secure",
                 Decision::Allow,
+                "grant",
                 "granted by [random] secure",
-            );
+            ));
         } else {
             builder.secure_random(StreamCursor::default());
             builder.insecure_random(StreamCursor::default());
@@ -430,18 +440,22 @@ impl Policy {
                 FileKind::File => staging.stage(grant)?,
             }
             audit.decision(
-                "fs",
-                &grant.guest,
-                Decision::Allow,
-                &format!(
-                    "{} grant of {} {}",
-                    access_str(grant.access),
-                    match grant.kind {
-                        FileKind::Dir => "directory",
-                        FileKind::File => "file",
-                    },
-                    grant.host.display()
-                ),
+                Decided::new(
+                    "fs",
+                    &grant.guest,
+                    Decision::Allow,
+                    "grant",
+                    format!(
+                        "{} grant of {} {}",
+                        access_str(grant.access),
+                        match grant.kind {
+                            FileKind::Dir => "directory",
+                            FileKind::File => "file",
+                        },
+                        grant.host.display()
+                    ),
+                )
+                .by(&grant.guest),
             );
         }
         let mut staged = Vec::new();
@@ -839,11 +853,9 @@ impl StagingState {
             if let Some(tmp) = dir.tmp.take()
                 && let Err(e) = tmp.close()
             {
-                self.audit.emit(
-                    "error",
-                    json!({ "message": format!(
-                        "staging folder of {} not removed: {e}", dir.guest
-                    ) }),
+                self.audit.error(
+                    &format!("staging folder of {} not removed: {e}", dir.guest),
+                    None,
                 );
             }
         }
@@ -853,15 +865,16 @@ impl StagingState {
         use std::io::Read;
         use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         let deny = |why: String| {
-            self.audit.decision(
+            self.audit.decision(Decided::new(
                 "fs",
                 &f.guest,
                 Decision::Deny,
-                &format!(
+                "copy-back",
+                format!(
                     "copy-back refused: {why}; {} left unchanged",
                     f.host.display()
                 ),
-            );
+            ));
         };
         // O_NOFOLLOW: a symlink in its place fails here (ELOOP) and is never followed;
         // O_NONBLOCK: a FIFO in its place opens without waiting for a writer.
@@ -923,16 +936,21 @@ impl StagingState {
         let Some((dir, name)) = &f.target else { return };
         match replace_file(dir, name, &now, f.mode, self.pid) {
             Ok(()) => self.audit.decision(
-                "fs",
-                &f.host.display().to_string(),
-                Decision::Allow,
-                "read-write file grant: guest's changes copied back",
+                Decided::new(
+                    "fs",
+                    &f.host.display().to_string(),
+                    Decision::Allow,
+                    "copy-back",
+                    "read-write file grant: guest's changes copied back",
+                )
+                .by(&f.guest),
             ),
-            Err(e) => self.audit.emit(
-                "error",
-                json!({ "message": format!(
-                    "{}: copy-back failed ({e}); original left unchanged", f.host.display()
-                ) }),
+            Err(e) => self.audit.error(
+                &format!(
+                    "{}: copy-back failed ({e}); original left unchanged",
+                    f.host.display()
+                ),
+                None,
             ),
         }
     }

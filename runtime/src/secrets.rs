@@ -10,7 +10,7 @@
 //! What counts as carrying a value — any fragment of [`crate::scan::MIN_FRAGMENT`] bytes, in
 //! any of the encodings it knows — is [`crate::scan`]'s.
 
-use crate::audit::{Audit, Decision};
+use crate::audit::{Audit, Decided, Decision};
 use crate::error::LoadError;
 use crate::manifest::{Secret, SecretSource};
 use crate::scan::{MIN_FRAGMENT, Scanner, StreamScan};
@@ -372,17 +372,25 @@ impl Host for SecretsView<'_> {
         name: String,
     ) -> wasmtime::Result<Result<Resource<SecretHandle>, GuestError>> {
         if self.ctx.secrets.get(&name).is_none() {
-            self.ctx.audit.decision(
+            self.ctx.audit.decision(Decided::new(
                 "secret",
                 &name,
                 Decision::Deny,
+                "open",
                 "open: the manifest grants no secret by this name",
-            );
+            ));
             return Ok(Err(GuestError::NotGranted));
         }
-        self.ctx
-            .audit
-            .decision("secret", &name, Decision::Allow, "open: handle granted");
+        self.ctx.audit.decision(
+            Decided::new(
+                "secret",
+                &name,
+                Decision::Allow,
+                "open",
+                "open: handle granted",
+            )
+            .by(&name),
+        );
         Ok(Ok(self.table.push(SecretHandle { name })?))
     }
 }
@@ -417,19 +425,24 @@ impl HostSecret for SecretsView<'_> {
         let audit = self.ctx.audit.clone();
         let s = self.secret(&handle)?;
         if !s.spec.reveal {
-            audit.decision(
+            audit.decision(Decided::new(
                 "secret",
                 &s.spec.name,
                 Decision::Deny,
+                "reveal",
                 "reveal: the manifest does not set reveal = true",
-            );
+            ));
             return Ok(Err(GuestError::NotRevealable));
         }
         audit.decision(
-            "secret",
-            &s.spec.name,
-            Decision::Allow,
-            "reveal: plaintext handed to the guest (reveal = true)",
+            Decided::new(
+                "secret",
+                &s.spec.name,
+                Decision::Allow,
+                "reveal",
+                "reveal: plaintext handed to the guest (reveal = true)",
+            )
+            .by(&s.spec.name),
         );
         Ok(Ok(s.value.clone()))
     }

@@ -13,7 +13,7 @@
 //! them is checked against the name it came from — and again against the special ranges,
 //! so a listed name that resolves to loopback or a metadata address is still refused.
 
-use crate::audit::{Audit, Decision};
+use crate::audit::{Audit, Decided, Decision};
 use crate::broker::EgressMeter;
 use crate::net::NetRules;
 use crate::scan::StreamScan;
@@ -118,11 +118,15 @@ impl SocketGate {
     /// [`MAX_UDP_AUDITED`]).
     pub fn check(&self, addr: SocketAddr, use_: SocketAddrUse) -> bool {
         let target = addr.to_string();
-        let (allowed, reason) = match use_ {
-            _ if self.rules.is_empty() => (false, "no [network] grant".to_owned()),
+        let (allowed, reason, grant) = match use_ {
+            _ if self.rules.is_empty() => (false, "no [network] grant".to_owned(), None),
             SocketAddrUse::TcpConnect => {
                 if self.meter.reached().is_some() {
-                    (false, "a network limit of this run was reached".to_owned())
+                    (
+                        false,
+                        "a network limit of this run was reached".to_owned(),
+                        None,
+                    )
                 } else {
                     let names = self
                         .resolved
@@ -132,7 +136,7 @@ impl SocketGate {
                         .cloned()
                         .unwrap_or_default();
                     let v = self.rules.connect_allowed(addr, &names);
-                    (v.allowed, v.reason)
+                    (v.allowed, v.reason, v.grant)
                 }
             }
             // The implicit bind of an outbound connection (any local address, an ephemeral
@@ -143,23 +147,26 @@ impl SocketGate {
             }
             SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => {
                 let v = self.rules.listen_allowed(addr);
-                (v.allowed, v.reason)
+                (v.allowed, v.reason, v.grant)
             }
             // Only a socket that passed `TcpListen` accepts: the address is the peer's.
             SocketAddrUse::TcpAccept => (
                 self.rules.has_listen(),
                 "a connection accepted on a listening socket a listen entry allows".to_owned(),
+                None,
             ),
             SocketAddrUse::UdpBind => {
                 if !self.rules.has_udp() {
                     (
                         false,
                         "no [network] udp entry: UDP is not granted".to_owned(),
+                        None,
                     )
                 } else if addr.port() == 0 {
                     (
                         true,
                         "an ephemeral local port for datagrams with udp entries' peers".to_owned(),
+                        None,
                     )
                 } else {
                     (
@@ -167,18 +174,21 @@ impl SocketGate {
                         "a fixed local UDP port would receive from anyone: [network] udp \
                          entries name peers, not local ports"
                             .to_owned(),
+                        None,
                     )
                 }
             }
-            SocketAddrUse::UdpSend if self.meter.reached().is_some() => {
-                (false, "a network limit of this run was reached".to_owned())
-            }
+            SocketAddrUse::UdpSend if self.meter.reached().is_some() => (
+                false,
+                "a network limit of this run was reached".to_owned(),
+                None,
+            ),
             SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => {
                 let v = self.rules.udp_allowed(addr);
                 if !self.first_udp_decision(use_, addr, v.allowed) {
                     return v.allowed;
                 }
-                (v.allowed, v.reason)
+                (v.allowed, v.reason, v.grant)
             }
         };
         let decision = if allowed {
@@ -186,8 +196,17 @@ impl SocketGate {
         } else {
             Decision::Deny
         };
-        self.audit
-            .decision("net", &target, decision, &format!("{use_:?}: {reason}"));
+        let mut decided = Decided::new(
+            "net",
+            &target,
+            decision,
+            socket_op(use_),
+            format!("{use_:?}: {reason}"),
+        );
+        if let Some(g) = grant {
+            decided = decided.by(&g);
+        }
+        self.audit.decision(decided);
         allowed
     }
 
@@ -207,12 +226,13 @@ impl SocketGate {
     /// Whether a UDP socket may be made at all: only with a `[network] udp` entry.
     fn udp_socket_allowed(&self) -> bool {
         if !self.rules.has_udp() {
-            self.audit.decision(
+            self.audit.decision(Decided::new(
                 "net",
                 "udp-socket",
                 Decision::Deny,
+                "socket",
                 "no [network] udp entry: UDP is not granted",
-            );
+            ));
             return false;
         }
         true
@@ -228,14 +248,15 @@ impl SocketGate {
                     || "its peer".to_owned(),
                     |a| SocketAddr::from(a).to_string(),
                 );
-                self.audit.decision(
+                self.audit.decision(Decided::new(
                     "secret",
                     &s.spec.name,
                     Decision::Deny,
-                    &format!(
+                    "exfiltration",
+                    format!(
                         "exfiltration attempt: a datagram to {peer} carries the secret's value"
                     ),
-                );
+                ));
                 return Err(ErrorCode::AccessDenied);
             }
         }
@@ -251,12 +272,13 @@ impl SocketGate {
     /// profile would answer by killing warden).
     fn tcp_socket_allowed(&self) -> bool {
         if self.rules.rules().is_empty() && !self.rules.has_listen() {
-            self.audit.decision(
+            self.audit.decision(Decided::new(
                 "net",
                 "tcp-socket",
                 Decision::Deny,
+                "socket",
                 "no [network] connect or listen entry: TCP sockets are refused",
-            );
+            ));
             return false;
         }
         true
@@ -267,24 +289,24 @@ impl SocketGate {
         // A name is data that leaves the host (to the resolvers, and under a wildcard entry to
         // whoever serves that domain): a secret in it is an exfiltration attempt.
         if let Some(s) = self.secrets.find_leak(name.as_bytes(), |_| false) {
-            self.audit.decision(
+            self.audit.decision(Decided::new(
                 "secret",
                 &s.spec.name,
                 Decision::Deny,
-                &format!(
-                    "exfiltration attempt: a name lookup of {name} carries the secret's value"
-                ),
-            );
+                "exfiltration",
+                format!("exfiltration attempt: a name lookup of {name} carries the secret's value"),
+            ));
             return Err(ErrorCode::AccessDenied);
         }
         let verdict = self.rules.name_allowed(name);
         if !verdict.allowed {
-            self.audit.decision(
+            self.audit.decision(Decided::new(
                 "net",
                 name,
                 Decision::Deny,
-                &format!("lookup: {}", verdict.reason),
-            );
+                "lookup",
+                format!("lookup: {}", verdict.reason),
+            ));
             return Err(ErrorCode::AccessDenied);
         }
         let host = name.trim_end_matches('.').to_ascii_lowercase();
@@ -296,24 +318,26 @@ impl SocketGate {
             vec![ip]
         } else {
             if !self.meter.take_bytes(dns_query_bytes(&host)) {
-                self.audit.decision(
+                self.audit.decision(Decided::new(
                     "net",
                     name,
                     Decision::Deny,
-                    &format!(
+                    "lookup",
+                    format!(
                         "lookup: egress limit ({} bytes) reached",
                         self.meter.max_bytes()
                     ),
-                );
+                ));
                 return Err(ErrorCode::AccessDenied);
             }
             let Some(resolver) = self.resolver.clone() else {
-                self.audit.decision(
+                self.audit.decision(Decided::new(
                     "net",
                     name,
                     Decision::Deny,
+                    "lookup",
                     "lookup: no resolver is available on this host",
-                );
+                ));
                 return Err(ErrorCode::PermanentResolverFailure);
             };
             let lookup = wasmtime_wasi::runtime::in_tokio(async move {
@@ -322,12 +346,13 @@ impl SocketGate {
             match lookup {
                 Ok(Ok(found)) => found.iter().collect(),
                 Ok(Err(e)) => {
-                    self.audit.decision(
+                    self.audit.decision(Decided::new(
                         "net",
                         name,
                         Decision::Deny,
-                        &format!("lookup: the name does not resolve: {e}"),
-                    );
+                        "lookup",
+                        format!("lookup: the name does not resolve: {e}"),
+                    ));
                     return Err(ErrorCode::NameUnresolvable);
                 }
                 Err(_) => return Err(ErrorCode::TemporaryResolverFailure),
@@ -342,17 +367,34 @@ impl SocketGate {
         }
         drop(resolved);
         let list: Vec<String> = found.iter().map(ToString::to_string).collect();
-        self.audit.decision(
+        let mut decided = Decided::new(
             "net",
             name,
             Decision::Allow,
-            &format!(
+            "lookup",
+            format!(
                 "lookup: {} -> [{}] (each address is checked again on connect)",
                 verdict.reason,
                 list.join(", ")
             ),
         );
+        if let Some(g) = &verdict.grant {
+            decided = decided.by(g);
+        }
+        self.audit.decision(decided);
         Ok(found)
+    }
+}
+
+/// The `op` of a socket decision.
+fn socket_op(use_: SocketAddrUse) -> &'static str {
+    match use_ {
+        SocketAddrUse::TcpConnect => "connect",
+        SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => "bind",
+        SocketAddrUse::TcpListen => "listen",
+        SocketAddrUse::TcpAccept => "accept",
+        SocketAddrUse::UdpSend => "send",
+        SocketAddrUse::UdpReceive => "receive",
     }
 }
 
@@ -378,15 +420,16 @@ impl MeteredOutput {
     fn admit(&mut self, bytes: &[u8]) -> StreamResult<()> {
         let secrets = &self.gate.secrets;
         if let Some(s) = secrets.find_leak_in_stream(&mut self.scan, bytes, |_| false) {
-            self.gate.audit.decision(
+            self.gate.audit.decision(Decided::new(
                 "secret",
                 &s.spec.name,
                 Decision::Deny,
-                &format!(
+                "exfiltration",
+                format!(
                     "exfiltration attempt: a TCP write to {} carries the secret's value",
                     self.peer
                 ),
-            );
+            ));
             return Err(StreamError::LastOperationFailed(wasmtime::format_err!(
                 "refused by warden: the data carries a secret"
             )));

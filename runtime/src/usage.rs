@@ -861,7 +861,10 @@ mod tests {
         assert_eq!(targets(&u.unobservable), ["fs /data"]);
         let text = u.render_text(1);
         assert!(
-            text.contains("stopped at its bound (4096 distinct operations)"),
+            text.contains(&format!(
+                "stopped at its bound ({} distinct operations)",
+                crate::fs_audit::MAX_RECORDED_OPS
+            )),
             "{text}"
         );
         assert_eq!(u.to_json()["recording_stopped_runs"], 1);

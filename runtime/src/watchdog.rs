@@ -35,7 +35,6 @@ use crate::error::RunError;
 use crate::policy::StagingHandle;
 use crate::sandbox::{Outcome, RunReport};
 use crate::stdio::OutputBudget;
-use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -301,12 +300,12 @@ impl Watch {
                  files not copied back"
             }
         };
-        audit.emit(
-            "exit",
-            json!({ "outcome": outcome.name(), "code": code,
-                    "wall_ms": wall_ms,
-                    "fuel_used": null, "peak_memory": null, "message": message }),
-        );
+        audit.exit(crate::audit::Exit::from_outside(
+            outcome.name(),
+            code,
+            Some(wall_ms),
+            message,
+        ));
         if let Some(reply) = reply {
             reply.send(Ok(RunReport {
                 outcome,

@@ -194,8 +194,13 @@ enum Command {
     /// larger than that is shown as an upper bound (`≤`).
     Bench(BenchArgs),
     /// Print the manifest's JSON Schema (the same as docs/warden.schema.json), for editors
-    /// such as Taplo / Even Better TOML and other tools.
-    Schema,
+    /// such as Taplo / Even Better TOML and other tools; with --audit, the audit record's
+    /// (the same as docs/audit.schema.json, see docs/json.md).
+    Schema {
+        /// The JSON Schema of one audit log record instead of the manifest's.
+        #[arg(long)]
+        audit: bool,
+    },
     /// Print a shell completion script, e.g. `warden completions bash > ~/.local/share/bash-completion/completions/warden`.
     ///
     /// Exit codes: 0 printed; 2 usage error (an unknown shell).
@@ -369,7 +374,7 @@ fn main() -> ExitCode {
         Command::Learn(args) => learn(args),
         Command::Seccomp { command } => seccomp(command),
         Command::Bench(args) => bench(args),
-        Command::Schema => schema::schema(),
+        Command::Schema { audit } => schema::schema(audit),
         Command::Completions { shell } => {
             print!("{}", complete::completions(shell));
             ExitCode::SUCCESS
@@ -634,12 +639,12 @@ fn run(args: RunArgs) -> ExitCode {
             let audit = Audit::with_run_id(sink, &policy.identity.id, &run_id);
             let budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
             audit.limit("wall", budget_ms);
-            audit.emit(
-                "exit",
-                json!({ "outcome": "wall-limit", "code": 124, "wall_ms": budget_ms,
-                        "fuel_used": null, "peak_memory": null,
-                        "message": "the module was still compiling when its time was up" }),
-            );
+            audit.exit(warden::audit::Exit::from_outside(
+                "wall-limit",
+                124,
+                Some(budget_ms),
+                "the module was still compiling when its time was up",
+            ));
             eprintln!(
                 "warden: wall-time limit reached while compiling the module ({budget:?}; \
                  --compile-timeout sets it, default the wall limit and at least \
@@ -652,12 +657,15 @@ fn run(args: RunArgs) -> ExitCode {
             // The refusal is a decision about this identity too: record it.
             let audit = Audit::new(sink, &policy.identity.id);
             if let LoadError::UnknownImport { import, .. } = &e {
-                audit.decision("import", import, Decision::Deny, "no grant provides it");
+                audit.decision(warden::audit::Decided::new(
+                    "import",
+                    import,
+                    Decision::Deny,
+                    "import",
+                    "no grant provides it",
+                ));
             }
-            audit.emit(
-                "error",
-                json!({ "message": e.to_string(), "code": EXIT_START_FAILED }),
-            );
+            audit.error(&e.to_string(), Some(i32::from(EXIT_START_FAILED)));
             return fail(e);
         }
     };
@@ -984,13 +992,15 @@ fn start_signal_thread(
                     let code = 128 + i32::try_from(sig).unwrap_or(0);
                     warden::policy::finish_all_staging(false);
                     let wall_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    audit.emit(
-                        "exit",
-                        json!({ "outcome": "signal", "code": code, "signal": name,
-                                "wall_ms": wall_ms, "fuel_used": null, "peak_memory": null,
-                                "message": "stopped by a signal; read-write single files \
-                                            not copied back" }),
-                    );
+                    audit.exit(warden::audit::Exit {
+                        signal: Some(name.to_string()),
+                        ..warden::audit::Exit::from_outside(
+                            "signal",
+                            code,
+                            Some(wall_ms),
+                            "stopped by a signal; read-write single files not copied back",
+                        )
+                    });
                     eprintln!(
                         "warden: stopped by {name}; read-write single files were not copied back"
                     );

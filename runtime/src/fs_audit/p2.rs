@@ -94,7 +94,9 @@ fn audit<T: FsAuditState, R>(
 ) {
     match answer {
         Ok(_) => {
+            let op = crate::grant_use::FileOp::of(reason);
             for target in targets {
+                data.grant_use().file(target, op);
                 super::record_allowed(data, target, reason);
             }
         }
@@ -106,8 +108,12 @@ fn audit<T: FsAuditState, R>(
                 _ => "read-only",
             };
             if let Some(target) = targets.first() {
-                data.audit()
-                    .decision("fs", target, Decision::Deny, &format!("{op}: {name}"));
+                data.audit().decision(super::fs_decided(
+                    target,
+                    Decision::Deny,
+                    reason,
+                    &format!("{op}: {name}"),
+                ));
             }
         }
         Err(_) => {}

@@ -108,6 +108,7 @@ pub(super) fn core_linker(
     #[cfg(feature = "test-escape")]
     crate::test_escape::add_to_linker(&mut core_linker)?;
     fs_audit::add_to_linker(&mut core_linker, shim.clone())?;
+    crate::grant_use::watch_environment_p1(&mut core_linker)?;
     Ok(core_linker)
 }
 
@@ -119,6 +120,7 @@ pub(super) fn component_linker(
     let mut linker = component::Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     fs_audit::p2::add_to_linker(&mut linker)?;
+    crate::grant_use::watch_environment(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
     crate::secrets::add_to_linker(&mut linker, |h: &mut Host<ComponentCtx>| SecretsView {
         ctx: &h.wasi.secrets,

@@ -115,11 +115,15 @@ impl HeapWatch {
             return Ok(());
         };
         if now.saturating_sub(start) > host_memory::live_allowance() {
-            self.audit.emit(
-                "limit",
-                json!({ "limit": "memory", "value": self.allowance, "scope": "host",
-                        "reason": "warden's heap grew past the run's allowance on the guest's behalf" }),
-            );
+            self.audit.record(Event::Limit(LimitReached {
+                limit: "memory".into(),
+                value: self.allowance.into(),
+                scope: Some("host".into()),
+                handles: None,
+                reason: Some(
+                    "warden's heap grew past the run's allowance on the guest's behalf".into(),
+                ),
+            }));
             return Err(wasmtime::Error::new(host_memory::HostMemoryExceeded {
                 allowance: self.allowance,
             }));

@@ -13,11 +13,12 @@ mod load;
 mod outcome;
 mod run;
 
-use crate::audit::{Audit, AuditSink, Decision};
+use crate::audit::{Audit, AuditSink, Decided, Decision, Event, Exit, LimitReached, Start};
 use crate::broker::{Broker, EgressMeter, NetLimit, NetLimitReached};
 use crate::cache::{CacheStatus, Compiled, ModuleCache};
 use crate::error::{Cause, EngineError, LoadError, RunError, cause};
 use crate::fs_audit;
+use crate::grant_use::GrantCounters;
 use crate::host_memory;
 use crate::policy::{Policy, program_name};
 use crate::secrets::{SecretsCtx, SecretsView};
@@ -174,6 +175,8 @@ struct Host<W> {
     seen: Option<std::collections::HashSet<(String, String)>>,
     /// Components: each descriptor's guest path (see `fs_audit::p2`).
     descriptors: std::collections::HashMap<u32, String>,
+    /// What the run used of its grants, for the exit record.
+    grant_use: Arc<GrantCounters>,
 }
 
 impl<W> Host<W> {
@@ -183,6 +186,7 @@ impl<W> Host<W> {
         audit: &Audit,
         preopens: &[String],
         record_fs: bool,
+        grant_use: &Arc<GrantCounters>,
     ) -> Self {
         Host {
             wasi,
@@ -192,6 +196,7 @@ impl<W> Host<W> {
             shim: None,
             seen: record_fs.then(Default::default),
             descriptors: Default::default(),
+            grant_use: grant_use.clone(),
         }
     }
 }
@@ -211,6 +216,9 @@ impl<W> fs_audit::FsAuditState for Host<W> {
     }
     fn descriptors(&mut self) -> &mut std::collections::HashMap<u32, String> {
         &mut self.descriptors
+    }
+    fn grant_use(&self) -> &GrantCounters {
+        &self.grant_use
     }
 }
 

@@ -103,12 +103,16 @@ pub(super) fn classify(
         || c.to_string().contains("store handle limit exceeded")
     });
     if table_full {
-        limiter.audit.emit(
-            "limit",
-            json!({ "limit": "memory", "value": limiter.limit, "scope": "handles",
-                    "handles": limiter.handles,
-                    "reason": format!("the guest held {} resource handles ([limits] handles)", limiter.handles) }),
-        );
+        limiter.audit.record(Event::Limit(LimitReached {
+            limit: "memory".into(),
+            value: limiter.limit.into(),
+            scope: Some("handles".into()),
+            handles: Some(limiter.handles),
+            reason: Some(format!(
+                "the guest held {} resource handles ([limits] handles)",
+                limiter.handles
+            )),
+        }));
         return Outcome::MemoryLimit;
     }
     if limiter.refused {

@@ -261,25 +261,27 @@ impl Workload {
             None => Audit::new(opts.audit.clone(), &policy.identity.id),
         };
         if let Err(e) = check_no_nul(policy, &opts.args) {
-            audit.emit("error", json!({ "message": e.to_string() }));
+            audit.error(&e.to_string(), None);
             return Some(Err(e));
         }
         // The start record lists every grant: build it only when it is kept.
         if audit.is_enabled() {
-            audit.emit(
-                "start",
-                json!({
-                    "name": policy.identity.name,
-                    "module": w.path.display().to_string(),
-                    "sha256": w.sha256,
-                    "kind": if self.is_component() { "component" } else { "module" },
-                    "manifest": policy.manifest.as_ref().map(|p| p.display().to_string()),
-                    "grants": policy.grants_json(),
-                    "seccomp": seccomp,
-                    "cache": w.cache.as_str(),
-                    "interruption": w.warden.inner.settings.interruption.name(),
-                }),
-            );
+            audit.record(Event::Start(Start {
+                name: policy.identity.name.clone(),
+                module: w.path.display().to_string(),
+                sha256: w.sha256.clone(),
+                kind: if self.is_component() {
+                    "component"
+                } else {
+                    "module"
+                }
+                .into(),
+                manifest: policy.manifest.as_ref().map(|p| p.display().to_string()),
+                grants: policy.grants_json(),
+                seccomp,
+                cache: Some(w.cache.as_str().into()),
+                interruption: Some(w.warden.inner.settings.interruption.name().into()),
+            }));
         }
 
         let budget = OutputBudget::new(policy.limits.output);
@@ -287,18 +289,33 @@ impl Workload {
         // File operations run on the guest's thread rather than on a pool of helper threads
         // started on demand: cheaper for small reads, and no threads appear mid-run.
         builder.allow_blocking_current_thread(true);
+        let counters = Arc::new(GrantCounters::new(&policy.files, &policy.env));
+        let recording = opts.record_fs.then_some(&audit);
         match &opts.stdin {
             Input::Null => {}
-            Input::Inherit if opts.record_fs => {
-                builder.stdin(crate::observe::stdin(&audit));
-                audit.decision("stdio", "stdin", Decision::Allow, "stdin = \"inherit\"");
-            }
             Input::Inherit => {
-                builder.stdin(crate::stdio::InheritedStdin);
-                audit.decision("stdio", "stdin", Decision::Allow, "stdin = \"inherit\"");
+                builder.stdin(crate::observe::stdin(
+                    crate::stdio::InheritedStdin,
+                    recording,
+                    &counters,
+                ));
+                audit.decision(
+                    Decided::new(
+                        "stdio",
+                        "stdin",
+                        Decision::Allow,
+                        "grant",
+                        "stdin = \"inherit\"",
+                    )
+                    .by("stdin"),
+                );
             }
             Input::Bytes(b) => {
-                builder.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(b.clone()));
+                builder.stdin(crate::observe::stdin(
+                    wasmtime_wasi::p2::pipe::MemoryInputPipe::new(b.clone()),
+                    recording,
+                    &counters,
+                ));
             }
         }
         builder.stdout(LimitedOutput::new(opts.stdout.clone(), budget.clone()));
@@ -312,26 +329,25 @@ impl Workload {
         let egress = match policy.egress_with(&audit, &*opts.secrets) {
             Ok(e) => e,
             Err(e) => {
-                audit.emit("error", json!({ "message": e.to_string() }));
+                audit.error(&e.to_string(), None);
                 return Some(Err(e));
             }
         };
         let staging = match policy.configure_wasi(&mut builder, &egress, &audit) {
             Ok(s) => s,
             Err(e) => {
-                audit.emit("error", json!({ "message": e.to_string() }));
+                audit.error(&e.to_string(), None);
                 return Some(Err(e));
             }
         };
-        if opts.record_fs {
-            crate::observe::record_calls(
-                &mut builder,
-                &audit,
-                policy.clocks.wall,
-                policy.clocks.monotonic,
-                policy.random.secure,
-            );
-        }
+        crate::observe::watch_calls(
+            &mut builder,
+            recording,
+            &counters,
+            policy.clocks.wall,
+            policy.clocks.monotonic,
+            policy.random.secure,
+        );
 
         let preopens = staging.preopens().to_vec();
         let limiter = MemoryLimiter {
@@ -362,12 +378,12 @@ impl Workload {
                 && let Err(e) = crate::io_runtime::start_blocking_pool()
             {
                 let e = LoadError::IoThreads(e);
-                audit.emit("error", json!({ "message": e.to_string() }));
+                audit.error(&e.to_string(), None);
                 return Some(Err(e));
             }
             if let Err(e) = profile.install(*mode) {
                 let e = LoadError::Lockdown(e);
-                audit.emit("error", json!({ "message": e.to_string() }));
+                audit.error(&e.to_string(), None);
                 return Some(Err(e));
             }
         }
@@ -409,6 +425,7 @@ impl Workload {
                         &audit,
                         &preopens,
                         opts.record_fs,
+                        &counters,
                     ),
                 );
                 store.limiter(|h| &mut h.limiter);
@@ -446,7 +463,7 @@ impl Workload {
                 };
                 let mut store = Store::new(
                     engine,
-                    Host::new(wasi, limiter, &audit, &preopens, opts.record_fs),
+                    Host::new(wasi, limiter, &audit, &preopens, opts.record_fs, &counters),
                 );
                 store.limiter(|h| &mut h.limiter);
                 setup_store(
@@ -512,20 +529,22 @@ impl Workload {
             _ => {}
         }
         let fuel_used = fuel.zip(fuel_left).map(|(f, l)| f.saturating_sub(l));
-        audit.emit(
-            "exit",
-            json!({
-                "outcome": outcome.name(),
-                "code": outcome.exit_code(),
-                "guest_code": raw_code,
-                "message": match &outcome { Outcome::Trap(m) => Some(m.as_str()), _ => None },
-                "wall_ms": u64::try_from(wall.as_millis()).unwrap_or(u64::MAX),
-                "fuel_used": fuel_used,
-                "peak_memory": limiter.peak,
-                "output_bytes": budget.used(),
-                "egress_bytes": egress.meter.bytes(),
-            }),
-        );
+        audit.exit(Exit {
+            outcome: outcome.name().into(),
+            code: outcome.exit_code(),
+            guest_code: raw_code,
+            signal: None,
+            message: match &outcome {
+                Outcome::Trap(m) => Some(m.clone()),
+                _ => None,
+            },
+            wall_ms: Some(u64::try_from(wall.as_millis()).unwrap_or(u64::MAX)),
+            fuel_used,
+            peak_memory: Some(limiter.peak),
+            output_bytes: Some(budget.used()),
+            egress_bytes: Some(egress.meter.bytes()),
+            usage: Some(counters.summary()),
+        });
         Some(Ok(RunReport {
             outcome,
             wall,

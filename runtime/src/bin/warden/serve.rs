@@ -1229,13 +1229,12 @@ fn settle(
         );
     }
     let wall_ms = u64::try_from((ident.wall + WALL_GRACE).as_millis()).unwrap_or(u64::MAX);
-    audit.emit(
-        "exit",
-        json!({ "outcome": outcome, "code": code,
-                "wall_ms": if late { Some(wall_ms) } else { None },
-                "fuel_used": null, "peak_memory": null,
-                "message": why }),
-    );
+    audit.exit(warden::audit::Exit::from_outside(
+        outcome,
+        code,
+        late.then_some(wall_ms),
+        why,
+    ));
     eprintln!("warden: serve: {}: run {}: {why}", ident.name, job.run);
     let _ = job.reply.send(proto::Answer {
         run: job.run.clone(),

@@ -307,12 +307,12 @@ impl Ctx {
             // no guest ran.
             Err(e) => {
                 let audit = warden::Audit::with_run_id(self.sink.clone(), &self.identity, &run);
-                audit.emit(
-                    "exit",
-                    serde_json::json!({ "outcome": "error", "code": 125, "wall_ms": 0,
-                                        "fuel_used": null, "peak_memory": null,
-                                        "message": e.to_string() }),
-                );
+                audit.exit(warden::audit::Exit::from_outside(
+                    "error",
+                    125,
+                    Some(0),
+                    &e.to_string(),
+                ));
                 Answer {
                     run,
                     outcome: "error".into(),
