@@ -168,8 +168,9 @@ pub use regular_file::{
     check_output_path, open_append_private, read_regular_file, write_private_file,
 };
 pub use sandbox::{
-    Captured, EPOCH_TICK, EngineSettings, HttpReport, HttpRequest, HttpResponse, Input,
-    Interruption, MAX_GUEST_EXIT, Outcome, RunOptions, RunReport, Warden, Workload,
+    COMPILE_BUDGET_FLOOR, Captured, EPOCH_TICK, EngineSettings, HttpReport, HttpRequest,
+    HttpResponse, Input, Interruption, MAX_GUEST_EXIT, Outcome, RunOptions, RunReport, Warden,
+    Workload,
 };
 pub use secrets::{EnvSecrets, FileSecrets, HostSecrets, SecretStore, SecretStoreError};
 pub use stdio::Sink;

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use warden::{
-    Audit, AuditSink, Decision, EngineSettings, LoadError, Manifest, ModuleCache, Outcome, Policy,
-    RunOptions, Warden,
+    Audit, AuditSink, COMPILE_BUDGET_FLOOR, Decision, EngineSettings, LoadError, Manifest,
+    ModuleCache, Outcome, Policy, RunOptions, Warden,
 };
 
 /// The system allocator, counted, so that a run can be stopped when the guest makes warden's
@@ -1000,13 +1000,6 @@ fn start_signal_thread(
             }
         });
 }
-
-/// The least time loading (and, on a cache miss, compiling) a module is given by default,
-/// whatever the wall limit: a large component compiles in seconds on an idle core but many
-/// times that on a loaded machine (or in a debug build), and a wall limit sized for the run
-/// (say 300 ms) must not make a module impossible ever to compile and cache.
-/// `--compile-timeout` sets the budget outright.
-const COMPILE_BUDGET_FLOOR: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// `warden bench`: checks what it can before the first run, so that a typo is a one-line error
 /// rather than a failed run; the loop, statistics and rendering are in `bench`.
