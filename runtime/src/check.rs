@@ -6,17 +6,6 @@ use crate::manifest::{Access, StdinMode};
 use crate::policy::Policy;
 use std::fmt::Write;
 
-/// `bytes` in the largest binary unit that divides it evenly (`64 MiB`, `1536 KiB`).
-pub fn format_size(bytes: u64) -> String {
-    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
-    for (size, unit) in UNITS {
-        if bytes >= size && bytes.is_multiple_of(size) {
-            return format!("{} {unit}", bytes / size);
-        }
-    }
-    format!("{bytes} B")
-}
-
 /// One line of `warden check --json`: a grant, a grant left unused, or a refusal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
@@ -565,14 +554,6 @@ fn instance_functions(bytes: &[u8], imports: &mut [Import]) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_use_the_largest_exact_unit() {
-        assert_eq!(format_size(64 << 20), "64 MiB");
-        assert_eq!(format_size(1536 << 10), "1536 KiB");
-        assert_eq!(format_size(1000), "1000 B");
-        assert_eq!(format_size(0), "0 B");
-    }
 
     fn policy(body: &str, dir: &std::path::Path) -> Policy {
         let text = format!("[identity]\nname = \"t\"\nid = \"spiffe://t/x\"\n\n{body}");

@@ -748,7 +748,7 @@ impl FileStaging {
             err(format!(
                 "is {size} bytes, over [limits] staged-file ({}); raise the limit or grant its \
                  folder instead",
-                crate::check::format_size(limit)
+                crate::manifest::format_size(limit)
             ))
         };
         if meta.len() > limit {
@@ -901,7 +901,7 @@ impl StagingState {
         let over = |size: u64| {
             format!(
                 "the file is {size} bytes, over [limits] staged-file ({})",
-                crate::check::format_size(self.limit)
+                crate::manifest::format_size(self.limit)
             )
         };
         if meta.len() > self.limit {

@@ -681,7 +681,7 @@ fn run(args: RunArgs) -> ExitCode {
         Outcome::Trap(m) => eprintln!("warden: the guest trapped: {m}"),
         Outcome::MemoryLimit => eprintln!(
             "warden: memory limit reached ({})",
-            warden::check::format_size(limits.memory)
+            warden::manifest::format_size(limits.memory)
         ),
         Outcome::FuelLimit => {
             eprintln!("warden: fuel limit reached ({})", limits.fuel.unwrap_or(0))
@@ -689,7 +689,7 @@ fn run(args: RunArgs) -> ExitCode {
         Outcome::WallLimit => eprintln!("warden: wall-time limit reached ({:?})", limits.wall),
         Outcome::OutputLimit => eprintln!(
             "warden: output limit reached ({})",
-            warden::check::format_size(limits.output)
+            warden::manifest::format_size(limits.output)
         ),
         Outcome::NetLimit(warden::NetLimit::HttpRequests) => eprintln!(
             "warden: http-requests limit reached ({} requests)",
@@ -697,7 +697,7 @@ fn run(args: RunArgs) -> ExitCode {
         ),
         Outcome::NetLimit(warden::NetLimit::Egress) => eprintln!(
             "warden: egress limit reached ({})",
-            warden::check::format_size(limits.egress)
+            warden::manifest::format_size(limits.egress)
         ),
         other => eprintln!("warden: the run ended: {}", other.name()),
     }
