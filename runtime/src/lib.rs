@@ -152,6 +152,11 @@ mod sockets;
 pub mod stdio;
 #[cfg(feature = "test-escape")]
 mod test_escape;
+/// Whether this build has the `test-escape` feature (a simulated sandbox escape, for tests):
+/// the `warden` binary refuses to build with it unless its own `test-escape` feature, which
+/// the integration tests' escape cases depend on, is on too.
+#[doc(hidden)]
+pub const TEST_ESCAPE: bool = cfg!(feature = "test-escape");
 #[doc(hidden)]
 pub mod usage;
 pub mod watchdog;

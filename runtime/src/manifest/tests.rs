@@ -1175,7 +1175,7 @@ fn committed_schema_is_current() {
     assert!(
         committed == schema_text(),
         "docs/warden.schema.json is out of date; regenerate it with \
-         `cargo run -p warden-runtime --bin warden -- schema > docs/warden.schema.json`"
+         `cargo run -p warden-cli --bin warden -- schema > docs/warden.schema.json`"
     );
 }
 

@@ -10,7 +10,7 @@ pub(crate) fn print(path: &Path, as_json: bool) -> ExitCode {
     // Read as `warden check` reads it: an unset `from-host` variable does not hide the report.
     let policy = match super::warnings::load(path) {
         Ok((policy, _)) => policy,
-        Err(e) => return super::fail(e),
+        Err(e) => return crate::fail(e),
     };
     let findings = assess(&policy);
     if as_json {
