@@ -20,6 +20,16 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// What starts each line of guest stderr when the audit log shares stderr (`--audit -`).
 pub const GUEST_LINE_PREFIX: &[u8] = b"guest: ";
 
+/// The reason of the `allow` decision a granted clock or random generator writes at the
+/// guest's first use of it, in a run that records allowed operations
+/// ([`crate::RunOptions::record_fs`]): the log's evidence that the grant was used.
+pub use crate::observe::USED;
+
+/// The most distinct allowed file operations one run records ([`crate::RunOptions::record_fs`]);
+/// past it one `limit` record says that recording stopped, and what the run did after that
+/// is not in the log.
+pub use crate::fs_audit::MAX_RECORDED_OPS;
+
 /// Removes secret values from text bound for the audit log.
 pub trait Redact: Send + Sync {
     /// `text` with every secret value (or fragment of one the scan catches) replaced.

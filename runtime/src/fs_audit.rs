@@ -41,7 +41,7 @@ struct PathFn {
 /// guest walking a huge tree must not make warden's memory or the audit log grow without
 /// bound. Past it, further operations go unrecorded and one `limit` record says so; `warden
 /// learn` then keeps every file grant as BROAD has it (see [`record_allowed`]).
-pub(crate) const MAX_RECORDED_OPS: usize = 65_536;
+pub const MAX_RECORDED_OPS: usize = 65_536;
 
 /// `path_open` flags the read/write judgement looks at (WASI preview 1).
 const OFLAGS_CREAT: i32 = 1;

@@ -126,16 +126,11 @@ pub mod audit;
 #[doc(hidden)]
 pub mod broker;
 pub mod cache;
-#[doc(hidden)]
-pub mod check;
-pub mod controls;
 pub mod error;
 mod fs_audit;
 mod gate;
 pub mod host_memory;
 mod io_runtime;
-#[doc(hidden)]
-pub mod learn;
 pub mod manifest;
 mod net;
 mod observe;
@@ -157,8 +152,6 @@ mod test_escape;
 /// the integration tests' escape cases depend on, is on too.
 #[doc(hidden)]
 pub const TEST_ESCAPE: bool = cfg!(feature = "test-escape");
-#[doc(hidden)]
-pub mod usage;
 pub mod watchdog;
 
 pub use audit::{Audit, AuditSink, AuditWriter, Decision};

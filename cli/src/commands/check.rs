@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::paths as warden_paths;
-use super::{grants, warnings};
+use super::warnings;
 use crate::fail;
+use warden_cli::grants;
 
 /// Exit code of `warden check --strict` when the manifest grants something unused.
 const EXIT_OVER_GRANTED: u8 = 1;
@@ -28,12 +29,12 @@ pub(crate) fn check(
     } else {
         let mut entries = Vec::new();
         for log in logs {
-            match warden::usage::read_log(log) {
+            match warden_cli::usage::read_log(log) {
                 Ok(mut e) => entries.append(&mut e),
                 Err(e) => return fail(e),
             }
         }
-        match warden::usage::compare(&policy, &entries, logs) {
+        match warden_cli::usage::compare(&policy, &entries, logs) {
             Ok(u) => Some(u),
             Err(e) => return fail(e),
         }
@@ -42,7 +43,7 @@ pub(crate) fn check(
     let lint = match &policy.module {
         None => Err(None),
         Some(module) => match warden::read_regular_file(module) {
-            Ok(bytes) => match warden::check::module_lint(&policy, &bytes) {
+            Ok(bytes) => match warden_cli::check::module_lint(&policy, &bytes) {
                 Ok(lint) => Ok(lint),
                 Err(e) => return fail(format!("{}: {e}", module.display())),
             },
@@ -58,9 +59,9 @@ pub(crate) fn check(
     }
 
     if as_json {
-        let list = |fs: &[warden::check::Finding]| {
+        let list = |fs: &[warden_cli::check::Finding]| {
             fs.iter()
-                .map(warden::check::Finding::to_json)
+                .map(warden_cli::check::Finding::to_json)
                 .collect::<Vec<_>>()
         };
         let module = match &lint {
@@ -90,7 +91,7 @@ pub(crate) fn check(
             "name": policy.identity.name,
             "manifest": warden_paths::shown(path).display().to_string(),
             "module": module,
-            "grants": list(&warden::check::grant_list(&policy)),
+            "grants": list(&warden_cli::check::grant_list(&policy)),
             "logs": logs.iter().map(|l| l.display().to_string()).collect::<Vec<_>>(),
             "used": [],
             "unobservable": [],

@@ -1,10 +1,10 @@
 //! `warden check --controls`: the controls a manifest implements and leaves open, as a table
-//! or as JSON (the facts come from `warden::controls`).
+//! or as JSON (the facts come from `warden_cli::controls`).
 
 use serde_json::json;
 use std::path::Path;
 use std::process::ExitCode;
-use warden::controls::{Status, assess};
+use warden_cli::controls::{Status, assess};
 
 pub(crate) fn print(path: &Path, as_json: bool) -> ExitCode {
     // Read as `warden check` reads it: an unset `from-host` variable does not hide the report.

@@ -1,5 +1,5 @@
 //! `warden learn`: a run under BROAD, recorded, and the narrowest manifest that allows what it
-//! did (the analysis is `warden::learn`'s).
+//! did (the analysis is `warden_cli::learn`'s).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -177,12 +177,12 @@ pub(crate) fn learn(args: LearnArgs) -> ExitCode {
     // No exit record: the workload did not start (exit 125), or warden was killed (by its
     // seccomp filter, say). What the run did is unknown, so nothing is learned from it.
     let log = if log_path.exists() {
-        match warden::learn::read_run(&log_path) {
+        match warden_cli::learn::read_run(&log_path) {
             Ok(l) => l,
             Err(e) => return fail(format!("the learning run's audit log: {e}")),
         }
     } else {
-        warden::learn::RunLog::default()
+        warden_cli::learn::RunLog::default()
     };
     if log.exit.outcome.is_none() {
         eprintln!(
@@ -195,7 +195,7 @@ pub(crate) fn learn(args: LearnArgs) -> ExitCode {
     let module_path = args.module.clone().or_else(|| broad.module.clone());
     let module = module_path.and_then(|m| warden::read_regular_file(&m).ok());
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let mut input = warden::learn::Input {
+    let mut input = warden_cli::learn::Input {
         broad: &broad,
         broad_path: &args.manifest,
         log: &log,
@@ -210,10 +210,10 @@ pub(crate) fn learn(args: LearnArgs) -> ExitCode {
     };
     // Single-file grants the manifest would refuse (they share a folder with another grant,
     // say) give way to their folders; LEARNED must load.
-    let mut text = warden::learn::learn(&input);
+    let mut text = warden_cli::learn::learn(&input);
     if Manifest::from_str_at(&text, &args.out, &base).is_err() {
         input.single_files = false;
-        text = warden::learn::learn(&input);
+        text = warden_cli::learn::learn(&input);
     }
     if let Err(e) = warden::write_private_file(&args.out, text.as_bytes()) {
         return fail(format!("{}: cannot write: {e}", args.out.display()));

@@ -10,8 +10,8 @@ use warden::{
     ModuleCache, Outcome, Policy, RunOptions, Warden,
 };
 
-use super::quick;
 use crate::{EXIT_START_FAILED, fail, usage_error};
+use warden_cli::quick;
 
 /// How often the signal thread looks at the signal flag: a SIGTERM or SIGINT is acted on
 /// within this, and each look is one sleep (a syscall the lockdown always allows). The same

@@ -8,19 +8,10 @@
 //! send their audit records to the server, which checks each belongs to the worker's identity
 //! and run and writes it to the one audit log.
 
-#[path = "serve/cpu.rs"]
 mod cpu;
-#[path = "serve/front.rs"]
 mod front;
-#[path = "serve/http.rs"]
 mod http;
-#[path = "serve/metrics.rs"]
 mod metrics;
-#[path = "serve/proto.rs"]
-mod proto;
-#[path = "serve/route.rs"]
-mod route;
-#[path = "serve/worker.rs"]
 mod worker;
 
 use bytes::Bytes;
@@ -40,6 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use warden::watchdog::WALL_GRACE;
 use warden::{Audit, AuditSink, COMPILE_BUDGET_FLOOR, Manifest, Policy};
+use warden_cli::serve::{proto, route};
 
 /// Run requests that may wait for a worker, per identity, by default. Past it a request is
 /// answered 429 at once: a slow or hostile identity fills its own queue, never the server's

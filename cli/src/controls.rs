@@ -6,10 +6,9 @@
 //! renders them. A control is [`Status::Open`] when the manifest weakens it (a secret the guest
 //! may read, a read-write folder, a wide address range, …), each reason stated.
 
-use crate::manifest::{Access, FileKind};
-use crate::net::Host;
-use crate::policy::Policy;
 use std::net::IpAddr;
+use warden::Policy;
+use warden::manifest::{Access, FileKind, Host};
 
 /// Whether a manifest keeps a control whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

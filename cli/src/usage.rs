@@ -17,15 +17,15 @@
 //! Refused operations are every `deny` decision (and every `limit` reached), grouped by
 //! capability and target with counts. Records of other identities are skipped and counted.
 
-use crate::audit::Decision;
-use crate::broker::{HttpRules, Target};
 use crate::check::Finding;
-use crate::manifest::{Access, FileKind};
-use crate::policy::Policy;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
+use warden::Decision;
+use warden::Policy;
+use warden::broker::{HttpRules, Target};
+use warden::manifest::{Access, FileKind};
 
 /// The `limit` a learning run writes when its record of file operations stops at its bound.
 const RECORDING_STOPPED: &str = "recorded-operations";
@@ -151,7 +151,7 @@ pub fn parse_line(line: &str) -> Result<Entry, String> {
 /// # Errors
 /// The file cannot be read, or a line is not an audit record.
 pub fn read_log(path: &Path) -> Result<Vec<Entry>, LogError> {
-    let bytes = crate::read_regular_file(path).map_err(|source| LogError::Read {
+    let bytes = warden::read_regular_file(path).map_err(|source| LogError::Read {
         path: path.to_owned(),
         source,
     })?;
@@ -326,7 +326,7 @@ pub fn compare<'e>(
                 // record names is taken if this manifest has it with that method.
                 // Rules are told apart by position, not URL: two rules may share a URL with
                 // different methods, and each is used only by its own methods.
-                let position = |rule: &crate::broker::Rule| {
+                let position = |rule: &warden::broker::Rule| {
                     rules.rules().iter().position(|r| std::ptr::eq(r, rule))
                 };
                 let named = reason
@@ -540,7 +540,7 @@ pub fn compare<'e>(
     for e in &policy.env {
         u.unobservable.push(Finding::new("env", &e.name, SETUP));
     }
-    if policy.stdio.stdin == crate::manifest::StdinMode::Inherit {
+    if policy.stdio.stdin == warden::manifest::StdinMode::Inherit {
         u.unobservable.push(Finding::new("stdio", "stdin", SETUP));
     }
     for (granted, name) in [
@@ -628,7 +628,7 @@ impl Usage {
                  distinct operations): the file operations after it are unknown",
                 self.recording_stopped_runs,
                 plural(self.recording_stopped_runs),
-                crate::fs_audit::MAX_RECORDED_OPS
+                warden::audit::MAX_RECORDED_OPS
             );
         }
         let sections: [(&str, &[Finding]); 4] = [
@@ -712,7 +712,7 @@ pub(crate) fn connect_entry(reason: &str) -> Option<&str> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::manifest::Manifest;
+    use warden::Manifest;
 
     const ID: &str = "spiffe://test.example/nhi";
 

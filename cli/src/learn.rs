@@ -19,19 +19,19 @@
 //!   single-file grants; otherwise the folder is kept.
 //! - `[env]`: kept as in BROAD (a read of a variable is not observable).
 //! - stdin, clocks, random: dropped when the module imports nothing that could use them
-//!   (the lint of `warden check`) or the run never used them ([`crate::observe`]); kept
+//!   (the lint of `warden check`) or the run never used them ([`warden::audit::USED`]); kept
 //!   when it did.
 //! - `[limits]`: observed figures with headroom ([`memory_limit`] and its siblings), never
 //!   above BROAD's; `staged-file` is kept from BROAD (not in the exit record).
 
-use crate::audit::Decision;
-use crate::broker::{HttpRules, Target, UrlPrefix};
-use crate::manifest::{Access, EnvSource, FileKind, OutputMode, SecretSource, StdinMode};
-use crate::policy::Policy;
 use crate::usage::{Entry, Record};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
+use warden::Decision;
+use warden::Policy;
+use warden::broker::{HttpRules, Target, UrlPrefix};
+use warden::manifest::{Access, EnvSource, FileKind, OutputMode, SecretSource, StdinMode};
 
 /// At most this many files touched under one directory grant become single-file grants; a
 /// workload that touches more is given the folder (a list of many single files is harder to
@@ -96,7 +96,7 @@ pub struct RunLog {
 /// # Errors
 /// The log cannot be read or holds a line that is not an audit record.
 pub fn read_run(path: &Path) -> Result<RunLog, String> {
-    let bytes = crate::read_regular_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = warden::read_regular_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
     run_log(&bytes, path)
 }
 
@@ -416,7 +416,7 @@ struct Observed {
     /// Path operations through a descriptor that is not a grant's (cannot be placed).
     unplaced: u64,
     /// Clocks and random the guest called: `("clock", "wall")`, `("random", "secure")`, …
-    /// (see [`crate::observe`]).
+    /// (see [`warden::audit::USED`]).
     used: BTreeSet<(String, String)>,
 }
 
@@ -445,7 +445,7 @@ fn observe(input: &Input<'_>) -> Observed {
             continue;
         };
         match capability.as_str() {
-            "clock" | "random" | "stdio" if reason == crate::observe::USED => {
+            "clock" | "random" | "stdio" if reason == warden::audit::USED => {
                 o.used.insert((capability.clone(), target.clone()));
             }
             "http" => o.http_request(target, reason),
@@ -885,7 +885,7 @@ fn files(
                 out,
                 "\n# kept from BROAD: recording stopped at {} distinct file operations (the \
                  bound of one run); what the run did after that is unknown",
-                crate::fs_audit::MAX_RECORDED_OPS
+                warden::audit::MAX_RECORDED_OPS
             );
             emit_file(out, &host, &grant.guest, broad_access);
             continue;
@@ -988,7 +988,7 @@ fn files(
 /// the folder or its entries, and no guest folder holding both read and written files.
 fn single_files<'s>(
     allowed: bool,
-    grant: &crate::manifest::FileGrant,
+    grant: &warden::manifest::FileGrant,
     seen: &'s FilesSeen,
 ) -> Option<Vec<(PathBuf, &'s String, bool)>> {
     if !allowed
@@ -1283,7 +1283,7 @@ fn limits(out: &mut String, input: &Input<'_>, o: &Observed) {
     let _ = writeln!(out, "staged-file = {}", size(l.staged_file));
     // Kept from BROAD too (no figure in the exit record); left out at the default, which is
     // also the maximum, so that LEARNED is never above BROAD's.
-    if l.handles != crate::manifest::Limits::DEFAULT_HANDLES {
+    if l.handles != warden::manifest::Limits::DEFAULT_HANDLES {
         let _ = writeln!(out, "handles = {}", l.handles);
     }
 }
@@ -1357,7 +1357,7 @@ mod tests {
 
     fn policy(body: &str) -> Policy {
         let text = format!("[identity]\nname = \"t\"\nid = \"{ID}\"\n\n{body}");
-        let m = crate::manifest::Manifest::from_str_at(&text, Path::new("t.toml"), Path::new("/"))
+        let m = warden::Manifest::from_str_at(&text, Path::new("t.toml"), Path::new("/"))
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         Policy::from_manifest(m)
     }
@@ -1397,7 +1397,7 @@ mod tests {
             earlier,
             single_files: true,
         });
-        let m = crate::manifest::Manifest::from_str_at(&text, Path::new("l.toml"), Path::new("/"))
+        let m = warden::Manifest::from_str_at(&text, Path::new("l.toml"), Path::new("/"))
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         (Policy::from_manifest(m), text)
     }
@@ -1515,7 +1515,7 @@ mod tests {
         let (l, text) = learned(&policy(""), Vec::new(), None);
         assert_eq!(
             l.limits.handles,
-            crate::manifest::Limits::DEFAULT_HANDLES,
+            warden::manifest::Limits::DEFAULT_HANDLES,
             "{text}"
         );
         assert!(!text.contains("handles ="), "{text}");

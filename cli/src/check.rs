@@ -2,9 +2,9 @@
 //! module's imports show it cannot use (the lint; docs/check.md has the rules). The binary
 //! renders them.
 
-use crate::manifest::{Access, StdinMode};
-use crate::policy::Policy;
 use std::fmt::Write;
+use warden::Policy;
+use warden::manifest::{Access, StdinMode};
 
 /// One line of `warden check --json`: a grant, a grant left unused, or a refusal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -557,7 +557,7 @@ mod tests {
 
     fn policy(body: &str, dir: &std::path::Path) -> Policy {
         let text = format!("[identity]\nname = \"t\"\nid = \"spiffe://t/x\"\n\n{body}");
-        let m = crate::manifest::Manifest::from_str_at(&text, &dir.join("t.warden.toml"), dir)
+        let m = warden::Manifest::from_str_at(&text, &dir.join("t.warden.toml"), dir)
             .unwrap_or_else(|e| panic!("{e}"));
         Policy::from_manifest(m)
     }
