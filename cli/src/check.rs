@@ -10,14 +10,14 @@ use warden::manifest::{Access, StdinMode};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     /// `fs`, `env`, `stdio`, `clock`, `random`, `net`, `http`, `secret`, `import`, …
-    pub capability: String,
+    pub(crate) capability: String,
     /// What the grant or the refusal is about: a guest path, a URL, a name, a section.
-    pub target: String,
-    pub reason: String,
+    pub(crate) target: String,
+    pub(crate) reason: String,
 }
 
 impl Finding {
-    pub fn new(capability: &str, target: &str, reason: impl Into<String>) -> Finding {
+    pub(crate) fn new(capability: &str, target: &str, reason: impl Into<String>) -> Finding {
         Finding {
             capability: capability.to_owned(),
             target: target.to_owned(),
@@ -272,6 +272,7 @@ struct Use<'a> {
 /// the grants the module cannot use.
 #[derive(Debug)]
 pub struct ModuleLint {
+    /// The bytes are a component (else a core module).
     pub is_component: bool,
     /// Grants the module cannot use, whatever it does at run time.
     pub cannot_use: Vec<Finding>,
@@ -286,15 +287,8 @@ impl ModuleLint {
 }
 
 /// What a module imports that the policy does not grant, and what the policy grants that the
-/// module cannot use: the second part of `warden check` when the module is at hand.
-///
-/// # Errors
-/// The bytes are not a WebAssembly module or component.
-pub fn module_report(policy: &Policy, bytes: &[u8]) -> Result<String, String> {
-    module_lint(policy, bytes).map(|l| l.text)
-}
-
-/// [`module_report`] with the grants the module cannot use as [`Finding`]s.
+/// module cannot use: the second part of `warden check` when the module is at hand, as text
+/// and with the grants the module cannot use as [`Finding`]s.
 ///
 /// # Errors
 /// The bytes are not a WebAssembly module or component.

@@ -8,6 +8,8 @@
 //! runtime itself is the `warden` library (package `warden-runtime`); this package adds
 //! the command line's dependencies (clap, the HTTP server, the signal handling) on top of it.
 
+#![deny(missing_docs)]
+
 pub mod check;
 pub mod controls;
 pub mod grants;

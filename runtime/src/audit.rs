@@ -20,15 +20,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// What starts each line of guest stderr when the audit log shares stderr (`--audit -`).
 pub const GUEST_LINE_PREFIX: &[u8] = b"guest: ";
 
-/// The reason of the `allow` decision a granted clock or random generator writes at the
-/// guest's first use of it, in a run that records allowed operations
-/// ([`crate::RunOptions::record_fs`]): the log's evidence that the grant was used.
-pub use crate::observe::USED;
-
-/// The most distinct allowed file operations one run records ([`crate::RunOptions::record_fs`]);
-/// past it one `limit` record says that recording stopped, and what the run did after that
-/// is not in the log.
+// Two facts of the log that its readers (`warden check --against`, `warden learn`) need: the
+// reason of a first use of a clock or the random generator in a run that records allowed
+// operations (`RunOptions::record_fs`), and the bound of the file operations one run records.
 pub use crate::fs_audit::MAX_RECORDED_OPS;
+pub use crate::observe::USED;
 
 /// Removes secret values from text bound for the audit log.
 pub trait Redact: Send + Sync {
