@@ -122,7 +122,8 @@
 #![deny(unsafe_code)]
 
 pub mod audit;
-// CLI code (`warden check`, `warden learn`): public for the binary only.
+// Public for warden-cli (`check --against` and `learn` judge requests by its URL rules), not
+// part of the embedding API.
 #[doc(hidden)]
 pub mod broker;
 pub mod cache;
@@ -147,11 +148,6 @@ mod sockets;
 pub mod stdio;
 #[cfg(feature = "test-escape")]
 mod test_escape;
-/// Whether this build has the `test-escape` feature (a simulated sandbox escape, for tests):
-/// the `warden` binary refuses to build with it unless its own `test-escape` feature, which
-/// the integration tests' escape cases depend on, is on too.
-#[doc(hidden)]
-pub const TEST_ESCAPE: bool = cfg!(feature = "test-escape");
 pub mod watchdog;
 
 pub use audit::{Audit, AuditSink, AuditWriter, Decision};
@@ -172,3 +168,9 @@ pub use sandbox::{
 };
 pub use secrets::{EnvSecrets, FileSecrets, HostSecrets, SecretStore, SecretStoreError};
 pub use stdio::Sink;
+
+/// Whether this build has the `test-escape` feature (a simulated sandbox escape, for tests):
+/// the `warden` binary refuses to build with it unless its own `test-escape` feature, which
+/// the integration tests' escape cases depend on, is on too.
+#[doc(hidden)]
+pub const TEST_ESCAPE: bool = cfg!(feature = "test-escape");
