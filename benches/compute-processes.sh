@@ -3,7 +3,7 @@
 # interleaved, ROUNDS times (default 5), each a whole process; prints the label, the
 # instructions:u count (where the machine has the counter) and task-clock (ms of CPU, all
 # threads) from `perf stat`. Run from the repository root after
-# `cargo build --release -p warden-runtime` and a test build (which builds the twins).
+# `cargo build --release -p warden-cli` and a test build (which builds the twins).
 W=${W:-target/release/warden}
 N=${N:-target/guests/twins/bench-twins}
 M=${M:-target/guests/wasm32-wasip1/twins/bench-twins.wasm}

@@ -1,6 +1,6 @@
 //! warden's overhead against native code, on the benchmark twins of `guests/bench-twins` (one
 //! source, built for wasm32-wasip1 and natively). Run with
-//! `cargo bench -p warden-runtime --bench overhead`, or one part of it with a filter after
+//! `cargo bench -p warden-cli --bench overhead`, or one part of it with a filter after
 //! `--`: `compute`, `interruption`, `lockdown`.
 //!
 //! - `compute-*`: each twin's work, `native` (the native twin as a whole process) against

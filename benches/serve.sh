@@ -3,7 +3,7 @@
 # connector with keep-alive clients on loopback, and a well-behaved identity's latency
 # unloaded and while 1,000 hostile runs (memory bombs, spin loops, output floods, traps,
 # secret exfiltration attempts) hammer its neighbours. Needs wrk (apt-get install wrk), a
-# release build (cargo build --release -p warden-runtime --bin warden) and the guests
+# release build (cargo build --release -p warden-cli --bin warden) and the guests
 # (built by the test suite into target/guests).
 #
 #   benches/serve.sh            # WARDEN, GUESTS, DUR, CONNS override the defaults below

@@ -1,5 +1,5 @@
 //! Start-up cost: a fresh sandbox around an already-loaded workload, and a load from the
-//! compiled-module cache. Run with `cargo bench -p warden-runtime --bench startup`.
+//! compiled-module cache. Run with `cargo bench -p warden-cli --bench startup`.
 //!
 //! `run-hello` compares, for hello world: a run of the loaded module and of the loaded
 //! component in-process, with wasmtime's on-demand and pooling instance allocators; the native

@@ -107,14 +107,14 @@ pub fn warden_bin(bench: &str) -> Option<PathBuf> {
             .ok()
             .and_then(|exe| Some(exe.parent()?.parent()?.join("warden")))
             .into_iter()
-            .chain([PathBuf::from(env!("CARGO_BIN_EXE_warden"))])
+            .chain(option_env!("CARGO_BIN_EXE_warden").map(PathBuf::from))
             .collect(),
     };
     let found = candidates.iter().find(|p| p.is_file()).cloned();
     if found.is_none() {
         eprintln!(
             "{bench}: skipped: no warden binary (looked for {}); build it with \
-             `cargo build --release -p warden-runtime` or set WARDEN_BIN",
+             `cargo build --release -p warden-cli` or set WARDEN_BIN",
             candidates
                 .iter()
                 .map(|p| p.display().to_string())

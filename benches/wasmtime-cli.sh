@@ -33,7 +33,7 @@ if ! command -v hyperfine >/dev/null; then
 fi
 
 # warden and the guests (the artifacts step builds hello for wasm and natively).
-cargo build --release --locked -p warden-runtime -p warden-guest-artifacts >&2
+cargo build --release --locked -p warden-cli -p warden-guest-artifacts >&2
 warden=$target/release/warden
 hello=$target/guests/wasm32-wasip1/release/hello.wasm
 native=$target/guests/release/hello

@@ -67,8 +67,8 @@ fn broad() -> &'static Policy {
 fuzz_target!(|data: &[u8]| {
     let path = PathBuf::from("audit.jsonl");
     let policy = broad();
-    if let Ok(entries) = warden::usage::parse_log(data, &path) {
-        if let Ok(usage) = warden::usage::compare(policy, &entries, std::slice::from_ref(&path)) {
+    if let Ok(entries) = warden_cli::usage::parse_log(data, &path) {
+        if let Ok(usage) = warden_cli::usage::compare(policy, &entries, std::slice::from_ref(&path)) {
             let text = usage.render_text(1);
             assert!(
                 !text.chars().any(|c| c.is_control() && c != '\n'),
@@ -77,8 +77,8 @@ fuzz_target!(|data: &[u8]| {
             let _ = usage.to_json().to_string();
         }
     }
-    if let Ok(log) = warden::learn::run_log(data, &path) {
-        let mut input = warden::learn::Input {
+    if let Ok(log) = warden_cli::learn::run_log(data, &path) {
+        let mut input = warden_cli::learn::Input {
             broad: policy,
             broad_path: Path::new("broad.toml"),
             log: &log,
@@ -88,10 +88,10 @@ fuzz_target!(|data: &[u8]| {
             single_files: true,
         };
         let out = Path::new("/tmp/LEARNED.toml");
-        let mut text = warden::learn::learn(&input);
+        let mut text = warden_cli::learn::learn(&input);
         if Manifest::from_str_at(&text, out, Path::new("/tmp")).is_err() {
             input.single_files = false;
-            text = warden::learn::learn(&input);
+            text = warden_cli::learn::learn(&input);
         }
         if let Err(e) = Manifest::from_str_at(&text, out, Path::new("/tmp")) {
             panic!("LEARNED does not load: {e}\n{text}");

@@ -3,13 +3,10 @@
 //! them loads back to the same grants, so saving it changes nothing.
 #![no_main]
 
-#[path = "../../runtime/src/bin/warden/quick.rs"]
-#[allow(dead_code)]
-mod quick;
-
 use clap::Parser;
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
+use warden_cli::quick;
 
 #[derive(Parser)]
 struct Cli {

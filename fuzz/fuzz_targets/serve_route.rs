@@ -4,12 +4,8 @@
 //! encoded.
 #![no_main]
 
-#[path = "../../runtime/src/bin/warden/serve/route.rs"]
-#[allow(dead_code)]
-mod route;
-
 use libfuzzer_sys::fuzz_target;
-use route::Endpoint;
+use warden_cli::serve::route::{self, Endpoint};
 
 /// `s` percent-encoded as a client would put it in `arg=`.
 fn encode(s: &str) -> String {

@@ -5,14 +5,11 @@
 //! payload decodes as a message or an error, never a panic.
 #![no_main]
 
-#[path = "../../runtime/src/bin/warden/serve/proto.rs"]
-#[allow(dead_code)]
-mod proto;
-
 use libfuzzer_sys::fuzz_target;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, ReadBuf};
+use warden_cli::serve::proto;
 
 /// The bound the fuzz target reads under: small, so that the bound itself is exercised.
 const MAX: usize = 4096;

@@ -26,6 +26,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// What starts each line of guest stderr when the audit log shares stderr (`--audit -`).
 pub const GUEST_LINE_PREFIX: &[u8] = b"guest: ";
 
+// Two facts of the log that its readers (`warden check --against`, `warden learn`) need: the
+// reason of a first use of a clock or the random generator in a run that records allowed
+// operations (`RunOptions::record_fs`), and the bound of the file operations one run records.
+pub use crate::fs_audit::MAX_RECORDED_OPS;
+pub use crate::observe::USED;
+
 /// Removes secret values from text bound for the audit log.
 pub trait Redact: Send + Sync {
     /// `text` with every secret value (or fragment of one the scan catches) replaced.

@@ -38,11 +38,11 @@ struct PathFn {
     path2: Option<(usize, usize, usize)>,
 }
 
-/// The most distinct allowed operations one run records (see [`FsAuditState::seen`]): a
+/// The most distinct allowed operations one run records (see `FsAuditState::seen`): a
 /// guest walking a huge tree must not make warden's memory or the audit log grow without
 /// bound. Past it, further operations go unrecorded and one `limit` record says so; `warden
-/// learn` then keeps every file grant as BROAD has it (see [`record_allowed`]).
-pub(crate) const MAX_RECORDED_OPS: usize = 65_536;
+/// learn` then keeps every file grant as BROAD has it (see `record_allowed`).
+pub const MAX_RECORDED_OPS: usize = 65_536;
 
 /// `path_open` flags the read/write judgement looks at (WASI preview 1).
 const OFLAGS_CREAT: i32 = 1;

@@ -122,21 +122,17 @@
 #![deny(unsafe_code)]
 
 pub mod audit;
-// CLI code (`warden check`, `warden learn`): public for the binary only.
+// Public for warden-cli (`check --against` and `learn` judge requests by its URL rules), not
+// part of the embedding API.
 #[doc(hidden)]
 pub mod broker;
 pub mod cache;
-#[doc(hidden)]
-pub mod check;
-pub mod controls;
 pub mod error;
 mod fs_audit;
 mod gate;
 mod grant_use;
 pub mod host_memory;
 mod io_runtime;
-#[doc(hidden)]
-pub mod learn;
 pub mod manifest;
 mod net;
 mod observe;
@@ -153,8 +149,6 @@ mod sockets;
 pub mod stdio;
 #[cfg(feature = "test-escape")]
 mod test_escape;
-#[doc(hidden)]
-pub mod usage;
 pub mod watchdog;
 
 pub use audit::{Audit, AuditSink, AuditWriter, Decision};
@@ -169,8 +163,15 @@ pub use regular_file::{
     check_output_path, open_append_private, read_regular_file, write_private_file,
 };
 pub use sandbox::{
-    Captured, EPOCH_TICK, EngineSettings, HttpReport, HttpRequest, HttpResponse, Input,
-    Interruption, MAX_GUEST_EXIT, Outcome, RunOptions, RunReport, Warden, Workload,
+    COMPILE_BUDGET_FLOOR, Captured, EPOCH_TICK, EngineSettings, HttpReport, HttpRequest,
+    HttpResponse, Input, Interruption, MAX_GUEST_EXIT, Outcome, RunOptions, RunReport, Warden,
+    Workload,
 };
 pub use secrets::{EnvSecrets, FileSecrets, HostSecrets, SecretStore, SecretStoreError};
 pub use stdio::Sink;
+
+/// Whether this build has the `test-escape` feature (a simulated sandbox escape, for tests):
+/// the `warden` binary refuses to build with it unless its own `test-escape` feature, which
+/// the integration tests' escape cases depend on, is on too.
+#[doc(hidden)]
+pub const TEST_ESCAPE: bool = cfg!(feature = "test-escape");

@@ -379,7 +379,7 @@ pub fn schema_text() -> String {
 pub(crate) mod connect;
 mod raw;
 /// A size as the manifest writes it (`"64MiB"`), for flags that take one.
-pub use raw::parse_size;
+pub use raw::{format_size, parse_size};
 mod resolve;
 pub(crate) mod sockets;
 #[cfg(test)]

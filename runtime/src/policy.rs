@@ -762,7 +762,7 @@ impl FileStaging {
             err(format!(
                 "is {size} bytes, over [limits] staged-file ({}); raise the limit or grant its \
                  folder instead",
-                crate::check::format_size(limit)
+                crate::manifest::format_size(limit)
             ))
         };
         if meta.len() > limit {
@@ -914,7 +914,7 @@ impl StagingState {
         let over = |size: u64| {
             format!(
                 "the file is {size} bytes, over [limits] staged-file ({})",
-                crate::check::format_size(self.limit)
+                crate::manifest::format_size(self.limit)
             )
         };
         if meta.len() > self.limit {

@@ -37,6 +37,7 @@ mod lockdown;
 mod net_listen;
 mod observe;
 mod outputs;
+mod packages;
 mod quickflags;
 mod scanner;
 mod schema;

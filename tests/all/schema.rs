@@ -14,7 +14,7 @@ fn warden_schema_prints_the_committed_schema() {
     assert!(
         String::from_utf8_lossy(&out.stdout) == committed,
         "docs/warden.schema.json is not what `warden schema` prints; regenerate it with \
-         `cargo run -p warden-runtime --bin warden -- schema > docs/warden.schema.json`"
+         `cargo run -p warden-cli --bin warden -- schema > docs/warden.schema.json`"
     );
     let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(

@@ -814,6 +814,18 @@ pub fn parse_size(s: &str) -> Option<u64> {
     number.checked_mul(multiplier)
 }
 
+/// `bytes` in the largest binary unit that divides it evenly (`64 MiB`, `1536 KiB`), as
+/// warden prints a size; [`parse_size`] reads it back.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (size, unit) in UNITS {
+        if bytes >= size && bytes.is_multiple_of(size) {
+            return format!("{} {unit}", bytes / size);
+        }
+    }
+    format!("{bytes} B")
+}
+
 /// `"500ms"`, `"30s"`, `"2m"`, `"1h"`. `None` if malformed or too large to represent.
 pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
     let (number, unit) = split_number(s)?;

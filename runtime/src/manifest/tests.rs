@@ -2,7 +2,7 @@
 //! expected.
 #![allow(clippy::unwrap_used)]
 
-use super::raw::{normalise_guest, parse_duration, parse_size};
+use super::raw::{format_size, normalise_guest, parse_duration, parse_size};
 use super::resolve::{guest_within, line_column, parse};
 use super::*;
 use std::path::Path;
@@ -454,6 +454,14 @@ fn bad_size() {
         10,
         "expected a size",
     );
+}
+
+#[test]
+fn sizes_use_the_largest_exact_unit() {
+    assert_eq!(format_size(64 << 20), "64 MiB");
+    assert_eq!(format_size(1536 << 10), "1536 KiB");
+    assert_eq!(format_size(1000), "1000 B");
+    assert_eq!(format_size(0), "0 B");
 }
 
 #[test]
@@ -1167,7 +1175,7 @@ fn committed_schema_is_current() {
     assert!(
         committed == schema_text(),
         "docs/warden.schema.json is out of date; regenerate it with \
-         `cargo run -p warden-runtime --bin warden -- schema > docs/warden.schema.json`"
+         `cargo run -p warden-cli --bin warden -- schema > docs/warden.schema.json`"
     );
 }
 

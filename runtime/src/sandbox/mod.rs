@@ -49,6 +49,14 @@ pub use run::{Captured, Input, RunOptions};
 /// keeps the ticker's own cost negligible while a limit of seconds stays accurate.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// The least time loading (and, on a cache miss, compiling) a module is given by default,
+/// whatever the wall limit: a large component compiles in seconds on an idle core but many
+/// times that on a loaded machine (or in a debug build), and a wall limit sized for the run
+/// (say 300 ms) must not make a module impossible ever to compile and cache. The budget
+/// `warden run` gives [`Warden::load_within`] (the wall limit, and at least this) and the
+/// time `warden serve` gives a new worker to load its workload.
+pub const COMPILE_BUDGET_FLOOR: Duration = Duration::from_secs(120);
+
 /// The largest guest exit code passed through as is; larger codes are reported as this one,
 /// since 120 and up carry warden's own meanings.
 pub const MAX_GUEST_EXIT: i32 = 119;

@@ -8,19 +8,10 @@
 //! send their audit records to the server, which checks each belongs to the worker's identity
 //! and run and writes it to the one audit log.
 
-#[path = "serve/cpu.rs"]
 mod cpu;
-#[path = "serve/front.rs"]
 mod front;
-#[path = "serve/http.rs"]
 mod http;
-#[path = "serve/metrics.rs"]
 mod metrics;
-#[path = "serve/proto.rs"]
-mod proto;
-#[path = "serve/route.rs"]
-mod route;
-#[path = "serve/worker.rs"]
 mod worker;
 
 use bytes::Bytes;
@@ -38,7 +29,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
-use warden::{Audit, AuditSink, Manifest, Policy};
+use warden::watchdog::WALL_GRACE;
+use warden::{Audit, AuditSink, COMPILE_BUDGET_FLOOR, Manifest, Policy};
+use warden_cli::serve::{proto, route};
 
 /// Run requests that may wait for a worker, per identity, by default. Past it a request is
 /// answered 429 at once: a slow or hostile identity fills its own queue, never the server's
@@ -53,14 +46,6 @@ pub const DEFAULT_MAX_WORKERS: usize = 4;
 /// The largest request body (a run's stdin). Bigger bodies get 413; a run's input is small
 /// (a connector's request), and this bounds the memory a client can make the server hold.
 const MAX_STDIN_BYTES: usize = 4 << 20;
-
-/// Time a worker gets past its run's wall limit before the server kills it: the epoch stops
-/// guest code at the limit, but not a guest blocked inside a host call.
-const WALL_GRACE: Duration = Duration::from_secs(2);
-
-/// Time a new worker gets to load (and, on a cold cache, compile) its workload; as
-/// `warden run`'s compile budget floor, a large component on a loaded machine takes that long.
-const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Waits before replacing a worker that died: doubled after each death in a row (up to
 /// [`BACKOFF_MAX`]), reset by an answered run, so a workload that kills its worker on every
@@ -928,10 +913,10 @@ async fn spawn_worker(state: &State, ident: &Ident) -> Result<(Proc, proto::Read
         stdin,
         frames: proto::FrameReader::new(stdout, ident.max_frame),
     };
-    let frame = tokio::time::timeout(LOAD_TIMEOUT, proc.frames.next()).await;
+    let frame = tokio::time::timeout(COMPILE_BUDGET_FLOOR, proc.frames.next()).await;
     match frame {
         Err(_) => Err(format!(
-            "the worker did not load its workload within {LOAD_TIMEOUT:?}"
+            "the worker did not load its workload within {COMPILE_BUDGET_FLOOR:?}"
         )),
         Ok(Ok(Some((proto::KIND_READY, p)))) => serde_json::from_slice(&p)
             .map(|ready| (proc, ready))

@@ -6,10 +6,9 @@
 //! renders them. A control is [`Status::Open`] when the manifest weakens it (a secret the guest
 //! may read, a read-write folder, a wide address range, …), each reason stated.
 
-use crate::manifest::{Access, FileKind};
-use crate::net::Host;
-use crate::policy::Policy;
 use std::net::IpAddr;
+use warden::Policy;
+use warden::manifest::{Access, FileKind, Host};
 
 /// Whether a manifest keeps a control whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +22,7 @@ pub enum Status {
 }
 
 impl Status {
+    /// The status as `warden check --controls` prints it.
     pub fn name(self) -> &'static str {
         match self {
             Status::Implemented => "implemented",
@@ -37,6 +37,7 @@ impl Status {
 pub struct Finding {
     /// A short stable name: `deny-by-default`, `least-privilege-files`, ….
     pub control: &'static str,
+    /// Whether the manifest implements the control or leaves it open.
     pub status: Status,
     /// What the control does, in a sentence.
     pub summary: &'static str,
@@ -51,9 +52,9 @@ pub struct Finding {
 }
 
 /// An IPv4 range wider than this many addresses' prefix (a /24) is reported as broad.
-pub const BROAD_V4_PREFIX: u8 = 24;
+pub(crate) const BROAD_V4_PREFIX: u8 = 24;
 /// An IPv6 range wider than a /64 (one subnet) is reported as broad.
-pub const BROAD_V6_PREFIX: u8 = 64;
+pub(crate) const BROAD_V6_PREFIX: u8 = 64;
 
 /// Environment variable names that look like credentials: passed as plain `[env]` the guest
 /// holds their value, where a `[secrets]` entry would keep it out of reach.

@@ -14,53 +14,53 @@
 //! - `[network]`: an entry that allowed a lookup or a connection is kept; others dropped.
 //! - `[[files]]` (core modules and components alike): a grant no operation touched is
 //!   dropped; a touched one is `read` unless something was written. Under a directory grant,
-//!   at most [`MAX_SINGLE_FILES`] files touched, each a regular file on the host, and no
+//!   at most `MAX_SINGLE_FILES` files touched, each a regular file on the host, and no
 //!   operation on the folder itself (listing, creating, removing or renaming entries) become
 //!   single-file grants; otherwise the folder is kept.
 //! - `[env]`: kept as in BROAD (a read of a variable is not observable).
 //! - stdin, clocks, random: dropped when the module imports nothing that could use them
-//!   (the lint of `warden check`) or the run never used them ([`crate::observe`]); kept
+//!   (the lint of `warden check`) or the run never used them ([`warden::audit::USED`]); kept
 //!   when it did.
-//! - `[limits]`: observed figures with headroom ([`memory_limit`] and its siblings), never
+//! - `[limits]`: observed figures with headroom (`memory_limit` and its siblings), never
 //!   above BROAD's; `staged-file` is kept from BROAD (not in the exit record).
 
-use crate::audit::Decision;
-use crate::broker::{HttpRules, Target, UrlPrefix};
-use crate::manifest::{Access, EnvSource, FileKind, OutputMode, SecretSource, StdinMode};
-use crate::policy::Policy;
 use crate::usage::{Entry, Record};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
+use warden::Decision;
+use warden::Policy;
+use warden::broker::{HttpRules, Target, UrlPrefix};
+use warden::manifest::{Access, EnvSource, FileKind, OutputMode, SecretSource, StdinMode};
 
 /// At most this many files touched under one directory grant become single-file grants; a
 /// workload that touches more is given the folder (a list of many single files is harder to
 /// review than one folder, and more likely to miss a file the next run needs).
-pub const MAX_SINGLE_FILES: usize = 3;
+pub(crate) const MAX_SINGLE_FILES: usize = 3;
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
 
 /// Headroom over an observed peak (memory, output, requests, fuel): twice what was seen, so
 /// a run with somewhat larger input still fits.
-pub const HEADROOM: u64 = 2;
+pub(crate) const HEADROOM: u64 = 2;
 /// Headroom over the observed wall time: three times, since wall time varies with the
 /// machine's load far more than memory does.
-pub const WALL_HEADROOM: u64 = 3;
+pub(crate) const WALL_HEADROOM: u64 = 3;
 /// The least memory limit learned: a guest's allocator grows in steps, and 16 MiB is well
 /// below any default while above what a small connector's first growth asks for.
-pub const MIN_MEMORY: u64 = 16 * MIB;
+pub(crate) const MIN_MEMORY: u64 = 16 * MIB;
 /// The least wall limit learned, in ms: a loaded machine can make a 50 ms run take seconds.
-pub const MIN_WALL_MS: u64 = 5_000;
+pub(crate) const MIN_WALL_MS: u64 = 5_000;
 /// The least output limit learned: room for an error message the learning run never printed.
-pub const MIN_OUTPUT: u64 = 64 * KIB;
+pub(crate) const MIN_OUTPUT: u64 = 64 * KIB;
 /// The least `http-requests` limit learned: a retry or two more than the learning run made.
-pub const MIN_HTTP_REQUESTS: u64 = 10;
+pub(crate) const MIN_HTTP_REQUESTS: u64 = 10;
 /// The least `egress` limit learned: a connector's requests vary with their input far more
 /// than its memory does, and 1 MiB leaves room for a retry and a larger body.
-pub const MIN_EGRESS: u64 = MIB;
+pub(crate) const MIN_EGRESS: u64 = MIB;
 /// The least fuel limit learned (when BROAD sets one).
-pub const MIN_FUEL: u64 = 10_000_000;
+pub(crate) const MIN_FUEL: u64 = 10_000_000;
 
 /// Paths listed in one comment at most.
 const MAX_LISTED: usize = 5;
@@ -68,24 +68,26 @@ const MAX_LISTED: usize = 5;
 /// What the `exit` record of the run says.
 #[derive(Debug, Clone, Default)]
 pub struct ExitFacts {
+    /// How the run ended (`exited`, `wall-limit`, …); none without an `exit` record.
     pub outcome: Option<String>,
-    pub wall_ms: Option<u64>,
-    pub peak_memory: Option<u64>,
-    pub output_bytes: Option<u64>,
-    pub fuel_used: Option<u64>,
-    pub egress_bytes: Option<u64>,
+    pub(crate) wall_ms: Option<u64>,
+    pub(crate) peak_memory: Option<u64>,
+    pub(crate) output_bytes: Option<u64>,
+    pub(crate) fuel_used: Option<u64>,
+    pub(crate) egress_bytes: Option<u64>,
 }
 
 /// One learning run's audit log: its records and what its `exit` record says.
 #[derive(Debug, Default)]
 pub struct RunLog {
-    pub entries: Vec<Entry>,
+    pub(crate) entries: Vec<Entry>,
+    /// What its `exit` record says.
     pub exit: ExitFacts,
     /// The run id of the records.
-    pub run: Option<String>,
+    pub(crate) run: Option<String>,
     /// The run's recording stopped at its bound (a `limit` record of `recorded-operations`):
     /// file operations after it are unknown, so no file grant can be judged unused.
-    pub recording_stopped: bool,
+    pub(crate) recording_stopped: bool,
 }
 
 /// Reads the audit log of a learning run.
@@ -96,7 +98,7 @@ pub struct RunLog {
 /// # Errors
 /// The log cannot be read or holds a line that is not an audit record.
 pub fn read_run(path: &Path) -> Result<RunLog, String> {
-    let bytes = crate::read_regular_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = warden::read_regular_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
     run_log(&bytes, path)
 }
 
@@ -143,6 +145,7 @@ pub struct Input<'a> {
     pub broad: &'a Policy,
     /// Where BROAD was read from, for the header.
     pub broad_path: &'a Path,
+    /// The learning run's audit log.
     pub log: &'a RunLog,
     /// The date of the run, for the header.
     pub date: &'a str,
@@ -151,7 +154,7 @@ pub struct Input<'a> {
     pub module: Option<&'a [u8]>,
     /// `--append`: the earlier LEARNED, and its text (whose header lines are kept).
     pub earlier: Option<(&'a Policy, &'a str)>,
-    /// Whether a directory grant may become single-file grants (see [`MAX_SINGLE_FILES`]).
+    /// Whether a directory grant may become single-file grants (see `MAX_SINGLE_FILES`).
     pub single_files: bool,
 }
 
@@ -218,25 +221,25 @@ fn duration_ms(ms: u64) -> String {
 }
 
 /// `max(peak × 2, 16 MiB)`, rounded up to a MiB, at most `broad`.
-pub fn memory_limit(peak: u64, broad: u64) -> u64 {
+pub(crate) fn memory_limit(peak: u64, broad: u64) -> u64 {
     let want = peak.saturating_mul(HEADROOM).max(MIN_MEMORY);
     want.div_ceil(MIB).saturating_mul(MIB).min(broad)
 }
 
 /// `max(wall × 3, 5 s)`, rounded up to a second, at most `broad` (all in ms).
-pub fn wall_limit_ms(wall_ms: u64, broad_ms: u64) -> u64 {
+pub(crate) fn wall_limit_ms(wall_ms: u64, broad_ms: u64) -> u64 {
     let want = wall_ms.saturating_mul(WALL_HEADROOM).max(MIN_WALL_MS);
     want.div_ceil(1000).saturating_mul(1000).min(broad_ms)
 }
 
 /// `max(output × 2, 64 KiB)`, rounded up to a KiB, at most `broad`.
-pub fn output_limit(bytes: u64, broad: u64) -> u64 {
+pub(crate) fn output_limit(bytes: u64, broad: u64) -> u64 {
     let want = bytes.saturating_mul(HEADROOM).max(MIN_OUTPUT);
     want.div_ceil(KIB).saturating_mul(KIB).min(broad)
 }
 
 /// `max(requests × 2, 10)`, at most `broad`.
-pub fn http_requests_limit(requests: u64, broad: u64) -> u64 {
+pub(crate) fn http_requests_limit(requests: u64, broad: u64) -> u64 {
     requests
         .saturating_mul(HEADROOM)
         .max(MIN_HTTP_REQUESTS)
@@ -244,7 +247,7 @@ pub fn http_requests_limit(requests: u64, broad: u64) -> u64 {
 }
 
 /// `egress` (bytes): `max(observed × 2, 1 MiB)` rounded up to a KiB, at most `broad`.
-pub fn egress_limit(bytes: u64, broad: u64) -> u64 {
+pub(crate) fn egress_limit(bytes: u64, broad: u64) -> u64 {
     let want = bytes.saturating_mul(HEADROOM).max(MIN_EGRESS);
     want.div_ceil(KIB).saturating_mul(KIB).min(broad)
 }
@@ -252,7 +255,7 @@ pub fn egress_limit(bytes: u64, broad: u64) -> u64 {
 /// The narrowest path prefix covering `paths`, within `broad` (a rule's path): the longest
 /// common prefix when every path is it or continues below it with `/`, else that prefix cut
 /// after its last `/`. `broad` itself when nothing narrower lies within it.
-pub fn narrow_prefix(paths: &BTreeSet<String>, broad: &str) -> String {
+pub(crate) fn narrow_prefix(paths: &BTreeSet<String>, broad: &str) -> String {
     let mut it = paths.iter();
     let Some(first) = it.next() else {
         return broad.to_owned();
@@ -416,7 +419,7 @@ struct Observed {
     /// Path operations through a descriptor that is not a grant's (cannot be placed).
     unplaced: u64,
     /// Clocks and random the guest called: `("clock", "wall")`, `("random", "secure")`, …
-    /// (see [`crate::observe`]).
+    /// (see [`warden::audit::USED`]).
     used: BTreeSet<(String, String)>,
 }
 
@@ -445,7 +448,7 @@ fn observe(input: &Input<'_>) -> Observed {
             continue;
         };
         match capability.as_str() {
-            "clock" | "random" | "stdio" if reason == crate::observe::USED => {
+            "clock" | "random" | "stdio" if reason == warden::audit::USED => {
                 o.used.insert((capability.clone(), target.clone()));
             }
             "http" => o.http_request(target, reason),
@@ -885,7 +888,7 @@ fn files(
                 out,
                 "\n# kept from BROAD: recording stopped at {} distinct file operations (the \
                  bound of one run); what the run did after that is unknown",
-                crate::fs_audit::MAX_RECORDED_OPS
+                warden::audit::MAX_RECORDED_OPS
             );
             emit_file(out, &host, &grant.guest, broad_access);
             continue;
@@ -988,7 +991,7 @@ fn files(
 /// the folder or its entries, and no guest folder holding both read and written files.
 fn single_files<'s>(
     allowed: bool,
-    grant: &crate::manifest::FileGrant,
+    grant: &warden::manifest::FileGrant,
     seen: &'s FilesSeen,
 ) -> Option<Vec<(PathBuf, &'s String, bool)>> {
     if !allowed
@@ -1283,7 +1286,7 @@ fn limits(out: &mut String, input: &Input<'_>, o: &Observed) {
     let _ = writeln!(out, "staged-file = {}", size(l.staged_file));
     // Kept from BROAD too (no figure in the exit record); left out at the default, which is
     // also the maximum, so that LEARNED is never above BROAD's.
-    if l.handles != crate::manifest::Limits::DEFAULT_HANDLES {
+    if l.handles != warden::manifest::Limits::DEFAULT_HANDLES {
         let _ = writeln!(out, "handles = {}", l.handles);
     }
 }
@@ -1357,7 +1360,7 @@ mod tests {
 
     fn policy(body: &str) -> Policy {
         let text = format!("[identity]\nname = \"t\"\nid = \"{ID}\"\n\n{body}");
-        let m = crate::manifest::Manifest::from_str_at(&text, Path::new("t.toml"), Path::new("/"))
+        let m = warden::Manifest::from_str_at(&text, Path::new("t.toml"), Path::new("/"))
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         Policy::from_manifest(m)
     }
@@ -1397,7 +1400,7 @@ mod tests {
             earlier,
             single_files: true,
         });
-        let m = crate::manifest::Manifest::from_str_at(&text, Path::new("l.toml"), Path::new("/"))
+        let m = warden::Manifest::from_str_at(&text, Path::new("l.toml"), Path::new("/"))
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         (Policy::from_manifest(m), text)
     }
@@ -1515,7 +1518,7 @@ mod tests {
         let (l, text) = learned(&policy(""), Vec::new(), None);
         assert_eq!(
             l.limits.handles,
-            crate::manifest::Limits::DEFAULT_HANDLES,
+            warden::manifest::Limits::DEFAULT_HANDLES,
             "{text}"
         );
         assert!(!text.contains("handles ="), "{text}");

@@ -2,33 +2,22 @@
 //! module's imports show it cannot use (the lint; docs/check.md has the rules). The binary
 //! renders them.
 
-use crate::manifest::{Access, StdinMode};
-use crate::policy::Policy;
 use std::fmt::Write;
-
-/// `bytes` in the largest binary unit that divides it evenly (`64 MiB`, `1536 KiB`).
-pub fn format_size(bytes: u64) -> String {
-    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
-    for (size, unit) in UNITS {
-        if bytes >= size && bytes.is_multiple_of(size) {
-            return format!("{} {unit}", bytes / size);
-        }
-    }
-    format!("{bytes} B")
-}
+use warden::Policy;
+use warden::manifest::{Access, StdinMode};
 
 /// One line of `warden check --json`: a grant, a grant left unused, or a refusal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     /// `fs`, `env`, `stdio`, `clock`, `random`, `net`, `http`, `secret`, `import`, …
-    pub capability: String,
+    pub(crate) capability: String,
     /// What the grant or the refusal is about: a guest path, a URL, a name, a section.
-    pub target: String,
-    pub reason: String,
+    pub(crate) target: String,
+    pub(crate) reason: String,
 }
 
 impl Finding {
-    pub fn new(capability: &str, target: &str, reason: impl Into<String>) -> Finding {
+    pub(crate) fn new(capability: &str, target: &str, reason: impl Into<String>) -> Finding {
         Finding {
             capability: capability.to_owned(),
             target: target.to_owned(),
@@ -283,6 +272,7 @@ struct Use<'a> {
 /// the grants the module cannot use.
 #[derive(Debug)]
 pub struct ModuleLint {
+    /// The bytes are a component (else a core module).
     pub is_component: bool,
     /// Grants the module cannot use, whatever it does at run time.
     pub cannot_use: Vec<Finding>,
@@ -297,15 +287,8 @@ impl ModuleLint {
 }
 
 /// What a module imports that the policy does not grant, and what the policy grants that the
-/// module cannot use: the second part of `warden check` when the module is at hand.
-///
-/// # Errors
-/// The bytes are not a WebAssembly module or component.
-pub fn module_report(policy: &Policy, bytes: &[u8]) -> Result<String, String> {
-    module_lint(policy, bytes).map(|l| l.text)
-}
-
-/// [`module_report`] with the grants the module cannot use as [`Finding`]s.
+/// module cannot use: the second part of `warden check` when the module is at hand, as text
+/// and with the grants the module cannot use as [`Finding`]s.
 ///
 /// # Errors
 /// The bytes are not a WebAssembly module or component.
@@ -566,17 +549,9 @@ fn instance_functions(bytes: &[u8], imports: &mut [Import]) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn sizes_use_the_largest_exact_unit() {
-        assert_eq!(format_size(64 << 20), "64 MiB");
-        assert_eq!(format_size(1536 << 10), "1536 KiB");
-        assert_eq!(format_size(1000), "1000 B");
-        assert_eq!(format_size(0), "0 B");
-    }
-
     fn policy(body: &str, dir: &std::path::Path) -> Policy {
         let text = format!("[identity]\nname = \"t\"\nid = \"spiffe://t/x\"\n\n{body}");
-        let m = crate::manifest::Manifest::from_str_at(&text, &dir.join("t.warden.toml"), dir)
+        let m = warden::Manifest::from_str_at(&text, &dir.join("t.warden.toml"), dir)
             .unwrap_or_else(|e| panic!("{e}"));
         Policy::from_manifest(m)
     }

@@ -1,16 +1,16 @@
 //! `warden check --controls`: the controls a manifest implements and leaves open, as a table
-//! or as JSON (the facts come from `warden::controls`).
+//! or as JSON (the facts come from `warden_cli::controls`).
 
 use serde_json::json;
 use std::path::Path;
 use std::process::ExitCode;
-use warden::controls::{Status, assess};
+use warden_cli::controls::{Status, assess};
 
 pub(crate) fn print(path: &Path, as_json: bool) -> ExitCode {
     // Read as `warden check` reads it: an unset `from-host` variable does not hide the report.
     let policy = match super::warnings::load(path) {
         Ok((policy, _)) => policy,
-        Err(e) => return super::fail(e),
+        Err(e) => return crate::fail(e),
     };
     let findings = assess(&policy);
     if as_json {

@@ -114,7 +114,7 @@ pub(crate) fn seccomp(command: SeccompCommand) -> ExitCode {
                 "identity": policy.identity.id,
                 "identities": ids,
                 "name": policy.identity.name,
-                "manifest": crate::warden_paths::shown(manifest).display().to_string(),
+                "manifest": super::paths::shown(manifest).display().to_string(),
                 "stage": profile.stage().to_string(),
                 "groups": profile.groups().iter().map(|g| g.name()).collect::<Vec<_>>(),
                 "count": profile.syscall_count(),

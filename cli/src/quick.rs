@@ -76,7 +76,7 @@ pub struct QuickFlags {
 
 /// One grant given by a flag, already in the manifest's words.
 #[derive(Clone, Debug)]
-pub enum Grant {
+pub(crate) enum Grant {
     /// `--dir`: one `[[files]]` entry.
     Files(Table),
     /// `--env`: one `[env]` key.

@@ -17,15 +17,15 @@
 //! Refused operations are every `deny` decision (and every `limit` reached), grouped by
 //! capability and target with counts. Records of other identities are skipped and counted.
 
-use crate::audit::Decision;
-use crate::broker::{HttpRules, Target};
 use crate::check::Finding;
-use crate::manifest::{Access, FileKind};
-use crate::policy::Policy;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
+use warden::Decision;
+use warden::Policy;
+use warden::broker::{HttpRules, Target};
+use warden::manifest::{Access, FileKind};
 
 /// The `limit` a learning run writes when its record of file operations stops at its bound.
 const RECORDING_STOPPED: &str = "recorded-operations";
@@ -37,32 +37,43 @@ const MAX_REASONS: usize = 3;
 /// A log that cannot be used: unreadable, or a line that is not an audit record.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
+    /// The log cannot be read.
     #[error("{}: cannot read the audit log: {source}", path.display())]
     Read {
+        /// The log.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// A line that is not an audit record.
     #[error("{}:{line}: not an audit record: {why}", path.display())]
     Malformed {
+        /// The log.
         path: PathBuf,
+        /// The line's number, from 1.
         line: usize,
+        /// What is wrong with it.
         why: String,
     },
     #[error(
         "{}: no record of identity {identity} ({other} records of other identities); nothing to compare",
         logs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     )]
+    /// The logs hold no record of the manifest's identity.
     NoRecords {
+        /// The logs read.
         logs: Vec<PathBuf>,
+        /// The manifest's identity.
         identity: String,
+        /// How many records of other identities they hold.
         other: usize,
     },
 }
 
 /// One `decision` or `limit` record, the only events the comparison reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
+pub(crate) enum Record {
     Decision {
         capability: String,
         target: String,
@@ -83,16 +94,16 @@ pub enum Record {
 /// A record with the fields every record carries.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub identity: String,
-    pub run: String,
-    pub record: Record,
+    pub(crate) identity: String,
+    pub(crate) run: String,
+    pub(crate) record: Record,
 }
 
 /// Parses one line of an audit log.
 ///
 /// # Errors
 /// Why the line is not an audit record.
-pub fn parse_line(line: &str) -> Result<Entry, String> {
+pub(crate) fn parse_line(line: &str) -> Result<Entry, String> {
     let value: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
     let Value::Object(obj) = value else {
         return Err("not a JSON object".into());
@@ -151,7 +162,7 @@ pub fn parse_line(line: &str) -> Result<Entry, String> {
 /// # Errors
 /// The file cannot be read, or a line is not an audit record.
 pub fn read_log(path: &Path) -> Result<Vec<Entry>, LogError> {
-    let bytes = crate::read_regular_file(path).map_err(|source| LogError::Read {
+    let bytes = warden::read_regular_file(path).map_err(|source| LogError::Read {
         path: path.to_owned(),
         source,
     })?;
@@ -182,38 +193,39 @@ pub fn parse_log(bytes: &[u8], path: &Path) -> Result<Vec<Entry>, LogError> {
 
 /// One refused operation, with how often the logs show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub capability: String,
-    pub target: String,
+pub(crate) struct Refusal {
+    pub(crate) capability: String,
+    pub(crate) target: String,
     /// The distinct reasons, at most [`MAX_REASONS`], in the order first seen.
-    pub reasons: Vec<String>,
-    pub count: usize,
+    pub(crate) reasons: Vec<String>,
+    pub(crate) count: usize,
 }
 
 /// A manifest against the logs of its runs.
 #[derive(Debug, Default)]
 pub struct Usage {
-    pub identity: String,
+    pub(crate) identity: String,
     /// Records of this identity.
-    pub records: usize,
+    pub(crate) records: usize,
     /// Records of other identities, skipped.
-    pub skipped: usize,
+    pub(crate) skipped: usize,
     /// Runs of this identity.
-    pub runs: usize,
+    pub(crate) runs: usize,
     /// Runs that ended other than by the guest exiting (a limit, a trap, a signal), or whose
     /// end is not in the logs: what they would have done next is missing.
-    pub incomplete_runs: usize,
+    pub(crate) incomplete_runs: usize,
     /// Runs whose record of file operations stopped at its bound (`warden learn` runs past
     /// its bound of distinct operations): their later file
     /// operations are unknown. File grants are never judged unused, so `--strict` is unmoved.
-    pub recording_stopped_runs: usize,
-    pub used: Vec<Finding>,
+    pub(crate) recording_stopped_runs: usize,
+    pub(crate) used: Vec<Finding>,
+    /// Grants no run used (what `--strict` fails on).
     pub unused: Vec<Finding>,
-    pub unobservable: Vec<Finding>,
+    pub(crate) unobservable: Vec<Finding>,
     /// Operations the logs show allowed that this manifest would not allow (the logs come
     /// from runs under another manifest, a broader one say).
-    pub ungranted: Vec<Finding>,
-    pub refused: Vec<Refusal>,
+    pub(crate) ungranted: Vec<Finding>,
+    pub(crate) refused: Vec<Refusal>,
 }
 
 /// What the records show about one `[[http]]` rule: requests per method.
@@ -326,7 +338,7 @@ pub fn compare<'e>(
                 // record names is taken if this manifest has it with that method.
                 // Rules are told apart by position, not URL: two rules may share a URL with
                 // different methods, and each is used only by its own methods.
-                let position = |rule: &crate::broker::Rule| {
+                let position = |rule: &warden::broker::Rule| {
                     rules.rules().iter().position(|r| std::ptr::eq(r, rule))
                 };
                 let named = reason
@@ -540,7 +552,7 @@ pub fn compare<'e>(
     for e in &policy.env {
         u.unobservable.push(Finding::new("env", &e.name, SETUP));
     }
-    if policy.stdio.stdin == crate::manifest::StdinMode::Inherit {
+    if policy.stdio.stdin == warden::manifest::StdinMode::Inherit {
         u.unobservable.push(Finding::new("stdio", "stdin", SETUP));
     }
     for (granted, name) in [
@@ -628,7 +640,7 @@ impl Usage {
                  distinct operations): the file operations after it are unknown",
                 self.recording_stopped_runs,
                 plural(self.recording_stopped_runs),
-                crate::fs_audit::MAX_RECORDED_OPS
+                warden::audit::MAX_RECORDED_OPS
             );
         }
         let sections: [(&str, &[Finding]); 4] = [
@@ -712,7 +724,7 @@ pub(crate) fn connect_entry(reason: &str) -> Option<&str> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::manifest::Manifest;
+    use warden::Manifest;
 
     const ID: &str = "spiffe://test.example/nhi";
 

@@ -103,7 +103,7 @@ pub fn run(manifest: &Path, lockdown: bool, runs: usize) -> ExitCode {
              in one process ({host}); raise it (sysctl vm.max_map_count) or hold fewer"
         ));
     }
-    let cache = crate::cache_out_of_reach(&policy);
+    let cache = crate::commands::run::cache_out_of_reach(&policy);
     let settings = |pooling| EngineSettings {
         fuel: policy.limits.fuel.is_some(),
         cache: cache.clone(),

@@ -12,32 +12,29 @@ use std::process::ExitCode;
 
 /// Every file of the package: its path relative to the package's folder, and its text.
 pub(crate) const FILES: &[(&str, &str)] = &[
-    ("warden.wit", include_str!("../../../../wit/warden.wit")),
+    ("warden.wit", include_str!("../../../wit/warden.wit")),
     (
         "deps/README.md",
-        include_str!("../../../../wit/deps/README.md"),
+        include_str!("../../../wit/deps/README.md"),
     ),
-    ("deps/cli.wit", include_str!("../../../../wit/deps/cli.wit")),
+    ("deps/cli.wit", include_str!("../../../wit/deps/cli.wit")),
     (
         "deps/clocks.wit",
-        include_str!("../../../../wit/deps/clocks.wit"),
+        include_str!("../../../wit/deps/clocks.wit"),
     ),
     (
         "deps/filesystem.wit",
-        include_str!("../../../../wit/deps/filesystem.wit"),
+        include_str!("../../../wit/deps/filesystem.wit"),
     ),
-    (
-        "deps/http.wit",
-        include_str!("../../../../wit/deps/http.wit"),
-    ),
-    ("deps/io.wit", include_str!("../../../../wit/deps/io.wit")),
+    ("deps/http.wit", include_str!("../../../wit/deps/http.wit")),
+    ("deps/io.wit", include_str!("../../../wit/deps/io.wit")),
     (
         "deps/random.wit",
-        include_str!("../../../../wit/deps/random.wit"),
+        include_str!("../../../wit/deps/random.wit"),
     ),
     (
         "deps/sockets.wit",
-        include_str!("../../../../wit/deps/sockets.wit"),
+        include_str!("../../../wit/deps/sockets.wit"),
     ),
 ];
 

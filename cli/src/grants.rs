@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 use warden::Policy;
-use warden::check::format_size;
+use warden::manifest::format_size;
 use warden::manifest::{Access, EnvSource, FileKind, OutputMode, SecretSource, StdinMode};
 
 /// The grants table printed by `warden check`: one row per grant, then the limits. Every

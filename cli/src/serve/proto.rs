@@ -19,9 +19,12 @@ pub const KIND_ANSWER: u8 = b'R';
 /// arguments (see `MAX_STDIN_BYTES` in serve.rs).
 pub const MAX_REQUEST_FRAME: usize = 8 << 20;
 
+/// One run a worker is asked for.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Request {
+    /// The run id the server chose: the worker's audit records and its answer carry it.
     pub run: String,
+    /// The guest's arguments (the request's `arg=` values).
     pub args: Vec<String>,
     /// The run's stdin, base64; empty when the manifest does not grant stdin.
     pub stdin: String,
@@ -34,41 +37,61 @@ pub struct Request {
 /// An HTTP request passed to a worker. Header values and the body are base64 (they are bytes).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HttpIn {
+    /// The request's method.
     pub method: String,
+    /// The path and query the component is handed (`/http/NAME` taken off).
     pub path: String,
+    /// The `Host` the client named.
     pub authority: String,
+    /// The end-to-end headers (no `Host`, no hop-by-hop ones): names and base64 values.
     pub headers: Vec<(String, String)>,
+    /// The body, base64.
     pub body: String,
 }
 
 /// A component's HTTP response, as [`HttpIn`]; `status` 0 and `message` set when there is none.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct HttpOut {
+    /// The response's status; 0 when the component gave no response.
     pub status: u16,
+    /// Names and base64 values, in the component's order.
     pub headers: Vec<(String, String)>,
+    /// The body, base64.
     pub body: String,
+    /// Why there is no response, when there is none.
     pub message: Option<String>,
 }
 
+/// What a worker reports once its workload is loaded and it is locked down.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Ready {
+    /// The module's SHA-256 (hex).
     pub sha256: String,
+    /// `module` or `component`.
     pub kind: String,
     /// The lockdown the worker installed: `enforce` or `off`.
     pub seccomp: String,
+    /// How many syscalls its allow list holds (none with the lockdown off).
     pub syscalls: Option<usize>,
     /// The workload is a component exporting `wasi:http/incoming-handler`.
     #[serde(default)]
     pub http: bool,
 }
 
+/// How a run ended, and what the guest wrote.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Answer {
+    /// The [`Request`]'s run id.
     pub run: String,
+    /// How the run ended, as the audit log's `exit` record names it (`exited`, `wall-limit`, …).
     pub outcome: String,
+    /// The exit code `warden run` would have exited with.
     pub code: i32,
+    /// The guest's stdout, as text (invalid UTF-8 replaced).
     pub stdout: String,
+    /// The guest's stderr, as text (invalid UTF-8 replaced), or why the run could not start.
     pub stderr: String,
+    /// The run's wall time, in milliseconds.
     pub wall_ms: u64,
     /// The answer to an [`HttpIn`].
     #[serde(default, skip_serializing_if = "Option::is_none")]

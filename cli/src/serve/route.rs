@@ -76,7 +76,7 @@ pub fn parse_args(query: &str) -> Result<Vec<String>, String> {
 ///
 /// # Errors
 /// A `%` not followed by two hex digits, or bytes that are not UTF-8 once decoded.
-pub fn percent_decode(s: &str) -> Result<String, String> {
+pub(crate) fn percent_decode(s: &str) -> Result<String, String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

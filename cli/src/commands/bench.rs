@@ -20,8 +20,11 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+use warden::{Manifest, Policy};
+
+use crate::fail;
 
 /// A command to run: a program and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -715,6 +718,124 @@ impl ProgressLine {
         }
         self.shown = false;
     }
+}
+
+#[derive(clap::Args)]
+pub(crate) struct BenchArgs {
+    /// The manifest the workload runs under.
+    #[arg(long, short = 'm', value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// The native command to compare with, as one string: "PROGRAM ARGS..." (split into
+    /// words at whitespace; quotes group words, as in a shell).
+    #[arg(long, value_name = "CMD ARGS")]
+    native: String,
+    /// Measured runs of each.
+    #[arg(short = 'n', long = "runs", value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Unmeasured runs of each first.
+    #[arg(long, value_name = "W", default_value_t = 1)]
+    warmup: u32,
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Every run's stdin (default: /dev/null). The guest reads it only if its manifest grants
+    /// `[stdio] stdin = "inherit"`.
+    #[arg(long, value_name = "FILE")]
+    stdin: Option<PathBuf>,
+    /// The module to run; overrides the manifest's `[workload] module`.
+    module: Option<PathBuf>,
+    /// Arguments for the guest, appended to the manifest's `[workload] args`.
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+/// `warden bench`: checks what it can before the first run, so that a typo is a one-line error
+/// rather than a failed run; the loop, statistics and rendering are in `bench`.
+pub(crate) fn bench(args: BenchArgs) -> ExitCode {
+    let policy = match &args.manifest {
+        Some(path) => match Manifest::from_file(path) {
+            Ok(m) => Policy::from_manifest(m),
+            Err(e) => return fail(e),
+        },
+        None => Policy::anonymous(),
+    };
+    match args.module.as_ref().or(policy.module.as_ref()) {
+        None => {
+            return fail("no module to run: give MODULE or set [workload] module in the manifest");
+        }
+        // The file itself is read by each `warden run`; here only whether it is one (a
+        // metadata lookup, which does not block on a FIFO).
+        Some(m) => match std::fs::metadata(m) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return fail(format!("{}: module not found", m.display()));
+            }
+            Err(e) => return fail(format!("{}: cannot read module: {e}", m.display())),
+            Ok(meta) if !meta.is_file() => {
+                return fail(format!(
+                    "{}: cannot read module: not a regular file",
+                    m.display()
+                ));
+            }
+            Ok(_) => {}
+        },
+    }
+    let mut native = match Cmd::parse(&args.native) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    native.program = match resolve_program(&native.program) {
+        Some(p) => p,
+        None => {
+            let program = native.program.display().to_string();
+            return fail(BenchError::NotFound(program));
+        }
+    };
+    if let Some(path) = &args.stdin {
+        if let Err(e) = std::fs::File::open(path) {
+            return fail(format!("--stdin {}: {e}", path.display()));
+        }
+        if policy.stdio.stdin != warden::manifest::StdinMode::Inherit {
+            eprintln!(
+                "warden: warning: --stdin: the manifest does not grant stdin ([stdio] stdin = \"inherit\"), so the guest reads nothing"
+            );
+        }
+    }
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => return fail(format!("cannot find the warden executable: {e}")),
+    };
+    let mut run_args = vec!["run".to_string()];
+    if let Some(m) = &args.manifest {
+        run_args.extend(["--manifest".to_string(), m.display().to_string()]);
+    }
+    if let Some(m) = &args.module {
+        run_args.push(m.display().to_string());
+    }
+    if !args.args.is_empty() {
+        run_args.push("--".into());
+        run_args.extend(args.args);
+    }
+    let spec = Spec {
+        native,
+        warden: Cmd {
+            program: exe,
+            args: run_args,
+        },
+        runs: args.runs as usize,
+        warmup: args.warmup as usize,
+        stdin: args.stdin,
+    };
+    let mut progress = ProgressLine::new();
+    let result = run(&spec, &mut |p| progress.update(p));
+    progress.finish();
+    let text = match result {
+        Ok(report) if args.json => format!("{:#}\n", report.to_json()),
+        Ok(report) => report.render_table(),
+        Err(e) => return fail(e),
+    };
+    print!("{text}");
+    ExitCode::SUCCESS
 }
 
 #[cfg(test)]
