@@ -17,19 +17,21 @@
 //!   at most `MAX_SINGLE_FILES` files touched, each a regular file on the host, and no
 //!   operation on the folder itself (listing, creating, removing or renaming entries) become
 //!   single-file grants; otherwise the folder is kept.
-//! - `[env]`: kept as in BROAD (a read of a variable is not observable).
+//! - `[env]`: kept as in BROAD when the guest read its environment (which names it looked at
+//!   is not knowable), dropped when the run's exit record says it never did.
 //! - stdin, clocks, random: dropped when the module imports nothing that could use them
 //!   (the lint of `warden check`) or the run never used them ([`warden::audit::USED`]); kept
 //!   when it did.
 //! - `[limits]`: observed figures with headroom (`memory_limit` and its siblings), never
 //!   above BROAD's; `staged-file` is kept from BROAD (not in the exit record).
 
-use crate::usage::{Entry, Record};
+use crate::usage::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use warden::Decision;
 use warden::Policy;
+use warden::audit::Event;
 use warden::broker::{HttpRules, Target, UrlPrefix};
 use warden::manifest::{Access, EnvSource, FileKind, OutputMode, SecretSource, StdinMode};
 
@@ -75,6 +77,8 @@ pub struct ExitFacts {
     pub(crate) output_bytes: Option<u64>,
     pub(crate) fuel_used: Option<u64>,
     pub(crate) egress_bytes: Option<u64>,
+    /// What the run used of its grants, when the exit record says.
+    pub(crate) usage: Option<warden::audit::GrantUsage>,
 }
 
 /// One learning run's audit log: its records and what its `exit` record says.
@@ -111,22 +115,21 @@ pub fn run_log(bytes: &[u8], path: &Path) -> Result<RunLog, String> {
     let entries = crate::usage::parse_log(bytes, path).map_err(|e| e.to_string())?;
     let mut exit = ExitFacts::default();
     let mut recording_stopped = false;
-    for line in String::from_utf8_lossy(bytes).lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if v["event"] == "limit" && v["limit"] == "recorded-operations" {
-            recording_stopped = true;
-        }
-        if v["event"] == "exit" {
-            exit = ExitFacts {
-                outcome: v["outcome"].as_str().map(str::to_owned),
-                wall_ms: v["wall_ms"].as_u64(),
-                peak_memory: v["peak_memory"].as_u64(),
-                output_bytes: v["output_bytes"].as_u64(),
-                egress_bytes: v["egress_bytes"].as_u64(),
-                fuel_used: v["fuel_used"].as_u64(),
-            };
+    for e in &entries {
+        match &e.event {
+            Event::Limit(l) if l.limit == "recorded-operations" => recording_stopped = true,
+            Event::Exit(x) => {
+                exit = ExitFacts {
+                    outcome: Some(x.outcome.clone()),
+                    wall_ms: x.wall_ms,
+                    peak_memory: x.peak_memory,
+                    output_bytes: x.output_bytes,
+                    egress_bytes: x.egress_bytes,
+                    fuel_used: x.fuel_used,
+                    usage: x.usage.clone(),
+                };
+            }
+            _ => {}
         }
     }
     let run = entries.first().map(|e| e.run.clone());
@@ -393,17 +396,10 @@ fn section_key(cap: &str, target: &str) -> String {
     }
 }
 
-/// The operations of a file `allow` record as the filesystem audit writes them: preview 1
-/// functions (`path_open read`) and `wasi:filesystem` methods (`open-at read`); a grant's
-/// own `allow` at the start of a run is not one.
-fn is_fs_op(reason: &str) -> bool {
-    let op = reason.split(' ').next().unwrap_or("");
-    op.starts_with("path_")
-        || matches!(
-            op,
-            "open-at" | "stat-at" | "set-times-at" | "metadata-hash-at"
-        )
-        || FOLDER_OPS.contains(&op)
+/// Whether a file `allow` record is an operation the guest made (not a grant's own `allow`
+/// at the start of a run, nor a copy-back).
+fn is_fs_op(op: &str) -> bool {
+    !matches!(op, "grant" | "copy-back")
 }
 
 /// The observations of one run (and, with `--append`, of the earlier LEARNED).
@@ -438,40 +434,42 @@ fn observe(input: &Input<'_>) -> Observed {
         used: BTreeSet::new(),
     };
     for e in input.log.entries.iter().filter(|e| &e.identity == id) {
-        let Record::Decision {
-            capability,
-            target,
-            decision: Decision::Allow,
-            reason,
-        } = &e.record
-        else {
+        let Event::Decision(d) = &e.event else {
             continue;
         };
-        match capability.as_str() {
-            "clock" | "random" | "stdio" if reason == warden::audit::USED => {
-                o.used.insert((capability.clone(), target.clone()));
+        // Only what was allowed, and named by its operation (a log of an earlier warden,
+        // without `op`, teaches nothing).
+        let (Decision::Allow, Some(op)) = (d.decision, d.op.as_deref()) else {
+            continue;
+        };
+        let (capability, target, grant) = (d.capability.as_str(), &d.target, d.grant.as_deref());
+        match (capability, op) {
+            ("clock" | "random" | "stdio", "use") => {
+                o.used.insert((capability.to_owned(), target.clone()));
             }
-            "http" => o.http_request(target, reason),
-            "secret" => {
-                let slot = if reason.starts_with("injected into") {
-                    0
-                } else if reason.starts_with("open:") {
-                    1
-                } else if reason.starts_with("reveal:") {
-                    2
-                } else {
-                    continue;
+            ("http", "request") => o.http_request(target, grant),
+            ("secret", "inject" | "open" | "reveal") => {
+                let slot = match op {
+                    "inject" => 0,
+                    "open" => 1,
+                    _ => 2,
                 };
                 o.secrets.entry(target.clone()).or_default()[slot] += 1;
             }
-            "net" => {
-                let Some(entry) = crate::usage::connect_entry(reason) else {
+            ("net", "lookup" | "connect") => {
+                let Some(entry) = grant else {
                     continue;
                 };
-                let slot = usize::from(!reason.starts_with("lookup:"));
+                let slot = usize::from(op != "lookup");
                 o.net.entry(entry.to_owned()).or_default()[slot] += 1;
             }
-            "fs" if is_fs_op(reason) => o.fs_op(broad, target, reason),
+            ("fs", op) if is_fs_op(op) => o.fs_op(
+                broad,
+                target,
+                op,
+                d.access == Some(warden::audit::Access::Write),
+                d.folder,
+            ),
             _ => {}
         }
     }
@@ -482,7 +480,7 @@ fn observe(input: &Input<'_>) -> Observed {
 }
 
 impl Observed {
-    fn http_request(&mut self, target: &str, reason: &str) {
+    fn http_request(&mut self, target: &str, grant: Option<&str>) {
         let Some((method, url)) = target.split_once(' ') else {
             return;
         };
@@ -504,11 +502,8 @@ impl Observed {
             }
             // A URL the log redacted: the rule the record names, with its own prefix.
             Err(_) => {
-                let named = reason
-                    .strip_prefix("[[http]] ")
-                    .and_then(|r| r.split(' ').next());
                 let i = self.rules.rules().iter().position(|r| {
-                    Some(r.url.as_str()) == named && r.methods.iter().any(|m| m == method)
+                    Some(r.url.as_str()) == grant && r.methods.iter().any(|m| m == method)
                 });
                 (i, None)
             }
@@ -527,16 +522,12 @@ impl Observed {
             .or_default() += 1;
     }
 
-    fn fs_op(&mut self, broad: &Policy, target: &str, reason: &str) {
+    fn fs_op(&mut self, broad: &Policy, target: &str, op: &str, write: bool, folder: bool) {
         if target.starts_with('<') {
             self.unplaced += 1;
             return;
         }
         let path = normalise(target);
-        let mut words = reason.split(' ');
-        let op = words.next().unwrap_or("");
-        let rest: Vec<&str> = words.collect();
-        let write = rest.contains(&"write");
         let Some(i) = broad
             .files
             .iter()
@@ -549,9 +540,7 @@ impl Observed {
         seen.ops += 1;
         seen.write |= write;
         let at_root = path == grant.guest;
-        if grant.kind == FileKind::Dir
-            && (at_root || rest.contains(&"dir") || FOLDER_OPS.contains(&op))
-        {
+        if grant.kind == FileKind::Dir && (at_root || folder || FOLDER_OPS.contains(&op)) {
             seen.folder_ops.insert(op.to_owned());
         }
         if !(grant.kind == FileKind::Dir && at_root) {
@@ -653,12 +642,25 @@ pub fn learn(input: &Input<'_>) -> String {
         lint.as_ref().map(|l| l.is_component),
     );
 
-    // [env]
-    if !broad.env.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n# kept from BROAD: whether the guest reads a variable is not observable."
-        );
+    // [env]: all of it or none (which names a guest reads is not knowable), none when the
+    // run's exit record says the guest never read its environment (and no earlier LEARNED
+    // of --append has it).
+    let env_read = input.log.exit.usage.as_ref().map(|u| u.env);
+    let earlier_env = input.earlier.is_some_and(|(p, _)| !p.env.is_empty());
+    if !broad.env.is_empty() && env_read == Some(false) && !earlier_env {
+        dropped.push(format!(
+            "[env] ({}): the guest never read its environment",
+            list(broad.env.iter().map(|v| &v.name))
+        ));
+    } else if !broad.env.is_empty() {
+        let why = match env_read {
+            Some(true) => {
+                "the guest read its environment; which variables it looked at is \
+                           not knowable, so all of them"
+            }
+            _ => "whether the guest reads a variable is not observable",
+        };
+        let _ = writeln!(out, "\n# kept from BROAD: {why}.");
         let _ = writeln!(out, "[env]");
         for v in &broad.env {
             match &v.source {
@@ -1365,11 +1367,17 @@ mod tests {
         Policy::from_manifest(m)
     }
 
-    fn allow(cap: &str, target: &str, reason: &str) -> Entry {
-        let line = serde_json::json!({
+    /// An allowed decision as warden writes it: the operation and the grant that decided it
+    /// (`""` for none) from `how`.
+    fn allow(cap: &str, target: &str, (op, grant): (&str, &str), reason: &str) -> Entry {
+        let mut line = serde_json::json!({
             "ts": "2026-12-02T12:00:00.000Z", "event": "decision", "identity": ID, "run": "r1",
-            "capability": cap, "target": target, "decision": "allow", "reason": reason,
+            "capability": cap, "target": target, "decision": "allow", "op": op,
+            "reason": reason,
         });
+        if !grant.is_empty() {
+            line["grant"] = grant.into();
+        }
         crate::usage::parse_line(&line.to_string()).unwrap()
     }
 
@@ -1387,6 +1395,7 @@ mod tests {
                 output_bytes: Some(10),
                 fuel_used: None,
                 egress_bytes: None,
+                usage: None,
             },
             run: Some("r1".into()),
             recording_stopped: false,
@@ -1420,21 +1429,25 @@ mod tests {
                 allow(
                     "http",
                     "GET https://api.example.com/v1/charges/7?x=1",
+                    ("request", "https://api.example.com/"),
                     "[[http]] https://api.example.com/ GET",
                 ),
                 allow(
                     "http",
                     "GET https://api.example.com/v1/charges/8",
+                    ("request", "https://api.example.com/"),
                     "[[http]] https://api.example.com/ GET",
                 ),
                 allow(
                     "secret",
                     "a",
+                    ("inject", "a"),
                     "injected into GET https://api.example.com/v1/charges/7 (the URL is within its binding)",
                 ),
                 allow(
                     "net",
                     "db.example",
+                    ("lookup", "db.example:5432"),
                     "lookup: connect entry \"db.example:5432\" -> [192.0.2.7]",
                 ),
             ],
@@ -1471,11 +1484,13 @@ mod tests {
                 allow(
                     "http",
                     "POST https://api.example.com/v1/refunds",
+                    ("request", "https://api.example.com/"),
                     "[[http]] https://api.example.com/ POST",
                 ),
                 allow(
                     "http",
                     "POST https://hooks.example.com/x/1",
+                    ("request", "https://hooks.example.com/x"),
                     "[[http]] https://hooks.example.com/x POST",
                 ),
             ],

@@ -1,18 +1,16 @@
 //! `warden check --against`: a manifest compared with the audit logs of real runs.
 //!
 //! Over-privilege is a grant the runs never used; under-privilege is an operation they show
-//! refused. Only what the log records per use can be judged, and the log records some grants
-//! once at setup, for every run, whether or not the guest touches them. So each grant falls
-//! in one of three sets:
+//! refused. Every judgement reads the records' machine fields (`op`, `grant`, the exit
+//! record's `usage`), never the wording of a `reason`:
 //!
-//! - **used**: a record shows a use. `[[http]]`: an `allow` of a request this manifest's rules
-//!   allow (each method of a rule on its own); `[secrets]`: an `allow` naming the secret
-//!   (injected, opened, revealed; `reveal = true` and `inject` are judged on their own);
-//!   `[network]`: an `allow` (lookup or connect) naming the entry; a read-write single file:
-//!   the record of its changes copied back.
-//! - **unused**: none of those kinds of records in any run.
-//! - **not observable**: files, env, clocks, random and stdin, whose `allow` records are
-//!   written at setup for every grant. Neither used nor unused: the logs cannot say.
+//! - **used**: `[[http]]`: an `allow` of a request this manifest's rules allow (each method
+//!   of a rule on its own); `[secrets]`: an `allow` naming the secret (injected, opened,
+//!   revealed; `reveal = true` and `inject` are judged on their own); `[network]`: an `allow`
+//!   naming the entry as its grant; `[[files]]`, `[env]`, clocks, random and stdin: an exit
+//!   record's `usage` counting a use (a read-write file grant only read has an unused write).
+//! - **unused**: no such evidence in any run.
+//! - **not observable**: the grants `usage` judges, when no exit record in the logs has one.
 //!
 //! Refused operations are every `deny` decision (and every `limit` reached), grouped by
 //! capability and target with counts. Records of other identities are skipped and counted.
@@ -22,10 +20,10 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
-use warden::Decision;
 use warden::Policy;
+use warden::audit::{Decision, Event, GrantUsage};
 use warden::broker::{HttpRules, Target};
-use warden::manifest::{Access, FileKind};
+use warden::manifest::Access;
 
 /// The `limit` a learning run writes when its record of file operations stops at its bound.
 const RECORDING_STOPPED: &str = "recorded-operations";
@@ -71,86 +69,15 @@ pub enum LogError {
     },
 }
 
-/// One `decision` or `limit` record, the only events the comparison reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Record {
-    Decision {
-        capability: String,
-        target: String,
-        decision: Decision,
-        reason: String,
-    },
-    Limit {
-        limit: String,
-        value: String,
-    },
-    /// The end of a run: `exited` or why not.
-    Exit {
-        outcome: String,
-    },
-    Other,
-}
-
-/// A record with the fields every record carries.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub(crate) identity: String,
-    pub(crate) run: String,
-    pub(crate) record: Record,
-}
+/// One record of an audit log: warden's typed record, read with the types it is written with.
+pub type Entry = warden::audit::Record;
 
 /// Parses one line of an audit log.
 ///
 /// # Errors
 /// Why the line is not an audit record.
 pub(crate) fn parse_line(line: &str) -> Result<Entry, String> {
-    let value: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
-    let Value::Object(obj) = value else {
-        return Err("not a JSON object".into());
-    };
-    let text = |key: &str| -> Result<String, String> {
-        match obj.get(key) {
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(format!("`{key}` is not a string")),
-            None => Err(format!("no `{key}`")),
-        }
-    };
-    for key in ["ts", "event"] {
-        text(key)?;
-    }
-    let identity = text("identity")?;
-    let run = text("run")?;
-    let record = match text("event")?.as_str() {
-        "decision" => {
-            let decision = match text("decision")?.as_str() {
-                "allow" => Decision::Allow,
-                "deny" => Decision::Deny,
-                other => return Err(format!("`decision` is {other:?}, not allow or deny")),
-            };
-            Record::Decision {
-                capability: text("capability")?,
-                target: text("target")?,
-                decision,
-                reason: text("reason")?,
-            }
-        }
-        "limit" => Record::Limit {
-            limit: text("limit")?,
-            value: obj
-                .get("value")
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-        },
-        "exit" => Record::Exit {
-            outcome: text("outcome")?,
-        },
-        _ => Record::Other,
-    };
-    Ok(Entry {
-        identity,
-        run,
-        record,
-    })
+    Entry::parse(line)
 }
 
 /// Reads every record of the audit log at `path`. Blank lines are skipped; any other line
@@ -209,14 +136,17 @@ pub struct Usage {
     pub(crate) records: usize,
     /// Records of other identities, skipped.
     pub(crate) skipped: usize,
+    /// Allowed decisions without an `op` (written by an earlier warden): not judged.
+    pub(crate) untyped: usize,
     /// Runs of this identity.
     pub(crate) runs: usize,
     /// Runs that ended other than by the guest exiting (a limit, a trap, a signal), or whose
     /// end is not in the logs: what they would have done next is missing.
     pub(crate) incomplete_runs: usize,
     /// Runs whose record of file operations stopped at its bound (`warden learn` runs past
-    /// its bound of distinct operations): their later file
-    /// operations are unknown. File grants are never judged unused, so `--strict` is unmoved.
+    /// its bound of distinct operations): their later file operations have no record of
+    /// their own. File grants are judged from the exit records' counts, which the bound does
+    /// not stop, so their verdicts stand.
     pub(crate) recording_stopped_runs: usize,
     pub(crate) used: Vec<Finding>,
     /// Grants no run used (what `--strict` fails on).
@@ -256,10 +186,14 @@ pub fn compare<'e>(
         });
     }
     let mut runs: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut used_by_runs = RunsUsage::default();
     for e in &mine {
         let ended = runs.entry(&e.run).or_insert(false);
-        if let Record::Exit { outcome } = &e.record {
-            *ended = outcome == "exited";
+        if let Event::Exit(x) = &e.event {
+            *ended = x.outcome == "exited";
+            if let Some(usage) = &x.usage {
+                used_by_runs.add(usage);
+            }
         }
     }
     u.runs = runs.len();
@@ -300,36 +234,33 @@ pub fn compare<'e>(
     };
 
     for e in &mine {
-        let (capability, target, reason) = match &e.record {
-            Record::Decision {
-                capability,
-                target,
-                decision: Decision::Deny,
-                reason,
-            } => {
-                refuse(capability, target, reason);
+        let d = match &e.event {
+            Event::Decision(d) if d.decision == Decision::Deny => {
+                refuse(&d.capability, &d.target, &d.reason);
                 continue;
             }
             // The recording bound of a learning run is no refusal: the run went on, and only
             // warden's record of its file operations stopped (past it they are unknown).
-            Record::Limit { limit, .. } if limit == RECORDING_STOPPED => {
+            Event::Limit(l) if l.limit == RECORDING_STOPPED => {
                 stopped_runs.insert(e.run.as_str());
                 continue;
             }
-            Record::Limit { limit, value } => {
-                refuse("limit", limit, &format!("limit reached ({value})"));
+            Event::Limit(l) => {
+                refuse("limit", &l.limit, &format!("limit reached ({})", l.value));
                 continue;
             }
-            Record::Decision {
-                capability,
-                target,
-                decision: Decision::Allow,
-                reason,
-            } => (capability.as_str(), target.as_str(), reason.as_str()),
-            Record::Exit { .. } | Record::Other => continue,
+            Event::Decision(d) => d,
+            _ => continue,
         };
-        match capability {
-            "http" => {
+        let target = d.target.as_str();
+        let grant = d.grant.as_deref();
+        let Some(op) = d.op.as_deref() else {
+            // Written before decisions named their operation: no evidence either way.
+            u.untyped += 1;
+            continue;
+        };
+        match (d.capability.as_str(), op) {
+            ("http", "request") => {
                 let Some((method, url)) = target.split_once(' ') else {
                     continue;
                 };
@@ -341,15 +272,12 @@ pub fn compare<'e>(
                 let position = |rule: &warden::broker::Rule| {
                     rules.rules().iter().position(|r| std::ptr::eq(r, rule))
                 };
-                let named = reason
-                    .strip_prefix("[[http]] ")
-                    .and_then(|r| r.split(' ').next())
-                    .and_then(|named| {
-                        rules
-                            .rules()
-                            .iter()
-                            .find(|r| r.url == named && r.methods.iter().any(|m| m == method))
-                    });
+                let named = grant.and_then(|named| {
+                    rules
+                        .rules()
+                        .iter()
+                        .find(|r| r.url == named && r.methods.iter().any(|m| m == method))
+                });
                 let verdict = url
                     .parse::<http::Uri>()
                     .map_err(|e| e.to_string())
@@ -366,7 +294,7 @@ pub fn compare<'e>(
                     }
                 }
             }
-            "secret" => {
+            ("secret", "inject" | "open" | "reveal") => {
                 if !policy.secrets.iter().any(|s| s.name == target) {
                     ungranted.insert(
                         ("secret".into(), target.to_owned()),
@@ -374,25 +302,25 @@ pub fn compare<'e>(
                     );
                     continue;
                 }
-                let counts = secrets.entry(target).or_default();
-                if reason.starts_with("injected into") {
-                    counts[0] += 1;
-                } else if reason.starts_with("open:") {
-                    counts[1] += 1;
-                } else if reason.starts_with("reveal:") {
-                    counts[2] += 1;
+                let slot = match op {
+                    "inject" => 0,
+                    "open" => 1,
+                    _ => 2,
+                };
+                secrets.entry(target).or_default()[slot] += 1;
+            }
+            ("net", "bind" | "listen") => {
+                if let Some(entry) = grant {
+                    *listen_used.entry(entry.to_owned()).or_default() += 1;
                 }
             }
-            "net" => {
-                if let Some(entry) = named_entry(reason, "listen entry \"") {
-                    *listen_used.entry(entry.to_owned()).or_default() += 1;
-                    continue;
-                }
-                if let Some(entry) = named_entry(reason, "udp entry \"") {
+            ("net", "send" | "receive") => {
+                if let Some(entry) = grant {
                     *udp_used.entry(entry.to_owned()).or_default() += 1;
-                    continue;
                 }
-                let Some(entry) = connect_entry(reason) else {
+            }
+            ("net", "lookup" | "connect") => {
+                let Some(entry) = grant else {
                     continue;
                 };
                 let Some(listed) = policy.network.iter().find(|n| n.as_str() == entry) else {
@@ -402,11 +330,13 @@ pub fn compare<'e>(
                     );
                     continue;
                 };
-                let slot = usize::from(!reason.starts_with("lookup:"));
+                let slot = usize::from(op != "lookup");
                 net.entry(listed.as_str()).or_default()[slot] += 1;
             }
-            "fs" if reason.contains("changes copied back") => {
-                *copied_back.entry(target.to_owned()).or_default() += 1;
+            ("fs", "copy-back") => {
+                if let Some(guest) = grant {
+                    *copied_back.entry(guest.to_owned()).or_default() += 1;
+                }
             }
             _ => {}
         }
@@ -527,45 +457,7 @@ pub fn compare<'e>(
             )),
         }
     }
-    // What the logs cannot show.
-    const SETUP: &str = "recorded once at setup for every run, not per use";
-    for f in &policy.files {
-        let host = f.host.display().to_string();
-        let written = copied_back.get(&host).copied().unwrap_or(0);
-        if f.access == Access::ReadWrite && f.kind == FileKind::File && written > 0 {
-            u.used.push(Finding::new(
-                "fs",
-                &f.guest,
-                format!(
-                    "read-write: the guest's changes copied back in {written} run{}",
-                    plural(written)
-                ),
-            ));
-            continue;
-        }
-        u.unobservable.push(Finding::new(
-            "fs",
-            &f.guest,
-            format!("{SETUP}; reads and writes the host allows are not recorded"),
-        ));
-    }
-    for e in &policy.env {
-        u.unobservable.push(Finding::new("env", &e.name, SETUP));
-    }
-    if policy.stdio.stdin == warden::manifest::StdinMode::Inherit {
-        u.unobservable.push(Finding::new("stdio", "stdin", SETUP));
-    }
-    for (granted, name) in [
-        (policy.clocks.wall, "wall"),
-        (policy.clocks.monotonic, "monotonic"),
-    ] {
-        if granted {
-            u.unobservable.push(Finding::new("clock", name, SETUP));
-        }
-    }
-    if policy.random.secure {
-        u.unobservable.push(Finding::new("random", "secure", SETUP));
-    }
+    judge_from_exits(policy, &used_by_runs, &copied_back, &mut u);
     u.ungranted = ungranted
         .into_iter()
         .map(|((capability, target), why)| Finding::new(&capability, &target, why))
@@ -573,6 +465,148 @@ pub fn compare<'e>(
     u.refused = refused;
     u.recording_stopped_runs = stopped_runs.len();
     Ok(u)
+}
+
+/// What the exit records' `usage` says, summed over the runs that carry one.
+#[derive(Default)]
+struct RunsUsage {
+    /// Runs whose exit record has `usage`.
+    runs: usize,
+    /// Per grant's guest path: reads, writes, creates, deletes.
+    files: HashMap<String, [u64; 4]>,
+    /// Runs that read the environment, the wall clock, the monotonic clock, random, stdin.
+    env: usize,
+    wall: usize,
+    monotonic: usize,
+    random: usize,
+    stdin: usize,
+}
+
+impl RunsUsage {
+    fn add(&mut self, usage: &GrantUsage) {
+        self.runs += 1;
+        for f in &usage.files {
+            let counts = self.files.entry(f.guest.clone()).or_default();
+            for (c, n) in counts
+                .iter_mut()
+                .zip([f.reads, f.writes, f.creates, f.deletes])
+            {
+                *c += n;
+            }
+        }
+        for (count, used) in [
+            (&mut self.env, usage.env),
+            (&mut self.wall, usage.wall_clock),
+            (&mut self.monotonic, usage.monotonic_clock),
+            (&mut self.random, usage.random),
+            (&mut self.stdin, usage.stdin),
+        ] {
+            *count += usize::from(used);
+        }
+    }
+}
+
+/// Judges the grants the exit records' `usage` counts (files, env, clocks, random, stdin);
+/// with no such record in the logs they are not observable.
+fn judge_from_exits(
+    policy: &Policy,
+    used: &RunsUsage,
+    copied_back: &BTreeMap<String, usize>,
+    u: &mut Usage,
+) {
+    const NO_USAGE: &str = "no exit record in these logs counts what its run used (logs of an \
+                            earlier warden, or runs ended from outside)";
+    let runs = |n: usize| format!("{n} run{}", plural(n));
+    for f in &policy.files {
+        let written = copied_back.get(&f.guest).copied().unwrap_or(0);
+        let [reads, writes, creates, deletes] =
+            used.files.get(&f.guest).copied().unwrap_or_default();
+        let changes = writes + creates + deletes;
+        if used.runs == 0 && written == 0 {
+            u.unobservable.push(Finding::new("fs", &f.guest, NO_USAGE));
+            continue;
+        }
+        if reads + changes == 0 && written == 0 {
+            u.unused.push(Finding::new(
+                "fs",
+                &f.guest,
+                format!("no operation on it in {}", runs(used.runs)),
+            ));
+            continue;
+        }
+        let mut how = vec![format!(
+            "{reads} read{}, {writes} write{}, {creates} create{}, {deletes} delete{}",
+            plural64(reads),
+            plural64(writes),
+            plural64(creates),
+            plural64(deletes)
+        )];
+        if written > 0 {
+            how.push(format!(
+                "the guest's changes copied back in {}",
+                runs(written)
+            ));
+        }
+        u.used.push(Finding::new("fs", &f.guest, how.join("; ")));
+        if f.access == Access::ReadWrite && changes == 0 && written == 0 {
+            u.unused.push(Finding::new(
+                "fs",
+                &format!("{} write", f.guest),
+                "read-write: these runs only read it (read would do)",
+            ));
+        }
+    }
+    let mut judge = |granted: bool, capability: &str, target: &str, count: usize, what: &str| {
+        if !granted {
+            return;
+        }
+        let finding = if used.runs == 0 {
+            Finding::new(capability, target, NO_USAGE)
+        } else if count == 0 {
+            Finding::new(
+                capability,
+                target,
+                format!("the guest never {what} in {}", runs(used.runs)),
+            )
+        } else {
+            Finding::new(capability, target, format!("{what} in {}", runs(count)))
+        };
+        match (used.runs, count) {
+            (0, _) => u.unobservable.push(finding),
+            (_, 0) => u.unused.push(finding),
+            _ => u.used.push(finding),
+        }
+    };
+    for e in &policy.env {
+        judge(true, "env", &e.name, used.env, "read its environment");
+    }
+    let stdin = policy.stdio.stdin == warden::manifest::StdinMode::Inherit;
+    judge(stdin, "stdio", "stdin", used.stdin, "read stdin");
+    judge(
+        policy.clocks.wall,
+        "clock",
+        "wall",
+        used.wall,
+        "read the clock",
+    );
+    judge(
+        policy.clocks.monotonic,
+        "clock",
+        "monotonic",
+        used.monotonic,
+        "read the clock",
+    );
+    judge(
+        policy.random.secure,
+        "random",
+        "secure",
+        used.random,
+        "drew random bytes",
+    );
+}
+
+fn plural64(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 fn plural(n: usize) -> &'static str {
@@ -703,23 +737,6 @@ impl Usage {
     }
 }
 
-/// The entry a reason names after `marker` (`listen entry "`), up to the closing quote.
-fn named_entry<'a>(reason: &'a str, marker: &str) -> Option<&'a str> {
-    reason
-        .split_once(marker)
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map(|(entry, _)| entry)
-}
-
-/// The `[network]` entry an allowed lookup or connect record names: its reason reads
-/// `lookup: connect entry "E" -> […]` or `TcpConnect: connect entry "E" …`.
-pub(crate) fn connect_entry(reason: &str) -> Option<&str> {
-    reason
-        .split_once("connect entry \"")
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map(|(entry, _)| entry)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -735,7 +752,29 @@ mod tests {
         Policy::from_manifest(m)
     }
 
-    /// A decision record of `identity` in run `run`.
+    /// A decision record of `identity` in run `run`, as warden writes it: the operation `op`
+    /// and the grant that decided it are taken from `(op, grant)` in `how` ("" for none).
+    fn decided(
+        identity: &str,
+        run: &str,
+        cap: &str,
+        target: &str,
+        d: &str,
+        (op, grant): (&str, &str),
+        reason: &str,
+    ) -> String {
+        let mut v = serde_json::json!({
+            "ts": "2026-12-02T12:00:00.000Z", "event": "decision", "identity": identity,
+            "run": run, "capability": cap, "target": target, "decision": d, "op": op,
+            "reason": reason,
+        });
+        if !grant.is_empty() {
+            v["grant"] = grant.into();
+        }
+        v.to_string()
+    }
+
+    /// A decision record whose operation does not matter to the test (a refusal, say).
     fn decision(
         identity: &str,
         run: &str,
@@ -744,11 +783,7 @@ mod tests {
         d: &str,
         reason: &str,
     ) -> String {
-        serde_json::json!({
-            "ts": "2026-12-02T12:00:00.000Z", "event": "decision", "identity": identity,
-            "run": run, "capability": cap, "target": target, "decision": d, "reason": reason,
-        })
-        .to_string()
+        decided(identity, run, cap, target, d, ("path_open", ""), reason)
     }
 
     fn exit(run: &str, outcome: &str) -> String {
@@ -774,12 +809,13 @@ mod tests {
          [[http]]\nurl = \"https://hooks.example.com/receipts\"\nmethods = [\"POST\"]\n";
 
     fn http_allow(run: &str, method: &str, url: &str, rule: &str) -> String {
-        decision(
+        decided(
             ID,
             run,
             "http",
             &format!("{method} {url}"),
             "allow",
+            ("request", rule),
             &format!("[[http]] {rule} {method} (address 192.0.2.1:443)"),
         )
     }
@@ -875,7 +911,7 @@ mod tests {
         assert!(
             text.contains(&format!(
                 "stopped at its bound ({} distinct operations)",
-                crate::fs_audit::MAX_RECORDED_OPS
+                warden::audit::MAX_RECORDED_OPS
             )),
             "{text}"
         );
@@ -1033,7 +1069,7 @@ mod tests {
             "[env]\nREGION = \"eu\"\n[clocks]\nwall = true\n[random]\nsecure = true\n[stdio]\nstdin = \"inherit\"\n",
         );
         let allow = |cap: &str, target: &str, reason: &str| {
-            decision(ID, "r1", cap, target, "allow", reason)
+            decided(ID, "r1", cap, target, "allow", ("grant", ""), reason)
         };
         let u = compare_lines(
             &p,
@@ -1052,29 +1088,98 @@ mod tests {
         );
     }
 
+    /// An exit record carrying `usage` (what the run used, counted as it ran).
+    fn exit_with_usage(run: &str, usage: &serde_json::Value) -> String {
+        serde_json::json!({
+            "ts": "2026-12-02T12:00:01.000Z", "event": "exit", "identity": ID, "run": run,
+            "outcome": "exited", "code": 0, "message": null, "wall_ms": 1, "fuel_used": null,
+            "peak_memory": 65536, "usage": usage,
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn exit_records_judge_files_env_clocks_random_and_stdin() {
+        let p = policy(
+            "[[files]]\nhost = \"/\"\nguest = \"/data\"\naccess = \"read-write\"\n\n\
+             [[files]]\nhost = \"/\"\nguest = \"/spare\"\naccess = \"read\"\n\n\
+             [env]\nREGION = \"eu\"\n[clocks]\nwall = true\n[random]\nsecure = true\n\
+             [stdio]\nstdin = \"inherit\"\n",
+        );
+        let usage = |data: [u64; 4], env: bool, wall: bool| {
+            serde_json::json!({
+                "files": [
+                    {"guest": "/data", "reads": data[0], "writes": data[1], "creates": data[2], "deletes": data[3]},
+                    {"guest": "/spare", "reads": 0, "writes": 0, "creates": 0, "deletes": 0},
+                ],
+                "env": env, "wall_clock": wall, "monotonic_clock": false, "random": false,
+                "stdin": false,
+            })
+        };
+        // Two runs: one only read /data, the other read the clock.
+        let u = compare_lines(
+            &p,
+            &[
+                exit_with_usage("r1", &usage([3, 0, 0, 0], false, false)),
+                exit_with_usage("r2", &usage([0, 0, 0, 0], false, true)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(targets(&u.used), ["fs /data", "clock wall"]);
+        assert_eq!(
+            targets(&u.unused),
+            [
+                "fs /data write",
+                "fs /spare",
+                "env REGION",
+                "stdio stdin",
+                "random secure"
+            ]
+        );
+        assert!(u.unobservable.is_empty(), "{:?}", u.unobservable);
+        assert_eq!(u.used[1].reason, "read the clock in 1 run");
+
+        // Control: a run that wrote /data and read its environment uses both.
+        let u = compare_lines(
+            &p,
+            &[exit_with_usage("r1", &usage([1, 0, 1, 0], true, false))],
+        )
+        .unwrap();
+        assert_eq!(targets(&u.used), ["fs /data", "env REGION"]);
+        assert!(!targets(&u.unused).contains(&"fs /data write".to_string()));
+        // Without any exit record that counts, the same grants are not observable.
+        let u = compare_lines(&p, &[exit("r1", "exited")]).unwrap();
+        assert!(u.used.is_empty() && u.unused.is_empty(), "{u:?}");
+        assert_eq!(u.unobservable.len(), 6);
+    }
+
     #[test]
     fn listen_and_udp_entries_are_used_when_a_decision_names_them() {
         let p = policy(
             "[network]\nlisten = [\"127.0.0.1:8080\", \"127.0.0.1:0\"]\n\
              udp = [\"10.0.0.53:53\", \"10.0.0.54:53\"]\n",
         );
-        let allow = |cap: &str, target: &str, reason: &str| {
-            decision(ID, "r1", cap, target, "allow", reason)
+        let allow = |target: &str, how: (&str, &str), reason: &str| {
+            decided(ID, "r1", "net", target, "allow", how, reason)
         };
         let u = compare_lines(
             &p,
             &[
                 allow(
-                    "net",
                     "127.0.0.1:8080",
+                    ("bind", "127.0.0.1:8080"),
                     "TcpBind: listen entry \"127.0.0.1:8080\"",
                 ),
                 allow(
-                    "net",
                     "127.0.0.1:8080",
+                    ("listen", "127.0.0.1:8080"),
                     "TcpListen: listen entry \"127.0.0.1:8080\"",
                 ),
-                allow("net", "10.0.0.53:53", "UdpSend: udp entry \"10.0.0.53:53\""),
+                allow(
+                    "10.0.0.53:53",
+                    ("send", "10.0.0.53:53"),
+                    "UdpSend: udp entry \"10.0.0.53:53\"",
+                ),
             ],
         )
         .unwrap();
@@ -1091,16 +1196,17 @@ mod tests {
              inject = { header = \"Authorization\", format = \"Bearer {secret}\", url = \"https://api.example.com/\" }\n\n\
              [secrets.unused]\nfrom = \"env:UNUSED_KEY\"\n",
         );
-        let allow = |cap: &str, target: &str, reason: &str| {
-            decision(ID, "r1", cap, target, "allow", reason)
+        let allow = |cap: &str, target: &str, how: (&str, &str), reason: &str| {
+            decided(ID, "r1", cap, target, "allow", how, reason)
         };
+        let db = "db.internal.example:5432";
         let u = compare_lines(
             &p,
             &[
-                allow("secret", "stripe", "injected into POST https://api.example.com/x (the URL is within its binding)"),
-                allow("net", "db.internal.example", "lookup: connect entry \"db.internal.example:5432\" -> [10.0.0.5] (each address is checked again on connect)"),
-                allow("net", "10.0.0.5:5432", "TcpConnect: connect entry \"db.internal.example:5432\" (via name \"db.internal.example\")"),
-                allow("net", "192.0.2.1:443", "TcpConnect: connect entry \"192.0.2.0/24:443\""),
+                allow("secret", "stripe", ("inject", "stripe"), "injected into POST https://api.example.com/x (the URL is within its binding)"),
+                allow("net", "db.internal.example", ("lookup", db), "lookup: connect entry \"db.internal.example:5432\" -> [10.0.0.5] (each address is checked again on connect)"),
+                allow("net", "10.0.0.5:5432", ("connect", db), "TcpConnect: connect entry \"db.internal.example:5432\" (via name \"db.internal.example\")"),
+                allow("net", "192.0.2.1:443", ("connect", "192.0.2.0/24:443"), "TcpConnect: connect entry \"192.0.2.0/24:443\""),
             ],
         )
         .unwrap();
@@ -1125,19 +1231,19 @@ mod tests {
         let ok = decision(ID, "r1", "fs", "/x", "deny", "no");
         assert!(parse_line(&ok).is_ok());
         for (line, why) in [
-            ("not json", "not JSON"),
-            ("[1, 2]", "not a JSON object"),
+            ("not json", "expected ident"),
+            ("[1, 2]", "invalid type: sequence"),
             (
                 r#"{"ts":"t","event":"exit","run":"r","outcome":"exited"}"#,
-                "no `identity`",
+                "missing field `identity`",
             ),
             (
                 r#"{"ts":"t","event":"decision","identity":"i","run":"r","capability":"fs","target":"/x","decision":"maybe","reason":""}"#,
-                "not allow or deny",
+                "unknown variant `maybe`, expected `allow` or `deny`",
             ),
             (
                 r#"{"ts":"t","event":"decision","identity":"i","run":7}"#,
-                "`run` is not a string",
+                "expected a string",
             ),
         ] {
             let e = parse_line(line).unwrap_err();
@@ -1154,7 +1260,7 @@ mod tests {
         let e = read_log(&path).unwrap_err();
         assert!(
             e.to_string()
-                .contains("a.jsonl:4: not an audit record: not JSON"),
+                .contains("a.jsonl:4: not an audit record: EOF while parsing"),
             "{e}"
         );
         std::fs::write(&path, format!("{good}\n\n{good}\n")).unwrap();

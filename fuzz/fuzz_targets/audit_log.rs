@@ -49,7 +49,7 @@ methods = ["GET"]
 url = "http://127.0.0.1:8080/v1/"
 methods = ["POST"]
 
-[secrets.TOKEN]
+[secrets.token]
 from = "env:WARDEN_FUZZ_TOKEN"
 inject = { header = "Authorization", format = "Bearer {secret}", url = "http://127.0.0.1:8080/v1/" }
 reveal = true

@@ -42,6 +42,7 @@ fn http_allow(run: &str, method: &str, url: &str, rule: &str) -> Value {
     json!({
         "ts": "2026-12-02T12:00:00.000Z", "event": "decision", "identity": ID, "run": run,
         "capability": "http", "target": format!("{method} {url}"), "decision": "allow",
+        "op": "request", "grant": rule,
         "reason": format!("[[http]] {rule} {method} (address 192.0.2.10:443)"),
     })
 }
@@ -180,7 +181,7 @@ fn a_malformed_or_missing_log_is_a_one_line_error_naming_file_and_line() {
         ),
     );
     let r = check(&m, &args(&against(&[&bad])));
-    r.assert_one_line_error("no-identity.jsonl:3: not an audit record: no `identity`");
+    r.assert_one_line_error("no-identity.jsonl:3: not an audit record: missing field `identity`");
 
     let r = check(&m, &["--against", "/nonexistent/audit.jsonl"]);
     r.assert_one_line_error("/nonexistent/audit.jsonl: cannot read the audit log");
@@ -226,7 +227,7 @@ fn the_payments_connectors_own_runs_use_its_rules_and_show_its_refusals() {
     let mut strict = against(&log_refs);
     strict.push("--strict".into());
     let r = check(&m, &args(&strict));
-    // Both rules and the secret were used; the file grant cannot be judged from the logs.
+    // Both rules, the secret and the config file were used.
     assert_eq!(r.code, 0, "{r:#?}");
     let charges = server.url("/v1/charges");
     let receipts = server.url("/hooks/receipts");
@@ -255,7 +256,7 @@ fn the_payments_connectors_own_runs_use_its_rules_and_show_its_refusals() {
     );
     assert!(!r.stdout.contains("grants never used"), "{}", r.stdout);
     assert!(
-        listed(&r.stdout, "not observable", "fs /config/payments.toml"),
+        listed(&r.stdout, "grants used", "fs /config/payments.toml: "),
         "{}",
         r.stdout
     );
@@ -518,17 +519,31 @@ fn a_core_modules_refused_files_are_listed_and_a_copied_back_file_counts_as_used
         r.stdout
     );
     assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("fs      /notes.txt:")
+                && l.contains("the guest's changes copied back in 1 run")),
+        "{}",
+        r.stdout
+    );
+    // The exit records count what each run did: the refused writes are no use of /data, and
+    // no run read it, so the grant was never used.
+    assert!(
         listed(
             &r.stdout,
-            "grants used",
-            "fs /notes.txt: read-write: the guest's changes copied back in 1 run"
+            "grants never used",
+            "fs /data: no operation on it in 3 runs"
         ),
         "{}",
         r.stdout
     );
-    // The folder's reads are not recorded: neither used nor unused.
+    // Control: one more run that reads a file below /data uses the grant.
+    let read = s.run(Some(&m), guests::FS_P1, &["read", "/data/report.txt"]);
+    runs.push(save(&s, "run3.jsonl", &read));
+    let logs: Vec<&Path> = runs.iter().map(PathBuf::as_path).collect();
+    let r = check(&m, &args(&against(&logs)));
     assert!(
-        listed(&r.stdout, "not observable", "fs /data:"),
+        listed(&r.stdout, "grants used", "fs /data: 1 read, 0 writes"),
         "{}",
         r.stdout
     );
@@ -585,4 +600,44 @@ fn the_text_report_escapes_control_characters_from_the_logs() {
         "{}",
         r.stdout
     );
+}
+
+/// Ordinary runs judge every grant: the exit record counts what the run used, so a clock the
+/// guest never read is an unused grant and `--strict` fails on it, while the environment it
+/// read is used. Control: the same runs against the manifest without the clock pass
+/// `--strict`.
+#[test]
+fn ordinary_runs_judge_env_and_clocks_and_strict_fails_on_an_unused_clock() {
+    let s = Scene::new();
+    let with_clock = s.manifest("[env]\nMODE = \"fast\"\n\n[clocks]\nwall = true\n");
+    let log = save(
+        &s,
+        "env.jsonl",
+        &s.run(Some(&with_clock), guests::ENV_P1, &["get", "MODE"]),
+    );
+    let mut strict = against(&[&log]);
+    strict.push("--strict".into());
+    let r = check(&with_clock, &args(&strict));
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(
+        listed(
+            &r.stdout,
+            "grants used",
+            "env MODE: read its environment in 1 run"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        listed(
+            &r.stdout,
+            "grants never used",
+            "clock wall: the guest never read the clock"
+        ),
+        "{}",
+        r.stdout
+    );
+    let without = s.manifest("[env]\nMODE = \"fast\"\n");
+    let r = check(&without, &args(&strict));
+    assert_eq!(r.code, 0, "{r:#?}");
 }

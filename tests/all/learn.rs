@@ -638,9 +638,10 @@ secure = true
         ],
         "{text}"
     );
-    // env is kept whole (a read of a variable is not observable) and says so.
+    // The connector reads its environment: env is kept whole (which names it looked at is
+    // not knowable) and says so.
     assert!(
-        text.contains("whether the guest reads a variable is not observable"),
+        text.contains("kept from BROAD: the guest read its environment"),
         "{text}"
     );
     check_ok(&learned);
@@ -811,4 +812,41 @@ fn past_the_recording_bound_learned_keeps_every_file_grant_and_says_why() {
         grants.iter().all(|(_, guest, _)| guest != "/untouched"),
         "{grants:?}"
     );
+}
+
+/// A guest that never reads its environment learns no `[env]`: the exit record's usage says
+/// so, and LEARNED lists it as not learned. Control: the same BROAD with a guest that reads a
+/// variable keeps `[env]` whole.
+#[test]
+fn env_is_dropped_when_the_guest_never_read_its_environment() {
+    let s = Scene::new();
+    let broad = s.manifest("[env]\nMODE = \"fast\"\nREGION = \"eu\"\n");
+    for (module, args, read) in [
+        (guests::HELLO_P1, &[][..], false),
+        (guests::ENV_P1, &["get", "MODE"][..], true),
+        (guests::ENV_P2, &["get", "MODE"][..], true),
+    ] {
+        let learned = s.path(&format!("learned-{read}-{}.toml", unique_name(module)));
+        let r = learn(&broad, &learned, false, module, args, &[]);
+        assert_eq!(r.code, 0, "{r:#?}");
+        let text = std::fs::read_to_string(&learned).unwrap();
+        let env = table(&learned).get("env").cloned();
+        if read {
+            assert_eq!(
+                env.and_then(|e| e.as_table().map(|t| t.len())),
+                Some(2),
+                "{text}"
+            );
+        } else {
+            assert!(env.is_none(), "{text}");
+            assert!(
+                text.contains("[env] (MODE, REGION): the guest never read its environment"),
+                "{text}"
+            );
+        }
+    }
+}
+
+fn unique_name(module: &str) -> String {
+    module.rsplit('/').take(2).collect::<Vec<_>>().join("-")
 }
