@@ -3,9 +3,10 @@
     python3 benches/check-against.py WARDEN [RECORDS ...]     (default: 10000 100000 1000000)
 
 Writes, for each size, an audit log of that many records of one identity in runs of 1,000
-records each: per run a start record, 700 refused file operations of which 600 have targets no
-other record shares (the worst case for grouping refusals: as many groups as refusals), 200
-allowed HTTP requests, 98 allowed connections and an exit record. Then times `warden check
+records each, written as warden writes them (typed: `op`, `grant`, the exit record's `usage`):
+per run a start record, 700 refused file operations of which 600 have targets no other record
+shares (the worst case for grouping refusals: as many groups as refusals), 200 allowed HTTP
+requests, 98 allowed connections and an exit record. Then times `warden check
 MANIFEST --against LOG --json` three times and prints the median wall time, the peak resident
 memory, and the time per million records. The logs are written to a private temporary folder
 and removed afterwards.
@@ -49,18 +50,25 @@ def write_log(path, records):
                     return
                 f.write(json.dumps({"ts": ts, "event": event, "identity": ID, "run": r, **kw}) + "\n")
                 n += 1
-            rec("start", module="m.wasm", sha256="0" * 64)
+            rec("start", name="bench", module="m.wasm", sha256="0" * 64, kind="module",
+                manifest="m.warden.toml", grants={}, seccomp={"mode": "enforce"})
             for i in range(700):
                 target = f"/data/run{run}/file{i}" if i < 600 else f"/data/common/{i}"
-                rec("decision", capability="fs", target=target, decision="deny", reason="path_open: EPERM")
+                rec("decision", capability="fs", target=target, decision="deny", op="path_open",
+                    access="write", reason="path_open: EPERM")
             for i in range(200):
                 method = "GET" if i % 2 else "POST"
                 rec("decision", capability="http", target=f"{method} http://127.0.0.1:8080/v1/items/{i}",
-                    decision="allow", reason=f"[[http]] http://127.0.0.1:8080/v1/ {method} (address 127.0.0.1:8080)")
+                    decision="allow", op="request", grant="http://127.0.0.1:8080/v1/",
+                    reason=f"[[http]] http://127.0.0.1:8080/v1/ {method} (address 127.0.0.1:8080)")
             for i in range(98):
                 rec("decision", capability="net", target="127.0.0.1:8080", decision="allow",
-                    reason='TcpConnect: connect entry "127.0.0.1:8080"')
-            rec("exit", outcome="exited", code=0)
+                    op="connect", grant="127.0.0.1:8080", reason='TcpConnect: connect entry "127.0.0.1:8080"')
+            rec("exit", outcome="exited", code=0, message=None, wall_ms=12, fuel_used=None,
+                peak_memory=1 << 20, output_bytes=0, egress_bytes=4096,
+                usage={"files": [{"guest": "/data", "reads": 100, "writes": 0, "creates": 0,
+                                  "deletes": 0}], "env": False, "wall_clock": False,
+                       "monotonic_clock": False, "random": False, "stdin": False})
             run += 1
 
 

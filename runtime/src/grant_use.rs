@@ -26,21 +26,32 @@ impl FileOp {
     pub(crate) fn of(described: &str) -> FileOp {
         let mut words = described.split(' ');
         let op = words.next().unwrap_or("");
-        let rest: Vec<&str> = words.collect();
+        let has = |word: &str| described.split(' ').skip(1).any(|w| w == word);
         if op.contains("unlink") || op.contains("remove") {
             FileOp::Delete
-        } else if rest.contains(&"create")
+        } else if has("create")
             || op.contains("create")
             || op.contains("symlink")
-            || op.contains("link")
+            || matches!(op, "path_link" | "link-at")
         {
             FileOp::Create
-        } else if rest.contains(&"write") {
+        } else if has("write") {
             FileOp::Write
         } else {
             FileOp::Read
         }
     }
+}
+
+/// Where the operations below one preopened folder are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// Against this grant (its index), whatever the path.
+    Grant(usize),
+    /// By the whole guest path.
+    ByPath,
+    /// Against none: no grant covers the folder.
+    Nowhere,
 }
 
 /// Something used once is enough to know.
@@ -94,11 +105,39 @@ impl GrantCounters {
         let covering = self
             .files
             .iter()
-            .filter(|f| covers(&f.guest, path))
-            .max_by_key(|f| f.guest.len());
-        if let Some(f) = covering {
+            .enumerate()
+            .filter(|(_, f)| covers(&f.guest, path))
+            .max_by_key(|(_, f)| f.guest.len());
+        if let Some((i, _)) = covering {
+            self.file_at(i, op);
+        }
+    }
+
+    /// Counts `op` against the grant at `index` (of [`GrantCounters::placement`]).
+    pub(crate) fn file_at(&self, index: usize, op: FileOp) {
+        if let Some(f) = self.files.get(index) {
             f.counts[op as usize].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Which grant an operation below the folder `base` (a guest path) counts against: one
+    /// grant, whatever the rest of the path, unless some grant lies strictly below `base`
+    /// (nested grants, or single files staged in a folder of their own), when the whole path
+    /// decides.
+    pub(crate) fn placement(&self, base: &str) -> Placement {
+        if self
+            .files
+            .iter()
+            .any(|f| f.guest != base && covers(base, &f.guest))
+        {
+            return Placement::ByPath;
+        }
+        self.files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| covers(&f.guest, base))
+            .max_by_key(|(_, f)| f.guest.len())
+            .map_or(Placement::Nowhere, |(i, _)| Placement::Grant(i))
     }
 
     /// Notes that the guest used `what`.
@@ -237,9 +276,36 @@ mod tests {
             ("read-directory dir", FileOp::Read),
             ("stat-at read", FileOp::Read),
             ("symlink-at write", FileOp::Create),
+            ("link-at write", FileOp::Create),
+            ("readlink-at read", FileOp::Read),
+            ("path_readlink read", FileOp::Read),
         ] {
             assert_eq!(FileOp::of(described), op, "{described}");
         }
+    }
+
+    #[test]
+    fn a_folder_counts_against_its_grant_unless_a_grant_lies_below_it() {
+        use super::{GrantCounters, Placement};
+        use crate::manifest::{Access, FileGrant, FileKind};
+        let grant = |guest: &str, kind| FileGrant {
+            host: "/".into(),
+            guest: guest.into(),
+            access: Access::Read,
+            kind,
+        };
+        let c = GrantCounters::new(
+            &[
+                grant("/data", FileKind::Dir),
+                grant("/data/deep", FileKind::Dir),
+                grant("/config/app.toml", FileKind::File),
+            ],
+            &[],
+        );
+        assert_eq!(c.placement("/data"), Placement::ByPath);
+        assert_eq!(c.placement("/data/deep"), Placement::Grant(1));
+        assert_eq!(c.placement("/config"), Placement::ByPath);
+        assert_eq!(c.placement("/other"), Placement::Nowhere);
     }
 
     #[test]
