@@ -776,7 +776,7 @@ fn past_the_recording_bound_learned_keeps_every_file_grant_and_says_why() {
     let broad = s.manifest(
         "[[files]]\nhost = \"data\"\nguest = \"/data\"\naccess = \"read\"\n\n\
          [[files]]\nhost = \"untouched\"\nguest = \"/untouched\"\naccess = \"read\"\n\n\
-         [limits]\nwall = \"10min\"\n",
+         [limits]\nwall = \"600s\"\n",
     );
     let run = |count: usize, out: &str| {
         let count = count.to_string();
