@@ -118,7 +118,7 @@ const PATH_FNS: &[PathFn] = &[
 ];
 
 /// What the wrappers need from the store's data.
-pub(crate) trait FsAuditState {
+pub(crate) trait FsAuditState: crate::grant_use::Counted {
     fn audit(&self) -> &Audit;
     /// Guest paths of the preopened folders, in preopen order (fd 3 onwards).
     fn preopens(&self) -> &[String];
@@ -129,8 +129,6 @@ pub(crate) trait FsAuditState {
     fn seen(&mut self) -> Option<&mut std::collections::HashSet<(String, String)>>;
     /// Components: the guest path of each descriptor the guest holds, by resource rep.
     fn descriptors(&mut self) -> &mut HashMap<u32, String>;
-    /// Where the run counts what it used of each grant.
-    fn grant_use(&self) -> &crate::grant_use::GrantCounters;
 }
 
 pub(crate) mod p2;

@@ -176,6 +176,13 @@ impl GrantCounters {
     }
 }
 
+/// A store's data that holds the run's [`GrantCounters`]: what the shadowing functions here
+/// (and the filesystem wrappers of `fs_audit`) count through.
+pub(crate) trait Counted {
+    /// Where the run counts what it used of each grant.
+    fn grant_use(&self) -> &GrantCounters;
+}
+
 /// `wasi:cli/environment` as wasmtime-wasi 48 names it.
 const ENVIRONMENT: &str = "wasi:cli/environment@0.2.12";
 
@@ -188,7 +195,7 @@ pub(crate) fn watch_environment<T>(
     linker: &mut wasmtime::component::Linker<T>,
 ) -> wasmtime::Result<()>
 where
-    T: wasmtime_wasi::WasiView + crate::fs_audit::FsAuditState + 'static,
+    T: wasmtime_wasi::WasiView + Counted + 'static,
 {
     use wasmtime_wasi::cli::WasiCliView;
     use wasmtime_wasi::p2::bindings::cli::environment::Host as _;
@@ -217,7 +224,7 @@ const ERRNO_FAULT: i32 = 21;
 /// The linker refuses the definition.
 pub(crate) fn watch_environment_p1<T>(linker: &mut wasmtime::Linker<T>) -> wasmtime::Result<()>
 where
-    T: crate::fs_audit::FsAuditState + 'static,
+    T: Counted + 'static,
 {
     linker.allow_shadowing(true);
     linker.func_wrap(

@@ -127,6 +127,7 @@ pub mod audit;
 #[doc(hidden)]
 pub mod broker;
 pub mod cache;
+mod egress;
 pub mod error;
 mod fs_audit;
 mod gate;
@@ -152,8 +153,8 @@ mod test_escape;
 pub mod watchdog;
 
 pub use audit::{Audit, AuditSink, AuditWriter, Decision};
-pub use broker::NetLimit;
 pub use cache::{CacheStatus, ModuleCache};
+pub use egress::NetLimit;
 pub use error::{EngineError, LoadError, RunError};
 /// The host lockdown (seccomp allow list), re-exported for embedders.
 pub use host_seccomp;

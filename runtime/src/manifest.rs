@@ -377,6 +377,7 @@ pub fn schema_text() -> String {
 }
 
 pub(crate) mod connect;
+mod de;
 mod raw;
 /// A size as the manifest writes it (`"64MiB"`), for flags that take one.
 pub use raw::{format_size, parse_size};

@@ -2,7 +2,8 @@
 //! that turns it into a WASI context and limits.
 
 use crate::audit::{Audit, Decided, Decision};
-use crate::broker::{Broker, EgressMeter, HttpRules};
+use crate::broker::{Broker, HttpRules};
+use crate::egress::EgressMeter;
 use crate::error::LoadError;
 use crate::manifest::{
     Access, Clocks, ConnectRule, EnvSource, EnvVar, FileGrant, FileKind, HttpRule, Identity,

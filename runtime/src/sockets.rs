@@ -14,7 +14,7 @@
 //! so a listed name that resolves to loopback or a metadata address is still refused.
 
 use crate::audit::{Audit, Decided, Decision};
-use crate::broker::EgressMeter;
+use crate::egress::{EgressMeter, dns_query_bytes};
 use crate::net::NetRules;
 use crate::scan::StreamScan;
 use crate::secrets::Secrets;
@@ -396,13 +396,6 @@ fn socket_op(use_: SocketAddrUse) -> &'static str {
         SocketAddrUse::UdpSend => "send",
         SocketAddrUse::UdpReceive => "receive",
     }
-}
-
-/// Bytes a lookup of `name` sends, as counted against `[limits] egress`: an A and an AAAA
-/// query, each a 12-byte header, the name in labels (its length plus 2) and 4 bytes of type
-/// and class.
-pub(crate) fn dns_query_bytes(name: &str) -> u64 {
-    2 * (name.len() as u64 + 18)
 }
 
 /// A connected TCP socket's output stream, metered against `[limits] egress` and scanned for

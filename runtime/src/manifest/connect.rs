@@ -221,7 +221,7 @@ impl serde::Serialize for ConnectRule {
 
 impl<'de> serde::Deserialize<'de> for ConnectRule {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        super::raw::from_str(d, ENTRY, |entry| {
+        super::de::from_str(d, ENTRY, |entry| {
             ConnectRule::parse(entry).map_err(|why| format!("{why} in {entry:?}; expected {ENTRY}"))
         })
     }

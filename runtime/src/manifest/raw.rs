@@ -13,6 +13,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
 use super::connect::ConnectRule;
+use super::de::from_str;
 use super::sockets::{ListenRule, UdpRule};
 use super::url::RuleUrl;
 use super::{Access, OutputMode, StdinMode};
@@ -219,26 +220,6 @@ pub(crate) struct RawLimits {
 }
 
 // ---- newtypes: each value checks itself ----------------------------------------------------
-
-/// Deserializes a string through `parse`; `expecting` is what any other type is told. `parse`
-/// runs inside the deserializer, so its error carries the value's position.
-pub(crate) fn from_str<'de, D, T, F>(d: D, expecting: &'static str, parse: F) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    F: FnOnce(&str) -> Result<T, String>,
-{
-    struct V<F>(&'static str, F);
-    impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for V<F> {
-        type Value = T;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(self.0)
-        }
-        fn visit_str<E: de::Error>(self, s: &str) -> Result<T, E> {
-            (self.1)(s).map_err(E::custom)
-        }
-    }
-    d.deserialize_str(V(expecting, parse))
-}
 
 /// Deserializes a table type from a table only (serde would also read a struct from an array).
 pub(crate) fn table<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {

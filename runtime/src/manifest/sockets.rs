@@ -128,7 +128,7 @@ macro_rules! entry_type {
 
         impl<'de> serde::Deserialize<'de> for $ty {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                super::raw::from_str(d, $expect, |entry| {
+                super::de::from_str(d, $expect, |entry| {
                     $ty::parse(entry)
                         .map_err(|why| format!("{why} in {entry:?}; expected {}", $expect))
                 })

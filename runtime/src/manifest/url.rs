@@ -114,7 +114,7 @@ pub(crate) struct RuleUrl {
 
 impl<'de> serde::Deserialize<'de> for RuleUrl {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        super::raw::from_str(d, URL, |url| {
+        super::de::from_str(d, URL, |url| {
             let prefix =
                 UrlPrefix::parse(url).map_err(|why| format!("{why} in {url:?}; expected {URL}"))?;
             Ok(RuleUrl {

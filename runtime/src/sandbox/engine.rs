@@ -1,7 +1,20 @@
 //! The engine: [`Warden::new`] (engine, epoch ticker, watchdog) and the linkers of core
 //! modules and components.
 
-use super::*;
+use super::{
+    ComponentCtx, EPOCH_TICK, EngineSettings, Host, Interruption, RUN_THREAD_STACK, Warden,
+    WardenInner,
+};
+use crate::error::{EngineError, cause};
+use crate::fs_audit;
+use crate::secrets::SecretsView;
+use crate::watchdog::Watchdog;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use wasmtime::component::{self};
+use wasmtime::{Config, Engine};
+use wasmtime_wasi::I32Exit;
+use wasmtime_wasi::p1::WasiP1Ctx;
 
 impl Warden {
     /// Builds the engine (epoch interruption and its ticker thread unless

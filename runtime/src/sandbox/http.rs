@@ -3,9 +3,18 @@
 //! [`Workload::run`]. The component's outbound requests go through the broker as in any run,
 //! so the manifest's `[[http]]` grants apply to them.
 
-use super::*;
+use super::options::RunOptions;
+use super::outcome::GuestResult;
+use super::outcome::RunReport;
+use super::{ComponentCtx, ComponentEntry, Host, Prepared, Workload};
+use crate::error::{LoadError, RunError};
+use crate::stdio::OutputBudget;
+use crate::watchdog::Reply;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use std::sync::Arc;
+use wasmtime::Store;
+use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 

@@ -1,7 +1,11 @@
 //! Limits acting inside a run: the memory limiter, fuel and the epoch callback (wall time,
 //! network limits, the host-heap bound).
 
-use super::*;
+use crate::audit::{Audit, Event, LimitReached};
+use crate::egress::{EgressMeter, NetLimitReached};
+use crate::host_memory;
+use std::sync::Arc;
+use wasmtime::{Store, Trap};
 
 /// Bytes charged against `[limits] memory` for each table element (a pointer-sized slot).
 const TABLE_ELEMENT_BYTES: u64 = 8;

@@ -1,7 +1,21 @@
 //! Loading: a [`Policy`] and a module's bytes become a [`Workload`] (checked, pinned, compiled
 //! or taken from the cache, imports checked, pre-instantiated).
 
-use super::*;
+use super::engine::{component_linker, core_linker};
+use super::{
+    ComponentEntry, CoreEntry, Prepared, RUN_THREAD_STACK, Warden, Workload, WorkloadInner,
+};
+use crate::cache::{CacheStatus, Compiled};
+use crate::error::{EngineError, LoadError, cause};
+use crate::fs_audit;
+use crate::policy::Policy;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::ValType;
+use wasmtime::component::{self};
+use wasmtime_wasi::p2::bindings::sync::CommandPre;
 
 impl Warden {
     /// Reads the policy's module and prepares it to run.

@@ -10,40 +10,35 @@ mod engine;
 mod http;
 mod limits;
 mod load;
+mod options;
 mod outcome;
 mod run;
 
-use crate::audit::{Audit, AuditSink, Decided, Decision, Event, Exit, LimitReached, Start};
-use crate::broker::{Broker, EgressMeter, NetLimit, NetLimitReached};
-use crate::cache::{CacheStatus, Compiled, ModuleCache};
-use crate::error::{Cause, EngineError, LoadError, RunError, cause};
+use crate::audit::Audit;
+use crate::broker::Broker;
+use crate::cache::{CacheStatus, ModuleCache};
+use crate::error::Cause;
 use crate::fs_audit;
 use crate::grant_use::GrantCounters;
-use crate::host_memory;
-use crate::policy::{Policy, program_name};
-use crate::secrets::{SecretsCtx, SecretsView};
+use crate::policy::Policy;
+use crate::secrets::SecretsCtx;
 use crate::sockets::SocketGate;
-use crate::stdio::{LimitedOutput, OutputBudget, OutputLimitReached, Sink};
-use crate::watchdog::{Armed, LostGuard, Reply, Watch, Watchdog};
-use serde_json::json;
-use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use crate::watchdog::Watchdog;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
-use wasmtime::component::{self, ResourceTable, Val};
-use wasmtime::{Config, Engine, Store, Trap, ValType};
+use std::time::Duration;
+use wasmtime::Engine;
+use wasmtime::component::{self, ResourceTable};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
-use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use engine::{component_linker, core_linker};
 pub use http::{HttpReport, HttpRequest, HttpResponse};
-use limits::{HeapWatch, MemoryLimiter, setup_store};
-use outcome::classify;
-pub use outcome::{Outcome, RunReport};
-pub use run::{Captured, Input, RunOptions};
+use limits::MemoryLimiter;
+pub use options::{Captured, Input, RunOptions};
+pub use outcome::{MAX_GUEST_EXIT, Outcome, RunReport};
 
 /// How often the epoch advances. Wall-time limits are enforced to within one tick; 10 ms
 /// keeps the ticker's own cost negligible while a limit of seconds stays accurate.
@@ -56,10 +51,6 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// `warden run` gives [`Warden::load_within`] (the wall limit, and at least this) and the
 /// time `warden serve` gives a new worker to load its workload.
 pub const COMPILE_BUDGET_FLOOR: Duration = Duration::from_secs(120);
-
-/// The largest guest exit code passed through as is; larger codes are reported as this one,
-/// since 120 and up carry warden's own meanings.
-pub const MAX_GUEST_EXIT: i32 = 119;
 
 /// The stack of a run's thread: what a process's main thread gets on Linux, so that a run
 /// behaves alike on the main thread of `warden run` before and on its own thread now (guest
@@ -225,6 +216,9 @@ impl<W> fs_audit::FsAuditState for Host<W> {
     fn descriptors(&mut self) -> &mut std::collections::HashMap<u32, String> {
         &mut self.descriptors
     }
+}
+
+impl<W> crate::grant_use::Counted for Host<W> {
     fn grant_use(&self) -> &GrantCounters {
         &self.grant_use
     }
@@ -309,6 +303,3 @@ impl std::fmt::Debug for Workload {
             .finish()
     }
 }
-
-/// What the guest's entry point returned: an exit code, or the error that stopped it.
-type GuestResult = Result<i32, wasmtime::Error>;

@@ -1,6 +1,20 @@
 //! How a run ended: [`Outcome`], [`RunReport`], and the classification of a guest's result.
 
-use super::*;
+use super::limits::MemoryLimiter;
+use crate::audit::{Event, LimitReached};
+use crate::egress::{EgressMeter, NetLimit};
+use crate::host_memory;
+use crate::stdio::{OutputBudget, OutputLimitReached};
+use std::time::Duration;
+use wasmtime::Trap;
+use wasmtime_wasi::I32Exit;
+
+/// The largest guest exit code passed through as is; larger codes are reported as this one,
+/// since 120 and up carry warden's own meanings.
+pub const MAX_GUEST_EXIT: i32 = 119;
+
+/// What the guest's entry point returned: an exit code, or the error that stopped it.
+pub(super) type GuestResult = Result<i32, wasmtime::Error>;
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
