@@ -282,7 +282,7 @@ impl Manifest {
     /// UTF-8, [`ManifestError::Invalid`] for
     /// anything the manifest gets wrong.
     pub fn from_file(path: &Path) -> Result<Manifest, ManifestError> {
-        Self::from_file_with_env(path, &|name| std::env::var(name).ok())
+        Self::from_file_with_env(path, &resolve::host_env)
     }
 
     /// [`Manifest::from_file`] with `env` answering the `from-host` lookups instead of
@@ -295,19 +295,7 @@ impl Manifest {
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Manifest, ManifestError> {
-        // Not `std::fs::read_to_string`: a FIFO or a device named as the manifest would block
-        // it forever.
-        let read_err = |source| ManifestError::Read {
-            path: path.to_owned(),
-            source,
-        };
-        let bytes = crate::read_regular_file(path).map_err(read_err)?;
-        let text = String::from_utf8(bytes).map_err(|_| {
-            read_err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "not UTF-8 text",
-            ))
-        })?;
+        let text = resolve::read_text(path)?;
         let base_dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
@@ -329,7 +317,7 @@ impl Manifest {
         source: &Path,
         base_dir: &Path,
     ) -> Result<Manifest, ManifestError> {
-        resolve::parse(text, source, base_dir, &|name| std::env::var(name).ok())
+        resolve::parse(text, source, base_dir, &resolve::host_env)
     }
 }
 

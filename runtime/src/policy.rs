@@ -346,7 +346,9 @@ impl Policy {
     }
 
     /// Configures `builder` with exactly what this policy grants, and records each grant as an
-    /// `allow` decision. This is the one translation point from policy to WASI.
+    /// `allow` decision. This is the one translation point from policy to WASI: the granted
+    /// clocks and random generator are wrapped here for counting (`counters`; recorded as
+    /// decisions too when `record`). The run's own streams and arguments are the run's to set.
     ///
     /// Single-file grants are staged: see [`FileStaging`].
     ///
@@ -357,6 +359,8 @@ impl Policy {
         builder: &mut WasiCtxBuilder,
         egress: &Egress,
         audit: &Audit,
+        counters: &Arc<crate::grant_use::GrantCounters>,
+        record: bool,
     ) -> Result<FileStaging, LoadError> {
         // Environment: only what is declared.
         for var in &self.env {
@@ -482,6 +486,16 @@ impl Policy {
                 })?;
             staging.preopens.push(guest);
         }
+        // The granted clocks and generator, wrapped so that their first use is counted (and
+        // recorded when the run records).
+        crate::observe::watch_calls(
+            builder,
+            record.then_some(audit),
+            counters,
+            self.clocks.wall,
+            self.clocks.monotonic,
+            self.random.secure,
+        );
         Ok(staging)
     }
 }

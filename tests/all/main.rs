@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod against;
+mod architecture;
 mod audit;
 mod badinput;
 mod bench_cmd;

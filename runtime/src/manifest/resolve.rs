@@ -45,6 +45,31 @@ const MISSING: &[(&str, &str)] = &[
     ),
 ];
 
+/// warden's own environment, where `from-host` values come from by default.
+pub(super) fn host_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// The manifest at `path` as text.
+///
+/// # Errors
+/// [`ManifestError::Read`]: it cannot be read, is not a regular file, or is not UTF-8.
+pub(super) fn read_text(path: &Path) -> std::result::Result<String, ManifestError> {
+    // Not `std::fs::read_to_string`: a FIFO or a device named as the manifest would block
+    // it forever.
+    let read_err = |source| ManifestError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let bytes = crate::read_regular_file(path).map_err(read_err)?;
+    String::from_utf8(bytes).map_err(|_| {
+        read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not UTF-8 text",
+        ))
+    })
+}
+
 /// Parses and validates manifest `text`.
 ///
 /// `source` names the manifest in errors; relative `module`, `host` and `file:` paths are

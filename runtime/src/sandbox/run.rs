@@ -264,21 +264,14 @@ impl Workload {
                 return Some(Err(e));
             }
         };
-        let staging = match policy.configure_wasi(&mut builder, &egress, &audit) {
-            Ok(s) => s,
-            Err(e) => {
-                audit.error(&e.to_string(), None);
-                return Some(Err(e));
-            }
-        };
-        crate::observe::watch_calls(
-            &mut builder,
-            recording,
-            &counters,
-            policy.clocks.wall,
-            policy.clocks.monotonic,
-            policy.random.secure,
-        );
+        let staging =
+            match policy.configure_wasi(&mut builder, &egress, &audit, &counters, opts.record_fs) {
+                Ok(s) => s,
+                Err(e) => {
+                    audit.error(&e.to_string(), None);
+                    return Some(Err(e));
+                }
+            };
 
         let preopens = staging.preopens().to_vec();
         let limiter = MemoryLimiter {
