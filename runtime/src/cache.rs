@@ -4,13 +4,13 @@
 //! and the engine's compatibility hash (wasmtime version, target, every setting that changes
 //! the code). An entry is two files: `NAME.cwasm`, exactly what `Engine::precompile_*`
 //! produced, which wasmtime maps into memory rather than copying (code and the data of linear
-//! memories' copy-on-write images come straight from the file), and `NAME.sum`, [`MAGIC`] then
-//! the BLAKE3 hash of the `.cwasm` (cryptographic, and faster than SHA-256 over a large entry,
-//! which every cached start checks). An entry whose checksum is missing or wrong, or that the
-//! engine refuses, is ignored and rebuilt. Entries are only read from a folder that belongs to
-//! the current user and that no one else may write, since precompiled code is trusted as
-//! machine code; they are only ever replaced by renaming a new file over them, never changed
-//! in place, so a mapped entry stays what was checked.
+//! memories' copy-on-write images come straight from the file), and `NAME.sum`, a 16-byte
+//! version header (`MAGIC`) then the BLAKE3 hash of the `.cwasm` (cryptographic, and faster
+//! than SHA-256 over a large entry, which every cached start checks). An entry whose checksum
+//! is missing or wrong, or that the engine refuses, is ignored and rebuilt. Entries are only
+//! read from a folder that belongs to the current user and that no one else may write, since
+//! precompiled code is trusted as machine code; they are only ever replaced by renaming a new
+//! file over them, never changed in place, so a mapped entry stays what was checked.
 //!
 //! This is the one place in the runtime that uses `unsafe`: deserializing precompiled code.
 
@@ -31,7 +31,9 @@ const SUM_LEN: usize = MAGIC.len() + 32;
 /// A compiled workload: a core module or a component.
 #[derive(Clone)]
 pub enum Compiled {
+    /// A compiled core module.
     Module(wasmtime::Module),
+    /// A compiled component.
     Component(Component),
 }
 
@@ -49,6 +51,8 @@ pub enum CacheStatus {
 }
 
 impl CacheStatus {
+    /// The name the audit `start` record's `cache` field gives it: `hit`, `miss`, `rebuilt`
+    /// or `disabled`.
     pub fn as_str(&self) -> &str {
         match self {
             CacheStatus::Hit => "hit",
@@ -101,6 +105,7 @@ impl ModuleCache {
             .map(|d| Self::new(d.cache_dir().join("modules")))
     }
 
+    /// The folder the entries are kept in.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

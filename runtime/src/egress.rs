@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 /// A network limit that stopped the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetLimit {
+    /// `[limits] http-requests`: the run made as many outbound HTTP requests as it may.
     HttpRequests,
+    /// `[limits] egress`: the bytes sent over the network and HTTP reached the limit.
     Egress,
 }
 

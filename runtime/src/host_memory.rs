@@ -87,5 +87,6 @@ pub(crate) fn live_allowance() -> u64 {
 #[derive(Debug, thiserror::Error)]
 #[error("warden's heap grew past the run's allowance ({allowance} bytes) on the guest's behalf")]
 pub struct HostMemoryExceeded {
+    /// The run's own allowance in bytes: its `[limits] memory` plus [`HOST_HEAP_HEADROOM`].
     pub allowance: u64,
 }

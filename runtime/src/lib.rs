@@ -120,6 +120,7 @@
 //! # }
 //! ```
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod audit;
 // Public for warden-cli (`check --against` and `learn` judge requests by its URL rules), not

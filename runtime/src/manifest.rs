@@ -21,14 +21,19 @@ pub struct Manifest {
     pub source: PathBuf,
     /// The folder relative `host` and `module` paths were resolved against.
     pub base_dir: PathBuf,
+    /// `[identity]`: the name and id the workload acts as.
     pub identity: Identity,
+    /// `[workload]`: the module, its pin, its arguments and its entry point.
     pub workload: Workload,
     /// One entry per `[[files]]` table, in the manifest's order.
     pub files: Vec<FileGrant>,
     /// The guest's environment, in the manifest's order, values already resolved.
     pub env: Vec<EnvVar>,
+    /// `[stdio]`: what the guest's stdin, stdout and stderr are connected to.
     pub stdio: Stdio,
+    /// `[clocks]`: whether the guest gets the host's clocks or frozen ones.
     pub clocks: Clocks,
+    /// `[random]`: whether the guest gets the host's CSPRNG or a seeded generator.
     pub random: Random,
     /// `[network] connect` entries, typed, in the manifest's order (components only). Each
     /// reads as the entry as written (`Deref<Target = str>`).
@@ -41,6 +46,7 @@ pub struct Manifest {
     pub http: Vec<HttpRule>,
     /// `[secrets.NAME]` tables, sorted by name.
     pub secrets: Vec<Secret>,
+    /// `[limits]`, with the default of every key that is absent.
     pub limits: Limits,
 }
 
@@ -51,6 +57,7 @@ pub struct Identity {
     pub name: String,
     /// A URI; `warden://local/<name>` when absent.
     pub id: String,
+    /// `[identity] owner`: free text shown by `warden check`; `None` when absent.
     pub owner: Option<String>,
 }
 
@@ -62,6 +69,8 @@ pub struct Workload {
     pub module: Option<PathBuf>,
     /// Lower-case hex SHA-256 pin of the module's bytes.
     pub sha256: Option<String>,
+    /// `[workload] args`: the guest's arguments after the program name; a run's
+    /// [`RunOptions::args`](crate::RunOptions::args) are appended to them.
     pub args: Vec<String>,
     /// An export to call instead of the command entry point.
     pub invoke: Option<String>,
@@ -74,14 +83,20 @@ pub struct Workload {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case", expecting = "\"read\" or \"read-write\"")]
 pub enum Access {
+    /// `"read"`: the guest may read the grant, not change it.
     Read,
+    /// `"read-write"`: the guest may also change it; a single file's changes are copied back
+    /// over the host file when the run ends (`docs/manifest.md`, `[[files]]`).
     ReadWrite,
 }
 
 /// Whether a file grant names a directory (its subtree) or a single file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileKind {
+    /// The host path is a directory: the grant covers its whole subtree.
     Dir,
+    /// The host path is a regular file: the guest sees a copy of it in a private folder that
+    /// holds only granted files.
     File,
 }
 
@@ -93,13 +108,17 @@ pub struct FileGrant {
     /// Absolute, normalised guest path: starts with `/`, no `.`/`..`/empty components, no
     /// trailing `/` (except the root itself).
     pub guest: String,
+    /// `access`: whether the guest may change the grant.
     pub access: Access,
+    /// Whether `host` is a directory or a single regular file (checked when the manifest was
+    /// loaded).
     pub kind: FileKind,
 }
 
 /// Where an environment variable's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvSource {
+    /// Written in the manifest (`NAME = "value"`).
     Literal,
     /// Copied from this variable of warden's own environment.
     FromHost(String),
@@ -108,8 +127,11 @@ pub enum EnvSource {
 /// One `[env]` entry, with its value resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvVar {
+    /// The variable's name: the `[env]` key.
     pub name: String,
+    /// The value the guest sees (a `from-host` value read when the manifest was loaded).
     pub value: String,
+    /// Whether the value was written literally or copied from warden's environment.
     pub source: EnvSource,
 }
 
@@ -117,8 +139,10 @@ pub struct EnvVar {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case", expecting = "\"inherit\" or \"null\"")]
 pub enum StdinMode {
+    /// `"null"`, the default: the guest reads end of file.
     #[default]
     Null,
+    /// `"inherit"`: the guest reads warden's own stdin.
     Inherit,
 }
 
@@ -126,29 +150,39 @@ pub enum StdinMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case", expecting = "\"inherit\" or \"null\"")]
 pub enum OutputMode {
+    /// `"inherit"`, the default: written to warden's own stdout or stderr.
     #[default]
     Inherit,
+    /// `"null"`: discarded, still counted against `[limits] output`.
     Null,
 }
 
 /// `[stdio]`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stdio {
+    /// `[stdio] stdin`; [`StdinMode::Null`] when absent.
     pub stdin: StdinMode,
+    /// `[stdio] stdout`; [`OutputMode::Inherit`] when absent.
     pub stdout: OutputMode,
+    /// `[stdio] stderr`; [`OutputMode::Inherit`] when absent.
     pub stderr: OutputMode,
 }
 
 /// `[clocks]`: `false` means a frozen, deterministic clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Clocks {
+    /// `[clocks] wall`: the host's wall clock; when `false`, a clock frozen at
+    /// 2000-01-01T00:00:00Z.
     pub wall: bool,
+    /// `[clocks] monotonic`: the host's monotonic clock; when `false`, a clock frozen at 0.
     pub monotonic: bool,
 }
 
 /// `[random]`: `false` means a deterministic, seeded generator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Random {
+    /// `[random] secure`: the host's CSPRNG; when `false`, a fixed-seed generator that gives
+    /// the same bytes every run.
     pub secure: bool,
 }
 
@@ -166,13 +200,17 @@ pub struct HttpRule {
 /// Where a secret's value is read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
+    /// `from = "env:NAME"`: the variable `NAME` of warden's own environment.
     Env(String),
+    /// `from = "file:PATH"`: a host file, its path resolved against [`Manifest::base_dir`]
+    /// when relative.
     File(PathBuf),
 }
 
 /// `inject = { header, format, url }`
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inject {
+    /// The name of the header the value is sent in, such as `Authorization`, as written.
     pub header: String,
     /// Contains `{secret}`.
     pub format: String,
@@ -185,9 +223,16 @@ pub struct Inject {
 /// One `[secrets.NAME]` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Secret {
+    /// The `NAME` of `[secrets.NAME]` (`[a-z0-9][a-z0-9_-]*`): what the guest and the audit
+    /// log call the secret.
     pub name: String,
+    /// `from`: where the value is read when a run starts.
     pub from: SecretSource,
+    /// `inject`: the header added to requests within its URL; `None` when absent (the secret
+    /// is injected into no request).
     pub inject: Option<Inject>,
+    /// `reveal`: whether the guest may read the plaintext through `warden:host/secrets`
+    /// (every read audited); `false` when absent.
     pub reveal: bool,
 }
 
@@ -202,6 +247,7 @@ pub struct Limits {
     pub wall: Duration,
     /// Bytes of stdout plus stderr.
     pub output: u64,
+    /// Outbound `wasi:http` requests per run (`[limits] http-requests`).
     pub http_requests: u64,
     /// Bytes sent over network and HTTP.
     pub egress: u64,
@@ -255,16 +301,22 @@ pub enum ManifestError {
     /// The file could not be read.
     #[error("{path}: cannot read manifest: {source}")]
     Read {
+        /// The manifest's path.
         path: PathBuf,
+        /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },
     /// The text is not valid TOML or not a valid manifest. `line` and `column` are 1-based.
     #[error("{path}:{line}:{column}: {message}")]
     Invalid {
+        /// The manifest's path, or the name given to [`Manifest::from_str_at`].
         path: PathBuf,
+        /// The line of the mistake, from 1.
         line: usize,
+        /// The column of the mistake, from 1.
         column: usize,
+        /// What is wrong and what was expected, without the position.
         message: String,
     },
 }

@@ -45,6 +45,7 @@ const _: () = assert!(MIN_SECRET_LEN >= MIN_FRAGMENT);
 
 /// One secret with its value, as loaded for a run.
 pub struct SecretValue {
+    /// The secret's manifest entry, `[secrets.NAME]`.
     pub spec: Secret,
     value: String,
 }
@@ -245,14 +246,17 @@ impl Secrets {
         Secrets { list, scanner }
     }
 
+    /// Whether the run has no secrets.
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
 
+    /// The secret called `name` (`[secrets.NAME]`), if the run has one.
     pub fn get(&self, name: &str) -> Option<&SecretValue> {
         self.list.iter().find(|s| s.spec.name == name)
     }
 
+    /// The run's secrets, in the order of the entries they were loaded from.
     pub fn iter(&self) -> impl Iterator<Item = &SecretValue> {
         self.list.iter()
     }
@@ -328,13 +332,17 @@ pub struct SecretHandle {
 /// The per-run state behind `warden:host/secrets`.
 #[derive(Debug, Clone)]
 pub struct SecretsCtx {
+    /// The run's secrets, with their values.
     pub secrets: Arc<Secrets>,
+    /// The run's audit log: every open and reveal is recorded there.
     pub audit: Audit,
 }
 
 /// A borrow of the store's state for the secrets interface.
 pub struct SecretsView<'a> {
+    /// The run's secrets and audit log.
     pub ctx: &'a SecretsCtx,
+    /// The store's resource table, which holds the guest's secret handles.
     pub table: &'a mut ResourceTable,
 }
 

@@ -14,13 +14,20 @@ pub enum Host {
     /// One address.
     Ip(IpAddr),
     /// A range; `net` is already masked to `prefix` bits.
-    Cidr { net: IpAddr, prefix: u8 },
+    Cidr {
+        /// The range's first address.
+        net: IpAddr,
+        /// The prefix length in bits.
+        prefix: u8,
+    },
 }
 
 /// One `[network] connect` entry, typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectRule {
+    /// What the entry names: a DNS name, a wildcard, an address or a range.
     pub host: Host,
+    /// The one port the entry allows, 1-65535.
     pub port: u16,
     /// The entry as written, for audit reasons.
     pub entry: String,

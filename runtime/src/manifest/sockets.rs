@@ -24,6 +24,7 @@ pub struct ListenRule {
 /// One `[network] udp` entry: a peer the guest may send datagrams to and receive them from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UdpRule {
+    /// The peer's address and port (a port from 1; never `0.0.0.0` or `::`).
     pub addr: SocketAddr,
     /// The entry as written, for audit reasons.
     pub entry: String,

@@ -10,6 +10,7 @@ pub(crate) const URL: &str =
 /// A URL prefix: what an `[[http]]` rule or a secret's `inject.url` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlPrefix {
+    /// `true` for an `https://` URL, `false` for `http://`.
     pub https: bool,
     /// Lower case, without a trailing dot; an IPv6 address without brackets.
     pub host: String,

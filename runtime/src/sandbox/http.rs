@@ -30,9 +30,11 @@ pub struct HttpRequest {
     pub method: String,
     /// The path and query the component sees, starting with `/`.
     pub path_with_query: String,
-    /// The authority (`Host`) the component sees; [`DEFAULT_AUTHORITY`] when empty.
+    /// The authority (`Host`) the component sees; `localhost` when empty.
     pub authority: String,
+    /// Header names and values, in order; a name may repeat.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The request body, whole.
     pub body: Vec<u8>,
 }
 
@@ -52,8 +54,11 @@ impl HttpRequest {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct HttpResponse {
+    /// The status code the component set.
     pub status: u16,
+    /// Header names (lower case) and values, in order.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The response body, whole.
     pub body: Vec<u8>,
 }
 
@@ -66,6 +71,7 @@ pub struct HttpReport {
     /// The component's response, whole: `None` when it set none, answered with an error code,
     /// or its body did not complete (a trap, a limit); `message` says which.
     pub response: Option<HttpResponse>,
+    /// Why `response` is `None`; `None` when there is a response.
     pub message: Option<String>,
 }
 

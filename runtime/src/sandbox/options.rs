@@ -27,9 +27,14 @@ pub enum Input {
 pub struct RunOptions {
     /// Appended to the manifest's `[workload] args`.
     pub args: Vec<String>,
+    /// What the guest's stdin reads; `[stdio] stdin` by [`RunOptions::from_policy`].
     pub stdin: Input,
+    /// Where the guest's stdout goes; `[stdio] stdout` by [`RunOptions::from_policy`].
     pub stdout: Sink,
+    /// Where the guest's stderr goes; `[stdio] stderr` by [`RunOptions::from_policy`].
     pub stderr: Sink,
+    /// Where the run's audit records go; [`AuditSink::disabled`] (no records) by
+    /// [`RunOptions::from_policy`].
     pub audit: AuditSink,
     /// The audit run id; a fresh one when `None`.
     pub run_id: Option<String>,

@@ -24,9 +24,17 @@ pub enum Outcome {
     Exited(i32),
     /// The guest trapped; the message says why.
     Trap(String),
+    /// `[limits] memory` was reached: by the guest's memories and tables, by its live
+    /// resource handles (`[limits] handles`), or by warden's heap grown on its behalf. Exit
+    /// code 121.
     MemoryLimit,
+    /// `[limits] fuel` was used up. Exit code 122.
     FuelLimit,
+    /// `[limits] wall` was reached, by a guest running code or stuck in a host call. Exit
+    /// code 124.
     WallLimit,
+    /// `[limits] output` was reached: stdout and stderr together (and an HTTP handler's
+    /// response body) passed it. Exit code 120.
     OutputLimit,
     /// `[limits] http-requests` or `egress` was reached.
     NetLimit(NetLimit),
@@ -66,7 +74,10 @@ impl Outcome {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RunReport {
+    /// How the run ended.
     pub outcome: Outcome,
+    /// How long the guest ran, from just before its instance was made to its end (the audit
+    /// `exit` record's `wall_ms`).
     pub wall: Duration,
     /// Fuel consumed, when `[limits] fuel` is set.
     pub fuel_used: Option<u64>,
