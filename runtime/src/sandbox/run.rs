@@ -148,8 +148,6 @@ impl Workload {
         })
     }
 
-    /// The run itself, on its own thread. `None` when the watchdog settled the run (it was
-    /// stuck in a host call) and the report is no longer this thread's to give.
     /// An HTTP handler has no entry point to run without a request.
     fn check_not_http(&self) -> Result<(), RunError> {
         if self.handles_http() {
@@ -164,6 +162,9 @@ impl Workload {
         Ok(())
     }
 
+    /// The run itself, on its own thread: the start record, the WASI context, the lockdown,
+    /// the guest, the exit record. `None` when the watchdog settled the run (it was stuck in a
+    /// host call) and the report is no longer this thread's to give.
     fn run_here(
         &self,
         opts: RunOptions,
@@ -179,7 +180,84 @@ impl Workload {
             }
             (mode, host_seccomp::Profile::new(&groups))
         });
-        let seccomp = match &profile {
+        let audit = match &opts.run_id {
+            Some(id) => Audit::with_run_id(opts.audit.clone(), &policy.identity.id, id),
+            None => Audit::new(opts.audit.clone(), &policy.identity.id),
+        };
+        let failed = |e: LoadError| {
+            audit.error(&e.to_string(), None);
+            Some(Err(e))
+        };
+        if let Err(e) = check_no_nul(policy, &opts.args) {
+            return failed(e);
+        }
+        self.write_start(&audit, profile.as_ref());
+
+        let budget = OutputBudget::new(policy.limits.output);
+        let counters = Arc::new(GrantCounters::new(&policy.files, &policy.env));
+        let mut builder = self.streams(&opts, &audit, &counters, &budget);
+        let egress = match policy.egress_with(&audit, &*opts.secrets) {
+            Ok(e) => e,
+            Err(e) => return failed(e),
+        };
+        let staging =
+            match policy.configure_wasi(&mut builder, &egress, &audit, &counters, opts.record_fs) {
+                Ok(s) => s,
+                Err(e) => return failed(e),
+            };
+        let sandbox = Sandbox {
+            audit: &audit,
+            counters: &counters,
+            budget: &budget,
+            egress: &egress,
+            preopens: staging.preopens().to_vec(),
+            record_fs: opts.record_fs,
+            stdout: &opts.stdout,
+        };
+
+        // Everything is set up: lock the host down before the first guest instruction.
+        if let Some((mode, profile)) = &profile
+            && let Err(e) = lock_down(*mode, profile)
+        {
+            return failed(e);
+        }
+        let started = Instant::now();
+        watch.arm(
+            &w.warden.inner.watchdog,
+            Armed {
+                started,
+                wall: policy.limits.wall,
+                audit: audit.clone(),
+                staging: staging.handle(),
+                output: budget.clone(),
+                check: self.watchdog_check(&sandbox),
+            },
+        );
+        let ran = self.call_guest(builder, &sandbox, exchange);
+        let wall = started.elapsed();
+
+        // However the guest ended (limits included), its read-write files are copied back
+        // under the checks of `FileStaging::finish`, and the staging folders removed.
+        staging.finish(true);
+        // The watchdog settled the run while the guest was stuck: it wrote the records.
+        if !watch.claim() {
+            return None;
+        }
+        Some(Ok(self.settle(ran, wall, &sandbox)))
+    }
+
+    /// Writes the run's `start` record (only when records are kept: it lists every grant).
+    fn write_start(
+        &self,
+        audit: &Audit,
+        profile: Option<&(host_seccomp::Mode, host_seccomp::Profile)>,
+    ) {
+        if !audit.is_enabled() {
+            return;
+        }
+        let w = &*self.inner;
+        let policy = &w.policy;
+        let seccomp = match profile {
             Some((mode, p)) => json!({
                 "mode": mode.name(),
                 "syscalls": p.syscall_count(),
@@ -187,48 +265,49 @@ impl Workload {
             }),
             None => json!({ "mode": "off", "syscalls": null }),
         };
-        let audit = match &opts.run_id {
-            Some(id) => Audit::with_run_id(opts.audit.clone(), &policy.identity.id, id),
-            None => Audit::new(opts.audit.clone(), &policy.identity.id),
-        };
-        if let Err(e) = check_no_nul(policy, &opts.args) {
-            audit.error(&e.to_string(), None);
-            return Some(Err(e));
-        }
-        // The start record lists every grant: build it only when it is kept.
-        if audit.is_enabled() {
-            audit.record(Event::Start(Start {
-                name: policy.identity.name.clone(),
-                module: w.path.display().to_string(),
-                sha256: w.sha256.clone(),
-                kind: if self.is_component() {
-                    "component"
-                } else {
-                    "module"
-                }
-                .into(),
-                manifest: policy.manifest.as_ref().map(|p| p.display().to_string()),
-                grants: policy.grants_json(),
-                seccomp,
-                cache: Some(w.cache.as_str().into()),
-                interruption: Some(w.warden.inner.settings.interruption.name().into()),
-            }));
-        }
+        audit.record(Event::Start(Start {
+            name: policy.identity.name.clone(),
+            module: w.path.display().to_string(),
+            sha256: w.sha256.clone(),
+            kind: if self.is_component() {
+                "component"
+            } else {
+                "module"
+            }
+            .into(),
+            manifest: policy.manifest.as_ref().map(|p| p.display().to_string()),
+            grants: policy.grants_json(),
+            seccomp,
+            cache: Some(w.cache.as_str().into()),
+            interruption: Some(w.warden.inner.settings.interruption.name().into()),
+        }));
+    }
 
-        let budget = OutputBudget::new(policy.limits.output);
+    /// A WASI context builder with the run's own streams and arguments: stdin as `opts` says
+    /// (counted, and audited when inherited), stdout and stderr metered by `budget`, the
+    /// working folder, the program name and the arguments. The grants are
+    /// [`Policy::configure_wasi`]'s to add.
+    fn streams(
+        &self,
+        opts: &RunOptions,
+        audit: &Audit,
+        counters: &Arc<GrantCounters>,
+        budget: &Arc<OutputBudget>,
+    ) -> WasiCtxBuilder {
+        let w = &*self.inner;
+        let policy = &w.policy;
         let mut builder = WasiCtxBuilder::new();
         // File operations run on the guest's thread rather than on a pool of helper threads
         // started on demand: cheaper for small reads, and no threads appear mid-run.
         builder.allow_blocking_current_thread(true);
-        let counters = Arc::new(GrantCounters::new(&policy.files, &policy.env));
-        let recording = opts.record_fs.then_some(&audit);
+        let recording = opts.record_fs.then_some(audit);
         match &opts.stdin {
             Input::Null => {}
             Input::Inherit => {
                 builder.stdin(crate::observe::stdin(
                     crate::stdio::InheritedStdin,
                     recording,
-                    &counters,
+                    counters,
                 ));
                 audit.decision(
                     Decided::new(
@@ -245,7 +324,7 @@ impl Workload {
                 builder.stdin(crate::observe::stdin(
                     wasmtime_wasi::p2::pipe::MemoryInputPipe::new(b.clone()),
                     recording,
-                    &counters,
+                    counters,
                 ));
             }
         }
@@ -257,23 +336,37 @@ impl Workload {
         builder.arg(program_name(Some(&w.path)));
         builder.args(&policy.args);
         builder.args(&opts.args);
-        let egress = match policy.egress_with(&audit, &*opts.secrets) {
-            Ok(e) => e,
-            Err(e) => {
-                audit.error(&e.to_string(), None);
-                return Some(Err(e));
-            }
-        };
-        let staging =
-            match policy.configure_wasi(&mut builder, &egress, &audit, &counters, opts.record_fs) {
-                Ok(s) => s,
-                Err(e) => {
-                    audit.error(&e.to_string(), None);
-                    return Some(Err(e));
-                }
-            };
+        builder
+    }
 
-        let preopens = staging.preopens().to_vec();
+    /// Without epochs, what the watchdog checks in place of the epoch callback: the network
+    /// limits and the host-heap bound. `None` with epochs.
+    fn watchdog_check(&self, sandbox: &Sandbox<'_>) -> Option<crate::watchdog::StopCheck> {
+        let w = &*self.inner;
+        if w.warden.inner.settings.interruption == Interruption::Epoch {
+            return None;
+        }
+        let meter = sandbox.egress.meter.clone();
+        let heap = HeapWatch::new(w.policy.limits.memory, sandbox.audit);
+        Some(Box::new(move || {
+            if let Some(limit) = meter.reached() {
+                return Some(Outcome::NetLimit(limit));
+            }
+            heap.check().err().map(|_| Outcome::MemoryLimit)
+        }))
+    }
+
+    /// Builds the store (the context, the memory limiter, fuel and epochs) and calls the
+    /// guest's entry point, or its HTTP handler with `exchange`'s request.
+    fn call_guest(
+        &self,
+        mut builder: WasiCtxBuilder,
+        sandbox: &Sandbox<'_>,
+        exchange: Option<super::http::Exchange>,
+    ) -> Ran {
+        let w = &*self.inner;
+        let policy = &w.policy;
+        let audit = sandbox.audit;
         let limiter = MemoryLimiter {
             limit: policy.limits.memory,
             used: 0,
@@ -289,82 +382,38 @@ impl Workload {
             .div_ceil(EPOCH_TICK.as_millis()) as u64;
         let engine = &w.warden.inner.engine;
         let fuel = policy.limits.fuel;
-
-        let heap_watch = || HeapWatch::new(policy.limits.memory, &audit);
-
-        // Everything is set up: lock the host down before the first guest instruction.
-        if let Some((mode, profile)) = &profile {
-            // The I/O runtime every run enters starts its thread when first used: start it
-            // now, while starting threads is still allowed. With file grants, its blocking
-            // pool too: a file stream's read or write runs there (see `crate::io_runtime`).
-            crate::io_runtime::start();
-            if profile.groups().contains(&host_seccomp::Group::FileRead)
-                && let Err(e) = crate::io_runtime::start_blocking_pool()
-            {
-                let e = LoadError::IoThreads(e);
-                audit.error(&e.to_string(), None);
-                return Some(Err(e));
-            }
-            if let Err(e) = profile.install(*mode) {
-                let e = LoadError::Lockdown(e);
-                audit.error(&e.to_string(), None);
-                return Some(Err(e));
-            }
-        }
         let epochs = w.warden.inner.settings.interruption == Interruption::Epoch;
-        // Without epochs the watchdog checks the limits the epoch callback would check.
-        let check: Option<crate::watchdog::StopCheck> = (!epochs).then(|| {
-            let meter = egress.meter.clone();
-            let heap = heap_watch();
-            Box::new(move || {
-                if let Some(limit) = meter.reached() {
-                    return Some(Outcome::NetLimit(limit));
-                }
-                heap.check().err().map(|_| Outcome::MemoryLimit)
-            }) as crate::watchdog::StopCheck
-        });
-        let started = Instant::now();
-        watch.arm(
-            &w.warden.inner.watchdog,
-            Armed {
-                started,
-                wall: policy.limits.wall,
-                audit: audit.clone(),
-                staging: staging.handle(),
-                output: budget.clone(),
-                check,
-            },
-        );
+        let ticks = epochs.then_some(ticks);
+        let heap = || HeapWatch::new(policy.limits.memory, audit);
+        let (preopens, record_fs, counters) =
+            (&sandbox.preopens, sandbox.record_fs, sandbox.counters);
 
         // The guest's blocking calls and the tasks they spawn (the broker's exchanges) run on
         // the I/O runtime (see `crate::io_runtime`), not on wasmtime-wasi's per-core one.
         let _io = crate::io_runtime::enter();
-        let (result, limiter, fuel_left) = match &w.pre {
+        match &w.pre {
             Prepared::Core { pre, entry } => {
-                let mut store = Store::new(
-                    engine,
-                    Host::new(
-                        builder.build_p1(),
-                        limiter,
-                        &audit,
-                        &preopens,
-                        opts.record_fs,
-                        &counters,
-                    ),
+                let host = Host::new(
+                    builder.build_p1(),
+                    limiter,
+                    audit,
+                    preopens,
+                    record_fs,
+                    counters,
                 );
+                let mut store = Store::new(engine, host);
                 store.limiter(|h| &mut h.limiter);
-                setup_store(
-                    &mut store,
-                    fuel,
-                    epochs.then_some(ticks),
-                    &egress.meter,
-                    heap_watch(),
-                );
+                setup_store(&mut store, fuel, ticks, &sandbox.egress.meter, heap());
                 let result = run_core(&mut store, pre, entry);
-                let left = fuel.and_then(|_| store.get_fuel().ok());
-                (result, store.into_data().limiter, left)
+                let fuel_left = fuel.and_then(|_| store.get_fuel().ok());
+                Ran {
+                    result,
+                    limiter: store.into_data().limiter,
+                    fuel_left,
+                }
             }
             Prepared::Component { pre, entry } => {
+                let egress = sandbox.egress;
                 let wasi = ComponentCtx {
                     ctx: builder.build(),
                     table: {
@@ -385,28 +434,21 @@ impl Workload {
                     },
                     gate: egress.gate.clone(),
                 };
-                let mut store = Store::new(
-                    engine,
-                    Host::new(wasi, limiter, &audit, &preopens, opts.record_fs, &counters),
-                );
+                let host = Host::new(wasi, limiter, audit, preopens, record_fs, counters);
+                let mut store = Store::new(engine, host);
                 store.limiter(|h| &mut h.limiter);
-                setup_store(
-                    &mut store,
-                    fuel,
-                    epochs.then_some(ticks),
-                    &egress.meter,
-                    heap_watch(),
-                );
-                let stdout = LimitedOutput::new(opts.stdout.clone(), budget.clone());
+                setup_store(&mut store, fuel, ticks, &egress.meter, heap());
+                let budget = sandbox.budget;
+                let stdout = LimitedOutput::new(sandbox.stdout.clone(), budget.clone());
                 let (mut result, collector) = match (entry, exchange) {
                     (ComponentEntry::Http(proxy), Some(ex)) => {
                         let (result, collector) =
-                            super::http::call_handler(&mut store, proxy, ex.request, &budget);
+                            super::http::call_handler(&mut store, proxy, ex.request, budget);
                         (result, collector.map(|c| (c, ex.answer)))
                     }
                     _ => (run_component(&mut store, pre, entry, &stdout), None),
                 };
-                let left = fuel.and_then(|_| store.get_fuel().ok());
+                let fuel_left = fuel.and_then(|_| store.get_fuel().ok());
                 // Dropping the store drops the response body's writer, which ends the body.
                 let limiter = store.into_data().limiter;
                 if let Some((collector, answer)) = collector {
@@ -419,20 +461,27 @@ impl Workload {
                     }
                     *answer.lock().unwrap_or_else(|p| p.into_inner()) = Some(response);
                 }
-                (result, limiter, left)
+                Ran {
+                    result,
+                    limiter,
+                    fuel_left,
+                }
             }
-        };
-        let wall = started.elapsed();
-
-        // However the guest ended (limits included), its read-write files are copied back
-        // under the checks of `FileStaging::finish`, and the staging folders removed.
-        staging.finish(true);
-        // The watchdog settled the run while the guest was stuck: it wrote the records.
-        if !watch.claim() {
-            return None;
         }
+    }
 
-        let mut outcome = classify(result, &limiter, &budget, &egress.meter);
+    /// How the run ended, from what the guest returned and the meters: its `limit` record
+    /// when a limit ended it, its `exit` record with the usage counts, and the report.
+    fn settle(&self, ran: Ran, wall: std::time::Duration, sandbox: &Sandbox<'_>) -> RunReport {
+        let policy = &self.inner.policy;
+        let audit = sandbox.audit;
+        let fuel = policy.limits.fuel;
+        let Ran {
+            result,
+            limiter,
+            fuel_left,
+        } = ran;
+        let mut outcome = classify(result, &limiter, sandbox.budget, &sandbox.egress.meter);
         // A guest that came back from a host call after its wall limit (within the grace
         // the watchdog gives blocked calls) and then exited did so past its limit: it is
         // reported as the wall limit, never as `exited`.
@@ -465,18 +514,49 @@ impl Workload {
             wall_ms: Some(u64::try_from(wall.as_millis()).unwrap_or(u64::MAX)),
             fuel_used,
             peak_memory: Some(limiter.peak),
-            output_bytes: Some(budget.used()),
-            egress_bytes: Some(egress.meter.bytes()),
-            usage: Some(counters.summary()),
+            output_bytes: Some(sandbox.budget.used()),
+            egress_bytes: Some(sandbox.egress.meter.bytes()),
+            usage: Some(sandbox.counters.summary()),
         });
-        Some(Ok(RunReport {
+        RunReport {
             outcome,
             wall,
             fuel_used,
             peak_memory: limiter.peak,
             run_id: audit.run_id().to_string(),
-        }))
+        }
     }
+}
+
+/// What one run's phases share once its WASI context is configured.
+struct Sandbox<'a> {
+    audit: &'a Audit,
+    counters: &'a Arc<GrantCounters>,
+    budget: &'a Arc<OutputBudget>,
+    egress: &'a crate::policy::Egress,
+    /// Guest paths of the preopened folders, in preopen order.
+    preopens: Vec<String>,
+    record_fs: bool,
+    stdout: &'a crate::stdio::Sink,
+}
+
+/// What the guest's call left: its result, the memory limiter (with the peak) and the fuel
+/// left when fuel is metered.
+struct Ran {
+    result: GuestResult,
+    limiter: MemoryLimiter,
+    fuel_left: Option<u64>,
+}
+
+/// Locks the host process down with `profile`, after starting the threads the run may need
+/// (the I/O runtime's, and with file grants its blocking pool: a file stream's read or write
+/// runs there, see `crate::io_runtime`), since no thread can be started afterwards.
+fn lock_down(mode: host_seccomp::Mode, profile: &host_seccomp::Profile) -> Result<(), LoadError> {
+    crate::io_runtime::start();
+    if profile.groups().contains(&host_seccomp::Group::FileRead) {
+        crate::io_runtime::start_blocking_pool().map_err(LoadError::IoThreads)?;
+    }
+    profile.install(mode).map_err(LoadError::Lockdown)
 }
 
 /// Arguments and environment reach the guest as C strings, which end at the first NUL byte:
