@@ -348,51 +348,8 @@ impl Shared {
 
         // 2. Secrets the guest names, and secret values in the URL or the headers: an attempt
         //    to send a secret elsewhere is recorded as one, whether or not a rule allows the URL.
-        let named: Vec<String> = parts
-            .headers
-            .get_all(SECRET_HEADER)
-            .iter()
-            .flat_map(|v| v.to_str().unwrap_or("").split(','))
-            .map(|n| n.trim().to_owned())
-            .filter(|n| !n.is_empty())
-            .collect();
-        parts.headers.remove(SECRET_HEADER);
-        for name in &named {
-            let Some(secret) = self.secrets.get(name) else {
-                return Err(self.deny(
-                    "secret",
-                    "inject",
-                    &self.secrets.redact_str(name),
-                    &format!("named for {label}, but the manifest grants no secret by this name"),
-                    HttpError::HttpRequestDenied,
-                ));
-            };
-            if !self.bound_to(secret, &target) {
-                let binding = secret.spec.inject.as_ref().map_or_else(
-                    || "it is not injected anywhere".to_owned(),
-                    |i| format!("it is bound to {}", i.url),
-                );
-                return Err(self.deny(
-                    "secret",
-                    "exfiltration",
-                    name,
-                    &format!("exfiltration attempt: named for {label}, but {binding}"),
-                    HttpError::HttpRequestDenied,
-                ));
-            }
-        }
+        self.check_named_secrets(&mut parts, &target, &label)?;
         let allowed = |s: &SecretValue| self.bound_to(s, &target);
-        let mut leak = self
-            .secrets
-            .find_leak(parts.uri.to_string().as_bytes(), allowed);
-        for (name, value) in &parts.headers {
-            leak = leak
-                .or_else(|| self.secrets.find_leak(name.as_str().as_bytes(), allowed))
-                .or_else(|| self.secrets.find_leak(value.as_bytes(), allowed));
-        }
-        if let Some(s) = leak {
-            return Err(self.exfiltration(s, &label));
-        }
 
         // 3. The rules.
         let rule = match self.rules.check(&method, &target) {
@@ -424,36 +381,8 @@ impl Shared {
             return Err(self.exfiltration(s, &label));
         }
 
-        // 5. Injection. A run with secrets asks for responses without content coding: a
-        //    compressed echo of an injected header would hide the value from the redaction.
-        if !self.secrets.is_empty() {
-            parts.headers.insert(
-                http::header::ACCEPT_ENCODING,
-                HeaderValue::from_static("identity"),
-            );
-            parts.headers.remove(http::header::TE);
-        }
-        let mut injected = Vec::new();
-        for s in self.secrets.iter().filter(|s| self.bound_to(s, &target)) {
-            let Some((header, value)) = s.header_value() else {
-                continue;
-            };
-            let (Ok(name), Ok(mut value)) = (
-                HeaderName::try_from(header.as_str()),
-                HeaderValue::try_from(value.as_str()),
-            ) else {
-                return Err(self.deny(
-                    "secret",
-                    "inject",
-                    &s.spec.name,
-                    "the secret's value cannot be written in an HTTP header",
-                    HttpError::HttpRequestDenied,
-                ));
-            };
-            value.set_sensitive(true);
-            parts.headers.insert(name, value);
-            injected.push(s.spec.name.clone());
-        }
+        // 5. Injection.
+        let injected = self.inject(&mut parts, &target)?;
 
         // 6. Resolve, check, connect. The request's head and body were counted as they were
         //    read; a request that never leaves (its host does not resolve, is refused or
@@ -462,62 +391,10 @@ impl Shared {
         let connect_timeout = options
             .and_then(|o| o.connect_timeout)
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        let addr = match self.resolve(&target, &label, connect_timeout).await {
-            Ok(addr) => addr,
-            Err(e) => {
-                self.meter.refund_bytes(charged);
-                return Err(e);
-            }
-        };
-        let stream =
-            match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(addr)).await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    self.meter.refund_bytes(charged);
-                    self.audit.decision(
-                        Decided::new(
-                            "http",
-                            &label,
-                            Decision::Allow,
-                            "request",
-                            format!("[[http]] {} (connecting to {addr} failed: {e})", rule.url),
-                        )
-                        .by(&rule.url),
-                    );
-                    return Err(HttpError::ConnectionRefused);
-                }
-                Err(_) => {
-                    self.meter.refund_bytes(charged);
-                    return Err(HttpError::ConnectionTimeout);
-                }
-            };
-        self.audit.decision(
-            Decided::new(
-                "http",
-                &label,
-                Decision::Allow,
-                "request",
-                format!(
-                    "[[http]] {} {} (address {addr})",
-                    rule.url,
-                    rule.methods.join(",")
-                ),
-            )
-            .by(&rule.url),
-        );
-        for name in &injected {
-            self.audit.decision(
-                Decided::new(
-                    "secret",
-                    name,
-                    Decision::Allow,
-                    "inject",
-                    format!("injected into {label} (the URL is within its binding)"),
-                )
-                .by(name),
-            );
-        }
+        let (stream, addr) = self
+            .connect(&target, &label, rule, connect_timeout, charged)
+            .await?;
+        self.record_sent(&label, rule, addr, &injected);
 
         // Only the path goes on the request line; the Host header carries the authority.
         let path = parts
@@ -539,6 +416,195 @@ impl Shared {
         };
 
         // 7. The response, capped and redacted.
+        self.answer(response, &label).await
+    }
+
+    /// Resolves `target` and connects to it within `connect_timeout`, under the address
+    /// checks of [`Shared::resolve`]. A request that never leaves gives back the `charged`
+    /// bytes of its head and body; a refused connection is audited with the rule that allowed
+    /// the request.
+    async fn connect(
+        &self,
+        target: &Target,
+        label: &str,
+        rule: &Rule,
+        connect_timeout: Duration,
+        charged: u64,
+    ) -> Result<(tokio::net::TcpStream, std::net::SocketAddr), HttpError> {
+        let addr = match self.resolve(target, label, connect_timeout).await {
+            Ok(addr) => addr,
+            Err(e) => {
+                self.meter.refund_bytes(charged);
+                return Err(e);
+            }
+        };
+        let stream =
+            match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(addr)).await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    self.meter.refund_bytes(charged);
+                    self.audit.decision(
+                        Decided::new(
+                            "http",
+                            label,
+                            Decision::Allow,
+                            "request",
+                            format!("[[http]] {} (connecting to {addr} failed: {e})", rule.url),
+                        )
+                        .by(&rule.url),
+                    );
+                    return Err(HttpError::ConnectionRefused);
+                }
+                Err(_) => {
+                    self.meter.refund_bytes(charged);
+                    return Err(HttpError::ConnectionTimeout);
+                }
+            };
+        Ok((stream, addr))
+    }
+
+    /// The `allow` records of a request that left: the rule that allowed it (with the address
+    /// it went to) and each secret injected into it.
+    fn record_sent(
+        &self,
+        label: &str,
+        rule: &Rule,
+        addr: std::net::SocketAddr,
+        injected: &[String],
+    ) {
+        self.audit.decision(
+            Decided::new(
+                "http",
+                label,
+                Decision::Allow,
+                "request",
+                format!(
+                    "[[http]] {} {} (address {addr})",
+                    rule.url,
+                    rule.methods.join(",")
+                ),
+            )
+            .by(&rule.url),
+        );
+        for name in injected {
+            self.audit.decision(
+                Decided::new(
+                    "secret",
+                    name,
+                    Decision::Allow,
+                    "inject",
+                    format!("injected into {label} (the URL is within its binding)"),
+                )
+                .by(name),
+            );
+        }
+    }
+
+    /// The secrets a request names (its `warden-secret` headers, removed here) must exist and
+    /// be bound to `target`, and no secret value may ride in its URL or headers to a target it
+    /// is not bound to: either is refused and audited as an exfiltration attempt.
+    fn check_named_secrets(
+        &self,
+        parts: &mut http::request::Parts,
+        target: &Target,
+        label: &str,
+    ) -> Result<(), HttpError> {
+        let named: Vec<String> = parts
+            .headers
+            .get_all(SECRET_HEADER)
+            .iter()
+            .flat_map(|v| v.to_str().unwrap_or("").split(','))
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .collect();
+        parts.headers.remove(SECRET_HEADER);
+        for name in &named {
+            let Some(secret) = self.secrets.get(name) else {
+                return Err(self.deny(
+                    "secret",
+                    "inject",
+                    &self.secrets.redact_str(name),
+                    &format!("named for {label}, but the manifest grants no secret by this name"),
+                    HttpError::HttpRequestDenied,
+                ));
+            };
+            if !self.bound_to(secret, target) {
+                let binding = secret.spec.inject.as_ref().map_or_else(
+                    || "it is not injected anywhere".to_owned(),
+                    |i| format!("it is bound to {}", i.url),
+                );
+                return Err(self.deny(
+                    "secret",
+                    "exfiltration",
+                    name,
+                    &format!("exfiltration attempt: named for {label}, but {binding}"),
+                    HttpError::HttpRequestDenied,
+                ));
+            }
+        }
+        let allowed = |s: &SecretValue| self.bound_to(s, target);
+        let mut leak = self
+            .secrets
+            .find_leak(parts.uri.to_string().as_bytes(), allowed);
+        for (name, value) in &parts.headers {
+            leak = leak
+                .or_else(|| self.secrets.find_leak(name.as_str().as_bytes(), allowed))
+                .or_else(|| self.secrets.find_leak(value.as_bytes(), allowed));
+        }
+        if let Some(s) = leak {
+            return Err(self.exfiltration(s, label));
+        }
+        Ok(())
+    }
+
+    /// Injects each secret bound to `target` into its header (marked sensitive), and asks for
+    /// responses without content coding when the run has secrets: a compressed echo of an
+    /// injected header would hide the value from the redaction. The names injected.
+    fn inject(
+        &self,
+        parts: &mut http::request::Parts,
+        target: &Target,
+    ) -> Result<Vec<String>, HttpError> {
+        if !self.secrets.is_empty() {
+            parts.headers.insert(
+                http::header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
+            parts.headers.remove(http::header::TE);
+        }
+        let mut injected = Vec::new();
+        for s in self.secrets.iter().filter(|s| self.bound_to(s, target)) {
+            let Some((header, value)) = s.header_value() else {
+                continue;
+            };
+            let (Ok(name), Ok(mut value)) = (
+                HeaderName::try_from(header.as_str()),
+                HeaderValue::try_from(value.as_str()),
+            ) else {
+                return Err(self.deny(
+                    "secret",
+                    "inject",
+                    &s.spec.name,
+                    "the secret's value cannot be written in an HTTP header",
+                    HttpError::HttpRequestDenied,
+                ));
+            };
+            value.set_sensitive(true);
+            parts.headers.insert(name, value);
+            injected.push(s.spec.name.clone());
+        }
+        Ok(injected)
+    }
+
+    /// The response the guest reads: refused when it is coded although identity was asked
+    /// for, capped at [`MAX_RESPONSE_BYTES`], and with secret values redacted from the body
+    /// and the headers (each redaction audited).
+    async fn answer(
+        &self,
+        response: http::Response<hyper::body::Incoming>,
+        label: &str,
+    ) -> Result<Sent, HttpError> {
         let (mut rparts, rbody) = response.into_parts();
         if !self.secrets.is_empty()
             && let Some((header, coding)) = hidden_coding(&rparts.headers)
@@ -550,7 +616,7 @@ impl Shared {
             return Err(self.deny(
                 "http",
                 "request",
-                &label,
+                label,
                 &reason,
                 if header == "content-encoding" {
                     HttpError::HttpResponseContentCoding(Some(coding))
@@ -567,7 +633,7 @@ impl Shared {
                 if (data.len() + chunk.len()) as u64 > MAX_RESPONSE_BYTES {
                     self.audit.decision(Decided::new(
                         "http",
-                        &label,
+                        label,
                         Decision::Deny,
                         "response",
                         format!("response larger than {MAX_RESPONSE_BYTES} bytes"),
@@ -593,7 +659,7 @@ impl Shared {
             if let Some(clean) = self.secrets.redact(&data) {
                 data = clean;
             }
-            rparts.headers = self.redact_headers(std::mem::take(&mut rparts.headers), &label);
+            rparts.headers = self.redact_headers(std::mem::take(&mut rparts.headers), label);
         }
         // The body was read whole; its framing headers no longer describe it.
         rparts.headers.remove(http::header::TRANSFER_ENCODING);
