@@ -199,151 +199,201 @@ pub fn compare<'e>(
     u.runs = runs.len();
     u.incomplete_runs = runs.values().filter(|ended| !**ended).count();
 
-    // Evidence, per grant.
     let rules = HttpRules::new(&policy.http);
-    let mut http: Vec<MethodCounts> = vec![MethodCounts::new(); rules.rules().len()];
-    // Per secret: (injected, opened, revealed).
-    let mut secrets: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
-    let mut net: BTreeMap<&str, [usize; 2]> = BTreeMap::new();
-    // Allowed decisions per listen and udp entry (udp ones: the first per peer and use).
-    let mut listen_used: BTreeMap<String, usize> = BTreeMap::new();
-    let mut udp_used: BTreeMap<String, usize> = BTreeMap::new();
-    let mut copied_back: BTreeMap<String, usize> = BTreeMap::new();
-    let mut ungranted: BTreeMap<(String, String), String> = BTreeMap::new();
-    let mut stopped_runs: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    // Refusals in the order first seen, found again by (capability, target) in one lookup, so
-    // that a log of a million distinct refusals is read in linear time.
-    let mut refused: Vec<Refusal> = Vec::new();
-    let mut refused_at: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut refuse = |capability: &'e str, target: &'e str, reason: &str| {
-        if let Some(&i) = refused_at.get(&(capability, target)) {
-            let r = &mut refused[i];
+    let mut ev = Evidence::new(rules.rules().len());
+    for e in &mine {
+        ev.add(policy, &rules, e);
+    }
+    u.untyped = ev.untyped;
+    judge_http(&rules, &ev.http, &mut u);
+    judge_secrets(policy, &ev.secrets, &mut u);
+    judge_net(policy, &ev, &mut u);
+    judge_from_exits(policy, &used_by_runs, &ev.copied_back, &mut u);
+    u.ungranted = ev
+        .ungranted
+        .into_iter()
+        .map(|((capability, target), why)| Finding::new(&capability, &target, why))
+        .collect();
+    u.refused = ev.refused.list;
+    u.recording_stopped_runs = ev.stopped_runs.len();
+    Ok(u)
+}
+
+/// Refusals in the order first seen, found again by (capability, target) in one lookup, so
+/// that a log of a million distinct refusals is read in linear time.
+#[derive(Default)]
+struct Refusals<'e> {
+    list: Vec<Refusal>,
+    at: HashMap<(&'e str, &'e str), usize>,
+}
+
+impl<'e> Refusals<'e> {
+    fn note(&mut self, capability: &'e str, target: &'e str, reason: &str) {
+        if let Some(&i) = self.at.get(&(capability, target)) {
+            let r = &mut self.list[i];
             r.count += 1;
             if r.reasons.len() < MAX_REASONS && !r.reasons.iter().any(|x| x == reason) {
                 r.reasons.push(reason.to_owned());
             }
         } else {
-            refused_at.insert((capability, target), refused.len());
-            refused.push(Refusal {
+            self.at.insert((capability, target), self.list.len());
+            self.list.push(Refusal {
                 capability: capability.to_owned(),
                 target: target.to_owned(),
                 reasons: vec![reason.to_owned()],
                 count: 1,
             });
         }
-    };
+    }
+}
 
-    for e in &mine {
+/// What the decision and limit records of one identity's runs show, per grant.
+#[derive(Default)]
+struct Evidence<'e> {
+    /// Per `[[http]]` rule, by position: requests per method.
+    http: Vec<MethodCounts>,
+    /// Per secret: (injected, opened, revealed).
+    secrets: BTreeMap<&'e str, [usize; 3]>,
+    /// Per connect entry: (lookups, connections).
+    net: BTreeMap<String, [usize; 2]>,
+    /// Allowed decisions per listen and udp entry (udp ones: the first per peer and use).
+    listen_used: BTreeMap<String, usize>,
+    udp_used: BTreeMap<String, usize>,
+    copied_back: BTreeMap<String, usize>,
+    ungranted: BTreeMap<(String, String), String>,
+    stopped_runs: std::collections::HashSet<&'e str>,
+    refused: Refusals<'e>,
+    /// Decisions written before decisions named their operation.
+    untyped: usize,
+}
+
+impl<'e> Evidence<'e> {
+    fn new(rules: usize) -> Self {
+        Evidence {
+            http: vec![MethodCounts::new(); rules],
+            ..Evidence::default()
+        }
+    }
+
+    /// Takes one record of the identity's runs into account.
+    fn add(&mut self, policy: &Policy, rules: &HttpRules, e: &'e Entry) {
         let d = match &e.event {
             Event::Decision(d) if d.decision == Decision::Deny => {
-                refuse(&d.capability, &d.target, &d.reason);
-                continue;
+                self.refused.note(&d.capability, &d.target, &d.reason);
+                return;
             }
             // The recording bound of a learning run is no refusal: the run went on, and only
             // warden's record of its file operations stopped (past it they are unknown).
             Event::Limit(l) if l.limit == RECORDING_STOPPED => {
-                stopped_runs.insert(e.run.as_str());
-                continue;
+                self.stopped_runs.insert(e.run.as_str());
+                return;
             }
             Event::Limit(l) => {
-                refuse("limit", &l.limit, &format!("limit reached ({})", l.value));
-                continue;
+                self.refused
+                    .note("limit", &l.limit, &format!("limit reached ({})", l.value));
+                return;
             }
             Event::Decision(d) => d,
-            _ => continue,
+            _ => return,
         };
         let target = d.target.as_str();
         let grant = d.grant.as_deref();
         let Some(op) = d.op.as_deref() else {
             // Written before decisions named their operation: no evidence either way.
-            u.untyped += 1;
-            continue;
+            self.untyped += 1;
+            return;
         };
         match (d.capability.as_str(), op) {
-            ("http", "request") => {
-                let Some((method, url)) = target.split_once(' ') else {
-                    continue;
-                };
-                // This manifest's rules decide which rule a request used, as the broker would.
-                // When they cannot (a URL the log redacted no longer parses), the rule the
-                // record names is taken if this manifest has it with that method.
-                // Rules are told apart by position, not URL: two rules may share a URL with
-                // different methods, and each is used only by its own methods.
-                let position = |rule: &warden::broker::Rule| {
-                    rules.rules().iter().position(|r| std::ptr::eq(r, rule))
-                };
-                let named = grant.and_then(|named| {
-                    rules
-                        .rules()
-                        .iter()
-                        .find(|r| r.url == named && r.methods.iter().any(|m| m == method))
-                });
-                let verdict = url
-                    .parse::<http::Uri>()
-                    .map_err(|e| e.to_string())
-                    .and_then(|uri| Target::of(&uri))
-                    .and_then(|t| rules.check(method, &t).map(position))
-                    .or_else(|why| named.map(position).ok_or(why));
-                match verdict {
-                    Ok(Some(i)) => {
-                        *http[i].entry(method.to_owned()).or_default() += 1;
-                    }
-                    Ok(None) => {}
-                    Err(why) => {
-                        ungranted.insert(("http".into(), target.to_owned()), why);
-                    }
-                }
-            }
+            ("http", "request") => self.http_request(rules, target, grant),
             ("secret", "inject" | "open" | "reveal") => {
                 if !policy.secrets.iter().any(|s| s.name == target) {
-                    ungranted.insert(
+                    self.ungranted.insert(
                         ("secret".into(), target.to_owned()),
                         "the manifest grants no secret by this name".into(),
                     );
-                    continue;
+                    return;
                 }
                 let slot = match op {
                     "inject" => 0,
                     "open" => 1,
                     _ => 2,
                 };
-                secrets.entry(target).or_default()[slot] += 1;
+                self.secrets.entry(target).or_default()[slot] += 1;
             }
             ("net", "bind" | "listen") => {
                 if let Some(entry) = grant {
-                    *listen_used.entry(entry.to_owned()).or_default() += 1;
+                    *self.listen_used.entry(entry.to_owned()).or_default() += 1;
                 }
             }
             ("net", "send" | "receive") => {
                 if let Some(entry) = grant {
-                    *udp_used.entry(entry.to_owned()).or_default() += 1;
+                    *self.udp_used.entry(entry.to_owned()).or_default() += 1;
                 }
             }
             ("net", "lookup" | "connect") => {
                 let Some(entry) = grant else {
-                    continue;
+                    return;
                 };
                 let Some(listed) = policy.network.iter().find(|n| n.as_str() == entry) else {
-                    ungranted.insert(
+                    self.ungranted.insert(
                         ("net".into(), target.to_owned()),
                         format!("allowed by connect entry {entry:?}, which this manifest lacks"),
                     );
-                    continue;
+                    return;
                 };
                 let slot = usize::from(op != "lookup");
-                net.entry(listed.as_str()).or_default()[slot] += 1;
+                self.net.entry(listed.as_str().to_owned()).or_default()[slot] += 1;
             }
             ("fs", "copy-back") => {
                 if let Some(guest) = grant {
-                    *copied_back.entry(guest.to_owned()).or_default() += 1;
+                    *self.copied_back.entry(guest.to_owned()).or_default() += 1;
                 }
             }
             _ => {}
         }
     }
 
-    // http: each rule, and each method of it.
-    for (rule, counts) in rules.rules().iter().zip(&http) {
+    /// A request the broker allowed: counted against the rule of this manifest that allows
+    /// it, or noted as ungranted.
+    fn http_request(&mut self, rules: &HttpRules, target: &str, grant: Option<&str>) {
+        let Some((method, url)) = target.split_once(' ') else {
+            return;
+        };
+        // This manifest's rules decide which rule a request used, as the broker would.
+        // When they cannot (a URL the log redacted no longer parses), the rule the
+        // record names is taken if this manifest has it with that method.
+        // Rules are told apart by position, not URL: two rules may share a URL with
+        // different methods, and each is used only by its own methods.
+        let position =
+            |rule: &warden::broker::Rule| rules.rules().iter().position(|r| std::ptr::eq(r, rule));
+        let named = grant.and_then(|named| {
+            rules
+                .rules()
+                .iter()
+                .find(|r| r.url == named && r.methods.iter().any(|m| m == method))
+        });
+        let verdict = url
+            .parse::<http::Uri>()
+            .map_err(|e| e.to_string())
+            .and_then(|uri| Target::of(&uri))
+            .and_then(|t| rules.check(method, &t).map(position))
+            .or_else(|why| named.map(position).ok_or(why));
+        match verdict {
+            Ok(Some(i)) => {
+                *self.http[i].entry(method.to_owned()).or_default() += 1;
+            }
+            Ok(None) => {}
+            Err(why) => {
+                self.ungranted
+                    .insert(("http".into(), target.to_owned()), why);
+            }
+        }
+    }
+}
+
+/// `[[http]]`: each rule, and each method of it, used or not.
+fn judge_http(rules: &HttpRules, http: &[MethodCounts], u: &mut Usage) {
+    for (rule, counts) in rules.rules().iter().zip(http) {
         let total: usize = counts.values().sum();
         if total == 0 {
             u.unused.push(Finding::new(
@@ -374,7 +424,10 @@ pub fn compare<'e>(
             }
         }
     }
-    // Secrets: used at all, and the parts granted on their own.
+}
+
+/// `[secrets]`: each used at all, and the parts granted on their own (injection, reveal).
+fn judge_secrets(policy: &Policy, secrets: &BTreeMap<&str, [usize; 3]>, u: &mut Usage) {
     for s in &policy.secrets {
         let [injected, opened, revealed] =
             secrets.get(s.name.as_str()).copied().unwrap_or_default();
@@ -412,8 +465,12 @@ pub fn compare<'e>(
             ));
         }
     }
+}
+
+/// `[network]`: each connect, listen and udp entry, used or not.
+fn judge_net(policy: &Policy, ev: &Evidence<'_>, u: &mut Usage) {
     for n in &policy.network {
-        match net.get(n.as_str()) {
+        match ev.net.get(n.as_str()) {
             None => u.unused.push(Finding::new(
                 "net",
                 n,
@@ -436,14 +493,14 @@ pub fn compare<'e>(
         .map(|l| {
             (
                 &l.entry,
-                &listen_used,
+                &ev.listen_used,
                 "no bind or listen in these runs was allowed by it",
             )
         })
         .chain(policy.udp.iter().map(|r| {
             (
                 &r.entry,
-                &udp_used,
+                &ev.udp_used,
                 "no datagram in these runs was allowed by it",
             )
         }));
@@ -457,14 +514,6 @@ pub fn compare<'e>(
             )),
         }
     }
-    judge_from_exits(policy, &used_by_runs, &copied_back, &mut u);
-    u.ungranted = ungranted
-        .into_iter()
-        .map(|((capability, target), why)| Finding::new(&capability, &target, why))
-        .collect();
-    u.refused = refused;
-    u.recording_stopped_runs = stopped_runs.len();
-    Ok(u)
 }
 
 /// What the exit records' `usage` says, summed over the runs that carry one.
