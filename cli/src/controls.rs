@@ -122,21 +122,10 @@ pub fn assess(policy: &Policy) -> Vec<Finding> {
         &["NHI5"],
     ));
 
-    let mut open = Vec::new();
-    let id = &policy.identity;
-    if id.id == format!("warden://local/{}", id.name) {
-        open.push(format!(
-            "[identity] has no `id`: the default {} is not an identity your organisation issued",
-            id.id
-        ));
-    }
-    if id.owner.is_none() {
-        open.push("[identity] has no `owner`: nobody is named to review or retire it".to_owned());
-    }
     out.push(finding(
         "identity",
         "every run acts as one named identity, written with a run id on every audit record",
-        open,
+        identity_open(policy),
         &["PR.AA-01", "ID.AM-08"],
         &[1],
         &["NHI1", "NHI9"],
@@ -159,7 +148,102 @@ pub fn assess(policy: &Policy) -> Vec<Finding> {
         &["NHI3"],
     ));
 
-    let open: Vec<String> = policy
+    out.push(finding(
+        "least-privilege-files",
+        "files are granted one by one or by folder, read unless read-write is declared; a \
+         single file is staged so nothing beside it is visible",
+        files_open(policy),
+        &["PR.AA-05", "PR.DS-01"],
+        &[3, 6],
+        &["NHI5"],
+    ));
+
+    out.push(finding(
+        "egress-rules",
+        "outbound requests only to the listed URL prefixes and methods, connections only to \
+         listed hosts; private, loopback and metadata addresses refused unless named",
+        egress_open(policy),
+        &["PR.IR-01", "ID.AM-03", "DE.CM-01"],
+        &[2, 6],
+        &["NHI3", "NHI5", "NHI8"],
+    ));
+
+    out.push(finding(
+        "brokered-secrets",
+        "secrets are read by the host at each run's start and added to requests bound for \
+         their URL; the guest never holds the value, and any copy of it leaving is refused",
+        secrets_open(policy),
+        &["PR.AA-01", "PR.DS-02", "PR.DS-10"],
+        &[6],
+        &["NHI2", "NHI4", "NHI7"],
+    ));
+
+    out.push(finding(
+        "limits",
+        "memory, fuel, wall time, output, requests and egress are bounded; past a bound the \
+         run stops with its own exit code",
+        Vec::new(),
+        &["PR.IR-04"],
+        &[],
+        &["NHI3"],
+    ));
+
+    let mut audit = finding(
+        "audit",
+        "every allow and deny, every limit and the exit, as JSON Lines with the identity and \
+         run id, secrets redacted (`warden run --audit FILE`)",
+        Vec::new(),
+        &["PR.PS-04", "DE.CM-09"],
+        &[5, 7],
+        &["NHI1", "NHI10"],
+    );
+    audit.status = Status::Run;
+    out.push(audit);
+
+    out.push(finding(
+        "host-lockdown",
+        "warden's own process runs under a seccomp allow list derived from the manifest: no \
+         exec, no fork, no sockets unless network is granted, no new executable memory",
+        Vec::new(),
+        &["PR.PS-05", "PR.IR-01"],
+        &[6],
+        &["NHI8"],
+    ));
+
+    let mut review = finding(
+        "least-privilege-review",
+        "`warden learn` writes the narrowest manifest a run needs; `warden check --against` \
+         lists grants real runs never used",
+        Vec::new(),
+        &["PR.AA-05", "ID.IM-01"],
+        &[4, 7],
+        &["NHI1", "NHI5"],
+    );
+    review.status = Status::Run;
+    out.push(review);
+    out
+}
+
+/// What the `identity` control leaves open: an identity the organisation did not issue, or
+/// one nobody owns.
+fn identity_open(policy: &Policy) -> Vec<String> {
+    let mut open = Vec::new();
+    let id = &policy.identity;
+    if id.id == format!("warden://local/{}", id.name) {
+        open.push(format!(
+            "[identity] has no `id`: the default {} is not an identity your organisation issued",
+            id.id
+        ));
+    }
+    if id.owner.is_none() {
+        open.push("[identity] has no `owner`: nobody is named to review or retire it".to_owned());
+    }
+    open
+}
+
+/// What `least-privilege-files` leaves open: read-write folders.
+fn files_open(policy: &Policy) -> Vec<String> {
+    policy
         .files
         .iter()
         .filter(|g| g.kind == FileKind::Dir && g.access == Access::ReadWrite)
@@ -170,17 +254,12 @@ pub fn assess(policy: &Policy) -> Vec<Finding> {
                 g.guest
             )
         })
-        .collect();
-    out.push(finding(
-        "least-privilege-files",
-        "files are granted one by one or by folder, read unless read-write is declared; a \
-         single file is staged so nothing beside it is visible",
-        open,
-        &["PR.AA-05", "PR.DS-01"],
-        &[3, 6],
-        &["NHI5"],
-    ));
+        .collect()
+}
 
+/// What `egress-rules` leaves open: broad ranges and wildcards, listening on every interface,
+/// writes on a whole origin, cleartext HTTP off the host.
+fn egress_open(policy: &Policy) -> Vec<String> {
     let mut open = Vec::new();
     for rule in &policy.network {
         let entry = &rule.entry;
@@ -236,16 +315,12 @@ pub fn assess(policy: &Policy) -> Vec<Finding> {
             ));
         }
     }
-    out.push(finding(
-        "egress-rules",
-        "outbound requests only to the listed URL prefixes and methods, connections only to \
-         listed hosts; private, loopback and metadata addresses refused unless named",
-        open,
-        &["PR.IR-01", "ID.AM-03", "DE.CM-01"],
-        &[2, 6],
-        &["NHI3", "NHI5", "NHI8"],
-    ));
+    open
+}
 
+/// What `brokered-secrets` leaves open: revealed secrets, and credentials handed over as
+/// `[env]`.
+fn secrets_open(policy: &Policy) -> Vec<String> {
     let mut open = Vec::new();
     for s in &policy.secrets {
         if s.reveal {
@@ -265,60 +340,7 @@ pub fn assess(policy: &Policy) -> Vec<Finding> {
             ));
         }
     }
-    out.push(finding(
-        "brokered-secrets",
-        "secrets are read by the host at each run's start and added to requests bound for \
-         their URL; the guest never holds the value, and any copy of it leaving is refused",
-        open,
-        &["PR.AA-01", "PR.DS-02", "PR.DS-10"],
-        &[6],
-        &["NHI2", "NHI4", "NHI7"],
-    ));
-
-    out.push(finding(
-        "limits",
-        "memory, fuel, wall time, output, requests and egress are bounded; past a bound the \
-         run stops with its own exit code",
-        Vec::new(),
-        &["PR.IR-04"],
-        &[],
-        &["NHI3"],
-    ));
-
-    let mut audit = finding(
-        "audit",
-        "every allow and deny, every limit and the exit, as JSON Lines with the identity and \
-         run id, secrets redacted (`warden run --audit FILE`)",
-        Vec::new(),
-        &["PR.PS-04", "DE.CM-09"],
-        &[5, 7],
-        &["NHI1", "NHI10"],
-    );
-    audit.status = Status::Run;
-    out.push(audit);
-
-    out.push(finding(
-        "host-lockdown",
-        "warden's own process runs under a seccomp allow list derived from the manifest: no \
-         exec, no fork, no sockets unless network is granted, no new executable memory",
-        Vec::new(),
-        &["PR.PS-05", "PR.IR-01"],
-        &[6],
-        &["NHI8"],
-    ));
-
-    let mut review = finding(
-        "least-privilege-review",
-        "`warden learn` writes the narrowest manifest a run needs; `warden check --against` \
-         lists grants real runs never used",
-        Vec::new(),
-        &["PR.AA-05", "ID.IM-01"],
-        &[4, 7],
-        &["NHI1", "NHI5"],
-    );
-    review.status = Status::Run;
-    out.push(review);
-    out
+    open
 }
 
 fn range_size(net: IpAddr, prefix: u8) -> String {
