@@ -362,6 +362,14 @@ impl Policy {
         counters: &Arc<crate::grant_use::GrantCounters>,
         record: bool,
     ) -> Result<FileStaging, LoadError> {
+        self.wire_env(builder, audit);
+        self.wire_clocks_and_random(builder, audit, counters, record);
+        self.wire_network(builder, egress);
+        self.wire_files(builder, audit)
+    }
+
+    /// `[env]`: only the declared variables, each audited.
+    fn wire_env(&self, builder: &mut WasiCtxBuilder, audit: &Audit) {
         // Environment: only what is declared.
         for var in &self.env {
             builder.env(&var.name, &var.value);
@@ -373,7 +381,17 @@ impl Policy {
                 Decided::new("env", &var.name, Decision::Allow, "grant", reason).by(&var.name),
             );
         }
+    }
 
+    /// `[clocks]` and `[random]`: the host's (wrapped so their first use is counted, and
+    /// recorded when `record`), or frozen and a seeded deterministic stream.
+    fn wire_clocks_and_random(
+        &self,
+        builder: &mut WasiCtxBuilder,
+        audit: &Audit,
+        counters: &Arc<crate::grant_use::GrantCounters>,
+        record: bool,
+    ) {
         // Clocks: the host's, or frozen.
         if self.clocks.wall {
             audit.decision(Decided::new(
@@ -412,7 +430,21 @@ impl Policy {
             builder.insecure_random(StreamCursor::default());
             builder.insecure_random_seed(u128::from(DETERMINISTIC_RANDOM_SEED));
         }
+        // The granted clocks and generator, wrapped so that their first use is counted (and
+        // recorded when the run records).
+        crate::observe::watch_calls(
+            builder,
+            record.then_some(audit),
+            counters,
+            self.clocks.wall,
+            self.clocks.monotonic,
+            self.random.secure,
+        );
+    }
 
+    /// `[network]`: warden's socket gate (from `egress`) decides every socket, lookup and
+    /// address.
+    fn wire_network(&self, builder: &mut WasiCtxBuilder, egress: &Egress) {
         // Sockets: warden's gate decides every socket, lookup and address, and audits each.
         // Without a [network] grant it refuses them before a socket exists.
         builder.allow_tcp(true);
@@ -423,7 +455,18 @@ impl Policy {
             let allowed = gate.check(addr, use_);
             Box::pin(async move { allowed })
         });
+    }
 
+    /// `[[files]]`: folders preopened directly, single files staged in private folders
+    /// preopened in their place; each grant audited.
+    ///
+    /// # Errors
+    /// A granted path cannot be opened or staged.
+    fn wire_files(
+        &self,
+        builder: &mut WasiCtxBuilder,
+        audit: &Audit,
+    ) -> Result<FileStaging, LoadError> {
         // Files: directories directly, single files through a private staging folder.
         let mut staging = FileStaging::new(audit, self.limits.staged_file);
         for grant in &self.files {
@@ -486,16 +529,6 @@ impl Policy {
                 })?;
             staging.preopens.push(guest);
         }
-        // The granted clocks and generator, wrapped so that their first use is counted (and
-        // recorded when the run records).
-        crate::observe::watch_calls(
-            builder,
-            record.then_some(audit),
-            counters,
-            self.clocks.wall,
-            self.clocks.monotonic,
-            self.random.secure,
-        );
         Ok(staging)
     }
 }
