@@ -84,25 +84,9 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         Ok(f) => f,
         Err(e) => return fail(format!("cannot install the SIGTERM/SIGINT handlers: {e}")),
     };
-    let mut policy = if args.quick.any() || args.quick.print_manifest {
-        let merged = quick::merge(args.manifest.as_deref(), &args.quick);
-        match merged.and_then(|m| m.policy().map(|p| (m, p))) {
-            Ok((merged, _)) if args.quick.print_manifest => {
-                print!("{}", merged.to_toml(args.module.as_deref(), &args.args));
-                return ExitCode::SUCCESS;
-            }
-            Ok((_, policy)) => policy,
-            Err(quick::QuickError::Manifest(e)) => return fail(e),
-            Err(quick::QuickError::Usage(m)) => return usage_error(m),
-        }
-    } else {
-        match &args.manifest {
-            Some(path) => match Manifest::from_file(path) {
-                Ok(m) => Policy::from_manifest(m),
-                Err(e) => return fail(e),
-            },
-            None => Policy::anonymous(),
-        }
+    let mut policy = match policy_of(&args) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
     if let Some(module) = args.module {
         policy.module = Some(module);
@@ -123,27 +107,9 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         Err(e) => return fail(format!("{e:#}")),
     };
 
-    let lockdown = match args.seccomp {
-        SeccompMode::Off => {
-            eprintln!(
-                "warden: warning: --seccomp off: the host process runs without its syscall \
-                 allow list"
-            );
-            None
-        }
-        SeccompMode::Enforce | SeccompMode::Log => {
-            if let Err(e) = warden::host_seccomp::supported() {
-                return fail(format!(
-                    "host lockdown is not available here ({e}); refusing to run unprotected \
-                     (--seccomp off runs without it)"
-                ));
-            }
-            Some(if args.seccomp == SeccompMode::Log {
-                warden::host_seccomp::Mode::Log
-            } else {
-                warden::host_seccomp::Mode::Enforce
-            })
-        }
+    let lockdown = match lockdown_of(args.seccomp) {
+        Ok(l) => l,
+        Err(code) => return code,
     };
 
     let settings = EngineSettings {
@@ -170,41 +136,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         .unwrap_or_else(|| policy.limits.wall.max(COMPILE_BUDGET_FLOOR));
     let workload = match warden.load_within(policy.clone(), budget) {
         Ok(w) => w,
-        Err(LoadError::CompileTimeout { budget }) => {
-            // A module still loading when its budget is spent ends warden with exit 124 and
-            // the audit records of a wall-limit exit.
-            let audit = Audit::with_run_id(sink, &policy.identity.id, &run_id);
-            let budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
-            audit.limit("wall", budget_ms);
-            audit.exit(warden::audit::Exit::from_outside(
-                "wall-limit",
-                124,
-                Some(budget_ms),
-                "the module was still compiling when its time was up",
-            ));
-            eprintln!(
-                "warden: wall-time limit reached while compiling the module ({budget:?}; \
-                 --compile-timeout sets it, default the wall limit and at least \
-                 {COMPILE_BUDGET_FLOOR:?})"
-            );
-            // The compiler thread cannot be stopped: end the process, not wait for it.
-            std::process::exit(124);
-        }
-        Err(e) => {
-            // The refusal is a decision about this identity too: record it.
-            let audit = Audit::new(sink, &policy.identity.id);
-            if let LoadError::UnknownImport { import, .. } = &e {
-                audit.decision(warden::audit::Decided::new(
-                    "import",
-                    import,
-                    Decision::Deny,
-                    "import",
-                    "no grant provides it",
-                ));
-            }
-            audit.error(&e.to_string(), Some(i32::from(EXIT_START_FAILED)));
-            return fail(e);
-        }
+        Err(e) => return load_failed(e, sink, &policy, &run_id),
     };
 
     let mut opts = RunOptions::from_policy(workload.policy());
@@ -220,8 +152,115 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     warden::audit::end_guest_line();
-    let limits = &workload.policy().limits;
-    match &report.outcome {
+    say_how_it_ended(&report.outcome, &workload.policy().limits);
+    // The process ends here: leave the engine, the compiled code and the guest's memory to the
+    // kernel rather than unmapping them piece by piece (about 0.1 ms of a cached hello run).
+    // Everything written is already written: the audit sink flushes every record.
+    std::mem::forget(workload);
+    std::mem::forget(warden);
+    ExitCode::from(u8::try_from(report.outcome.exit_code()).unwrap_or(EXIT_START_FAILED))
+}
+
+/// The policy of a run: the grant flags merged into the manifest (or printed as one with
+/// `--print-manifest`, the `Err` being then a success), the manifest alone, or no grants.
+/// `Err` is the exit code to end with.
+fn policy_of(args: &RunArgs) -> Result<Policy, ExitCode> {
+    if args.quick.any() || args.quick.print_manifest {
+        let merged = quick::merge(args.manifest.as_deref(), &args.quick);
+        match merged.and_then(|m| m.policy().map(|p| (m, p))) {
+            Ok((merged, _)) if args.quick.print_manifest => {
+                print!("{}", merged.to_toml(args.module.as_deref(), &args.args));
+                Err(ExitCode::SUCCESS)
+            }
+            Ok((_, policy)) => Ok(policy),
+            Err(quick::QuickError::Manifest(e)) => Err(fail(e)),
+            Err(quick::QuickError::Usage(m)) => Err(usage_error(m)),
+        }
+    } else {
+        match &args.manifest {
+            Some(path) => match Manifest::from_file(path) {
+                Ok(m) => Ok(Policy::from_manifest(m)),
+                Err(e) => Err(fail(e)),
+            },
+            None => Ok(Policy::anonymous()),
+        }
+    }
+}
+
+/// The host lockdown `--seccomp` asks for: none (with a warning), or enforced or logged where
+/// the kernel supports it. `Err` is the exit code to end with.
+fn lockdown_of(mode: SeccompMode) -> Result<Option<warden::host_seccomp::Mode>, ExitCode> {
+    Ok(match mode {
+        SeccompMode::Off => {
+            eprintln!(
+                "warden: warning: --seccomp off: the host process runs without its syscall \
+                 allow list"
+            );
+            None
+        }
+        SeccompMode::Enforce | SeccompMode::Log => {
+            if let Err(e) = warden::host_seccomp::supported() {
+                return Err(fail(format!(
+                    "host lockdown is not available here ({e}); refusing to run unprotected \
+                     (--seccomp off runs without it)"
+                )));
+            }
+            Some(if mode == SeccompMode::Log {
+                warden::host_seccomp::Mode::Log
+            } else {
+                warden::host_seccomp::Mode::Enforce
+            })
+        }
+    })
+}
+
+/// A workload that could not be loaded: past its compile budget, exit 124 with a wall-limit
+/// exit record (the process ends at once: the compiler thread cannot be stopped); any other
+/// refusal, exit 125, recorded for the identity (an unknown import as a refused decision).
+fn load_failed(e: LoadError, sink: AuditSink, policy: &Policy, run_id: &str) -> ExitCode {
+    match e {
+        LoadError::CompileTimeout { budget } => {
+            // A module still loading when its budget is spent ends warden with exit 124 and
+            // the audit records of a wall-limit exit.
+            let audit = Audit::with_run_id(sink, &policy.identity.id, run_id);
+            let budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
+            audit.limit("wall", budget_ms);
+            audit.exit(warden::audit::Exit::from_outside(
+                "wall-limit",
+                124,
+                Some(budget_ms),
+                "the module was still compiling when its time was up",
+            ));
+            eprintln!(
+                "warden: wall-time limit reached while compiling the module ({budget:?}; \
+             --compile-timeout sets it, default the wall limit and at least \
+             {COMPILE_BUDGET_FLOOR:?})"
+            );
+            // The compiler thread cannot be stopped: end the process, not wait for it.
+            std::process::exit(124);
+        }
+        e => {
+            // The refusal is a decision about this identity too: record it.
+            let audit = Audit::new(sink, &policy.identity.id);
+            if let LoadError::UnknownImport { import, .. } = &e {
+                audit.decision(warden::audit::Decided::new(
+                    "import",
+                    import,
+                    Decision::Deny,
+                    "import",
+                    "no grant provides it",
+                ));
+            }
+            audit.error(&e.to_string(), Some(i32::from(EXIT_START_FAILED)));
+            fail(e)
+        }
+    }
+}
+
+/// The line on stderr that says how a run warden stopped ended (a guest's own exit says
+/// nothing).
+fn say_how_it_ended(outcome: &Outcome, limits: &warden::manifest::Limits) {
+    match outcome {
         Outcome::Exited(_) => {}
         Outcome::Trap(m) => eprintln!("warden: the guest trapped: {m}"),
         Outcome::MemoryLimit => eprintln!(
@@ -246,12 +285,6 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         ),
         other => eprintln!("warden: the run ended: {}", other.name()),
     }
-    // The process ends here: leave the engine, the compiled code and the guest's memory to the
-    // kernel rather than unmapping them piece by piece (about 0.1 ms of a cached hello run).
-    // Everything written is already written: the audit sink flushes every record.
-    std::mem::forget(workload);
-    std::mem::forget(warden);
-    ExitCode::from(u8::try_from(report.outcome.exit_code()).unwrap_or(EXIT_START_FAILED))
 }
 
 /// A one-shot run needs no epochs: the watchdog ends the process at the wall limit. Except
