@@ -286,15 +286,10 @@ impl ModuleLint {
     }
 }
 
-/// What a module imports that the policy does not grant, and what the policy grants that the
-/// module cannot use: the second part of `warden check` when the module is at hand, as text
-/// and with the grants the module cannot use as [`Finding`]s.
-///
-/// # Errors
-/// The bytes are not a WebAssembly module or component.
-pub fn module_lint(policy: &Policy, bytes: &[u8]) -> Result<ModuleLint, String> {
-    let (is_component, imports) = imports_of(bytes)?;
-    let reach = Reach::of(is_component, &imports);
+/// Each capability with what grants it, whether the policy does, and the module's imports
+/// that reach it: first those refused when not granted, then the settings every guest has in
+/// a harmless form when they are not granted (clocks, random, stdin).
+fn capability_uses<'r>(policy: &Policy, reach: &'r Reach) -> ([Use<'r>; 5], [Use<'r>; 4]) {
     let uses = [
         Use {
             capability: "fs",
@@ -363,6 +358,19 @@ pub fn module_lint(policy: &Policy, bytes: &[u8]) -> Result<ModuleLint, String> 
             otherwise: "not granted: stdin is closed",
         },
     ];
+    (uses, settings)
+}
+
+/// What a module imports that the policy does not grant, and what the policy grants that the
+/// module cannot use: the second part of `warden check` when the module is at hand, as text
+/// and with the grants the module cannot use as [`Finding`]s.
+///
+/// # Errors
+/// The bytes are not a WebAssembly module or component.
+pub fn module_lint(policy: &Policy, bytes: &[u8]) -> Result<ModuleLint, String> {
+    let (is_component, imports) = imports_of(bytes)?;
+    let reach = Reach::of(is_component, &imports);
+    let (uses, settings) = capability_uses(policy, &reach);
     // A secret is used through wasi:http (injection) as much as through warden:host/secrets.
     let uses_http = !reach.http.is_empty();
 

@@ -8,6 +8,8 @@ use warden::manifest::{Access, EnvSource, FileKind, OutputMode, SecretSource, St
 
 /// The grants table printed by `warden check`: one row per grant, then the limits. Every
 /// kind of capability gets a row, so what is denied is as visible as what is granted.
+///
+/// Kept whole: the table's rows in the order it prints them, one short block per section.
 pub fn grants_table(policy: &Policy) -> String {
     let mut rows: Vec<[String; 4]> = Vec::new();
     let mut row = |a: &str, b: &str, c: &str, d: String| {

@@ -622,6 +622,10 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Writes LEARNED for `input`, as TOML text.
+///
+/// Kept whole: LEARNED's sections written in order into one text; each section's decision
+/// is a few lines that share what the run observed, what the module can use and what was
+/// dropped (listed at the end).
 pub fn learn(input: &Input<'_>) -> String {
     let broad = input.broad;
     let o = observe(input);
@@ -859,6 +863,8 @@ fn identity_and_workload(out: &mut String, broad: &Policy) {
     }
 }
 
+/// Kept whole: one pass over BROAD's file grants with what the run did under each, deciding
+/// each grant's narrowest form in one place.
 fn files(
     out: &mut String,
     dropped: &mut Vec<String>,

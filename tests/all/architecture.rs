@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use syn::spanned::Spanned;
 use syn::visit::Visit;
 
 /// A module path inside the crate (`[]` is the crate root).
@@ -293,6 +294,9 @@ struct Facts {
     calls: Vec<(String, String)>,
     /// The enclosing function of each `unsafe` block, function or impl.
     unsafes: Vec<String>,
+    /// Each function of more than [`LONG`] lines: its name, its length, and whether its doc
+    /// says why it is kept whole.
+    long: Vec<(String, usize, bool)>,
     within: Vec<String>,
 }
 
@@ -308,7 +312,27 @@ impl Facts {
     fn here(&self) -> String {
         self.within.last().cloned().unwrap_or_default()
     }
+
+    fn measure(&mut self, name: &syn::Ident, attrs: &[syn::Attribute], whole: impl Spanned) {
+        let span = whole.span();
+        let lines = span.end().line + 1 - span.start().line;
+        if lines > LONG {
+            let reason = attrs.iter().any(|a| {
+                a.path().is_ident("doc")
+                    && quote::ToTokens::to_token_stream(a)
+                        .to_string()
+                        .contains(KEPT_WHOLE)
+            });
+            self.long.push((name.to_string(), lines, reason));
+        }
+    }
 }
+
+/// The most lines a function has without a reason in its doc.
+const LONG: usize = 120;
+
+/// What a longer function's doc says, followed by why.
+const KEPT_WHOLE: &str = "Kept whole:";
 
 impl<'ast> Visit<'ast> for Facts {
     fn visit_item(&mut self, item: &'ast syn::Item) {
@@ -331,6 +355,7 @@ impl<'ast> Visit<'ast> for Facts {
 
     fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
         self.within.push(f.sig.ident.to_string());
+        self.measure(&f.sig.ident, &f.attrs, f);
         if f.sig.unsafety.is_some() {
             self.unsafes.push(self.here());
         }
@@ -343,6 +368,7 @@ impl<'ast> Visit<'ast> for Facts {
             return;
         }
         self.within.push(f.sig.ident.to_string());
+        self.measure(&f.sig.ident, &f.attrs, f);
         if f.sig.unsafety.is_some() {
             self.unsafes.push(self.here());
         }
@@ -618,16 +644,24 @@ const GRANTING: [&str; 15] = [
     "watch_calls",
 ];
 
-/// Each call of a granting method outside `Policy::configure_wasi` (`policy.rs`) and the
-/// wrappers of `observe.rs` it calls, as `file: function calls method`.
+/// Each call of a granting method outside `Policy::configure_wasi` (`policy.rs`: it and its
+/// `wire_*` helpers, one per capability, which only it calls) and the wrappers of
+/// `observe.rs`, as `file: function calls method`.
 fn grants_given_elsewhere(c: &CrateSources) -> Vec<String> {
     let mut out = Vec::new();
     for file in c.files.values() {
         for (within, called) in Facts::of(&file.ast).calls {
+            let in_policy = file.label == "policy.rs";
+            if called.starts_with("wire_") {
+                if !(in_policy && within == "configure_wasi") {
+                    out.push(format!("{}: {within} calls {called}", file.label));
+                }
+                continue;
+            }
             if !GRANTING.contains(&called.as_str()) {
                 continue;
             }
-            let ok = (file.label == "policy.rs" && within == "configure_wasi")
+            let ok = (in_policy && (within == "configure_wasi" || within.starts_with("wire_")))
                 || (file.label == "observe.rs" && called != "watch_calls");
             if !ok {
                 out.push(format!("{}: {within} calls {called}", file.label));
@@ -839,8 +873,8 @@ fn grants_reach_the_wasi_context_only_through_configure_wasi() {
         .filter(|(within, _)| within == "configure_wasi")
         .map(|(_, called)| called)
         .collect();
-    // Control on the real code: configure_wasi itself gives the environment and the folders
-    // and wraps the clocks, so the method names are the ones the code calls.
+    // Control on the real code: configure_wasi calls its helpers by the names the rule
+    // knows.
     for m in ["env", "preopened_dir", "allow_tcp", "watch_calls"] {
         assert!(
             facts.iter().any(|c| c == m),
@@ -848,16 +882,19 @@ fn grants_reach_the_wasi_context_only_through_configure_wasi() {
         );
     }
     assert_eq!(grants_given_elsewhere(&c), Vec::<String>::new());
-    // Control: a run that adds a folder of its own, or wraps the clocks itself, is caught.
+    // Control: a run that adds a folder of its own, wraps the clocks itself or calls a
+    // helper of configure_wasi, is caught.
     let c = made_up(&[
         ("", "mod policy; mod run;"),
         (
             "policy",
-            "impl P { fn configure_wasi(&self, b: &mut B) { b.env(\"A\", \"1\"); } }",
+            "impl P { fn configure_wasi(&self, b: &mut B) { self.wire_env(b); } \
+             fn wire_env(&self, b: &mut B) { b.env(\"A\", \"1\"); } }",
         ),
         (
             "run",
-            "fn run(b: &mut B) { b.preopened_dir(\"/\", \"/\"); crate::observe::watch_calls(b); }",
+            "fn run(p: &P, b: &mut B) { b.preopened_dir(\"/\", \"/\"); \
+             crate::observe::watch_calls(b); p.wire_env(b); }",
         ),
     ]);
     assert_eq!(
@@ -865,6 +902,47 @@ fn grants_reach_the_wasi_context_only_through_configure_wasi() {
         vec![
             "run.rs: run calls preopened_dir".to_owned(),
             "run.rs: run calls watch_calls".to_owned(),
+            "run.rs: run calls wire_env".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn no_function_is_over_120_lines_without_a_reason_in_its_doc() {
+    let mut long = Vec::new();
+    for (name, src, root) in SHIPPED {
+        for file in shipped(src, root).files.values() {
+            for (function, lines, reason) in Facts::of(&file.ast).long {
+                if !reason {
+                    long.push(format!(
+                        "{name}: {}: {function} ({lines} lines)",
+                        file.label
+                    ));
+                }
+            }
+        }
+    }
+    assert_eq!(
+        long,
+        Vec::<String>::new(),
+        "split them, or say in the doc: {KEPT_WHOLE} …"
+    );
+    // Control: lengths are measured (a function of 121 lines is long, one of 120 is not), and
+    // a reason in the doc is seen.
+    let body = |n: usize| "    let _ = 0;\n".repeat(n - 2);
+    let text = format!(
+        "fn short() {{\n{}}}\nfn long() {{\n{}}}\n/// {KEPT_WHOLE} one table.\nfn table() {{\n{}}}\n",
+        body(LONG),
+        body(LONG + 1),
+        body(LONG + 1)
+    );
+    let c = made_up(&[("", "mod a;"), ("a", &text)]);
+    let found = Facts::of(&c.files[&vec!["a".to_owned()]].ast).long;
+    assert_eq!(
+        found,
+        vec![
+            ("long".to_owned(), LONG + 1, false),
+            ("table".to_owned(), LONG + 1, true),
         ]
     );
 }

@@ -59,12 +59,52 @@ pub(crate) fn check(
     }
 
     if as_json {
+        let report = Report {
+            path,
+            logs,
+            lint: &lint,
+            usage: usage.as_ref(),
+        };
+        println!("{:#}", report.json(&policy, over_granted, &warnings));
+    } else {
+        print!("{}", grants::grants_table(&policy));
+        match &lint {
+            Ok(l) => print!("{}", l.text()),
+            Err(None) => {}
+            Err(Some((module, e))) => println!(
+                "\nmodule {} not read ({e}): its imports are not checked",
+                warden_paths::shown(module).display()
+            ),
+        }
+        if let Some(u) = &usage {
+            print!("{}", u.render_text(logs.len()));
+        }
+    }
+    if strict && over_granted {
+        return ExitCode::from(EXIT_OVER_GRANTED);
+    }
+    ExitCode::SUCCESS
+}
+
+/// What `warden check` found, for its `--json` report.
+struct Report<'a> {
+    path: &'a std::path::Path,
+    logs: &'a [PathBuf],
+    /// The module's lint; `Err(None)` without a module, `Err(Some(..))` when it was unreadable.
+    lint: &'a Result<warden_cli::check::ModuleLint, Option<(&'a PathBuf, std::io::Error)>>,
+    usage: Option<&'a warden_cli::usage::Usage>,
+}
+
+impl Report<'_> {
+    /// The `--json` report: the grants, the module, the logs' findings, unused grants from
+    /// both (each with its `source`), `over_granted` and the warnings.
+    fn json(&self, policy: &warden::Policy, over_granted: bool, warnings: &[String]) -> Value {
         let list = |fs: &[warden_cli::check::Finding]| {
             fs.iter()
                 .map(warden_cli::check::Finding::to_json)
                 .collect::<Vec<_>>()
         };
-        let module = match &lint {
+        let module = match self.lint {
             Ok(l) => json!({
                 "path": policy.module.as_ref().map(|m| warden_paths::shown(m).display().to_string()),
                 "kind": if l.is_component { "component" } else { "core module" },
@@ -79,7 +119,7 @@ pub(crate) fn check(
         };
         // Static findings first (the module cannot use them), then the logs' (never used).
         let mut unused: Vec<Value> = Vec::new();
-        if let Ok(l) = &lint {
+        if let Ok(l) = self.lint {
             unused.extend(l.cannot_use.iter().map(|f| {
                 let mut v = f.to_json();
                 v["source"] = json!("module");
@@ -89,16 +129,16 @@ pub(crate) fn check(
         let mut out = json!({
             "identity": policy.identity.id,
             "name": policy.identity.name,
-            "manifest": warden_paths::shown(path).display().to_string(),
+            "manifest": warden_paths::shown(self.path).display().to_string(),
             "module": module,
-            "grants": list(&warden_cli::check::grant_list(&policy)),
-            "logs": logs.iter().map(|l| l.display().to_string()).collect::<Vec<_>>(),
+            "grants": list(&warden_cli::check::grant_list(policy)),
+            "logs": self.logs.iter().map(|l| l.display().to_string()).collect::<Vec<_>>(),
             "used": [],
             "unobservable": [],
             "ungranted": [],
             "refused": [],
         });
-        if let Some(u) = &usage {
+        if let Some(u) = self.usage {
             let from_logs = u.to_json();
             if let (Value::Object(o), Value::Object(f)) = (&mut out, from_logs) {
                 for (k, v) in f {
@@ -118,23 +158,6 @@ pub(crate) fn check(
         out["unused"] = Value::Array(unused);
         out["over_granted"] = json!(over_granted);
         out["warnings"] = json!(warnings);
-        println!("{out:#}");
-    } else {
-        print!("{}", grants::grants_table(&policy));
-        match &lint {
-            Ok(l) => print!("{}", l.text()),
-            Err(None) => {}
-            Err(Some((module, e))) => println!(
-                "\nmodule {} not read ({e}): its imports are not checked",
-                warden_paths::shown(module).display()
-            ),
-        }
-        if let Some(u) = &usage {
-            print!("{}", u.render_text(logs.len()));
-        }
+        out
     }
-    if strict && over_granted {
-        return ExitCode::from(EXIT_OVER_GRANTED);
-    }
-    ExitCode::SUCCESS
 }

@@ -123,51 +123,9 @@ pub(crate) fn learn(args: LearnArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     let log_path = dir.path().join("audit.jsonl");
-    let exe = match std::env::current_exe() {
-        Ok(p) => p,
-        Err(e) => return fail(format!("cannot find the warden executable: {e}")),
-    };
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("run")
-        .arg("--record-fs")
-        .arg("--audit")
-        .arg(&log_path)
-        .arg("--manifest")
-        .arg(&args.manifest);
-    if args.no_cache {
-        cmd.arg("--no-cache");
-    }
-    if let Some(m) = &args.module {
-        cmd.arg(m);
-    }
-    if !args.args.is_empty() {
-        cmd.arg("--").args(&args.args);
-    }
-    // A SIGTERM or SIGINT must not end `learn` before its run: the run ends through its own
-    // signal handling (exit record, staging removed), and what it did is still learned. So
-    // learn only notes the signal and passes it on to the run.
-    let signal = match signal_flag() {
-        Ok(f) => f,
-        Err(e) => return fail(format!("cannot install the SIGTERM/SIGINT handlers: {e}")),
-    };
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => return fail(format!("cannot start the learning run: {e}")),
-    };
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) => {}
-            Err(e) => return fail(format!("cannot wait for the learning run: {e}")),
-        }
-        let sig = signal.swap(0, std::sync::atomic::Ordering::SeqCst);
-        if let Ok(sig) = i32::try_from(sig)
-            && sig != 0
-        {
-            // The run may have ended in between (ESRCH): then there is nothing to pass on.
-            let _ = warden::host_seccomp::send_signal(child.id(), sig);
-        }
-        std::thread::sleep(warden::watchdog::WATCHDOG_POLL);
+    let status = match learning_run(&args, &log_path) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     let code = status.code().unwrap_or_else(|| {
         128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
@@ -233,4 +191,64 @@ pub(crate) fn learn(args: LearnArgs) -> ExitCode {
         learned.seccomp_profile().syscall_count()
     );
     code
+}
+
+/// The learning run: `warden run --record-fs --audit LOG` in a child process, with SIGTERM
+/// and SIGINT passed on to it (the run ends through its own signal handling, so what it did
+/// is still learned). `Err` is the exit code to end with when it cannot be started or waited
+/// for.
+fn learning_run(
+    args: &LearnArgs,
+    log_path: &std::path::Path,
+) -> Result<std::process::ExitStatus, ExitCode> {
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => return Err(fail(format!("cannot find the warden executable: {e}"))),
+    };
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("run")
+        .arg("--record-fs")
+        .arg("--audit")
+        .arg(log_path)
+        .arg("--manifest")
+        .arg(&args.manifest);
+    if args.no_cache {
+        cmd.arg("--no-cache");
+    }
+    if let Some(m) = &args.module {
+        cmd.arg(m);
+    }
+    if !args.args.is_empty() {
+        cmd.arg("--").args(&args.args);
+    }
+    // A SIGTERM or SIGINT must not end `learn` before its run: the run ends through its own
+    // signal handling (exit record, staging removed), and what it did is still learned. So
+    // learn only notes the signal and passes it on to the run.
+    let signal = match signal_flag() {
+        Ok(f) => f,
+        Err(e) => {
+            return Err(fail(format!(
+                "cannot install the SIGTERM/SIGINT handlers: {e}"
+            )));
+        }
+    };
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Err(fail(format!("cannot start the learning run: {e}"))),
+    };
+    Ok(loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) => {}
+            Err(e) => return Err(fail(format!("cannot wait for the learning run: {e}"))),
+        }
+        let sig = signal.swap(0, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(sig) = i32::try_from(sig)
+            && sig != 0
+        {
+            // The run may have ended in between (ESRCH): then there is nothing to pass on.
+            let _ = warden::host_seccomp::send_signal(child.id(), sig);
+        }
+        std::thread::sleep(warden::watchdog::WATCHDOG_POLL);
+    })
 }

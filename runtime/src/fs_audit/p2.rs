@@ -146,6 +146,9 @@ fn call<T: WasiView, R>(
 ///
 /// # Errors
 /// The linker lacks wasmtime-wasi's filesystem interfaces.
+///
+/// Kept whole: one registration per shadowed method, in the order of the WIT interface; a
+/// list read top to bottom, which split in parts would only be harder to check against it.
 pub(crate) fn add_to_linker<T: WasiView + FsAuditState + 'static>(
     linker: &mut Linker<T>,
 ) -> wasmtime::Result<()> {

@@ -313,6 +313,12 @@ pub(super) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// The raw manifest's sections turned into their resolved forms: paths made absolute against
+/// `base_dir`, `from-host` values read through `env`, the checks across fields; errors placed
+/// by `at`.
+///
+/// Kept whole: one pass over the sections, each a few lines, all needing the same base
+/// folder, environment and error positions.
 fn resolve(
     raw: RawManifest,
     at: &Errors<'_>,
