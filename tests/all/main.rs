@@ -43,6 +43,7 @@ mod quickflags;
 mod scanner;
 mod schema;
 mod serve;
+mod serve_cgroup2;
 mod serve_front;
 mod serve_http;
 mod server;

@@ -401,7 +401,8 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             match cpu::Groups::create(&names) {
                 Ok(g) => {
                     cpu_notice = Some(format!(
-                        "warden: serve: CPU shared per identity (cgroup {})",
+                        "warden: serve: CPU shared per identity ({} group {})",
+                        g.version(),
                         g.root().display()
                     ));
                     Some(Arc::new(g))
