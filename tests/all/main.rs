@@ -44,6 +44,7 @@ mod schema;
 mod serve;
 mod serve_front;
 mod serve_http;
+mod serve_reload;
 mod server;
 mod stdio;
 mod stress;

@@ -166,9 +166,14 @@ impl Serve {
             .and_then(|v| v.parse().ok())
     }
 
+    /// The server's process id (for signals).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits until `series` reaches `value` (the server's own gauges: no clock involved in
     /// the assertion, only in how long the test waits at most).
-    fn wait_for(&self, series: &str, value: f64) {
+    pub(crate) fn wait_for(&self, series: &str, value: f64) {
         for _ in 0..2000 {
             if self.metric(series) == Some(value) {
                 return;

@@ -13,6 +13,8 @@ pub enum Endpoint<'a> {
     Metrics,
     /// `/v1/workloads`
     Workloads,
+    /// `/v1/reload`
+    Reload,
     /// `/v1/workloads/NAME/runs`
     Runs(&'a str),
     /// `/http/NAME` and anything below it.
@@ -33,6 +35,7 @@ pub fn endpoint(path: &str) -> Endpoint<'_> {
         ["healthz"] => Endpoint::Health,
         ["metrics"] => Endpoint::Metrics,
         ["v1", "workloads"] => Endpoint::Workloads,
+        ["v1", "reload"] => Endpoint::Reload,
         ["v1", "workloads", name, "runs"] if !name.is_empty() => Endpoint::Runs(name),
         ["http", name, ..] if !name.is_empty() => Endpoint::Http(name),
         _ => Endpoint::Unknown,
