@@ -21,7 +21,12 @@ fn replace(path: &Path, contents: &[u8]) {
 
 /// The manifest of identity `name` running the env guest with `MODE` set to `mode`.
 fn env_manifest(s: &Scene, name: &str, mode: &str) -> std::path::PathBuf {
-    manifest(s, name, guests::ENV_P1, &format!("[env]\nMODE = \"{mode}\"\n"))
+    manifest(
+        s,
+        name,
+        guests::ENV_P1,
+        &format!("[env]\nMODE = \"{mode}\"\n"),
+    )
 }
 
 /// What a run of the env guest prints for `get MODE` (checking it succeeded).
@@ -84,11 +89,7 @@ fn worker_processes(serve: &Serve) -> usize {
     tasks
         .flatten()
         .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|c| {
-            c.split_whitespace()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
         .filter(|child| {
             std::fs::read(format!("/proc/{child}/cmdline"))
                 .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"serve-worker"))
@@ -140,7 +141,13 @@ fn after_sighup_a_changed_manifest_serves_its_new_behaviour() {
     let serve = Serve::start(&s, &[&m, &other], &[]);
     assert_eq!(mode(&serve, "moody"), "old");
     let before = workload(&serve, "moody");
-    replace(&m, std::fs::read_to_string(&m).unwrap().replace("old", "new").as_bytes());
+    replace(
+        &m,
+        std::fs::read_to_string(&m)
+            .unwrap()
+            .replace("old", "new")
+            .as_bytes(),
+    );
     // Control: a changed file alone changes nothing (a worker reads it only when it starts).
     assert_eq!(mode(&serve, "moody"), "old");
     sighup(&serve);
@@ -153,9 +160,15 @@ fn after_sighup_a_changed_manifest_serves_its_new_behaviour() {
         after["manifest_sha256"],
         sha256_hex(&std::fs::read(&m).unwrap())
     );
-    assert_eq!(serve.metric("warden_reloads_total{result=\"failed\"}"), Some(0.0));
+    assert_eq!(
+        serve.metric("warden_reloads_total{result=\"failed\"}"),
+        Some(0.0)
+    );
     let stderr = serve.stderr();
-    assert!(stderr.contains("1 reloaded, 1 unchanged, 0 failed"), "{stderr}");
+    assert!(
+        stderr.contains("1 reloaded, 1 unchanged, 0 failed"),
+        "{stderr}"
+    );
     assert_eq!(serve.stop(), 0);
 }
 
@@ -183,7 +196,10 @@ fn post_reload_from_loopback_serves_a_new_module_and_its_sha256() {
     assert_eq!(listed(&r.json(), "reloaded"), ["printer"]);
     assert_eq!(run(&serve), "printer-v2\n");
     assert_eq!(workload(&serve, "printer")["sha256"], sha256_hex(&v2));
-    assert_eq!(serve.metric("warden_reloads_total{result=\"ok\"}"), Some(2.0));
+    assert_eq!(
+        serve.metric("warden_reloads_total{result=\"ok\"}"),
+        Some(2.0)
+    );
     // A GET names the endpoint but asks for nothing.
     assert_eq!(serve.get("/v1/reload").status, 405);
     assert_eq!(serve.stop(), 0);
@@ -195,12 +211,14 @@ fn with_a_token_a_reload_without_it_or_with_a_wrong_one_is_refused_and_reloads_n
     let m = env_manifest(&s, "guarded", "old");
     let token = "reload-secret-4b1d";
     let file = s.file("token", &format!("{token}\n"));
-    let serve = Serve::start(
-        &s,
-        &[&m],
-        &["--reload-token-file", file.to_str().unwrap()],
+    let serve = Serve::start(&s, &[&m], &["--reload-token-file", file.to_str().unwrap()]);
+    replace(
+        &m,
+        std::fs::read_to_string(&m)
+            .unwrap()
+            .replace("old", "new")
+            .as_bytes(),
     );
-    replace(&m, std::fs::read_to_string(&m).unwrap().replace("old", "new").as_bytes());
     let wrong = "Authorization: Bearer reload-secret-4b1e";
     let basic = format!("Authorization: Basic {token}");
     for headers in [&[][..], &[wrong][..], &[basic.as_str()][..]] {
@@ -210,7 +228,10 @@ fn with_a_token_a_reload_without_it_or_with_a_wrong_one_is_refused_and_reloads_n
         assert_eq!(mode(&serve, "guarded"), "old", "{headers:?}");
     }
     assert_eq!(errors_with(&serve, "reload refused").len(), 3);
-    assert_eq!(serve.metric("warden_reloads_total{result=\"ok\"}"), Some(0.0));
+    assert_eq!(
+        serve.metric("warden_reloads_total{result=\"ok\"}"),
+        Some(0.0)
+    );
     assert!(!serve.stderr().contains(token), "the token is never logged");
     assert!(
         !std::fs::read_to_string(s.path("serve-audit.jsonl"))
@@ -303,7 +324,7 @@ fn a_run_in_flight_across_a_reload_finishes_on_the_old_version() {
     let s = Scene::new();
     let module = s.path("slow.wasm");
     // A few seconds of counting: long enough to be under way through the reload.
-    std::fs::write(&module, print_module("slow-v1", 4_000_000_000)).unwrap();
+    std::fs::write(&module, print_module("slow-v1", 8_000_000_000)).unwrap();
     let m = manifest(
         &s,
         "slow",
@@ -323,7 +344,10 @@ fn a_run_in_flight_across_a_reload_finishes_on_the_old_version() {
     // Control: the run was still under way when the new version took over, on a worker of
     // its own beside the new version's.
     assert_eq!(worker_processes(&serve), 2);
-    assert!(!running.is_finished(), "the slow run ended before the reload");
+    assert!(
+        !running.is_finished(),
+        "the slow run ended before the reload"
+    );
     let quick = serve.run("slow", &[], b"").json();
     assert_eq!(quick["stdout"], "slow-v2\n", "{quick}");
     let old = running.join().unwrap().json();
@@ -351,27 +375,30 @@ fn a_run_in_flight_across_a_reload_finishes_on_the_old_version() {
 #[test]
 fn under_load_every_run_is_answered_once_across_reloads() {
     const THREADS: usize = 4;
-    const RUNS: usize = 25;
+    // Each client posts runs one after another until the reloads are done, and at least this
+    // many: the reloads happen while runs come in.
+    const RUNS: usize = 10;
     const RELOADS: usize = 6;
     let s = Scene::new();
     let m = env_manifest(&s, "busy", "v0");
     let serve = std::sync::Arc::new(Serve::start(&s, &[&m], &["--max-workers", "2"]));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let clients: Vec<_> = (0..THREADS)
         .map(|_| {
-            let serve = serve.clone();
+            let (serve, done) = (serve.clone(), done.clone());
             std::thread::spawn(move || {
-                (0..RUNS)
-                    .map(|_| {
-                        let r = serve.run("busy", &["get", "MODE"], b"");
-                        assert_eq!(r.status, 200, "{r:?}");
-                        r.json()
-                    })
-                    .collect::<Vec<Value>>()
+                let mut answers = Vec::new();
+                while answers.len() < RUNS || !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    let r = serve.run("busy", &["get", "MODE"], b"");
+                    assert_eq!(r.status, 200, "{r:?}");
+                    answers.push(r.json());
+                }
+                answers
             })
         })
         .collect();
     for i in 1..=RELOADS {
-        std::thread::sleep(std::time::Duration::from_millis(150));
+        std::thread::sleep(std::time::Duration::from_millis(100));
         let text = std::fs::read_to_string(&m).unwrap();
         replace(
             &m,
@@ -387,7 +414,9 @@ fn under_load_every_run_is_answered_once_across_reloads() {
             assert_eq!(listed(&r.json(), "reloaded"), ["busy"]);
         }
     }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
     let answers: Vec<Vec<Value>> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let total: usize = answers.iter().map(Vec::len).sum();
     let mut ids = HashSet::new();
     let mut seen = HashSet::new();
     for thread in &answers {
@@ -403,7 +432,7 @@ fn under_load_every_run_is_answered_once_across_reloads() {
             seen.insert(version);
         }
     }
-    assert_eq!(ids.len(), THREADS * RUNS);
+    assert_eq!(ids.len(), total);
     // Control: the reloads happened while runs came in (more than one version answered),
     // and the last one serves now.
     assert!(seen.len() > 1, "only {seen:?} answered");
@@ -414,7 +443,10 @@ fn under_load_every_run_is_answered_once_across_reloads() {
         assert_eq!(exits(&audit, id).len(), 1, "run {id}");
     }
     let all_exits = audit.iter().filter(|r| r["event"] == "exit").count();
-    assert_eq!(all_exits, THREADS * RUNS + 1, "no run answered twice or unasked");
-    assert_eq!(serve.metric("warden_reloads_total{result=\"ok\"}"), Some(RELOADS as f64));
+    assert_eq!(all_exits, total + 1, "no run answered twice or unasked");
+    assert_eq!(
+        serve.metric("warden_reloads_total{result=\"ok\"}"),
+        Some(RELOADS as f64)
+    );
     assert_eq!(serve.stop(), 0);
 }

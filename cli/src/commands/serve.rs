@@ -654,12 +654,7 @@ async fn serve_async(
     drop(listener);
     state.draining.store(true, Ordering::SeqCst);
     state.shutdown.send_replace(true);
-    let longest = state
-        .all()
-        .iter()
-        .map(|i| i.wall)
-        .max()
-        .unwrap_or_default();
+    let longest = state.all().iter().map(|i| i.wall).max().unwrap_or_default();
     let queued_max = state.all().iter().map(|i| i.queued()).max().unwrap_or(0);
     // Each queued run may take its wall limit (plus grace) on a single worker.
     let budget = (longest + WALL_GRACE)
@@ -780,10 +775,12 @@ async fn handle(
             let list: Vec<Value> = state
                 .all()
                 .iter()
-                .map(|i| json!({
-                    "name": i.name, "identity": i.id, "kind": i.kind, "sha256": i.sha256,
-                    "manifest_sha256": i.manifest_sha256,
-                }))
+                .map(|i| {
+                    json!({
+                        "name": i.name, "identity": i.id, "kind": i.kind, "sha256": i.sha256,
+                        "manifest_sha256": i.manifest_sha256,
+                    })
+                })
                 .collect();
             json_reply(StatusCode::OK, &Value::Array(list))
         }
@@ -792,9 +789,7 @@ async fn handle(
             run_request(&state, &name, req).await
         }
         (&hyper::Method::POST, Endpoint::Reload) => reload::request(&state, &req, peer).await,
-        (_, Endpoint::Reload) => {
-            error_reply(StatusCode::METHOD_NOT_ALLOWED, "use POST to reload")
-        }
+        (_, Endpoint::Reload) => error_reply(StatusCode::METHOD_NOT_ALLOWED, "use POST to reload"),
         (_, Endpoint::Runs(name)) if state.ident(name).is_some() => {
             error_reply(StatusCode::METHOD_NOT_ALLOWED, "use POST to start a run")
         }

@@ -69,7 +69,10 @@ pub(super) fn read_token(path: &Path) -> Result<Vec<u8>, String> {
         bytes.pop();
     }
     if bytes.is_empty() {
-        return Err(format!("{}: the reload token file is empty", path.display()));
+        return Err(format!(
+            "{}: the reload token file is empty",
+            path.display()
+        ));
     }
     Ok(bytes)
 }
@@ -78,7 +81,10 @@ pub(super) fn read_token(path: &Path) -> Result<Vec<u8>, String> {
 /// not even the length is compared directly).
 fn token_matches(given: &[u8], token: &[u8]) -> bool {
     let (a, b) = (Sha256::digest(given), Sha256::digest(token));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// Why `POST /v1/reload` from `peer` with `headers` is refused, if it is: with a token
@@ -113,6 +119,9 @@ pub(super) async fn request<B>(
         // The server's own record: no identity, no run.
         Audit::with_run_id(state.sink.clone(), "", "").error(&message, None);
         return error_reply(StatusCode::FORBIDDEN, &message);
+    }
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return error_reply(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
     }
     let report = reload(state, &format!("POST /v1/reload from {peer}")).await;
     let status = if report.failed.is_empty() {
