@@ -134,6 +134,9 @@ mod tests {
         assert_eq!(endpoint("/http/a/x/y"), Endpoint::Http("a"));
         assert_eq!(endpoint("/http//x"), Endpoint::Unknown);
         assert_eq!(endpoint("healthz"), Endpoint::Unknown);
+        assert_eq!(endpoint("/v1/reload"), Endpoint::Reload);
+        assert_eq!(endpoint("/v1/reload/"), Endpoint::Unknown);
+        assert_eq!(endpoint("/v1/workloads/reload"), Endpoint::Unknown);
     }
 
     #[test]
