@@ -1175,10 +1175,10 @@ fn hand_over(state: &Arc<State>, ident: &Arc<Ident>) {
     rx.close();
     let next = state.ident(&ident.name).filter(|n| !Arc::ptr_eq(n, ident));
     while let Ok(job) = rx.try_recv() {
-        if let Some(next) = &next {
-            if next.tx.try_send(job).is_ok() {
-                scale_up(state, next);
-            }
+        if let Some(next) = &next
+            && next.tx.try_send(job).is_ok()
+        {
+            scale_up(state, next);
         }
     }
 }

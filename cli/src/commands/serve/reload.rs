@@ -257,3 +257,28 @@ fn check(path: &Path, audit: Option<&Path>) -> Result<(Policy, String, String), 
     };
     Ok((policy, manifest_sha256, module_sha256))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_very_token_matches() {
+        assert!(token_matches(b"s3cret", b"s3cret"));
+        assert!(!token_matches(b"s3cret", b"s3cre"));
+        assert!(!token_matches(b"s3cret ", b"s3cret"));
+        assert!(!token_matches(b"", b"s3cret"));
+    }
+
+    #[test]
+    fn a_token_file_loses_its_line_break_and_must_hold_something() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "abc\r\n").unwrap();
+        assert_eq!(read_token(&path).unwrap(), b"abc");
+        std::fs::write(&path, "\n").unwrap();
+        assert!(read_token(&path).unwrap_err().contains("empty"));
+        assert!(read_token(&dir.path().join("none")).is_err());
+    }
+}
