@@ -441,7 +441,7 @@ fn a_manifest_that_cannot_be_served_stops_the_start_with_one_line() {
 /// A core module that calls `warden_test::escape(1)` (open a socket) when it is given an
 /// argument, and otherwise exits 0.
 #[cfg(feature = "test-escape")]
-fn escape_module(s: &Scene) -> String {
+pub(crate) fn escape_module(s: &Scene) -> String {
     args_module(
         s,
         "escape.wasm",

@@ -450,3 +450,57 @@ fn under_load_every_run_is_answered_once_across_reloads() {
     );
     assert_eq!(serve.stop(), 0);
 }
+
+#[cfg(feature = "test-escape")]
+#[test]
+fn no_worker_of_a_version_whose_manifest_moved_on_is_started_until_a_reload() {
+    let s = Scene::new();
+    let module = crate::serve::escape_module(&s);
+    let m = manifest(&s, "pinned", &module, "");
+    let serve = Serve::start(&s, &[&m], &[]);
+    let outcome = |serve: &Serve, args: &[&str]| {
+        let v = serve.run("pinned", args, b"").json();
+        (
+            v["outcome"].as_str().unwrap().to_string(),
+            v["code"].clone(),
+        )
+    };
+    let refused = "changed on disk since it was loaded";
+    // Control: with the files as loaded, a worker killed by its filter is replaced.
+    assert_eq!(outcome(&serve, &["go"]).0, "worker-died");
+    assert_eq!(outcome(&serve, &[]), ("exited".into(), 0.into()));
+    assert!(!serve.stderr().contains(refused));
+    // The manifest changes on disk, then the worker dies: its replacement would read the new
+    // manifest, so it is not started as the version served.
+    let text = std::fs::read_to_string(&m).unwrap();
+    replace(&m, format!("{text}\n[limits]\nwall = \"9s\"\n").as_bytes());
+    assert_eq!(outcome(&serve, &["go"]).0, "worker-died");
+    for _ in 0..2000 {
+        if serve.stderr().contains(refused) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(serve.stderr().contains(refused), "{}", serve.stderr());
+    // A run asked for meanwhile waits in the old version's queue, with no worker to take it.
+    let serve = std::sync::Arc::new(serve);
+    let waiting = {
+        let serve = serve.clone();
+        std::thread::spawn(move || serve.run("pinned", &[], b"").json())
+    };
+    serve.wait_for("warden_queued_runs{identity=\"pinned\"}", 1.0);
+    // A reload serves the new version, and the waiting run is handed over to it.
+    let r = post_reload(&serve, &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(listed(&r.json(), "reloaded"), ["pinned"]);
+    let v = waiting.join().unwrap();
+    assert_eq!(
+        (&v["outcome"], &v["code"]),
+        (&"exited".into(), &0.into()),
+        "{v}"
+    );
+    assert_eq!(exits(&serve.audit(), v["run"].as_str().unwrap()).len(), 1);
+    assert_eq!(outcome(&serve, &[]), ("exited".into(), 0.into()));
+    let serve = std::sync::Arc::into_inner(serve).unwrap();
+    assert_eq!(serve.stop(), 0);
+}
