@@ -87,22 +87,29 @@ fn token_matches(given: &[u8], token: &[u8]) -> bool {
         == 0
 }
 
-/// Why `POST /v1/reload` from `peer` with `headers` is refused, if it is: with a token
-/// configured, a request must carry it (loopback or not); without one, it must come from a
-/// loopback address.
+/// Why `POST /v1/reload` from `peer` with `headers` is refused, if it is (see [`refusal_of`]).
 fn refusal(state: &State, peer: SocketAddr, headers: &hyper::HeaderMap) -> Option<&'static str> {
-    match &state.reload_token {
-        Some(token) => {
-            let given = headers
-                .get(hyper::header::AUTHORIZATION)
-                .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-            match given {
-                None => Some("no `Authorization: Bearer` token"),
-                Some(given) if token_matches(given, token) => None,
-                Some(_) => Some("a wrong token"),
-            }
-        }
-        None if peer.ip().to_canonical().is_loopback() => None,
+    let authorization = headers
+        .get(hyper::header::AUTHORIZATION)
+        .map(hyper::header::HeaderValue::as_bytes);
+    refusal_of(state.reload_token.as_deref(), peer.ip(), authorization)
+}
+
+/// Why a reload asked by `peer` with the `Authorization` value `authorization` is refused,
+/// if it is: with a `token` configured, the request must carry it (loopback or not); without
+/// one, it must come from a loopback address.
+fn refusal_of(
+    token: Option<&[u8]>,
+    peer: std::net::IpAddr,
+    authorization: Option<&[u8]>,
+) -> Option<&'static str> {
+    match token {
+        Some(token) => match authorization.and_then(|v| v.strip_prefix(b"Bearer ")) {
+            None => Some("no `Authorization: Bearer` token"),
+            Some(given) if token_matches(given, token) => None,
+            Some(_) => Some("a wrong token"),
+        },
+        None if peer.to_canonical().is_loopback() => None,
         None => Some("not from a loopback address, and the server has no --reload-token-file"),
     }
 }
@@ -269,6 +276,32 @@ mod tests {
         assert!(!token_matches(b"s3cret", b"s3cre"));
         assert!(!token_matches(b"s3cret ", b"s3cret"));
         assert!(!token_matches(b"", b"s3cret"));
+    }
+
+    #[test]
+    fn without_a_token_only_loopback_peers_may_reload_and_with_one_only_its_holder() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        for loopback in ["127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"] {
+            assert_eq!(refusal_of(None, ip(loopback), None), None, "{loopback}");
+        }
+        for remote in [
+            "10.0.0.1",
+            "192.168.1.2",
+            "::ffff:10.0.0.1",
+            "fe80::1",
+            "0.0.0.0",
+        ] {
+            assert!(refusal_of(None, ip(remote), None).is_some(), "{remote}");
+        }
+        let token = Some(&b"t0ken"[..]);
+        for peer in ["127.0.0.1", "10.0.0.1"] {
+            let refused = |auth: Option<&[u8]>| refusal_of(token, ip(peer), auth);
+            assert!(refused(None).is_some(), "{peer}");
+            assert!(refused(Some(b"Bearer t0kem")).is_some(), "{peer}");
+            assert!(refused(Some(b"Basic t0ken")).is_some(), "{peer}");
+            assert!(refused(Some(b"t0ken")).is_some(), "{peer}");
+            assert_eq!(refused(Some(b"Bearer t0ken")), None, "{peer}");
+        }
     }
 
     #[test]
