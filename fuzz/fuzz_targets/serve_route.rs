@@ -33,7 +33,11 @@ fuzz_target!(|data: &[u8]| {
             let guest = route::guest_path(name, path, query);
             assert!(guest.starts_with('/'), "guest path {guest:?} from {path:?}");
         }
-        Endpoint::Health | Endpoint::Metrics | Endpoint::Workloads | Endpoint::Unknown => {}
+        Endpoint::Health
+        | Endpoint::Metrics
+        | Endpoint::Workloads
+        | Endpoint::Reload
+        | Endpoint::Unknown => {}
     }
     if let Some(q) = query {
         let _ = route::parse_args(q);

@@ -46,6 +46,7 @@ mod serve;
 mod serve_cgroup2;
 mod serve_front;
 mod serve_http;
+mod serve_reload;
 mod server;
 mod stdio;
 mod stress;

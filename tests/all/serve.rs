@@ -166,9 +166,14 @@ impl Serve {
             .and_then(|v| v.parse().ok())
     }
 
+    /// The server's process id (for signals).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits until `series` reaches `value` (the server's own gauges: no clock involved in
     /// the assertion, only in how long the test waits at most).
-    fn wait_for(&self, series: &str, value: f64) {
+    pub(crate) fn wait_for(&self, series: &str, value: f64) {
         for _ in 0..2000 {
             if self.metric(series) == Some(value) {
                 return;
@@ -436,7 +441,7 @@ fn a_manifest_that_cannot_be_served_stops_the_start_with_one_line() {
 /// A core module that calls `warden_test::escape(1)` (open a socket) when it is given an
 /// argument, and otherwise exits 0.
 #[cfg(feature = "test-escape")]
-fn escape_module(s: &Scene) -> String {
+pub(crate) fn escape_module(s: &Scene) -> String {
     args_module(
         s,
         "escape.wasm",

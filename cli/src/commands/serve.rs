@@ -12,6 +12,7 @@ mod cpu;
 mod front;
 mod http;
 mod metrics;
+mod reload;
 mod worker;
 
 use bytes::Bytes;
@@ -30,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use warden::watchdog::WALL_GRACE;
-use warden::{Audit, AuditSink, COMPILE_BUDGET_FLOOR, Manifest, Policy};
+use warden::{Audit, AuditSink, COMPILE_BUDGET_FLOOR, Policy};
 use warden_cli::serve::{proto, route};
 
 /// Run requests that may wait for a worker, per identity, by default. Past it a request is
@@ -143,6 +144,11 @@ pub struct ServeArgs {
     /// takes (4 MiB).
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_memory)]
     max_body_memory: usize,
+    /// `POST /v1/reload` needs `Authorization: Bearer TOKEN`, TOKEN being this file's text
+    /// (its trailing newline taken off), from any peer. Without it only a loopback peer may
+    /// ask for a reload. (A file, never the token itself: a command line is public.)
+    #[arg(long, value_name = "FILE")]
+    reload_token_file: Option<PathBuf>,
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {
@@ -268,6 +274,10 @@ struct Ident {
     manifest: PathBuf,
     kind: String,
     sha256: String,
+    /// The SHA-256 of the manifest's bytes this identity was loaded from: a worker is only
+    /// taken if the file still holds them (and the module still hashes to `sha256`), as a
+    /// worker reads both itself when it starts.
+    manifest_sha256: String,
     /// The workload exports `wasi:http/incoming-handler` (served under `/http/NAME/`).
     http: bool,
     wall: Duration,
@@ -282,16 +292,64 @@ struct Ident {
     rx: tokio::sync::Mutex<mpsc::Receiver<Job>>,
     workers: AtomicUsize,
     in_flight: AtomicUsize,
+    /// Set when a reload replaced this version of the identity: its workers finish the runs
+    /// they hold and those already queued, take no new ones, and end.
+    retired: watch::Sender<bool>,
 }
 
 impl Ident {
+    /// An identity served from `policy` (its manifest's bytes hashing to `manifest_sha256`),
+    /// with a queue of `queue` runs; `kind`, `sha256` and `http` come from its first worker.
+    fn new(policy: &Policy, manifest_sha256: String, queue: usize) -> Ident {
+        let (tx, rx) = mpsc::channel(queue);
+        let output = usize::try_from(policy.limits.output).unwrap_or(usize::MAX);
+        Ident {
+            name: policy.identity.name.clone(),
+            id: policy.identity.id.clone(),
+            manifest: policy
+                .manifest
+                .clone()
+                .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+                .unwrap_or_default(),
+            kind: String::new(),
+            sha256: String::new(),
+            manifest_sha256,
+            http: false,
+            wall: policy.limits.wall,
+            stdin_granted: policy.stdio.stdin == warden::manifest::StdinMode::Inherit,
+            max_frame: output.saturating_mul(6).saturating_add(1 << 20),
+            env: worker_env(policy),
+            tx,
+            rx: tokio::sync::Mutex::new(rx),
+            workers: AtomicUsize::new(1),
+            in_flight: AtomicUsize::new(0),
+            retired: watch::channel(false).0,
+        }
+    }
+
     fn queued(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    fn is_retired(&self) -> bool {
+        *self.retired.borrow()
     }
 }
 
 struct State {
-    idents: BTreeMap<String, Arc<Ident>>,
+    /// The version of each identity that new runs go to; a reload swaps entries.
+    idents: std::sync::RwLock<BTreeMap<String, Arc<Ident>>>,
+    /// Each `--manifest` path as given, with the identity it was started with: what a
+    /// reload reads again.
+    sources: Vec<(PathBuf, String)>,
+    /// Held for the whole of a reload, so that two never interleave.
+    reloading: tokio::sync::Mutex<()>,
+    /// `--queue`, for the identities a reload makes.
+    queue: usize,
+    /// `--audit`, which no reloaded manifest may grant its guest write access to.
+    audit_path: Option<PathBuf>,
+    /// The token `POST /v1/reload` needs (`--reload-token-file`).
+    reload_token: Option<Vec<u8>>,
     metrics: Mutex<metrics::Metrics>,
     log: Option<Log>,
     sink: AuditSink,
@@ -313,14 +371,26 @@ impl State {
     fn metrics(&self) -> std::sync::MutexGuard<'_, metrics::Metrics> {
         self.metrics.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The version of identity `name` that new runs go to.
+    fn ident(&self, name: &str) -> Option<Arc<Ident>> {
+        let idents = self.idents.read().unwrap_or_else(|p| p.into_inner());
+        idents.get(name).cloned()
+    }
+
+    /// The served identities (the versions new runs go to), by name.
+    fn all(&self) -> Vec<Arc<Ident>> {
+        let idents = self.idents.read().unwrap_or_else(|p| p.into_inner());
+        idents.values().cloned().collect()
+    }
 }
 
 /// `warden serve`.
 pub fn serve(args: ServeArgs) -> ExitCode {
-    let mut policies: Vec<Policy> = Vec::new();
+    let mut policies: Vec<(Policy, String)> = Vec::new();
     for path in &args.manifests {
-        let policy = match Manifest::from_file(path) {
-            Ok(m) => Policy::from_manifest(m),
+        let (policy, manifest_sha256) = match reload::read_manifest(path) {
+            Ok(p) => p,
             Err(e) => return crate::fail(e),
         };
         if let Some(e) = unsupported(&policy) {
@@ -328,7 +398,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         }
         if policies
             .iter()
-            .any(|p| p.identity.name == policy.identity.name)
+            .any(|(p, _)| p.identity.name == policy.identity.name)
         {
             return crate::fail(format!(
                 "{}: a second workload named `{}`: names must differ",
@@ -336,22 +406,22 @@ pub fn serve(args: ServeArgs) -> ExitCode {
                 policy.identity.name
             ));
         }
-        policies.push(policy);
+        policies.push((policy, manifest_sha256));
     }
     if let Some(path) = &args.audit {
-        for policy in &policies {
-            if let Some(g) = policy.writable_by_guest(path) {
-                return crate::fail(format!(
-                    "{}: the audit log is inside the read-write grant of {} ({}) of `{}`: that \
-                     workload could rewrite the record; write it elsewhere",
-                    path.display(),
-                    g.host.display(),
-                    g.guest,
-                    policy.identity.name
-                ));
+        for (policy, _) in &policies {
+            if let Some(e) = audit_log_writable(policy, path) {
+                return crate::fail(e);
             }
         }
     }
+    let reload_token = match &args.reload_token_file {
+        None => None,
+        Some(path) => match reload::read_token(path) {
+            Ok(t) => Some(t),
+            Err(e) => return crate::fail(e),
+        },
+    };
     let log = match &args.audit {
         None => None,
         Some(path) => match warden::open_append_private(path) {
@@ -397,7 +467,10 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             );
         }
         mode => {
-            let names: Vec<&str> = policies.iter().map(|p| p.identity.name.as_str()).collect();
+            let names: Vec<&str> = policies
+                .iter()
+                .map(|(p, _)| p.identity.name.as_str())
+                .collect();
             match cpu::Groups::create(&names) {
                 Ok(g) => {
                     cpu_notice = Some(format!(
@@ -435,8 +508,19 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         Some(l) => AuditSink::to_writer(l.clone()),
         None => AuditSink::disabled(),
     };
+    let sources = args
+        .manifests
+        .iter()
+        .zip(&policies)
+        .map(|(path, (p, _))| (path.clone(), p.identity.name.clone()))
+        .collect();
     let state = State {
-        idents: BTreeMap::new(),
+        idents: std::sync::RwLock::default(),
+        sources,
+        reloading: tokio::sync::Mutex::new(()),
+        queue: args.queue,
+        audit_path: args.audit.clone(),
+        reload_token,
         metrics: Mutex::default(),
         log,
         sink,
@@ -455,13 +539,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         cpu: cpu.clone(),
         runs_per_worker: args.runs_per_worker,
     };
-    let code = runtime.block_on(serve_async(
-        state,
-        policies,
-        args.queue,
-        args.listen,
-        cpu_notice,
-    ));
+    let code = runtime.block_on(serve_async(state, policies, args.listen, cpu_notice));
     // Workers still running (a drain that ran out of time) are killed as their handles drop.
     runtime.shutdown_timeout(Duration::from_secs(1));
     // The last handle on the CPU groups: they are removed once their workers are gone.
@@ -469,49 +547,44 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     code
 }
 
+/// Why the audit log at `path` cannot be written beside `policy`'s workload, if it cannot.
+fn audit_log_writable(policy: &Policy, path: &std::path::Path) -> Option<String> {
+    policy.writable_by_guest(path).map(|g| {
+        format!(
+            "{}: the audit log is inside the read-write grant of {} ({}) of `{}`: that \
+             workload could rewrite the record; write it elsewhere",
+            path.display(),
+            g.host.display(),
+            g.guest,
+            policy.identity.name
+        )
+    })
+}
+
 async fn serve_async(
-    mut state: State,
-    policies: Vec<Policy>,
-    queue: usize,
+    state: State,
+    policies: Vec<(Policy, String)>,
     listen: SocketAddr,
     cpu_notice: Option<String>,
 ) -> ExitCode {
     use tokio::signal::unix::{SignalKind, signal};
-    let (mut term, mut int) = match (
+    let (mut term, mut int, mut hup) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) {
-        (Ok(t), Ok(i)) => (t, i),
-        (Err(e), _) | (_, Err(e)) => {
-            return crate::fail(format!("cannot install the SIGTERM/SIGINT handlers: {e}"));
+        (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            return crate::fail(format!(
+                "cannot install the SIGTERM/SIGINT/SIGHUP handlers: {e}"
+            ));
         }
     };
     // Every workload's first worker is started (and has loaded its workload) before the
     // server listens: a manifest that cannot load stops `warden serve` at once.
     let mut first = Vec::new();
-    for policy in &policies {
-        let (tx, rx) = mpsc::channel(queue);
-        let output = usize::try_from(policy.limits.output).unwrap_or(usize::MAX);
-        let mut ident = Ident {
-            name: policy.identity.name.clone(),
-            id: policy.identity.id.clone(),
-            manifest: policy
-                .manifest
-                .clone()
-                .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
-                .unwrap_or_default(),
-            kind: String::new(),
-            sha256: String::new(),
-            http: false,
-            wall: policy.limits.wall,
-            stdin_granted: policy.stdio.stdin == warden::manifest::StdinMode::Inherit,
-            max_frame: output.saturating_mul(6).saturating_add(1 << 20),
-            env: worker_env(policy),
-            tx,
-            rx: tokio::sync::Mutex::new(rx),
-            workers: AtomicUsize::new(1),
-            in_flight: AtomicUsize::new(0),
-        };
+    for (policy, manifest_sha256) in policies {
+        let mut ident = Ident::new(&policy, manifest_sha256, state.queue);
         let (proc, ready) = match spawn_worker(&state, &ident).await {
             Ok(p) => p,
             Err(e) => return crate::fail(format!("{}: {e}", ident.name)),
@@ -520,7 +593,11 @@ async fn serve_async(
         ident.sha256 = ready.sha256;
         ident.http = ready.http;
         let ident = Arc::new(ident);
-        state.idents.insert(ident.name.clone(), ident.clone());
+        state
+            .idents
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ident.name.clone(), ident.clone());
         first.push((ident, proc));
     }
     let listener = match tokio::net::TcpListener::bind(listen).await {
@@ -534,7 +611,7 @@ async fn serve_async(
     }
     println!(
         "warden: serving {} workload(s) on http://{addr}",
-        state.idents.len()
+        state.all().len()
     );
     if let Some(notice) = cpu_notice {
         eprintln!("{notice}");
@@ -543,7 +620,7 @@ async fn serve_async(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
                     let Some(place) = state.door.admit() else {
                         // At the cap: closed at once, so the backlog never fills up.
                         drop(stream);
@@ -551,7 +628,7 @@ async fn serve_async(
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(connection(state.clone(), stream, place));
+                    tokio::spawn(connection(state.clone(), stream, peer, place));
                 }
                 Err(e) => {
                     if front::out_of_descriptors(&e) && !told_out_of_descriptors {
@@ -566,6 +643,11 @@ async fn serve_async(
             },
             _ = term.recv() => break,
             _ = int.recv() => break,
+            _ = hup.recv() => {
+                // Off the accept loop: a reload waits for new workers to load.
+                let state = state.clone();
+                tokio::spawn(async move { reload::reload(&state, "SIGHUP").await });
+            }
         }
     }
     // Stop accepting, refuse new runs, let queued and running ones finish within their wall
@@ -573,13 +655,8 @@ async fn serve_async(
     drop(listener);
     state.draining.store(true, Ordering::SeqCst);
     state.shutdown.send_replace(true);
-    let longest = state
-        .idents
-        .values()
-        .map(|i| i.wall)
-        .max()
-        .unwrap_or_default();
-    let queued_max = state.idents.values().map(|i| i.queued()).max().unwrap_or(0);
+    let longest = state.all().iter().map(|i| i.wall).max().unwrap_or_default();
+    let queued_max = state.all().iter().map(|i| i.queued()).max().unwrap_or(0);
     // Each queued run may take its wall limit (plus grace) on a single worker.
     let budget = (longest + WALL_GRACE)
         .saturating_mul(u32::try_from(queued_max + 1).unwrap_or(u32::MAX))
@@ -587,8 +664,8 @@ async fn serve_async(
     let deadline = Instant::now() + budget;
     while Instant::now() < deadline {
         let workers: usize = state
-            .idents
-            .values()
+            .all()
+            .iter()
             .map(|i| i.workers.load(Ordering::SeqCst))
             .sum();
         if workers == 0 && state.connections.load(Ordering::SeqCst) == 0 {
@@ -602,7 +679,12 @@ async fn serve_async(
 
 /// One HTTP/1.1 connection (keep-alive), closed gracefully when the server stops, and at
 /// once when its client is too slow with a request head or idle too long (see `front`).
-async fn connection(state: Arc<State>, stream: tokio::net::TcpStream, place: front::Admitted) {
+async fn connection(
+    state: Arc<State>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    place: front::Admitted,
+) {
     state.connections.fetch_add(1, Ordering::SeqCst);
     let clock = front::Clock::new();
     let svc_state = state.clone();
@@ -612,7 +694,7 @@ async fn connection(state: Arc<State>, stream: tokio::net::TcpStream, place: fro
         let clock = svc_clock.clone();
         async move {
             let _served = clock.request_started();
-            handle(state, req).await
+            handle(state, req, peer).await
         }
     });
     let conn = hyper::server::conn::http1::Builder::new().serve_connection(
@@ -664,6 +746,7 @@ fn error_reply(status: StatusCode, message: &str) -> Answer {
 async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
+    peer: SocketAddr,
 ) -> Result<Answer, std::convert::Infallible> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
@@ -676,9 +759,9 @@ async fn handle(
             }
         }
         (&hyper::Method::GET, Endpoint::Metrics) => {
-            let gauges: Vec<metrics::Gauges<'_>> = state
-                .idents
-                .values()
+            let idents = state.all();
+            let gauges: Vec<metrics::Gauges<'_>> = idents
+                .iter()
                 .map(|i| metrics::Gauges {
                     name: &i.name,
                     workers: i.workers.load(Ordering::SeqCst),
@@ -691,9 +774,14 @@ async fn handle(
         }
         (&hyper::Method::GET, Endpoint::Workloads) => {
             let list: Vec<Value> = state
-                .idents
-                .values()
-                .map(|i| json!({ "name": i.name, "identity": i.id, "kind": i.kind, "sha256": i.sha256 }))
+                .all()
+                .iter()
+                .map(|i| {
+                    json!({
+                        "name": i.name, "identity": i.id, "kind": i.kind, "sha256": i.sha256,
+                        "manifest_sha256": i.manifest_sha256,
+                    })
+                })
                 .collect();
             json_reply(StatusCode::OK, &Value::Array(list))
         }
@@ -701,10 +789,12 @@ async fn handle(
             let name = name.to_string();
             run_request(&state, &name, req).await
         }
-        (_, Endpoint::Runs(name)) if state.idents.contains_key(name) => {
+        (&hyper::Method::POST, Endpoint::Reload) => reload::request(&state, &req, peer).await,
+        (_, Endpoint::Reload) => error_reply(StatusCode::METHOD_NOT_ALLOWED, "use POST to reload"),
+        (_, Endpoint::Runs(name)) if state.ident(name).is_some() => {
             error_reply(StatusCode::METHOD_NOT_ALLOWED, "use POST to start a run")
         }
-        (_, Endpoint::Http(name)) if state.idents.contains_key(name) => {
+        (_, Endpoint::Http(name)) if state.ident(name).is_some() => {
             let name = name.to_string();
             http::request(&state, &name, req).await
         }
@@ -715,7 +805,7 @@ async fn handle(
 /// `POST /v1/workloads/NAME/runs`.
 async fn run_request(state: &Arc<State>, name: &str, req: Request<Incoming>) -> Answer {
     let started = Instant::now();
-    let Some(ident) = state.idents.get(name).cloned() else {
+    let Some(ident) = state.ident(name) else {
         return error_reply(
             StatusCode::NOT_FOUND,
             &format!("no workload named `{name}`"),
@@ -776,14 +866,31 @@ async fn enqueue(
 ) -> Result<proto::Answer, Answer> {
     let name = &ident.name;
     let (tx, rx) = oneshot::channel();
-    let job = Job {
+    let mut job = Job {
         run: Audit::new_run_id(),
         args,
         stdin,
         http,
         reply: tx,
     };
-    match ident.tx.try_send(job) {
+    let mut ident = ident.clone();
+    // A queue is closed only once a reload retired its version: the run goes to the version
+    // that replaced it (a reload in a row may retire that one too meanwhile).
+    let sent = loop {
+        match ident.tx.try_send(job) {
+            Err(mpsc::error::TrySendError::Closed(j)) if ident.is_retired() => {
+                match state.ident(name) {
+                    Some(next) if !Arc::ptr_eq(&next, &ident) => {
+                        ident = next;
+                        job = j;
+                    }
+                    _ => break Err(mpsc::error::TrySendError::Closed(j)),
+                }
+            }
+            other => break other,
+        }
+    };
+    match sent {
         Ok(()) => {}
         Err(mpsc::error::TrySendError::Full(_)) => {
             state.metrics().rejection(&ident.name);
@@ -804,7 +911,7 @@ async fn enqueue(
             ));
         }
     }
-    scale_up(state, ident);
+    scale_up(state, &ident);
     rx.await.map_err(|_| {
         error_reply(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -842,6 +949,10 @@ fn body_memory_busy(state: &State) -> Answer {
 /// Starts one more worker for `ident` when more runs are waiting than it has idle workers,
 /// up to the cap.
 fn scale_up(state: &Arc<State>, ident: &Arc<Ident>) {
+    if ident.is_retired() {
+        // Its queue takes no more runs; the workers it has finish those it holds.
+        return;
+    }
     let idle = (ident.workers.load(Ordering::SeqCst) * state.runs_per_worker)
         .saturating_sub(ident.in_flight.load(Ordering::SeqCst));
     if ident.queued() <= idle {
@@ -867,6 +978,7 @@ struct Proc {
 
 /// Starts a worker of `ident` and waits until it has loaded its workload and locked down.
 async fn spawn_worker(state: &State, ident: &Ident) -> Result<(Proc, proto::Ready), String> {
+    let loaded = reload::manifest_digest(&ident.manifest);
     let mut cmd = tokio::process::Command::new(&state.exe);
     cmd.arg("serve-worker")
         .arg("--manifest")
@@ -919,9 +1031,28 @@ async fn spawn_worker(state: &State, ident: &Ident) -> Result<(Proc, proto::Read
         Err(_) => Err(format!(
             "the worker did not load its workload within {COMPILE_BUDGET_FLOOR:?}"
         )),
-        Ok(Ok(Some((proto::KIND_READY, p)))) => serde_json::from_slice(&p)
-            .map(|ready| (proc, ready))
-            .map_err(|e| format!("the worker's ready message: {e}")),
+        Ok(Ok(Some((proto::KIND_READY, p)))) => {
+            let ready: proto::Ready = serde_json::from_slice(&p)
+                .map_err(|e| format!("the worker's ready message: {e}"))?;
+            // The worker read the manifest and the module itself: it is this version only if
+            // the manifest's bytes are still the ones this identity was loaded from (read
+            // before the worker started, `loaded`, and after it was ready) and the module
+            // hashes as before.
+            let now = reload::manifest_digest(&ident.manifest);
+            let module_moved = !ident.sha256.is_empty() && ready.sha256 != ident.sha256;
+            if loaded.as_deref() != Some(ident.manifest_sha256.as_str())
+                || now.as_deref() != Some(ident.manifest_sha256.as_str())
+                || module_moved
+            {
+                let _ = proc.child.kill().await;
+                return Err(format!(
+                    "{} or its module changed on disk since it was loaded: a worker of the \
+                     version served cannot start (reload to serve the new one)",
+                    ident.manifest.display()
+                ));
+            }
+            Ok((proc, ready))
+        }
         Ok(Ok(Some((proto::KIND_FAILED, p)))) => Err(String::from_utf8_lossy(&p).into_owned()),
         Ok(Ok(_)) | Ok(Err(_)) => {
             let status = proc.child.wait().await;
@@ -1012,17 +1143,44 @@ enum End {
     Late,
 }
 
-/// The next queued run of `ident`: waits for one, unless the server is stopping (then only
-/// one already queued, or `None`).
+/// The next queued run of `ident`: waits for one, unless the server is stopping or a reload
+/// retired this version (then only one already queued, or `None`).
 async fn next_job(ident: &Ident, stop: &watch::Receiver<bool>) -> Option<Job> {
     let mut rx = ident.rx.lock().await;
     if *stop.borrow() {
         return rx.try_recv().ok();
     }
+    if ident.is_retired() {
+        rx.close();
+        return rx.try_recv().ok();
+    }
     let mut stop = stop.clone();
+    let mut retired = ident.retired.subscribe();
     tokio::select! {
         j = rx.recv() => j,
         () = stopped(&mut stop) => rx.try_recv().ok(),
+        () = stopped(&mut retired) => {
+            rx.close();
+            rx.try_recv().ok()
+        }
+    }
+}
+
+/// Runs still queued for a retired version whose last worker has ended (it died, or no
+/// worker of that version could be started again): they go to the version that replaced it,
+/// or, when its queue is full, are answered 503 (their reply dropped).
+fn hand_over(state: &Arc<State>, ident: &Arc<Ident>) {
+    let Ok(mut rx) = ident.rx.try_lock() else {
+        return;
+    };
+    rx.close();
+    let next = state.ident(&ident.name).filter(|n| !Arc::ptr_eq(n, ident));
+    while let Ok(job) = rx.try_recv() {
+        if let Some(next) = &next
+            && next.tx.try_send(job).is_ok()
+        {
+            scale_up(state, next);
+        }
     }
 }
 
@@ -1041,7 +1199,7 @@ async fn worker_task(state: Arc<State>, ident: Arc<Ident>, mut first: Option<Pro
                 Ok((p, _)) => p,
                 Err(e) => {
                     eprintln!("warden: serve: {}: {e}", ident.name);
-                    if state.draining.load(Ordering::SeqCst) {
+                    if state.draining.load(Ordering::SeqCst) || ident.is_retired() {
                         break 'life;
                     }
                     tokio::time::sleep(backoff).await;
@@ -1163,12 +1321,19 @@ async fn worker_task(state: Arc<State>, ident: Arc<Ident>, mut first: Option<Pro
             settle(&state, &ident, run, code, &why, now);
         }
         state.metrics().restart(&ident.name);
+        if ident.is_retired() {
+            // Not replaced: a new worker would read the manifest a reload moved past.
+            break 'life;
+        }
         if !state.draining.load(Ordering::SeqCst) || ident.queued() > 0 {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
-    ident.workers.fetch_sub(1, Ordering::SeqCst);
+    let last = ident.workers.fetch_sub(1, Ordering::SeqCst) == 1;
+    if last && ident.is_retired() {
+        hand_over(&state, &ident);
+    }
 }
 
 /// Answers a run whose worker died (exit code `code`, because `why`) before answering it:

@@ -13,6 +13,8 @@ pub enum Endpoint<'a> {
     Metrics,
     /// `/v1/workloads`
     Workloads,
+    /// `/v1/reload`
+    Reload,
     /// `/v1/workloads/NAME/runs`
     Runs(&'a str),
     /// `/http/NAME` and anything below it.
@@ -33,6 +35,7 @@ pub fn endpoint(path: &str) -> Endpoint<'_> {
         ["healthz"] => Endpoint::Health,
         ["metrics"] => Endpoint::Metrics,
         ["v1", "workloads"] => Endpoint::Workloads,
+        ["v1", "reload"] => Endpoint::Reload,
         ["v1", "workloads", name, "runs"] if !name.is_empty() => Endpoint::Runs(name),
         ["http", name, ..] if !name.is_empty() => Endpoint::Http(name),
         _ => Endpoint::Unknown,
@@ -131,6 +134,9 @@ mod tests {
         assert_eq!(endpoint("/http/a/x/y"), Endpoint::Http("a"));
         assert_eq!(endpoint("/http//x"), Endpoint::Unknown);
         assert_eq!(endpoint("healthz"), Endpoint::Unknown);
+        assert_eq!(endpoint("/v1/reload"), Endpoint::Reload);
+        assert_eq!(endpoint("/v1/reload/"), Endpoint::Unknown);
+        assert_eq!(endpoint("/v1/workloads/reload"), Endpoint::Unknown);
     }
 
     #[test]

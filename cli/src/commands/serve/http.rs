@@ -61,7 +61,7 @@ fn end_to_end<'a>(headers: &[(&'a str, &'a [u8])]) -> Vec<(&'a str, &'a [u8])> {
 /// `/http/NAME/REST`: REST (with the query) is the path the component sees.
 pub(super) async fn request(state: &Arc<State>, name: &str, req: Request<Incoming>) -> Answer {
     let started = Instant::now();
-    let Some(ident) = state.idents.get(name).cloned() else {
+    let Some(ident) = state.ident(name) else {
         return error_reply(
             StatusCode::NOT_FOUND,
             &format!("no workload named `{name}`"),

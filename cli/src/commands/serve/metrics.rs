@@ -26,6 +26,9 @@ pub struct Metrics {
     restarts: BTreeMap<String, u64>,
     forged: BTreeMap<String, u64>,
     connections_refused: u64,
+    /// Reloads (SIGHUP, `POST /v1/reload`) by result: `ok`, or `failed` when a manifest
+    /// could not be loaded (the others may have been).
+    reloads: BTreeMap<&'static str, u64>,
     /// Connections closed or requests refused by the front door, by reason.
     closed: BTreeMap<&'static str, u64>,
 }
@@ -78,6 +81,14 @@ impl Metrics {
     /// front door.
     pub fn connection_closed(&mut self, why: &'static str) {
         *self.closed.entry(why).or_default() += 1;
+    }
+
+    /// A reload ended: `ok` when every manifest loaded (or was unchanged).
+    pub fn reload(&mut self, ok: bool) {
+        *self
+            .reloads
+            .entry(if ok { "ok" } else { "failed" })
+            .or_default() += 1;
     }
 
     pub fn forged(&mut self, name: &str) {
@@ -206,6 +217,16 @@ impl Metrics {
         );
         for (why, n) in &self.closed {
             let _ = writeln!(o, "warden_front_door_total{{reason=\"{}\"}} {n}", esc(why));
+        }
+        h(
+            &mut o,
+            "warden_reloads_total",
+            "counter",
+            "Reloads of the manifests (SIGHUP, POST /v1/reload): ok, or failed when one could not be loaded.",
+        );
+        for result in ["ok", "failed"] {
+            let n = self.reloads.get(result).copied().unwrap_or(0);
+            let _ = writeln!(o, "warden_reloads_total{{result=\"{result}\"}} {n}");
         }
         h(
             &mut o,
