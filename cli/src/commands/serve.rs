@@ -234,6 +234,58 @@ fn manifest_name(policy: &Policy) -> String {
         .map_or_else(|| policy.identity.name.clone(), |p| p.display().to_string())
 }
 
+/// The per-identity CPU groups `--cpu-groups` asks for, and the notice to print once serving
+/// (why there are none, or where they are). `Err` is the exit code when `require` cannot have
+/// them.
+fn cpu_groups(
+    mode: cpu::Mode,
+    names: &[&str],
+) -> Result<(Option<Arc<cpu::Groups>>, Option<String>), ExitCode> {
+    let mut cpu_notice = None;
+    let cpu = match mode {
+        cpu::Mode::Off => None,
+        cpu::Mode::Auto if cpu::under_seccomp_filter() => {
+            cpu_notice = Some(
+                "warden: serve: warning: no per-identity CPU groups (this process runs under a \
+                 seccomp filter it did not install, which may kill it for making one); \
+                 identities share the CPU by process"
+                    .to_string(),
+            );
+            None
+        }
+        cpu::Mode::Require if cpu::under_seccomp_filter() => {
+            return Err(crate::fail(
+                "--cpu-groups require: this process runs under a seccomp filter it did not \
+                 install (a container's profile), which may kill it for making a CPU group; \
+                 run without that filter or with --cpu-groups off",
+            ));
+        }
+        mode => match cpu::Groups::create(names) {
+            Ok(g) => {
+                cpu_notice = Some(format!(
+                    "warden: serve: CPU shared per identity ({} group {})",
+                    g.version(),
+                    g.root().display()
+                ));
+                Some(Arc::new(g))
+            }
+            Err(e) if mode == cpu::Mode::Require => {
+                return Err(crate::fail(format!(
+                    "--cpu-groups require: no per-identity CPU groups here: {e}"
+                )));
+            }
+            Err(e) => {
+                cpu_notice = Some(format!(
+                    "warden: serve: warning: no per-identity CPU groups ({e}); \
+                         identities share the CPU by process (--cpu-groups off silences this)"
+                ));
+                None
+            }
+        },
+    };
+    Ok((cpu, cpu_notice))
+}
+
 /// The audit log file, shared by the server's own records and its workers' lines.
 #[derive(Clone)]
 struct Log(Arc<Mutex<std::fs::File>>);
@@ -447,53 +499,13 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         ));
     }
     // Said once serving (a start that fails says one line only).
-    let mut cpu_notice = None;
-    let cpu = match args.cpu_groups {
-        cpu::Mode::Off => None,
-        cpu::Mode::Auto if cpu::under_seccomp_filter() => {
-            cpu_notice = Some(
-                "warden: serve: warning: no per-identity CPU groups (this process runs under a \
-                 seccomp filter it did not install, which may kill it for making one); \
-                 identities share the CPU by process"
-                    .to_string(),
-            );
-            None
-        }
-        cpu::Mode::Require if cpu::under_seccomp_filter() => {
-            return crate::fail(
-                "--cpu-groups require: this process runs under a seccomp filter it did not \
-                 install (a container's profile), which may kill it for making a CPU group; \
-                 run without that filter or with --cpu-groups off",
-            );
-        }
-        mode => {
-            let names: Vec<&str> = policies
-                .iter()
-                .map(|(p, _)| p.identity.name.as_str())
-                .collect();
-            match cpu::Groups::create(&names) {
-                Ok(g) => {
-                    cpu_notice = Some(format!(
-                        "warden: serve: CPU shared per identity ({} group {})",
-                        g.version(),
-                        g.root().display()
-                    ));
-                    Some(Arc::new(g))
-                }
-                Err(e) if mode == cpu::Mode::Require => {
-                    return crate::fail(format!(
-                        "--cpu-groups require: no per-identity CPU groups here: {e}"
-                    ));
-                }
-                Err(e) => {
-                    cpu_notice = Some(format!(
-                        "warden: serve: warning: no per-identity CPU groups ({e}); \
-                         identities share the CPU by process (--cpu-groups off silences this)"
-                    ));
-                    None
-                }
-            }
-        }
+    let names: Vec<&str> = policies
+        .iter()
+        .map(|(p, _)| p.identity.name.as_str())
+        .collect();
+    let (cpu, cpu_notice) = match cpu_groups(args.cpu_groups, &names) {
+        Ok(groups) => groups,
+        Err(code) => return code,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -1252,17 +1264,7 @@ async fn worker_task(state: Arc<State>, ident: Arc<Ident>, mut first: Option<Pro
                         no_more = true;
                         continue;
                     };
-                    use base64::Engine as _;
-                    let request = proto::Request {
-                        run: job.run.clone(),
-                        args: job.args.clone(),
-                        stdin: base64::engine::general_purpose::STANDARD.encode(&job.stdin),
-                        http: job.http.clone(),
-                    };
-                    let frame = proto::frame(
-                        proto::KIND_REQUEST,
-                        &serde_json::to_vec(&request).unwrap_or_default(),
-                    );
+                    let frame = request_frame(&job);
                     ident.in_flight.fetch_add(1, Ordering::SeqCst);
                     // A run queued while this one was between the queue and `in_flight` saw
                     // this worker as idle and started none: look again now.
@@ -1293,33 +1295,7 @@ async fn worker_task(state: Arc<State>, ident: Arc<Ident>, mut first: Option<Pro
             }
         };
         // The worker is gone, or is killed now: answer each run it held.
-        let _ = proc.child.start_kill();
-        let status = proc.child.wait().await.ok();
-        let signal = status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s));
-        let code = match (signal, status.and_then(|s| s.code())) {
-            (Some(sig), _) => 128 + sig,
-            (None, Some(c)) => c,
-            (None, None) => 125,
-        };
-        let why = match (&end, signal) {
-            (End::Broke(what), _) => format!("the worker sent {what}; the server killed it"),
-            (End::Late, _) => format!(
-                "a run of the worker did not end within the wall limit and {WALL_GRACE:?}; \
-                 the server killed the worker"
-            ),
-            (End::Died, Some(libc::SIGSYS)) => {
-                "the worker was killed by its seccomp filter (SIGSYS): it tried a syscall no \
-                 grant justifies"
-                    .to_string()
-            }
-            (End::Died, Some(sig)) => format!("the worker was killed by signal {sig}"),
-            (End::Died, None) => format!("the worker exited with code {code} without answering"),
-        };
-        let now = tokio::time::Instant::now();
-        for (_, run) in sent.drain() {
-            ident.in_flight.fetch_sub(1, Ordering::SeqCst);
-            settle(&state, &ident, run, code, &why, now);
-        }
+        bury(&state, &ident, proc, &end, &mut sent).await;
         state.metrics().restart(&ident.name);
         if ident.is_retired() {
             // Not replaced: a new worker would read the manifest a reload moved past.
@@ -1334,6 +1310,59 @@ async fn worker_task(state: Arc<State>, ident: Arc<Ident>, mut first: Option<Pro
     if last && ident.is_retired() {
         hand_over(&state, &ident);
     }
+}
+
+/// Kills the worker `proc` if it still runs, waits for it, and answers each run it held
+/// (`sent`) as [`settle`] does, saying why it ended (`end`, or its signal or exit code).
+async fn bury(
+    state: &State,
+    ident: &Ident,
+    mut proc: Proc,
+    end: &End,
+    sent: &mut HashMap<String, Sent>,
+) {
+    let _ = proc.child.start_kill();
+    let status = proc.child.wait().await.ok();
+    let signal = status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s));
+    let code = match (signal, status.and_then(|s| s.code())) {
+        (Some(sig), _) => 128 + sig,
+        (None, Some(c)) => c,
+        (None, None) => 125,
+    };
+    let why = match (end, signal) {
+        (End::Broke(what), _) => format!("the worker sent {what}; the server killed it"),
+        (End::Late, _) => format!(
+            "a run of the worker did not end within the wall limit and {WALL_GRACE:?}; \
+             the server killed the worker"
+        ),
+        (End::Died, Some(libc::SIGSYS)) => {
+            "the worker was killed by its seccomp filter (SIGSYS): it tried a syscall no \
+             grant justifies"
+                .to_string()
+        }
+        (End::Died, Some(sig)) => format!("the worker was killed by signal {sig}"),
+        (End::Died, None) => format!("the worker exited with code {code} without answering"),
+    };
+    let now = tokio::time::Instant::now();
+    for (_, run) in sent.drain() {
+        ident.in_flight.fetch_sub(1, Ordering::SeqCst);
+        settle(&state, &ident, run, code, &why, now);
+    }
+}
+
+/// The frame that sends `job` to a worker.
+fn request_frame(job: &Job) -> Vec<u8> {
+    use base64::Engine as _;
+    let request = proto::Request {
+        run: job.run.clone(),
+        args: job.args.clone(),
+        stdin: base64::engine::general_purpose::STANDARD.encode(&job.stdin),
+        http: job.http.clone(),
+    };
+    proto::frame(
+        proto::KIND_REQUEST,
+        &serde_json::to_vec(&request).unwrap_or_default(),
+    )
 }
 
 /// Answers a run whose worker died (exit code `code`, because `why`) before answering it:

@@ -95,6 +95,11 @@ impl Metrics {
         *self.forged.entry(name.into()).or_default() += 1;
     }
 
+    /// The Prometheus text of `GET /metrics`: the counters and histograms here, and the
+    /// per-identity `gauges` read at the request.
+    ///
+    /// Kept whole: one metric family after another in the order they are exposed, each its
+    /// `# HELP`, `# TYPE` and samples.
     pub fn render(&self, gauges: &[Gauges<'_>]) -> String {
         let mut o = String::new();
         let h = |o: &mut String, name: &str, kind: &str, help: &str| {
