@@ -875,7 +875,12 @@ fn grants_reach_the_wasi_context_only_through_configure_wasi() {
         .collect();
     // Control on the real code: configure_wasi calls its helpers by the names the rule
     // knows.
-    for m in ["env", "preopened_dir", "allow_tcp", "watch_calls"] {
+    for m in [
+        "wire_env",
+        "wire_files",
+        "wire_network",
+        "wire_clocks_and_random",
+    ] {
         assert!(
             facts.iter().any(|c| c == m),
             "configure_wasi does not call {m}"

@@ -81,25 +81,9 @@ pub(crate) fn learn(args: LearnArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     // --append: the earlier LEARNED, read before the run so that a bad one costs no run.
-    let earlier = if args.append && args.out.exists() {
-        let text = match warden::read_regular_file(&args.out) {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-            Err(e) => return fail(format!("{}: cannot read: {e}", args.out.display())),
-        };
-        match Manifest::from_file(&args.out) {
-            Ok(m) if m.identity.id == broad.identity.id => Some((Policy::from_manifest(m), text)),
-            Ok(m) => {
-                return fail(format!(
-                    "{}: --append: its identity {} is not BROAD's ({})",
-                    args.out.display(),
-                    m.identity.id,
-                    broad.identity.id
-                ));
-            }
-            Err(e) => return fail(format!("--append: {e}")),
-        }
-    } else {
-        None
+    let earlier = match earlier_learned(&args, &broad) {
+        Ok(e) => e,
+        Err(code) => return code,
     };
     // LEARNED is written by warden, so it must not be where the workload can write: the
     // learning run could plant a link there, or the manifest it is about to be granted.
@@ -251,4 +235,26 @@ fn learning_run(
         }
         std::thread::sleep(warden::watchdog::WATCHDOG_POLL);
     })
+}
+
+/// With `--append`, the earlier LEARNED (its policy and its text), which must be BROAD's
+/// identity; `None` without `--append` or when there is none yet. `Err` is the exit code.
+fn earlier_learned(args: &LearnArgs, broad: &Policy) -> Result<Option<(Policy, String)>, ExitCode> {
+    if !(args.append && args.out.exists()) {
+        return Ok(None);
+    }
+    let text = match warden::read_regular_file(&args.out) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => return Err(fail(format!("{}: cannot read: {e}", args.out.display()))),
+    };
+    match Manifest::from_file(&args.out) {
+        Ok(m) if m.identity.id == broad.identity.id => Ok(Some((Policy::from_manifest(m), text))),
+        Ok(m) => Err(fail(format!(
+            "{}: --append: its identity {} is not BROAD's ({})",
+            args.out.display(),
+            m.identity.id,
+            broad.identity.id
+        ))),
+        Err(e) => Err(fail(format!("--append: {e}"))),
+    }
 }

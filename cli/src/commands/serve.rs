@@ -234,6 +234,33 @@ fn manifest_name(policy: &Policy) -> String {
         .map_or_else(|| policy.identity.name.clone(), |p| p.display().to_string())
 }
 
+/// Each `--manifest` read (with the SHA-256 of its bytes), refused when it cannot be served
+/// or names an identity a manifest before it named.
+fn load_manifests(paths: &[PathBuf]) -> Result<Vec<(Policy, String)>, String> {
+    let mut policies: Vec<(Policy, String)> = Vec::new();
+    for path in paths {
+        let (policy, manifest_sha256) = match reload::read_manifest(path) {
+            Ok(p) => p,
+            Err(e) => return Err(e.to_string()),
+        };
+        if let Some(e) = unsupported(&policy) {
+            return Err(e);
+        }
+        if policies
+            .iter()
+            .any(|(p, _)| p.identity.name == policy.identity.name)
+        {
+            return Err(format!(
+                "{}: a second workload named `{}`: names must differ",
+                path.display(),
+                policy.identity.name
+            ));
+        }
+        policies.push((policy, manifest_sha256));
+    }
+    Ok(policies)
+}
+
 /// The per-identity CPU groups `--cpu-groups` asks for, and the notice to print once serving
 /// (why there are none, or where they are). `Err` is the exit code when `require` cannot have
 /// them.
@@ -439,27 +466,10 @@ impl State {
 
 /// `warden serve`.
 pub fn serve(args: ServeArgs) -> ExitCode {
-    let mut policies: Vec<(Policy, String)> = Vec::new();
-    for path in &args.manifests {
-        let (policy, manifest_sha256) = match reload::read_manifest(path) {
-            Ok(p) => p,
-            Err(e) => return crate::fail(e),
-        };
-        if let Some(e) = unsupported(&policy) {
-            return crate::fail(e);
-        }
-        if policies
-            .iter()
-            .any(|(p, _)| p.identity.name == policy.identity.name)
-        {
-            return crate::fail(format!(
-                "{}: a second workload named `{}`: names must differ",
-                path.display(),
-                policy.identity.name
-            ));
-        }
-        policies.push((policy, manifest_sha256));
-    }
+    let policies = match load_manifests(&args.manifests) {
+        Ok(p) => p,
+        Err(e) => return crate::fail(e),
+    };
     if let Some(path) = &args.audit {
         for (policy, _) in &policies {
             if let Some(e) = audit_log_writable(policy, path) {
