@@ -42,6 +42,7 @@ mod quickflags;
 mod scanner;
 mod schema;
 mod serve;
+mod serve_files;
 mod serve_front;
 mod serve_http;
 mod server;

@@ -1,14 +1,17 @@
 //! `warden serve`: keeps workloads loaded and runs them on HTTP requests (see the README's
 //! "Serving connectors" and docs/serve.md).
 //!
-//! The server process parses the manifests (never reading a secret), listens, queues run
-//! requests per identity and hands each to a worker process of that identity
-//! (`warden serve-worker`, see [`worker`]), over pipes framed as in [`proto`]. A worker is
-//! started before any lockdown, then locks itself down to its own manifest's profile. Workers
+//! The server process parses the manifests, listens, queues run requests per identity and
+//! hands each to a worker process of that identity (`warden serve-worker`, see [`worker`]),
+//! over pipes framed as in [`proto`]; for a manifest with single-file grants or `file:`
+//! secrets it stages the files and reads the secrets for each run first (see [`files`]). A
+//! worker is started before any lockdown, then locks itself down to its own manifest's
+//! profile. Workers
 //! send their audit records to the server, which checks each belongs to the worker's identity
 //! and run and writes it to the one audit log.
 
 mod cpu;
+mod files;
 mod front;
 mod http;
 mod metrics;
@@ -193,41 +196,6 @@ pub fn worker(args: WorkerArgs) -> ExitCode {
     worker::run(&args.manifest, !args.no_lockdown, args.runs)
 }
 
-/// What a worker cannot do after its lockdown, which `warden run` does before it: refused
-/// when the server starts rather than failing each run.
-pub fn unsupported(policy: &Policy) -> Option<String> {
-    if policy
-        .files
-        .iter()
-        .any(|f| f.kind == warden::manifest::FileKind::File)
-    {
-        return Some(format!(
-            "{}: warden serve does not serve single-file [[files]] grants yet (each run stages \
-             the file, which a locked-down worker cannot); grant the folder instead",
-            manifest_name(policy)
-        ));
-    }
-    if policy
-        .secrets
-        .iter()
-        .any(|s| matches!(s.from, warden::manifest::SecretSource::File(_)))
-    {
-        return Some(format!(
-            "{}: warden serve does not serve `file:` secrets yet (each run reads them, which a \
-             locked-down worker cannot); use `env:`",
-            manifest_name(policy)
-        ));
-    }
-    None
-}
-
-fn manifest_name(policy: &Policy) -> String {
-    policy
-        .manifest
-        .as_ref()
-        .map_or_else(|| policy.identity.name.clone(), |p| p.display().to_string())
-}
-
 /// The audit log file, shared by the server's own records and its workers' lines.
 #[derive(Clone)]
 struct Log(Arc<Mutex<std::fs::File>>);
@@ -278,6 +246,9 @@ struct Ident {
     /// The environment variables a worker of this identity gets: its manifest's `env:`
     /// secret sources and `[env]` copies, and what warden itself reads ([`WORKER_ENV`]).
     env: Vec<String>,
+    /// The policy, when each run needs the server to stage single-file grants or read
+    /// `file:` secrets for the worker (see `files`).
+    prepare: Option<Arc<Policy>>,
     tx: mpsc::Sender<Job>,
     rx: tokio::sync::Mutex<mpsc::Receiver<Job>>,
     workers: AtomicUsize,
@@ -323,9 +294,6 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             Ok(m) => Policy::from_manifest(m),
             Err(e) => return crate::fail(e),
         };
-        if let Some(e) = unsupported(&policy) {
-            return crate::fail(e);
-        }
         if policies
             .iter()
             .any(|p| p.identity.name == policy.identity.name)
@@ -465,6 +433,8 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     runtime.shutdown_timeout(Duration::from_secs(1));
     // The last handle on the CPU groups: they are removed once their workers are gone.
     drop(cpu);
+    // Staging of runs a drain that ran out of time left behind: removed, not copied back.
+    warden::policy::finish_all_staging(false);
     code
 }
 
@@ -506,6 +476,7 @@ async fn serve_async(
             stdin_granted: policy.stdio.stdin == warden::manifest::StdinMode::Inherit,
             max_frame: output.saturating_mul(6).saturating_add(1 << 20),
             env: worker_env(policy),
+            prepare: files::needed(policy).then(|| Arc::new(policy.clone())),
             tx,
             rx: tokio::sync::Mutex::new(rx),
             workers: AtomicUsize::new(1),
@@ -999,6 +970,8 @@ struct Sent {
     deadline: tokio::time::Instant,
     /// The run's exit record, once the worker has sent it.
     exit_seen: Option<(String, i32)>,
+    /// Its single-file grants, staged by the server (see `files`).
+    staged: Option<warden::policy::StagedFiles>,
 }
 
 /// Why a worker's life ended with runs unanswered.
@@ -1081,7 +1054,17 @@ async fn worker_task(state: Arc<State>, ident: Arc<Ident>, mut first: Option<Pro
                         ident.in_flight.fetch_sub(1, Ordering::SeqCst);
                         backoff = BACKOFF_FIRST;
                         if let Some(a) = answer {
-                            let _ = run.job.reply.send(a);
+                            match run.staged {
+                                None => { let _ = run.job.reply.send(a); }
+                                // Copied back before the client hears the run is over.
+                                Some(staged) => {
+                                    let reply = run.job.reply;
+                                    tokio::spawn(async move {
+                                        files::finish(staged, true).await;
+                                        let _ = reply.send(a);
+                                    });
+                                }
+                            }
                         }
                     }
                     Ok(Some(_)) => break End::Broke("a frame of an unknown kind"),
@@ -1094,11 +1077,16 @@ async fn worker_task(state: Arc<State>, ident: Arc<Ident>, mut first: Option<Pro
                         continue;
                     };
                     use base64::Engine as _;
+                    let prepared = files::prepare_for(
+                        ident.prepare.as_ref(), &state.sink, &ident.id, &job.run).await;
                     let request = proto::Request {
                         run: job.run.clone(),
                         args: job.args.clone(),
                         stdin: base64::engine::general_purpose::STANDARD.encode(&job.stdin),
                         http: job.http.clone(),
+                        staged: prepared.folders,
+                        staging_failed: prepared.failed,
+                        secrets: prepared.secrets,
                     };
                     let frame = proto::frame(
                         proto::KIND_REQUEST,
@@ -1115,7 +1103,10 @@ async fn worker_task(state: Arc<State>, ident: Arc<Ident>, mut first: Option<Pro
                     let deadline = tokio::time::Instant::now() + ident.wall + grace;
                     order.push_back((deadline, job.run.clone()));
                     let run = job.run.clone();
-                    sent.insert(run, Sent { job, started: Instant::now(), deadline, exit_seen: None });
+                    sent.insert(run, Sent {
+                        job, started: Instant::now(), deadline, exit_seen: None,
+                        staged: prepared.staged,
+                    });
                     if proc.stdin.write_all(&frame).await.is_err() {
                         break End::Died;
                     }
@@ -1157,8 +1148,15 @@ async fn worker_task(state: Arc<State>, ident: Arc<Ident>, mut first: Option<Pro
             (End::Died, None) => format!("the worker exited with code {code} without answering"),
         };
         let now = tokio::time::Instant::now();
-        for (_, run) in sent.drain() {
+        for (_, mut run) in sent.drain() {
             ident.in_flight.fetch_sub(1, Ordering::SeqCst);
+            if let Some(staged) = run.staged.take() {
+                // As `warden run`: copied back once the run reached its end (its exit record
+                // sent) or was stopped past its wall limit (the watchdog's case); a worker that
+                // died or broke the protocol mid-run leaves the originals as they were.
+                let copy_back = matches!(end, End::Late) || run.exit_seen.is_some();
+                files::finish(staged, copy_back).await;
+            }
             settle(&state, &ident, run, code, &why, now);
         }
         state.metrics().restart(&ident.name);
@@ -1186,6 +1184,7 @@ fn settle(
         started,
         deadline,
         exit_seen,
+        ..
     } = run;
     // The run may have finished (its exit record sent) before the worker died.
     if let Some((outcome, code)) = exit_seen {
