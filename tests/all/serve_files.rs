@@ -426,3 +426,74 @@ fn a_served_file_secret_is_read_per_run_so_a_rotated_one_reaches_the_next_run() 
     }
     assert_eq!(serve.stop(), 0);
 }
+
+/// A core module that truncates `/state/cursor` (the first preopen, fd 3) and writes `99` to
+/// it, then, given an argument, calls `warden_test::escape(1)` (open a socket), which the
+/// worker's filter answers by killing it.
+#[cfg(feature = "test-escape")]
+fn write_then_escape_module(s: &Scene) -> String {
+    let wasm = wat::parse_str(
+        r#"(module
+             (import "wasi_snapshot_preview1" "args_sizes_get"
+               (func $sizes (param i32 i32) (result i32)))
+             (import "wasi_snapshot_preview1" "path_open"
+               (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+             (import "wasi_snapshot_preview1" "fd_write"
+               (func $write (param i32 i32 i32 i32) (result i32)))
+             (import "warden_test" "escape" (func $escape (param i32) (result i32)))
+             (memory (export "memory") 1)
+             (data (i32.const 16) "cursor")
+             (data (i32.const 32) "99")
+             (func (export "_start")
+               (drop (call $sizes (i32.const 0) (i32.const 4)))
+               ;; path_open(3, 0, "cursor", O_TRUNC, all rights, all rights, 0, &fd at 8)
+               (if (call $open (i32.const 3) (i32.const 0) (i32.const 16) (i32.const 6)
+                     (i32.const 8) (i64.const 0x1fffffff) (i64.const 0x1fffffff)
+                     (i32.const 0) (i32.const 8))
+                 (then unreachable))
+               ;; one iovec at 48: "99"
+               (i32.store (i32.const 48) (i32.const 32))
+               (i32.store (i32.const 52) (i32.const 2))
+               (if (call $write (i32.load (i32.const 8)) (i32.const 48) (i32.const 1)
+                     (i32.const 56))
+                 (then unreachable))
+               (if (i32.gt_u (i32.load (i32.const 0)) (i32.const 1))
+                 (then (drop (call $escape (i32.const 1)))))))"#,
+    )
+    .unwrap();
+    let path = s.path("write-escape.wasm");
+    std::fs::write(&path, wasm).unwrap();
+    path.display().to_string()
+}
+
+#[cfg(feature = "test-escape")]
+#[test]
+fn a_worker_killed_mid_run_leaves_the_original_and_no_staging_behind() {
+    let s = Scene::new();
+    s.file("state/cursor", "41");
+    let module = write_then_escape_module(&s);
+    let m = manifest(
+        &s,
+        "escaper",
+        &module,
+        "[[files]]\nhost = \"state/cursor\"\nguest = \"/state/cursor\"\naccess = \"read-write\"\n",
+    );
+    let serve = serve(&s, &[&m], &[]);
+    // The guest wrote its copy, then its worker was killed by its filter: as a killed
+    // `warden run`, nothing is copied back, and the server removes the staging folder.
+    let r = serve.run("escaper", &["go"], b"");
+    let v = r.json();
+    assert_eq!(
+        (v["outcome"].as_str(), v["code"].as_i64()),
+        (Some("worker-died"), Some(159)),
+        "{v}"
+    );
+    assert_eq!(cursor(&s), "41", "nothing copied back from a dead worker");
+    assert!(staging(&s).is_empty(), "staging removed: {:?}", staging(&s));
+    // Control: the same write without the escape is copied back (by a new worker).
+    let v = run(&serve, "escaper", &[]);
+    assert_eq!(out(&v), (0, ""), "{v}");
+    assert_eq!(cursor(&s), "99");
+    assert!(staging(&s).is_empty(), "staging removed: {:?}", staging(&s));
+    assert_eq!(serve.stop(), 0);
+}
