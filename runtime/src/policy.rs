@@ -1189,15 +1189,16 @@ mod tests {
     /// each once, with the policy's permissions.
     #[test]
     fn prestaged_folders_must_be_exactly_the_policys() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("tempdir");
         for f in ["a.toml", "b.toml", "cursor"] {
-            std::fs::write(dir.path().join(f), "x").unwrap();
+            std::fs::write(dir.path().join(f), "x").expect("write");
         }
         let text = "[identity]\nname = \"t\"\n\n\
             [[files]]\nhost = \"a.toml\"\nguest = \"/etc/app/a.toml\"\naccess = \"read\"\n\n\
             [[files]]\nhost = \"b.toml\"\nguest = \"/etc/app/b.toml\"\naccess = \"read\"\n\n\
             [[files]]\nhost = \"cursor\"\nguest = \"/state/cursor\"\naccess = \"read-write\"\n";
-        let m = Manifest::from_str_at(text, &dir.path().join("t.toml"), dir.path()).unwrap();
+        let m = Manifest::from_str_at(text, &dir.path().join("t.toml"), dir.path())
+            .expect("a valid manifest");
         let policy = Policy::from_manifest(m);
         let folder = |guest: &str, host: &str| StagedFolder {
             guest: guest.into(),
@@ -1205,7 +1206,7 @@ mod tests {
         };
         let got = policy
             .prestaged(&[folder("/state", "/tmp/s"), folder("/etc/app", "/tmp/e")])
-            .unwrap();
+            .expect("the policy's folders");
         assert_eq!(got.len(), 2);
         assert_eq!(
             (got[0].0.as_path(), got[0].1.as_str()),
