@@ -497,3 +497,46 @@ fn a_worker_killed_mid_run_leaves_the_original_and_no_staging_behind() {
     assert!(staging(&s).is_empty(), "staging removed: {:?}", staging(&s));
     assert_eq!(serve.stop(), 0);
 }
+
+#[test]
+fn concurrent_runs_with_runs_per_worker_each_get_a_staging_of_their_own() {
+    let (s, m) = rw_scene("");
+    let refs: Vec<&Path> = m.iter().map(PathBuf::as_path).collect();
+    let serve = std::sync::Arc::new(serve(&s, &refs, &["--runs-per-worker", "4"]));
+    // Each run writes its own copy; none sees another's (each read is its own staging's).
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let serve = serve.clone();
+            std::thread::spawn(move || {
+                let name = if i % 2 == 0 {
+                    "fs-module"
+                } else {
+                    "fs-component"
+                };
+                let mark = format!("run{i}");
+                let step = format!("write /state/other {mark}");
+                let v = run(&serve, name, &["seq", &step, "read /state/other"]);
+                (mark, v)
+            })
+        })
+        .collect();
+    for t in threads {
+        let (mark, v) = t.join().unwrap();
+        assert_eq!(v["code"], 0, "{v}");
+        assert!(
+            v["stdout"].as_str().unwrap().ends_with(&mark),
+            "{mark}: {v}"
+        );
+    }
+    assert!(
+        !s.path("state/other").exists(),
+        "scratch never reaches the host"
+    );
+    // Control: the granted file itself is copied back from such a worker.
+    let v = run(&serve, "fs-module", &["write", "/state/cursor", "42"]);
+    assert_eq!(v["code"], 0, "{v}");
+    assert_eq!(cursor(&s), "42");
+    assert!(staging(&s).is_empty(), "staging removed: {:?}", staging(&s));
+    let serve = std::sync::Arc::into_inner(serve).unwrap();
+    assert_eq!(serve.stop(), 0);
+}
