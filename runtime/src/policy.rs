@@ -354,6 +354,10 @@ impl Policy {
     ///
     /// # Errors
     /// A granted path cannot be opened or staged.
+    ///
+    /// With `staged`, the single-file grants were staged outside this run (by `warden serve`'s
+    /// server, see [`Policy::stage_files`]): their folders are preopened as given, and this
+    /// run neither stages nor copies back.
     pub(crate) fn configure_wasi(
         &self,
         builder: &mut WasiCtxBuilder,
@@ -361,11 +365,12 @@ impl Policy {
         audit: &Audit,
         counters: &Arc<crate::grant_use::GrantCounters>,
         record: bool,
+        staged: Option<&PreStaged>,
     ) -> Result<FileStaging, LoadError> {
         self.wire_env(builder, audit);
         self.wire_clocks_and_random(builder, audit, counters, record);
         self.wire_network(builder, egress);
-        self.wire_files(builder, audit)
+        self.wire_files(builder, audit, staged)
     }
 
     /// `[env]`: only the declared variables, each audited.
@@ -466,6 +471,7 @@ impl Policy {
         &self,
         builder: &mut WasiCtxBuilder,
         audit: &Audit,
+        staged: Option<&PreStaged>,
     ) -> Result<FileStaging, LoadError> {
         // Files: directories directly, single files through a private staging folder.
         let mut staging = FileStaging::new(audit, self.limits.staged_file);
@@ -485,7 +491,17 @@ impl Policy {
                         })?;
                     staging.preopens.push(grant.guest.clone());
                 }
-                FileKind::File => staging.stage(grant)?,
+                FileKind::File => match staged {
+                    None => staging.stage(grant)?,
+                    Some(PreStaged::Folders(_)) => {}
+                    Some(PreStaged::Failed { path, message }) => {
+                        return Err(LoadError::Grant {
+                            path: path.clone(),
+                            message: message.clone(),
+                            source: None,
+                        });
+                    }
+                },
             }
             audit.decision(
                 Decided::new(
@@ -506,7 +522,7 @@ impl Policy {
                 .by(&grant.guest),
             );
         }
-        let mut staged = Vec::new();
+        let mut staged_here = Vec::new();
         for dir in &lock(&staging.state).dirs {
             // A folder holds only read or only read-write files (the manifest refuses a mix):
             // a read single file is never in a folder the guest may write.
@@ -516,10 +532,22 @@ impl Policy {
                 FsPerms::ReadOnly
             };
             if let Some(tmp) = &dir.tmp {
-                staged.push((tmp.path().to_owned(), dir.guest.clone(), perms));
+                staged_here.push((tmp.path().to_owned(), dir.guest.clone(), perms));
             }
         }
-        for (path, guest, perms) in staged {
+        if let Some(PreStaged::Folders(folders)) = staged {
+            for (path, guest, perms) in self.prestaged(folders)? {
+                builder
+                    .preopened_dir(&path, &guest, perms)
+                    .map_err(|e| LoadError::Grant {
+                        path,
+                        message: e.to_string(),
+                        source: Some(crate::error::cause(e)),
+                    })?;
+                staging.preopens.push(guest);
+            }
+        }
+        for (path, guest, perms) in staged_here {
             builder
                 .preopened_dir(&path, &guest, perms)
                 .map_err(|e| LoadError::Grant {
@@ -530,6 +558,150 @@ impl Policy {
             staging.preopens.push(guest);
         }
         Ok(staging)
+    }
+}
+
+impl Policy {
+    /// The guest folders single-file grants are served from, in the order a run stages them,
+    /// each with its permissions: read-write when every file in it is (the manifest refuses
+    /// a mix).
+    fn staged_folders(&self) -> Vec<(&str, FsPerms)> {
+        let mut out: Vec<(&str, FsPerms)> = Vec::new();
+        for grant in self.files.iter().filter(|f| f.kind == FileKind::File) {
+            let (parent, _) = split_guest(&grant.guest);
+            let rw = grant.access == Access::ReadWrite;
+            match out.iter_mut().find(|(g, _)| *g == parent) {
+                Some((_, perms)) => {
+                    if !rw {
+                        *perms = FsPerms::ReadOnly;
+                    }
+                }
+                None => out.push((
+                    parent,
+                    if rw {
+                        FsPerms::ReadWrite
+                    } else {
+                        FsPerms::ReadOnly
+                    },
+                )),
+            }
+        }
+        out
+    }
+
+    /// Matches folders staged elsewhere to this policy's: exactly one host folder for each
+    /// guest folder of its single-file grants, none for anything else. The permissions come
+    /// from the policy, never from whoever staged.
+    fn prestaged(
+        &self,
+        folders: &[StagedFolder],
+    ) -> Result<Vec<(PathBuf, String, FsPerms)>, LoadError> {
+        let wanted = self.staged_folders();
+        let refuse = |path: &Path, message: String| LoadError::Grant {
+            path: path.to_owned(),
+            message,
+            source: None,
+        };
+        if let Some(extra) = folders
+            .iter()
+            .find(|f| !wanted.iter().any(|(g, _)| *g == f.guest))
+        {
+            return Err(refuse(
+                &extra.host,
+                format!(
+                    "staged for {}, which no single-file grant names",
+                    extra.guest
+                ),
+            ));
+        }
+        let mut out = Vec::with_capacity(wanted.len());
+        for (guest, perms) in wanted {
+            let mut given = folders.iter().filter(|f| f.guest == guest);
+            match (given.next(), given.next()) {
+                (Some(f), None) => out.push((f.host.clone(), guest.to_string(), perms)),
+                (None, _) => {
+                    return Err(refuse(
+                        Path::new(guest),
+                        "the single-file grants of this folder were not staged".into(),
+                    ));
+                }
+                (Some(f), Some(_)) => {
+                    return Err(refuse(&f.host, format!("{guest} staged twice")));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stages this policy's single-file grants outside a run, as a run would (see
+    /// [`FileStaging`]): for a process that hands the folders to another to run in
+    /// ([`PreStaged`]), as `warden serve`'s server does for its locked-down workers.
+    /// Copy-back and removal happen on [`StagedFiles::finish`] (removal only, on drop).
+    ///
+    /// # Errors
+    /// [`LoadError::Grant`] when a granted file cannot be staged: missing, not a regular
+    /// file, over `[limits] staged-file`, or no private folder could be made.
+    pub fn stage_files(&self, audit: &Audit) -> Result<StagedFiles, LoadError> {
+        let mut staging = FileStaging::new(audit, self.limits.staged_file);
+        for grant in self.files.iter().filter(|f| f.kind == FileKind::File) {
+            staging.stage(grant)?;
+        }
+        Ok(StagedFiles(staging))
+    }
+}
+
+/// A folder of single-file grants staged outside the run that serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedFolder {
+    /// The guest folder (`/etc/app` for a grant at `/etc/app/app.toml`).
+    pub guest: String,
+    /// The private host folder holding the copies.
+    pub host: PathBuf,
+}
+
+/// Single-file grants staged by someone else for a run ([`crate::RunOptions::staged`]).
+#[derive(Debug, Clone)]
+pub enum PreStaged {
+    /// The staged folders, one per guest folder of the policy's single-file grants.
+    Folders(Vec<StagedFolder>),
+    /// Staging failed: the run fails as it would have had it staged itself.
+    Failed {
+        /// The granted host file.
+        path: PathBuf,
+        /// Why it could not be staged.
+        message: String,
+    },
+}
+
+/// Single-file grants staged by [`Policy::stage_files`].
+pub struct StagedFiles(FileStaging);
+
+impl std::fmt::Debug for StagedFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("StagedFiles").field(&self.folders()).finish()
+    }
+}
+
+impl StagedFiles {
+    /// The staged folders, to preopen in the run.
+    pub fn folders(&self) -> Vec<StagedFolder> {
+        lock(&self.0.state)
+            .dirs
+            .iter()
+            .filter_map(|d| {
+                Some(StagedFolder {
+                    guest: d.guest.clone(),
+                    host: d.tmp.as_ref()?.path().to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// Copies changed read-write files back (when `copy_back`) under the checks a run's own
+    /// staging makes, audited the same way, then removes the folders. Once; later calls do
+    /// nothing.
+    pub fn finish(&self, copy_back: bool) {
+        self.0.finish(copy_back);
     }
 }
 
@@ -1061,6 +1233,53 @@ pub(crate) fn program_name(module: Option<&Path>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Folders staged elsewhere are taken only as the policy's single-file grants' folders,
+    /// each once, with the policy's permissions.
+    #[test]
+    fn prestaged_folders_must_be_exactly_the_policys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for f in ["a.toml", "b.toml", "cursor"] {
+            std::fs::write(dir.path().join(f), "x").expect("write");
+        }
+        let text = "[identity]\nname = \"t\"\n\n\
+            [[files]]\nhost = \"a.toml\"\nguest = \"/etc/app/a.toml\"\naccess = \"read\"\n\n\
+            [[files]]\nhost = \"b.toml\"\nguest = \"/etc/app/b.toml\"\naccess = \"read\"\n\n\
+            [[files]]\nhost = \"cursor\"\nguest = \"/state/cursor\"\naccess = \"read-write\"\n";
+        let m = Manifest::from_str_at(text, &dir.path().join("t.toml"), dir.path())
+            .expect("a valid manifest");
+        let policy = Policy::from_manifest(m);
+        let folder = |guest: &str, host: &str| StagedFolder {
+            guest: guest.into(),
+            host: PathBuf::from(host),
+        };
+        let got = policy
+            .prestaged(&[folder("/state", "/tmp/s"), folder("/etc/app", "/tmp/e")])
+            .expect("the policy's folders");
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].0.as_path(), got[0].1.as_str()),
+            (Path::new("/tmp/e"), "/etc/app")
+        );
+        assert!(matches!(got[0].2, FsPerms::ReadOnly));
+        assert!(matches!(got[1].2, FsPerms::ReadWrite));
+        // A folder no grant names, one missing, one twice: refused.
+        for bad in [
+            vec![
+                folder("/etc/app", "/tmp/e"),
+                folder("/state", "/tmp/s"),
+                folder("/", "/"),
+            ],
+            vec![folder("/etc/app", "/tmp/e")],
+            vec![
+                folder("/etc/app", "/tmp/e"),
+                folder("/etc/app", "/tmp/f"),
+                folder("/state", "/tmp/s"),
+            ],
+        ] {
+            assert!(policy.prestaged(&bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn guest_paths_split_into_folder_and_name() {

@@ -44,6 +44,7 @@ mod scanner;
 mod schema;
 mod serve;
 mod serve_cgroup2;
+mod serve_files;
 mod serve_front;
 mod serve_http;
 mod serve_reload;

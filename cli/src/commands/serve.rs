@@ -1,14 +1,17 @@
 //! `warden serve`: keeps workloads loaded and runs them on HTTP requests (see the README's
 //! "Serving connectors" and docs/serve.md).
 //!
-//! The server process parses the manifests (never reading a secret), listens, queues run
-//! requests per identity and hands each to a worker process of that identity
-//! (`warden serve-worker`, see [`worker`]), over pipes framed as in [`proto`]. A worker is
-//! started before any lockdown, then locks itself down to its own manifest's profile. Workers
+//! The server process parses the manifests, listens, queues run requests per identity and
+//! hands each to a worker process of that identity (`warden serve-worker`, see [`worker`]),
+//! over pipes framed as in [`proto`]; for a manifest with single-file grants or `file:`
+//! secrets it stages the files and reads the secrets for each run first (see [`files`]). A
+//! worker is started before any lockdown, then locks itself down to its own manifest's
+//! profile. Workers
 //! send their audit records to the server, which checks each belongs to the worker's identity
 //! and run and writes it to the one audit log.
 
 mod cpu;
+mod files;
 mod front;
 mod http;
 mod metrics;
@@ -199,43 +202,8 @@ pub fn worker(args: WorkerArgs) -> ExitCode {
     worker::run(&args.manifest, !args.no_lockdown, args.runs)
 }
 
-/// What a worker cannot do after its lockdown, which `warden run` does before it: refused
-/// when the server starts rather than failing each run.
-pub fn unsupported(policy: &Policy) -> Option<String> {
-    if policy
-        .files
-        .iter()
-        .any(|f| f.kind == warden::manifest::FileKind::File)
-    {
-        return Some(format!(
-            "{}: warden serve does not serve single-file [[files]] grants yet (each run stages \
-             the file, which a locked-down worker cannot); grant the folder instead",
-            manifest_name(policy)
-        ));
-    }
-    if policy
-        .secrets
-        .iter()
-        .any(|s| matches!(s.from, warden::manifest::SecretSource::File(_)))
-    {
-        return Some(format!(
-            "{}: warden serve does not serve `file:` secrets yet (each run reads them, which a \
-             locked-down worker cannot); use `env:`",
-            manifest_name(policy)
-        ));
-    }
-    None
-}
-
-fn manifest_name(policy: &Policy) -> String {
-    policy
-        .manifest
-        .as_ref()
-        .map_or_else(|| policy.identity.name.clone(), |p| p.display().to_string())
-}
-
-/// Each `--manifest` read (with the SHA-256 of its bytes), refused when it cannot be served
-/// or names an identity a manifest before it named.
+/// Each `--manifest` read (with the SHA-256 of its bytes), refused when it names an identity
+/// a manifest before it named.
 fn load_manifests(paths: &[PathBuf]) -> Result<Vec<(Policy, String)>, String> {
     let mut policies: Vec<(Policy, String)> = Vec::new();
     for path in paths {
@@ -243,9 +211,6 @@ fn load_manifests(paths: &[PathBuf]) -> Result<Vec<(Policy, String)>, String> {
             Ok(p) => p,
             Err(e) => return Err(e.to_string()),
         };
-        if let Some(e) = unsupported(&policy) {
-            return Err(e);
-        }
         if policies
             .iter()
             .any(|(p, _)| p.identity.name == policy.identity.name)
@@ -367,6 +332,9 @@ struct Ident {
     /// The environment variables a worker of this identity gets: its manifest's `env:`
     /// secret sources and `[env]` copies, and what warden itself reads ([`WORKER_ENV`]).
     env: Vec<String>,
+    /// The policy, when each run needs the server to stage single-file grants or read
+    /// `file:` secrets for the worker (see `files`).
+    prepare: Option<Arc<Policy>>,
     tx: mpsc::Sender<Job>,
     rx: tokio::sync::Mutex<mpsc::Receiver<Job>>,
     workers: AtomicUsize,
@@ -398,6 +366,7 @@ impl Ident {
             stdin_granted: policy.stdio.stdin == warden::manifest::StdinMode::Inherit,
             max_frame: output.saturating_mul(6).saturating_add(1 << 20),
             env: worker_env(policy),
+            prepare: files::needed(policy).then(|| Arc::new(policy.clone())),
             tx,
             rx: tokio::sync::Mutex::new(rx),
             workers: AtomicUsize::new(1),
@@ -566,6 +535,8 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     runtime.shutdown_timeout(Duration::from_secs(1));
     // The last handle on the CPU groups: they are removed once their workers are gone.
     drop(cpu);
+    // Staging of runs a drain that ran out of time left behind: removed, not copied back.
+    warden::policy::finish_all_staging(false);
     code
 }
 
@@ -1153,6 +1124,8 @@ struct Sent {
     deadline: tokio::time::Instant,
     /// The run's exit record, once the worker has sent it.
     exit_seen: Option<(String, i32)>,
+    /// Its single-file grants, staged by the server (see `files`).
+    staged: Option<warden::policy::StagedFiles>,
 }
 
 /// Why a worker's life ended with runs unanswered.
@@ -1262,7 +1235,17 @@ async fn worker_task(state: Arc<State>, ident: Arc<Ident>, mut first: Option<Pro
                         ident.in_flight.fetch_sub(1, Ordering::SeqCst);
                         backoff = BACKOFF_FIRST;
                         if let Some(a) = answer {
-                            let _ = run.job.reply.send(a);
+                            match run.staged {
+                                None => { let _ = run.job.reply.send(a); }
+                                // Copied back before the client hears the run is over.
+                                Some(staged) => {
+                                    let reply = run.job.reply;
+                                    tokio::spawn(async move {
+                                        files::finish(staged, true).await;
+                                        let _ = reply.send(a);
+                                    });
+                                }
+                            }
                         }
                     }
                     Ok(Some(_)) => break End::Broke("a frame of an unknown kind"),
@@ -1274,7 +1257,9 @@ async fn worker_task(state: Arc<State>, ident: Arc<Ident>, mut first: Option<Pro
                         no_more = true;
                         continue;
                     };
-                    let frame = request_frame(&job);
+                    let mut prepared = files::prepare_for(
+                        ident.prepare.as_ref(), &state.sink, &ident.id, &job.run).await;
+                    let frame = request_frame(&job, &mut prepared);
                     ident.in_flight.fetch_add(1, Ordering::SeqCst);
                     // A run queued while this one was between the queue and `in_flight` saw
                     // this worker as idle and started none: look again now.
@@ -1286,7 +1271,10 @@ async fn worker_task(state: Arc<State>, ident: Arc<Ident>, mut first: Option<Pro
                     let deadline = tokio::time::Instant::now() + ident.wall + grace;
                     order.push_back((deadline, job.run.clone()));
                     let run = job.run.clone();
-                    sent.insert(run, Sent { job, started: Instant::now(), deadline, exit_seen: None });
+                    sent.insert(run, Sent {
+                        job, started: Instant::now(), deadline, exit_seen: None,
+                        staged: prepared.staged,
+                    });
                     if proc.stdin.write_all(&frame).await.is_err() {
                         break End::Died;
                     }
@@ -1354,20 +1342,31 @@ async fn bury(
         (End::Died, None) => format!("the worker exited with code {code} without answering"),
     };
     let now = tokio::time::Instant::now();
-    for (_, run) in sent.drain() {
+    for (_, mut run) in sent.drain() {
         ident.in_flight.fetch_sub(1, Ordering::SeqCst);
-        settle(&state, &ident, run, code, &why, now);
+        if let Some(staged) = run.staged.take() {
+            // As `warden run`: copied back once the run reached its end (its exit record
+            // sent) or was stopped past its wall limit (the watchdog's case); a worker that
+            // died or broke the protocol mid-run leaves the originals as they were.
+            let copy_back = matches!(end, End::Late) || run.exit_seen.is_some();
+            files::finish(staged, copy_back).await;
+        }
+        settle(state, ident, run, code, &why, now);
     }
 }
 
-/// The frame that sends `job` to a worker.
-fn request_frame(job: &Job) -> Vec<u8> {
+/// The frame that sends `job` to a worker, with what the server `prepared` for it (staged
+/// folders or why staging failed, `file:` secrets' values: taken from it, the staging left).
+fn request_frame(job: &Job, prepared: &mut files::Prepared) -> Vec<u8> {
     use base64::Engine as _;
     let request = proto::Request {
         run: job.run.clone(),
         args: job.args.clone(),
         stdin: base64::engine::general_purpose::STANDARD.encode(&job.stdin),
         http: job.http.clone(),
+        staged: std::mem::take(&mut prepared.folders),
+        staging_failed: prepared.failed.take(),
+        secrets: std::mem::take(&mut prepared.secrets),
     };
     proto::frame(
         proto::KIND_REQUEST,
@@ -1391,6 +1390,7 @@ fn settle(
         started,
         deadline,
         exit_seen,
+        ..
     } = run;
     // The run may have finished (its exit record sent) before the worker died.
     if let Some((outcome, code)) = exit_seen {

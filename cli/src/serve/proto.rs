@@ -32,6 +32,53 @@ pub struct Request {
     /// of a run of its command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpIn>,
+    /// The run's single-file grants, staged by the server (the worker preopens these folders
+    /// and neither stages nor copies back).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub staged: Vec<StagedIn>,
+    /// Why the server could not stage them: the run fails as `warden run` would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staging_failed: Option<StagingFailed>,
+    /// The manifest's `file:` secrets, read by the server for this run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretIn>,
+}
+
+/// One folder of single-file grants the server staged for a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StagedIn {
+    /// The guest folder.
+    pub guest: String,
+    /// The private host folder holding the copies.
+    pub host: std::path::PathBuf,
+}
+
+/// A single-file grant the server could not stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StagingFailed {
+    /// The granted host file.
+    pub path: std::path::PathBuf,
+    /// Why.
+    pub message: String,
+}
+
+/// One `file:` secret as the server read it for a run: its value, or why there is none.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SecretIn {
+    /// The `[secrets.NAME]` name.
+    pub name: String,
+    /// The value, or the error message of the read.
+    pub value: Result<String, String>,
+}
+
+impl std::fmt::Debug for SecretIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the value.
+        f.debug_struct("SecretIn")
+            .field("name", &self.name)
+            .field("read", &self.value.is_ok())
+            .finish_non_exhaustive()
+    }
 }
 
 /// An HTTP request passed to a worker. Header values and the body are base64 (they are bytes).

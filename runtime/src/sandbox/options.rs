@@ -53,6 +53,13 @@ pub struct RunOptions {
     /// ([`HostSecrets`](crate::secrets::HostSecrets)) warden's environment and host files, as
     /// each entry's `from` says; a service may plug in its vault here.
     pub secrets: Arc<dyn crate::secrets::SecretStore>,
+    /// Single-file grants already staged for this run by the caller
+    /// ([`Policy::stage_files`](crate::Policy::stage_files)), as `warden serve`'s server
+    /// does for its locked-down workers: their folders are preopened as given, and the run
+    /// neither stages nor copies back (the caller does, with
+    /// [`StagedFiles::finish`](crate::policy::StagedFiles::finish)). `None` (the default):
+    /// the run stages them itself.
+    pub staged: Option<crate::policy::PreStaged>,
 }
 
 impl RunOptions {
@@ -76,6 +83,7 @@ impl RunOptions {
             lockdown: None,
             record_fs: false,
             secrets: Arc::new(crate::secrets::HostSecrets),
+            staged: None,
         }
     }
 

@@ -200,11 +200,17 @@ impl Workload {
             Ok(e) => e,
             Err(e) => return failed(e),
         };
-        let staging =
-            match policy.configure_wasi(&mut builder, &egress, &audit, &counters, opts.record_fs) {
-                Ok(s) => s,
-                Err(e) => return failed(e),
-            };
+        let staging = match policy.configure_wasi(
+            &mut builder,
+            &egress,
+            &audit,
+            &counters,
+            opts.record_fs,
+            opts.staged.as_ref(),
+        ) {
+            Ok(s) => s,
+            Err(e) => return failed(e),
+        };
         let sandbox = Sandbox {
             audit: &audit,
             counters: &counters,

@@ -12,7 +12,7 @@
 
 use super::{
     Answer, Arc, Ident, Policy, State, StatusCode, audit_log_writable, error_reply, json_reply,
-    spawn_worker, unsupported, worker_task,
+    spawn_worker, worker_task,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -245,14 +245,11 @@ async fn reload_one(state: &Arc<State>, path: &Path, current: &Arc<Ident>) -> Re
     Ok(true)
 }
 
-/// The checks of a reloaded manifest that need no worker, as at start: it parses, warden serve
-/// can serve it, its guest cannot write the audit log, its module can be read. Returns its
+/// The checks of a reloaded manifest that need no worker, as at start: it parses, its guest
+/// cannot write the audit log, its module can be read. Returns its
 /// policy, its bytes' SHA-256 and its module's.
 fn check(path: &Path, audit: Option<&Path>) -> Result<(Policy, String, String), String> {
     let (policy, manifest_sha256) = read_manifest(path).map_err(|e| e.to_string())?;
-    if let Some(e) = unsupported(&policy) {
-        return Err(e);
-    }
     if let Some(e) = audit.and_then(|a| audit_log_writable(&policy, a)) {
         return Err(e);
     }

@@ -4,7 +4,9 @@
 //! itself down to the manifest's seccomp profile plus reading its stdin (the `stdin` group:
 //! `read` of fd 0 only), says it is ready, then runs requests until its stdin closes: one at a
 //! time on its main thread, or (`--runs-per-worker` above 1) up to that many at once, each on
-//! a run thread started before the lockdown. Secrets are read here, never in the server.
+//! a run thread started before the lockdown. `env:` secrets are read here, never in the
+//! server; `file:` secrets and single-file grants are read and staged by the server for each
+//! run and handed over with the request (see `files`).
 
 use super::proto::{self, Answer, Ready, Request};
 use base64::Engine as _;
@@ -92,9 +94,6 @@ pub fn run(manifest: &Path, lockdown: bool, runs: usize) -> ExitCode {
         Ok(m) => Policy::from_manifest(m),
         Err(e) => return failed(e),
     };
-    if let Some(err) = super::unsupported(&policy) {
-        return failed(err);
-    }
     // Past the host's bound a thread start would abort the worker (EngineSettings docs).
     let host = EngineSettings::host_max_live_runs();
     if runs > host {
@@ -145,6 +144,9 @@ pub fn run(manifest: &Path, lockdown: bool, runs: usize) -> ExitCode {
     };
     let (seccomp, syscalls, real) = if lockdown {
         let mut groups = policy.seccomp_groups();
+        // The server stages single-file grants and removes their folders (see `files`): a
+        // worker only opens the folders it is handed, read-only, as it opens a folder grant.
+        groups.retain(|g| *g != warden::host_seccomp::Group::FileStaging);
         groups.push(warden::host_seccomp::Group::ServeWorker);
         let profile = warden::host_seccomp::Profile::new(&groups);
         if let Err(e) = profile.install(warden::host_seccomp::Mode::Enforce) {
@@ -275,6 +277,8 @@ impl Ctx {
         } else {
             Input::Null
         };
+        opts.staged = super::files::staged_for_run(&req);
+        opts.secrets = std::sync::Arc::new(super::files::ServedSecrets(req.secrets));
         opts.args = req.args;
         opts.audit = self.sink.clone();
         opts.run_id = Some(req.run.clone());
