@@ -143,26 +143,10 @@ pub fn run(manifest: &Path, lockdown: bool, runs: usize) -> ExitCode {
         None
     };
     let (seccomp, syscalls, real) = if lockdown {
-        let mut groups = policy.seccomp_groups();
-        // The server stages single-file grants and removes their folders (see `files`): a
-        // worker only opens the folders it is handed, read-only, as it opens a folder grant.
-        groups.retain(|g| *g != warden::host_seccomp::Group::FileStaging);
-        groups.push(warden::host_seccomp::Group::ServeWorker);
-        let profile = warden::host_seccomp::Profile::new(&groups);
-        if let Err(e) = profile.install(warden::host_seccomp::Mode::Enforce) {
-            return failed(format!("cannot lock the worker down: {e}"));
+        match lock_down(&policy) {
+            Ok((syscalls, real)) => ("enforce", Some(syscalls), Some(real)),
+            Err(e) => return failed(e),
         }
-        let real = serde_json::json!({
-            "mode": "enforce",
-            "syscalls": profile.syscall_count(),
-            "groups": profile.groups().iter().map(|g| g.name()).collect::<Vec<_>>(),
-            "worker": true,
-        });
-        (
-            "enforce",
-            Some(profile.syscall_count()),
-            Some(format!("\"seccomp\":{real}")),
-        )
     } else {
         ("off", None, None)
     };
@@ -192,6 +176,13 @@ pub fn run(manifest: &Path, lockdown: bool, runs: usize) -> ExitCode {
         identity: policy.identity.id.clone(),
         workload,
     };
+    requests(&ctx, concurrent)
+}
+
+/// Reads requests from the server until it closes the pipe, and runs each: on this thread,
+/// or handed to the answering thread of `concurrent`. Runs still going are answered before
+/// it returns.
+fn requests(ctx: &Ctx, concurrent: Option<Concurrent>) -> ExitCode {
     let mut input = std::io::stdin().lock();
     loop {
         let (kind, payload) = match proto::read_frame(&mut input, proto::MAX_REQUEST_FRAME) {
@@ -246,6 +237,27 @@ pub fn run(manifest: &Path, lockdown: bool, runs: usize) -> ExitCode {
         let _ = c.thread.join();
     }
     ExitCode::SUCCESS
+}
+
+/// Installs the worker's seccomp profile: the manifest's groups less `file-staging` (the
+/// server stages single-file grants and removes their folders, see `files`: a worker only
+/// opens the folders it is handed, read-only, as it opens a folder grant), plus reading its
+/// requests. The profile's syscall count and the `seccomp` field its start records carry.
+fn lock_down(policy: &Policy) -> Result<(usize, String), String> {
+    let mut groups = policy.seccomp_groups();
+    groups.retain(|g| *g != warden::host_seccomp::Group::FileStaging);
+    groups.push(warden::host_seccomp::Group::ServeWorker);
+    let profile = warden::host_seccomp::Profile::new(&groups);
+    profile
+        .install(warden::host_seccomp::Mode::Enforce)
+        .map_err(|e| format!("cannot lock the worker down: {e}"))?;
+    let real = serde_json::json!({
+        "mode": "enforce",
+        "syscalls": profile.syscall_count(),
+        "groups": profile.groups().iter().map(|g| g.name()).collect::<Vec<_>>(),
+        "worker": true,
+    });
+    Ok((profile.syscall_count(), format!("\"seccomp\":{real}")))
 }
 
 /// What every run of this worker shares.
