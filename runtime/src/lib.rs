@@ -151,7 +151,7 @@ pub mod stdio;
 mod test_escape;
 pub mod watchdog;
 
-pub use audit::{Audit, AuditSink, AuditWriter, Decision};
+pub use audit::{Audit, AuditFormat, AuditSink, AuditWriter, Decision};
 pub use broker::NetLimit;
 pub use cache::{CacheStatus, ModuleCache};
 pub use error::{EngineError, LoadError, RunError};
