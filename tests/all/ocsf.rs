@@ -152,11 +152,24 @@ fn assert_valid_with_controls(events: &[Value]) {
 /// `warden run --audit FILE --audit-format ocsf [FLAGS] [--manifest M] MODULE -- ARGS`: the
 /// outcome, with the log's lines (OCSF events) as its `audit`.
 fn run_ocsf(s: &Scene, manifest: &Path, flags: &[&str], module: &str, args: &[&str]) -> Outcome {
-    let audit = s.path(&format!("ocsf-{}.jsonl", args.join("-").replace('/', "_")));
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let audit = s.path(&format!("ocsf-{}.jsonl", N.fetch_add(1, Ordering::Relaxed)));
+    run_ocsf_into(&audit, manifest, flags, module, args)
+}
+
+/// [`run_ocsf`] with the log at `audit`.
+fn run_ocsf_into(
+    audit: &Path,
+    manifest: &Path,
+    flags: &[&str],
+    module: &str,
+    args: &[&str],
+) -> Outcome {
     let mut cmd = warden();
     cmd.arg("run")
         .arg("--audit")
-        .arg(&audit)
+        .arg(audit)
         .args(["--audit-format", "ocsf"])
         .args(flags)
         .arg("--manifest")
@@ -165,7 +178,7 @@ fn run_ocsf(s: &Scene, manifest: &Path, flags: &[&str], module: &str, args: &[&s
     if !args.is_empty() {
         cmd.arg("--").args(args);
     }
-    finish(cmd, Some(&audit))
+    finish(cmd, Some(audit))
 }
 
 fn of_class(r: &Outcome, class: u64) -> Vec<&Value> {
@@ -291,10 +304,10 @@ fn ocsf_logs_are_refused_by_check_against_with_a_clear_error() {
     let s = Scene::new();
     s.file("data/a.txt", "a");
     let m = s.manifest("[[files]]\nhost = \"data\"\nguest = \"/data\"\naccess = \"read\"\n");
-    let r = run_ocsf(&s, &m, &[], guests::FS_P1, &["read", "/data/a.txt"]);
+    let ocsf_log = s.path("ocsf.jsonl");
+    let r = run_ocsf_into(&ocsf_log, &m, &[], guests::FS_P1, &["read", "/data/a.txt"]);
     assert_eq!(r.code, 0, "{r:#?}");
-    let ocsf_log = s.path("ocsf-read-_data_a.txt.jsonl");
-    assert!(ocsf_log.is_file());
+    assert!(!r.audit.is_empty(), "{r:#?}");
     let mut cmd = warden();
     cmd.arg("check").arg(&m).arg("--against").arg(&ocsf_log);
     let out = finish(cmd, None);
@@ -324,4 +337,53 @@ fn ocsf_the_format_flag_is_checked_and_json_is_the_default() {
     let r = s.run(None, guests::HELLO_P1, &[]);
     assert_eq!(r.code, 0, "{r:#?}");
     assert!(r.audit.iter().all(|e| e["event"].is_string() && e.get("class_uid").is_none()));
+}
+
+/// `warden serve --audit-format ocsf`: the workers' records, checked by the server and then
+/// encoded, are valid OCSF events naming the identity; the run id of the answer is the
+/// events' `correlation_uid`.
+#[test]
+fn ocsf_serve_writes_valid_events_for_its_workers_runs() {
+    use crate::serve::{Serve, manifest};
+    let s = Scene::new();
+    s.file("data/a.txt", "a");
+    let data = s.path("data");
+    let m = manifest(
+        &s,
+        "reader",
+        guests::FS_P1,
+        &format!(
+            "[[files]]\nhost = \"{}\"\nguest = \"/data\"\naccess = \"read\"\n",
+            data.display()
+        ),
+    );
+    let serve = Serve::start(&s, &[&m], &["--audit-format", "ocsf"]);
+    let r = serve.run("reader", &["read", "/data/../secret.txt"], b"");
+    assert_eq!(r.status, 200, "{r:?}");
+    let run = r.json()["run"].as_str().unwrap().to_string();
+    assert_eq!(serve.stop(), 0);
+    let all = {
+        let text = std::fs::read_to_string(s.path("serve-audit.jsonl")).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect::<Vec<_>>()
+    };
+    let events: Vec<Value> = all
+        .into_iter()
+        .filter(|e| e["metadata"]["correlation_uid"] == run.as_str())
+        .collect();
+    assert_valid_with_controls(&events);
+    let first = &events[0];
+    assert_eq!((&first["class_uid"], &first["activity_id"]), (&6002.into(), &3.into()), "{first}");
+    assert_eq!(events.last().unwrap()["activity_id"], 4);
+    for ev in &events {
+        assert_eq!(ev["actor"]["user"]["uid"], "spiffe://test.example/reader", "{ev}");
+        assert_eq!(ev["actor"]["user"]["name"], "reader", "{ev}");
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| e["class_uid"] == 1001 && e["disposition"] == "Blocked"),
+        "{events:#?}"
+    );
 }
