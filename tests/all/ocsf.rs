@@ -99,7 +99,10 @@ fn key_of(ev: &Value) -> String {
 /// Validates `ev` against the schema of the class and profiles `claimed` (an event's key).
 fn errors_against(claimed: &str, ev: &Value) -> Vec<String> {
     match schemas().validators.get(claimed) {
-        Some(v) => v.iter_errors(ev).map(|e| format!("{e} at {}", e.instance_path())).collect(),
+        Some(v) => v
+            .iter_errors(ev)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect(),
         None => vec![format!("no OCSF {OCSF_VERSION} class schema for {claimed}")],
     }
 }
@@ -123,7 +126,10 @@ fn assert_valid_with_controls(events: &[Value]) {
         let mut wrong_type = ev.clone();
         wrong_type["time"] = "yesterday".into();
         let mut missing = ev.clone();
-        missing["metadata"].as_object_mut().unwrap().remove("product");
+        missing["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("product");
         let mut other_class = ev.clone();
         other_class["class_uid"] = if ev["class_uid"] == 1001 { 4001 } else { 1001 }.into();
         let mut unknown_field = ev.clone();
@@ -190,12 +196,23 @@ fn of_class(r: &Outcome, class: u64) -> Vec<&Value> {
 fn assert_run_shape(r: &Outcome) {
     let first = r.audit.first().expect("events");
     let last = r.audit.last().unwrap();
-    assert_eq!((&first["class_uid"], &first["activity_id"]), (&6002.into(), &3.into()), "{first}");
-    assert_eq!((&last["class_uid"], &last["activity_id"]), (&6002.into(), &4.into()), "{last}");
+    assert_eq!(
+        (&first["class_uid"], &first["activity_id"]),
+        (&6002.into(), &3.into()),
+        "{first}"
+    );
+    assert_eq!(
+        (&last["class_uid"], &last["activity_id"]),
+        (&6002.into(), &4.into()),
+        "{last}"
+    );
     assert_eq!(last["status_code"], r.code.to_string(), "{last}");
     let run = &first["metadata"]["correlation_uid"];
     for ev in &r.audit {
-        assert_eq!(ev["actor"]["user"]["uid"], "spiffe://test.example/nhi", "{ev}");
+        assert_eq!(
+            ev["actor"]["user"]["uid"], "spiffe://test.example/nhi",
+            "{ev}"
+        );
         assert_eq!(ev["actor"]["user"]["name"], "test-nhi", "{ev}");
         assert_eq!(&ev["metadata"]["correlation_uid"], run, "{ev}");
         assert_eq!(ev["metadata"]["product"]["name"], "warden", "{ev}");
@@ -212,7 +229,13 @@ fn ocsf_file_reads_allowed_and_refused_are_valid_file_system_activity() {
     s.file("secret.txt", "OUTSIDE");
     let m = s.manifest("[[files]]\nhost = \"data\"\nguest = \"/data\"\naccess = \"read\"\n");
     // --record-fs: allowed file operations are recorded too, not only refusals.
-    let allowed = run_ocsf(&s, &m, &["--record-fs"], guests::FS_P1, &["read", "/data/a.txt"]);
+    let allowed = run_ocsf(
+        &s,
+        &m,
+        &["--record-fs"],
+        guests::FS_P1,
+        &["read", "/data/a.txt"],
+    );
     assert_eq!(allowed.code, 0, "{allowed:#?}");
     assert_eq!(allowed.stdout, "quarterly numbers\n");
     let refused = run_ocsf(&s, &m, &[], guests::FS_P1, &["read", "/data/../secret.txt"]);
@@ -228,7 +251,11 @@ fn ocsf_file_reads_allowed_and_refused_are_valid_file_system_activity() {
         .find(|e| e["file"]["path"] == "/data/a.txt" && e["activity_id"] == 14)
         .unwrap_or_else(|| panic!("an Open of /data/a.txt: {:#?}", allowed.audit));
     assert_eq!(
-        (&read["status_id"], &read["disposition_id"], &read["action_id"]),
+        (
+            &read["status_id"],
+            &read["disposition_id"],
+            &read["action_id"]
+        ),
         (&1.into(), &1.into(), &1.into()),
         "{read}"
     );
@@ -241,12 +268,19 @@ fn ocsf_file_reads_allowed_and_refused_are_valid_file_system_activity() {
         .find(|e| e["status_id"] == 2)
         .unwrap_or_else(|| panic!("a refused file operation: {:#?}", refused.audit));
     assert_eq!(
-        (&denied["disposition_id"], &denied["action_id"], &denied["status"]),
+        (
+            &denied["disposition_id"],
+            &denied["action_id"],
+            &denied["status"]
+        ),
         (&2.into(), &2.into(), &"Failure".into()),
         "{denied}"
     );
     assert_eq!(denied["disposition"], "Blocked");
-    assert!(denied["file"]["path"].as_str().unwrap().contains(".."), "{denied}");
+    assert!(
+        denied["file"]["path"].as_str().unwrap().contains(".."),
+        "{denied}"
+    );
     assert_eq!(denied["unmapped"]["decision"], "deny", "{denied}");
 }
 
@@ -325,18 +359,49 @@ fn ocsf_logs_are_refused_by_check_against_with_a_clear_error() {
     assert_eq!(out.code, 0, "{out:#?}");
 }
 
-/// An unknown format is a usage error (exit 2), and json stays the default.
+/// An unknown format, or a format without a log, is a usage error (exit 2); json stays the
+/// default, and a run without a log needs no format.
 #[test]
 fn ocsf_the_format_flag_is_checked_and_json_is_the_default() {
+    for args in [
+        &[
+            "run",
+            "--audit",
+            "-",
+            "--audit-format",
+            "cef",
+            guests::HELLO_P1,
+        ][..],
+        &["run", "--audit-format", "ocsf", guests::HELLO_P1][..],
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "-m",
+            "x.toml",
+            "--audit-format",
+            "ocsf",
+        ][..],
+    ] {
+        let mut cmd = warden();
+        cmd.args(args);
+        let out = finish(cmd, None);
+        assert_eq!(out.code, 2, "{args:?}: {out:#?}");
+        assert!(out.stderr.contains("--audit"), "{args:?}: {out:#?}");
+        assert!(!out.stderr.contains("panicked"), "{out:#?}");
+    }
     let mut cmd = warden();
-    cmd.args(["run", "--audit-format", "cef", guests::HELLO_P1]);
+    cmd.args(["run", guests::HELLO_P1]);
     let out = finish(cmd, None);
-    assert_eq!(out.code, 2, "{out:#?}");
-    assert!(out.stderr.contains("--audit-format"), "{out:#?}");
+    assert_eq!(out.code, 0, "{out:#?}");
     let s = Scene::new();
     let r = s.run(None, guests::HELLO_P1, &[]);
     assert_eq!(r.code, 0, "{r:#?}");
-    assert!(r.audit.iter().all(|e| e["event"].is_string() && e.get("class_uid").is_none()));
+    assert!(
+        r.audit
+            .iter()
+            .all(|e| e["event"].is_string() && e.get("class_uid").is_none())
+    );
 }
 
 /// `warden serve --audit-format ocsf`: the workers' records, checked by the server and then
@@ -374,10 +439,17 @@ fn ocsf_serve_writes_valid_events_for_its_workers_runs() {
         .collect();
     assert_valid_with_controls(&events);
     let first = &events[0];
-    assert_eq!((&first["class_uid"], &first["activity_id"]), (&6002.into(), &3.into()), "{first}");
+    assert_eq!(
+        (&first["class_uid"], &first["activity_id"]),
+        (&6002.into(), &3.into()),
+        "{first}"
+    );
     assert_eq!(events.last().unwrap()["activity_id"], 4);
     for ev in &events {
-        assert_eq!(ev["actor"]["user"]["uid"], "spiffe://test.example/reader", "{ev}");
+        assert_eq!(
+            ev["actor"]["user"]["uid"], "spiffe://test.example/reader",
+            "{ev}"
+        );
         assert_eq!(ev["actor"]["user"]["name"], "reader", "{ev}");
     }
     assert!(

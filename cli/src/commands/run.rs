@@ -57,7 +57,7 @@ pub(crate) struct RunArgs {
     audit: Option<PathBuf>,
     /// The audit log's format: `json`, warden's own records, or `ocsf`, the same records as
     /// OCSF 1.7.0 events for a SIEM (`warden check --against` and `learn` read `json` only).
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = AuditFormatArg::Json)]
+    #[arg(long, value_enum, requires = "audit", value_name = "FORMAT", default_value_t = AuditFormatArg::Json)]
     audit_format: AuditFormatArg,
     /// Host lockdown: `enforce` kills warden (exit 159) on any syscall outside the manifest's
     /// allow list, `log` only reports such syscalls, `off` disables the lockdown.
@@ -91,10 +91,7 @@ pub(crate) struct RunArgs {
     quick: quick::QuickFlags,
 }
 
-fn open_audit(
-    path: Option<&std::path::Path>,
-    format: AuditFormatArg,
-) -> anyhow::Result<AuditSink> {
+fn open_audit(path: Option<&std::path::Path>, format: AuditFormatArg) -> anyhow::Result<AuditSink> {
     let sink = match path {
         None => AuditSink::disabled(),
         Some(p) if p.as_os_str() == "-" => AuditSink::to_framed_stderr(),

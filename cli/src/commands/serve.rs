@@ -101,7 +101,7 @@ pub struct ServeArgs {
     audit: Option<PathBuf>,
     /// The audit log's format: `json`, warden's own records, or `ocsf`, the same records as
     /// OCSF 1.7.0 events for a SIEM (as `warden run --audit-format`).
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = super::run::AuditFormatArg::Json)]
+    #[arg(long, value_enum, requires = "audit", value_name = "FORMAT", default_value_t = super::run::AuditFormatArg::Json)]
     audit_format: super::run::AuditFormatArg,
     /// Run requests that may wait per identity; past it, 429.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_QUEUE,
@@ -996,11 +996,12 @@ fn forward_audit(state: &State, ident: &Ident, sent: &mut HashMap<String, Sent>,
             log.write_line(line);
         } else {
             // Checked above to be one JSON line of this worker's run: encoded by the
-            // server, whose encoder saw the run's `start`.
-            match serde_json::from_slice::<serde_json::Value>(line) {
-                Ok(native) => state.sink.write_native(&native),
-                Err(_) => log.write_line(line),
-            }
+            // server, whose encoder saw the run's `start`. (Were it not JSON, it would still
+            // be written as an OCSF event, an Application Error keeping it whole.)
+            let native = serde_json::from_slice::<serde_json::Value>(line).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(line).into_owned())
+            });
+            state.sink.write_native(&native);
         }
     }
 }

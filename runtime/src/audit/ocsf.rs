@@ -350,10 +350,7 @@ impl Encoder {
             (Decision::Deny, _) => (2, "Low"),
         };
         let mut ev = self.base_of(record, class, activity, severity);
-        if let Some(Value::Array(p)) = ev
-            .get_mut("metadata")
-            .and_then(|m| m.get_mut("profiles"))
-        {
+        if let Some(Value::Array(p)) = ev.get_mut("metadata").and_then(|m| m.get_mut("profiles")) {
             p.push("security_control".into());
         }
         match class.uid {
@@ -441,9 +438,8 @@ impl Encoder {
         ev.insert("message".into(), message.into());
         ev.insert("status_detail".into(), l.limit.clone().into());
         if !bookkeeping {
-            if let Some(Value::Array(p)) = ev
-                .get_mut("metadata")
-                .and_then(|m| m.get_mut("profiles"))
+            if let Some(Value::Array(p)) =
+                ev.get_mut("metadata").and_then(|m| m.get_mut("profiles"))
             {
                 p.push("security_control".into());
             }
@@ -536,11 +532,16 @@ fn set_control(ev: &mut Map<String, Value>, allowed: bool) {
 fn file_activity(op: &str, d: &Decided) -> (u32, &'static str) {
     match op {
         "path_open" | "open-at" | "open" => (14, "Open"),
-        "path_unlink_file" | "unlink-file-at" | "path_remove_directory"
-        | "remove-directory-at" => (4, "Delete"),
+        "path_unlink_file" | "unlink-file-at" | "path_remove_directory" | "remove-directory-at" => {
+            (4, "Delete")
+        }
         "path_rename" | "rename-at" => (5, "Rename"),
-        "path_create_directory" | "create-directory-at" | "path_symlink" | "symlink-at"
-        | "path_link" | "link-at" => (1, "Create"),
+        "path_create_directory"
+        | "create-directory-at"
+        | "path_symlink"
+        | "symlink-at"
+        | "path_link"
+        | "link-at" => (1, "Create"),
         "path_filestat_get" | "stat-at" | "stat" | "fd_filestat_get" => (8, "Get Attributes"),
         "path_filestat_set_times" | "set-times-at" | "set-times" | "fd_filestat_set_times" => {
             (6, "Set Attributes")
@@ -667,7 +668,11 @@ mod tests {
         assert_eq!(ev["class_name"], class.name, "{ev}");
         assert_eq!(ev["category_uid"], class.category.0, "{ev}");
         let activity = ev["activity_id"].as_u64().unwrap();
-        assert_eq!(ev["type_uid"], u64::from(class.uid) * 100 + activity, "{ev}");
+        assert_eq!(
+            ev["type_uid"],
+            u64::from(class.uid) * 100 + activity,
+            "{ev}"
+        );
         assert_eq!(ev["time"], 1_796_644_800_250_u64, "{ev}");
         assert_eq!(ev["metadata"]["version"], VERSION);
         assert_eq!(ev["metadata"]["product"]["name"], "warden");
@@ -748,7 +753,10 @@ mod tests {
         let ev = Encoder::on_host("h").event(&record(Event::Decision(d)));
         assert_common(&ev, FILE_SYSTEM_ACTIVITY);
         assert_blocked(&ev);
-        assert_eq!((&ev["activity_id"], &ev["type_uid"]), (&json!(4), &json!(100_104)));
+        assert_eq!(
+            (&ev["activity_id"], &ev["type_uid"]),
+            (&json!(4), &json!(100_104))
+        );
     }
 
     #[test]
@@ -825,7 +833,10 @@ mod tests {
             interruption: None,
         })));
         assert_common(&start, APPLICATION_LIFECYCLE);
-        assert_eq!((&start["activity_id"], &start["status_id"]), (&json!(3), &json!(1)));
+        assert_eq!(
+            (&start["activity_id"], &start["status_id"]),
+            (&json!(3), &json!(1))
+        );
         assert_eq!(start["app"]["name"], "test-nhi");
         assert_eq!(start["actor"]["user"]["name"], "test-nhi");
         let decision = enc.event(&record(Event::Decision(Decided::new(
@@ -864,7 +875,10 @@ mod tests {
             outcome: "exited".into(),
             ..Exit::default()
         })));
-        assert_eq!((&ok["status_id"], &ok["severity_id"]), (&json!(1), &json!(1)));
+        assert_eq!(
+            (&ok["status_id"], &ok["severity_id"]),
+            (&json!(1), &json!(1))
+        );
         assert_eq!(ok["app"]["name"], "spiffe://test.example/nhi");
     }
 
