@@ -459,3 +459,46 @@ fn ocsf_serve_writes_valid_events_for_its_workers_runs() {
         "{events:#?}"
     );
 }
+
+/// A refused HTTP request is HTTP Activity (by its method), and the setup of `[env]` and
+/// `[clocks]` grants is API Activity; both valid for their class, with the controls.
+#[test]
+fn ocsf_a_refused_request_and_host_interface_grants_are_valid_http_and_api_activity() {
+    let s = Scene::new();
+    let m = s.manifest("[env]\nMODE = \"test\"\n\n[clocks]\nwall = true\n");
+    let r = run_ocsf(
+        &s,
+        &m,
+        &[],
+        guests::NET_PROBE_P2,
+        &["http POST http://127.0.0.1:1/x"],
+    );
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert!(r.stdout.starts_with("http: error"), "{r:#?}");
+    assert_run_shape(&r);
+    assert_valid_with_controls(&r.audit);
+    let refused = of_class(&r, 4002)
+        .into_iter()
+        .find(|e| e["status_id"] == 2)
+        .unwrap_or_else(|| panic!("a refused request: {:#?}", r.audit));
+    assert_eq!(
+        (&refused["activity_id"], &refused["disposition"]),
+        (&6.into(), &"Blocked".into()),
+        "Post, Blocked: {refused}"
+    );
+    assert_eq!(refused["http_request"]["http_method"], "POST", "{refused}");
+    let api = of_class(&r, 6003);
+    let services: Vec<&str> = api
+        .iter()
+        .filter_map(|e| e["api"]["service"]["name"].as_str())
+        .collect();
+    assert!(
+        services.contains(&"env") && services.contains(&"clock"),
+        "{services:?}: {:#?}",
+        r.audit
+    );
+    assert!(
+        api.iter().all(|e| e["disposition"] == "Allowed"),
+        "{api:#?}"
+    );
+}
