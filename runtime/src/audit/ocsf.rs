@@ -542,7 +542,9 @@ fn file_activity(op: &str, d: &Decided) -> (u32, &'static str) {
         | "symlink-at"
         | "path_link"
         | "link-at" => (1, "Create"),
-        "path_filestat_get" | "stat-at" | "stat" | "fd_filestat_get" => (8, "Get Attributes"),
+        "path_filestat_get" | "stat-at" | "stat" | "fd_filestat_get" | "metadata-hash-at" => {
+            (8, "Get Attributes")
+        }
         "path_filestat_set_times" | "set-times-at" | "set-times" | "fd_filestat_set_times" => {
             (6, "Set Attributes")
         }
