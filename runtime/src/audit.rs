@@ -13,6 +13,7 @@
 //! guest's lines start with [`GUEST_LINE_PREFIX`] (so no guest line can look like a record,
 //! which always starts with `{`), and a record never lands inside an unterminated guest line.
 
+pub mod ocsf;
 pub mod record;
 
 pub use record::{
@@ -152,16 +153,31 @@ impl AuditWriter for LineWriter {
     }
 }
 
+/// How a sink encodes records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuditFormat {
+    /// warden's own record ([`Record`]), as `warden schema --audit` describes it; what
+    /// `warden learn` and `warden check --against` read.
+    #[default]
+    Json,
+    /// Each record as one OCSF event ([`ocsf`], docs/audit.md), for a SIEM.
+    Ocsf,
+}
+
 /// Where audit records go. Cloning shares the sink.
 #[derive(Clone, Default)]
 pub struct AuditSink {
     inner: Option<Arc<dyn AuditWriter>>,
+    /// `None`: native records; `Some`: each one encoded as an OCSF event.
+    ocsf: Option<Arc<ocsf::Encoder>>,
 }
 
 impl std::fmt::Debug for AuditSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuditSink")
             .field("enabled", &self.inner.is_some())
+            .field("format", &self.format())
             .finish()
     }
 }
@@ -169,7 +185,7 @@ impl std::fmt::Debug for AuditSink {
 impl AuditSink {
     /// A sink that drops every record (no `--audit` given).
     pub fn disabled() -> Self {
-        AuditSink { inner: None }
+        AuditSink::default()
     }
 
     /// A sink that writes JSON Lines to `w`, flushing after each line.
@@ -181,6 +197,42 @@ impl AuditSink {
     pub fn new(writer: impl AuditWriter + 'static) -> Self {
         AuditSink {
             inner: Some(Arc::new(writer)),
+            ocsf: None,
+        }
+    }
+
+    /// The same sink writing records in `format` (native JSON unless this is called).
+    ///
+    /// # Ambient Authority
+    /// [`AuditFormat::Ocsf`] reads the host's name once, here, for the events' `device`
+    /// ([`ocsf::Encoder::new`]).
+    #[must_use]
+    pub fn with_format(mut self, format: AuditFormat) -> Self {
+        self.ocsf = match format {
+            AuditFormat::Json => None,
+            AuditFormat::Ocsf => Some(Arc::new(ocsf::Encoder::new())),
+        };
+        self
+    }
+
+    /// How this sink encodes records.
+    pub fn format(&self) -> AuditFormat {
+        if self.ocsf.is_some() {
+            AuditFormat::Ocsf
+        } else {
+            AuditFormat::Json
+        }
+    }
+
+    /// Writes one native record (a JSON object, as [`Record`] serializes) in this sink's
+    /// format: for a server that receives its workers' records already written.
+    pub fn write_native(&self, record: &Value) {
+        if self.inner.is_none() {
+            return;
+        }
+        match &self.ocsf {
+            None => self.write_record(&record.to_string()),
+            Some(enc) => self.write_record(&enc.event_of_json(record).to_string()),
         }
     }
 
@@ -327,7 +379,7 @@ impl Audit {
             }
         }
         obj.extend(fields);
-        self.sink.write_record(&Value::Object(obj).to_string());
+        self.sink.write_native(&Value::Object(obj));
     }
 
     /// Records an allow/deny decision.

@@ -153,7 +153,7 @@ pub mod stdio;
 mod test_escape;
 pub mod watchdog;
 
-pub use audit::{Audit, AuditSink, AuditWriter, Decision};
+pub use audit::{Audit, AuditFormat, AuditSink, AuditWriter, Decision};
 pub use cache::{CacheStatus, ModuleCache};
 pub use egress::NetLimit;
 pub use error::{EngineError, LoadError, RunError};

@@ -37,6 +37,7 @@ mod limits;
 mod lockdown;
 mod net_listen;
 mod observe;
+mod ocsf;
 mod outputs;
 mod packages;
 mod quickflags;

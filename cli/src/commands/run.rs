@@ -28,6 +28,25 @@ enum SeccompMode {
     Off,
 }
 
+/// How the audit log is written (`--audit-format`, for `run` and `serve`).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum AuditFormatArg {
+    /// warden's own records (docs/audit.md, `warden schema --audit`): what `warden learn`
+    /// and `warden check --against` read.
+    Json,
+    /// Each record as one OCSF 1.7.0 event, for a SIEM (docs/audit.md, "OCSF").
+    Ocsf,
+}
+
+impl From<AuditFormatArg> for warden::AuditFormat {
+    fn from(f: AuditFormatArg) -> Self {
+        match f {
+            AuditFormatArg::Json => warden::AuditFormat::Json,
+            AuditFormatArg::Ocsf => warden::AuditFormat::Ocsf,
+        }
+    }
+}
+
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
     /// The manifest; without one the workload gets no filesystem, env, network or secrets.
@@ -36,6 +55,10 @@ pub(crate) struct RunArgs {
     /// Write the audit log as JSON Lines to FILE (appended), or to stderr with `-`.
     #[arg(long, value_name = "FILE")]
     audit: Option<PathBuf>,
+    /// The audit log's format: `json`, warden's own records, or `ocsf`, the same records as
+    /// OCSF 1.7.0 events for a SIEM (`warden check --against` and `learn` read `json` only).
+    #[arg(long, value_enum, requires = "audit", value_name = "FORMAT", default_value_t = AuditFormatArg::Json)]
+    audit_format: AuditFormatArg,
     /// Host lockdown: `enforce` kills warden (exit 159) on any syscall outside the manifest's
     /// allow list, `log` only reports such syscalls, `off` disables the lockdown.
     #[arg(long, value_enum, default_value_t = SeccompMode::Enforce)]
@@ -68,13 +91,14 @@ pub(crate) struct RunArgs {
     quick: quick::QuickFlags,
 }
 
-fn open_audit(path: Option<&std::path::Path>) -> anyhow::Result<AuditSink> {
-    Ok(match path {
+fn open_audit(path: Option<&std::path::Path>, format: AuditFormatArg) -> anyhow::Result<AuditSink> {
+    let sink = match path {
         None => AuditSink::disabled(),
         Some(p) if p.as_os_str() == "-" => AuditSink::to_framed_stderr(),
         Some(p) => AuditSink::append_to_file(p)
             .with_context(|| format!("{}: cannot open the audit log", p.display()))?,
-    })
+    };
+    Ok(sink.with_format(format.into()))
 }
 
 pub(crate) fn run(args: RunArgs) -> ExitCode {
@@ -102,7 +126,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
             g.guest
         ));
     }
-    let sink = match open_audit(args.audit.as_deref()) {
+    let sink = match open_audit(args.audit.as_deref(), args.audit_format) {
         Ok(s) => s,
         Err(e) => return fail(format!("{e:#}")),
     };

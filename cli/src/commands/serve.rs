@@ -103,6 +103,10 @@ pub struct ServeArgs {
     /// Append every run's audit records (all identities) to FILE as JSON Lines.
     #[arg(long, value_name = "FILE")]
     audit: Option<PathBuf>,
+    /// The audit log's format: `json`, warden's own records, or `ocsf`, the same records as
+    /// OCSF 1.7.0 events for a SIEM (as `warden run --audit-format`).
+    #[arg(long, value_enum, requires = "audit", value_name = "FORMAT", default_value_t = super::run::AuditFormatArg::Json)]
+    audit_format: super::run::AuditFormatArg,
     /// Run requests that may wait per identity; past it, 429.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_QUEUE,
           value_parser = parse_positive)]
@@ -496,7 +500,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     };
     let (shutdown, _) = watch::channel(false);
     let sink = match &log {
-        Some(l) => AuditSink::to_writer(l.clone()),
+        Some(l) => AuditSink::to_writer(l.clone()).with_format(args.audit_format.into()),
         None => AuditSink::disabled(),
     };
     let sources = args
@@ -1113,7 +1117,17 @@ fn forward_audit(state: &State, ident: &Ident, sent: &mut HashMap<String, Sent>,
         _ => {}
     }
     if let Some(log) = &state.log {
-        log.write_line(line);
+        if state.sink.format() == warden::AuditFormat::Json {
+            log.write_line(line);
+        } else {
+            // Checked above to be one JSON line of this worker's run: encoded by the
+            // server, whose encoder saw the run's `start`. (Were it not JSON, it would still
+            // be written as an OCSF event, an Application Error keeping it whole.)
+            let native = serde_json::from_slice::<serde_json::Value>(line).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(line).into_owned())
+            });
+            state.sink.write_native(&native);
+        }
     }
 }
 

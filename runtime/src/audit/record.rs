@@ -309,9 +309,17 @@ impl Record {
     ///
     /// # Errors
     /// The line is not JSON, or not a record of a kind this version knows with the fields
-    /// that kind must have.
+    /// that kind must have; an OCSF event (`--audit-format ocsf`) is told apart as such.
     pub fn parse(line: &str) -> Result<Record, String> {
-        serde_json::from_str(line).map_err(|e| e.to_string())
+        serde_json::from_str(line).map_err(|e| {
+            if super::ocsf::looks_like_ocsf(line) {
+                "an OCSF event (written with --audit-format ocsf), not a native warden record; \
+                 this reads logs written with --audit-format json (the default)"
+                    .to_owned()
+            } else {
+                e.to_string()
+            }
+        })
     }
 }
 
