@@ -1249,17 +1249,7 @@ async fn worker_task(state: Arc<State>, ident: Arc<Ident>, mut first: Option<Pro
                         ident.in_flight.fetch_sub(1, Ordering::SeqCst);
                         backoff = BACKOFF_FIRST;
                         if let Some(a) = answer {
-                            match run.staged {
-                                None => { let _ = run.job.reply.send(a); }
-                                // Copied back before the client hears the run is over.
-                                Some(staged) => {
-                                    let reply = run.job.reply;
-                                    tokio::spawn(async move {
-                                        files::finish(staged, true).await;
-                                        let _ = reply.send(a);
-                                    });
-                                }
-                            }
+                            deliver(run, a);
                         }
                     }
                     Ok(Some(_)) => break End::Broke("a frame of an unknown kind"),
@@ -1366,6 +1356,23 @@ async fn bury(
             files::finish(staged, copy_back).await;
         }
         settle(state, ident, run, code, &why, now);
+    }
+}
+
+/// Answers a run its worker answered: at once, or, with single-file grants staged for it,
+/// once they are copied back (so that the client hears the run is over only then).
+fn deliver(run: Sent, answer: proto::Answer) {
+    match run.staged {
+        None => {
+            let _ = run.job.reply.send(answer);
+        }
+        Some(staged) => {
+            let reply = run.job.reply;
+            tokio::spawn(async move {
+                files::finish(staged, true).await;
+                let _ = reply.send(answer);
+            });
+        }
     }
 }
 

@@ -634,21 +634,11 @@ fn endpoint(target: &str) -> Value {
     ep
 }
 
-/// Whether `line` is an OCSF event (as `--audit-format ocsf` writes) rather than a native
-/// record: readers of native logs use it to say so instead of a bare parse error.
-pub fn looks_like_ocsf(line: &str) -> bool {
-    serde_json::from_str::<Value>(line).is_ok_and(|v| {
-        v.get("class_uid").is_some_and(Value::is_u64)
-            && v.get("metadata").is_some_and(Value::is_object)
-            && v.get("event").is_none()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::audit::record::Access;
+    use crate::audit::record::{Access, looks_like_ocsf};
 
     fn record(event: Event) -> Record {
         Record {

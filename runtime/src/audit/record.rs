@@ -312,7 +312,7 @@ impl Record {
     /// that kind must have; an OCSF event (`--audit-format ocsf`) is told apart as such.
     pub fn parse(line: &str) -> Result<Record, String> {
         serde_json::from_str(line).map_err(|e| {
-            if super::ocsf::looks_like_ocsf(line) {
+            if looks_like_ocsf(line) {
                 "an OCSF event (written with --audit-format ocsf), not a native warden record; \
                  this reads logs written with --audit-format json (the default)"
                     .to_owned()
@@ -321,6 +321,17 @@ impl Record {
             }
         })
     }
+}
+
+/// Whether `line` is an OCSF event (as `--audit-format ocsf` writes) rather than a native
+/// record: readers of native logs use it to say so instead of a bare parse error. Here, with
+/// the reader, not in `ocsf.rs`, which only writes events (and depends on this file).
+pub(crate) fn looks_like_ocsf(line: &str) -> bool {
+    serde_json::from_str::<Value>(line).is_ok_and(|v| {
+        v.get("class_uid").is_some_and(Value::is_u64)
+            && v.get("metadata").is_some_and(Value::is_object)
+            && v.get("event").is_none()
+    })
 }
 
 #[cfg(test)]
