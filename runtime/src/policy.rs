@@ -535,19 +535,11 @@ impl Policy {
                 staged_here.push((tmp.path().to_owned(), dir.guest.clone(), perms));
             }
         }
-        if let Some(PreStaged::Folders(folders)) = staged {
-            for (path, guest, perms) in self.prestaged(folders)? {
-                builder
-                    .preopened_dir(&path, &guest, perms)
-                    .map_err(|e| LoadError::Grant {
-                        path,
-                        message: e.to_string(),
-                        source: Some(crate::error::cause(e)),
-                    })?;
-                staging.preopens.push(guest);
-            }
-        }
-        for (path, guest, perms) in staged_here {
+        let prestaged = match staged {
+            Some(PreStaged::Folders(folders)) => self.prestaged(folders)?,
+            _ => Vec::new(),
+        };
+        for (path, guest, perms) in prestaged.into_iter().chain(staged_here) {
             builder
                 .preopened_dir(&path, &guest, perms)
                 .map_err(|e| LoadError::Grant {

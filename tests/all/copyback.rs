@@ -41,7 +41,7 @@ fn cursor(s: &Scene) -> String {
 }
 
 /// Staging folders left in the scene's `tmp`.
-fn staging(s: &Scene) -> Vec<PathBuf> {
+pub(crate) fn staging(s: &Scene) -> Vec<PathBuf> {
     std::fs::read_dir(s.path("tmp"))
         .unwrap()
         .map(|e| e.unwrap().path())

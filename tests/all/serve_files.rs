@@ -4,6 +4,7 @@
 //! its worker's filter). The server's `$TMPDIR` is a folder of the scene, so the tests can see
 //! the staging folders go and a guest's relative symlink can name a file of the scene.
 
+use crate::copyback::staging;
 use crate::guests;
 use crate::serve::{Serve, exits, manifest};
 use crate::server::Server;
@@ -42,20 +43,6 @@ fn run(serve: &Serve, name: &str, args: &[&str]) -> Value {
 
 fn out(v: &Value) -> (i64, &str) {
     (v["code"].as_i64().unwrap(), v["stdout"].as_str().unwrap())
-}
-
-/// Staging folders left in the scene's `tmp`.
-fn staging(s: &Scene) -> Vec<PathBuf> {
-    std::fs::read_dir(s.path("tmp"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("warden-files-")
-        })
-        .collect()
 }
 
 /// The records of run `v` in the server's audit log.
