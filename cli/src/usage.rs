@@ -80,22 +80,6 @@ pub(crate) fn parse_line(line: &str) -> Result<Entry, String> {
     Entry::parse(line)
 }
 
-/// Reads every record of the audit log at `path`. Blank lines are skipped; any other line
-/// that is not a record is an error naming the file and line.
-///
-/// # Ambient Authority
-/// Reads `path` from the host filesystem.
-///
-/// # Errors
-/// The file cannot be read, or a line is not an audit record.
-pub fn read_log(path: &Path) -> Result<Vec<Entry>, LogError> {
-    let bytes = warden::read_regular_file(path).map_err(|source| LogError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse_log(&bytes, path)
-}
-
 /// The records of an audit log's contents, `bytes`; `path` names the log in errors. Blank
 /// lines are skipped.
 ///
@@ -165,78 +149,160 @@ type MethodCounts = BTreeMap<String, usize>;
 ///
 /// # Errors
 /// No record is of this policy's identity (`logs` names the files for the message).
-pub fn compare<'e>(
-    policy: &Policy,
-    entries: &'e [Entry],
-    logs: &[PathBuf],
-) -> Result<Usage, LogError> {
-    let id = &policy.identity.id;
-    let mut u = Usage {
-        identity: id.clone(),
-        ..Usage::default()
-    };
-    let mine: Vec<&'e Entry> = entries.iter().filter(|e| &e.identity == id).collect();
-    u.skipped = entries.len() - mine.len();
-    u.records = mine.len();
-    if mine.is_empty() {
-        return Err(LogError::NoRecords {
-            logs: logs.to_vec(),
-            identity: id.clone(),
-            other: u.skipped,
-        });
+pub fn compare(policy: &Policy, entries: &[Entry], logs: &[PathBuf]) -> Result<Usage, LogError> {
+    let mut judge = Judge::new(policy);
+    for e in entries {
+        judge.add(e);
     }
-    let mut runs: BTreeMap<&str, bool> = BTreeMap::new();
-    let mut used_by_runs = RunsUsage::default();
-    for e in &mine {
-        let ended = runs.entry(&e.run).or_insert(false);
+    judge.finish(logs)
+}
+
+/// `check --against` fed one record at a time, keeping only what the judgement needs (counts
+/// per grant, refusals grouped, each run's end), never the records themselves: a log of
+/// millions of records is read in one pass without being held whole ([`Judge::read_log`]).
+pub struct Judge<'p> {
+    policy: &'p Policy,
+    rules: HttpRules,
+    ev: Evidence,
+    /// Per run of this identity: whether it ended as `exited`.
+    runs: HashMap<String, bool>,
+    used_by_runs: RunsUsage,
+    records: usize,
+    skipped: usize,
+}
+
+impl<'p> Judge<'p> {
+    /// A judge of `policy` that has seen no record yet.
+    pub fn new(policy: &'p Policy) -> Self {
+        let rules = HttpRules::new(&policy.http);
+        let ev = Evidence::new(rules.rules().len());
+        Judge {
+            policy,
+            rules,
+            ev,
+            runs: HashMap::new(),
+            used_by_runs: RunsUsage::default(),
+            records: 0,
+            skipped: 0,
+        }
+    }
+
+    /// Takes one record into account (a record of another identity is counted as skipped).
+    pub fn add(&mut self, e: &Entry) {
+        if e.identity != self.policy.identity.id {
+            self.skipped += 1;
+            return;
+        }
+        self.records += 1;
+        let ended = match self.runs.get_mut(e.run.as_str()) {
+            Some(ended) => ended,
+            None => self.runs.entry(e.run.clone()).or_insert(false),
+        };
         if let Event::Exit(x) = &e.event {
             *ended = x.outcome == "exited";
             if let Some(usage) = &x.usage {
-                used_by_runs.add(usage);
+                self.used_by_runs.add(usage);
             }
         }
+        self.ev.add(self.policy, &self.rules, e);
     }
-    u.runs = runs.len();
-    u.incomplete_runs = runs.values().filter(|ended| !**ended).count();
 
-    let rules = HttpRules::new(&policy.http);
-    let mut ev = Evidence::new(rules.rules().len());
-    for e in &mine {
-        ev.add(policy, &rules, e);
+    /// Reads the audit log at `path` line by line into the judgement. Blank lines are
+    /// skipped.
+    ///
+    /// # Errors
+    /// The log cannot be read, or a line is not an audit record (the records before it are
+    /// already counted: a caller stops at the error).
+    pub fn read_log(&mut self, path: &Path) -> Result<(), LogError> {
+        use std::io::BufRead;
+        let read_err = |source| LogError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let file = warden::open_regular_file(path).map_err(read_err)?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+        let mut line = Vec::new();
+        for i in 1.. {
+            line.clear();
+            if reader.read_until(b'\n', &mut line).map_err(read_err)? == 0 {
+                return Ok(());
+            }
+            let malformed = |why: String| LogError::Malformed {
+                path: path.to_owned(),
+                line: i,
+                why,
+            };
+            let text = std::str::from_utf8(&line).map_err(|_| malformed("not UTF-8".into()))?;
+            let text = text.strip_suffix('\n').unwrap_or(text);
+            if text.trim().is_empty() {
+                continue;
+            }
+            self.add(&parse_line(text).map_err(malformed)?);
+        }
+        Ok(())
     }
-    u.untyped = ev.untyped;
-    judge_http(&rules, &ev.http, &mut u);
-    judge_secrets(policy, &ev.secrets, &mut u);
-    judge_net(policy, &ev, &mut u);
-    judge_from_exits(policy, &used_by_runs, &ev.copied_back, &mut u);
-    u.ungranted = ev
-        .ungranted
-        .into_iter()
-        .map(|((capability, target), why)| Finding::new(&capability, &target, why))
-        .collect();
-    u.refused = ev.refused.list;
-    u.recording_stopped_runs = ev.stopped_runs.len();
-    Ok(u)
+
+    /// The judgement of everything added.
+    ///
+    /// # Errors
+    /// No record was of this policy's identity (`logs` names the files for the message).
+    pub fn finish(self, logs: &[PathBuf]) -> Result<Usage, LogError> {
+        let policy = self.policy;
+        let id = &policy.identity.id;
+        if self.records == 0 {
+            return Err(LogError::NoRecords {
+                logs: logs.to_vec(),
+                identity: id.clone(),
+                other: self.skipped,
+            });
+        }
+        let mut u = Usage {
+            identity: id.clone(),
+            skipped: self.skipped,
+            records: self.records,
+            runs: self.runs.len(),
+            incomplete_runs: self.runs.values().filter(|ended| !**ended).count(),
+            ..Usage::default()
+        };
+        let ev = self.ev;
+        u.untyped = ev.untyped;
+        judge_http(&self.rules, &ev.http, &mut u);
+        judge_secrets(policy, &ev.secrets, &mut u);
+        judge_net(policy, &ev, &mut u);
+        judge_from_exits(policy, &self.used_by_runs, &ev.copied_back, &mut u);
+        u.ungranted = ev
+            .ungranted
+            .into_iter()
+            .map(|((capability, target), why)| Finding::new(&capability, &target, why))
+            .collect();
+        u.recording_stopped_runs = ev.stopped_runs.len();
+        u.refused = ev.refused.list;
+        Ok(u)
+    }
 }
 
 /// Refusals in the order first seen, found again by (capability, target) in one lookup, so
 /// that a log of a million distinct refusals is read in linear time.
 #[derive(Default)]
-struct Refusals<'e> {
+struct Refusals {
     list: Vec<Refusal>,
-    at: HashMap<(&'e str, &'e str), usize>,
+    /// Per capability, per target: the refusal's place in `list`.
+    at: HashMap<String, HashMap<String, usize>>,
 }
 
-impl<'e> Refusals<'e> {
-    fn note(&mut self, capability: &'e str, target: &'e str, reason: &str) {
-        if let Some(&i) = self.at.get(&(capability, target)) {
+impl Refusals {
+    fn note(&mut self, capability: &str, target: &str, reason: &str) {
+        if let Some(&i) = self.at.get(capability).and_then(|t| t.get(target)) {
             let r = &mut self.list[i];
             r.count += 1;
             if r.reasons.len() < MAX_REASONS && !r.reasons.iter().any(|x| x == reason) {
                 r.reasons.push(reason.to_owned());
             }
         } else {
-            self.at.insert((capability, target), self.list.len());
+            self.at
+                .entry(capability.to_owned())
+                .or_default()
+                .insert(target.to_owned(), self.list.len());
             self.list.push(Refusal {
                 capability: capability.to_owned(),
                 target: target.to_owned(),
@@ -249,11 +315,11 @@ impl<'e> Refusals<'e> {
 
 /// What the decision and limit records of one identity's runs show, per grant.
 #[derive(Default)]
-struct Evidence<'e> {
+struct Evidence {
     /// Per `[[http]]` rule, by position: requests per method.
     http: Vec<MethodCounts>,
     /// Per secret: (injected, opened, revealed).
-    secrets: BTreeMap<&'e str, [usize; 3]>,
+    secrets: BTreeMap<String, [usize; 3]>,
     /// Per connect entry: (lookups, connections).
     net: BTreeMap<String, [usize; 2]>,
     /// Allowed decisions per listen and udp entry (udp ones: the first per peer and use).
@@ -261,13 +327,13 @@ struct Evidence<'e> {
     udp_used: BTreeMap<String, usize>,
     copied_back: BTreeMap<String, usize>,
     ungranted: BTreeMap<(String, String), String>,
-    stopped_runs: std::collections::HashSet<&'e str>,
-    refused: Refusals<'e>,
+    stopped_runs: std::collections::HashSet<String>,
+    refused: Refusals,
     /// Decisions written before decisions named their operation.
     untyped: usize,
 }
 
-impl<'e> Evidence<'e> {
+impl Evidence {
     fn new(rules: usize) -> Self {
         Evidence {
             http: vec![MethodCounts::new(); rules],
@@ -276,7 +342,7 @@ impl<'e> Evidence<'e> {
     }
 
     /// Takes one record of the identity's runs into account.
-    fn add(&mut self, policy: &Policy, rules: &HttpRules, e: &'e Entry) {
+    fn add(&mut self, policy: &Policy, rules: &HttpRules, e: &Entry) {
         let d = match &e.event {
             Event::Decision(d) if d.decision == Decision::Deny => {
                 self.refused.note(&d.capability, &d.target, &d.reason);
@@ -285,7 +351,9 @@ impl<'e> Evidence<'e> {
             // The recording bound of a learning run is no refusal: the run went on, and only
             // warden's record of its file operations stopped (past it they are unknown).
             Event::Limit(l) if l.limit == RECORDING_STOPPED => {
-                self.stopped_runs.insert(e.run.as_str());
+                if !self.stopped_runs.contains(e.run.as_str()) {
+                    self.stopped_runs.insert(e.run.clone());
+                }
                 return;
             }
             Event::Limit(l) => {
@@ -318,7 +386,10 @@ impl<'e> Evidence<'e> {
                     "open" => 1,
                     _ => 2,
                 };
-                self.secrets.entry(target).or_default()[slot] += 1;
+                match self.secrets.get_mut(target) {
+                    Some(counts) => counts[slot] += 1,
+                    None => self.secrets.entry(target.to_owned()).or_default()[slot] += 1,
+                }
             }
             ("net", "bind" | "listen") => {
                 if let Some(entry) = grant {
@@ -427,7 +498,7 @@ fn judge_http(rules: &HttpRules, http: &[MethodCounts], u: &mut Usage) {
 }
 
 /// `[secrets]`: each used at all, and the parts granted on their own (injection, reveal).
-fn judge_secrets(policy: &Policy, secrets: &BTreeMap<&str, [usize; 3]>, u: &mut Usage) {
+fn judge_secrets(policy: &Policy, secrets: &BTreeMap<String, [usize; 3]>, u: &mut Usage) {
     for s in &policy.secrets {
         let [injected, opened, revealed] =
             secrets.get(s.name.as_str()).copied().unwrap_or_default();
@@ -468,7 +539,7 @@ fn judge_secrets(policy: &Policy, secrets: &BTreeMap<&str, [usize; 3]>, u: &mut 
 }
 
 /// `[network]`: each connect, listen and udp entry, used or not.
-fn judge_net(policy: &Policy, ev: &Evidence<'_>, u: &mut Usage) {
+fn judge_net(policy: &Policy, ev: &Evidence, u: &mut Usage) {
     for n in &policy.network {
         match ev.net.get(n.as_str()) {
             None => u.unused.push(Finding::new(
@@ -1306,13 +1377,57 @@ mod tests {
         let path = dir.path().join("a.jsonl");
         let good = decision(ID, "r1", "fs", "/x", "deny", "no");
         std::fs::write(&path, format!("{good}\n\n{good}\n{{\"ts\": \n")).unwrap();
-        let e = read_log(&path).unwrap_err();
+        let p = policy("");
+        let e = Judge::new(&p).read_log(&path).unwrap_err();
         assert!(
             e.to_string()
                 .contains("a.jsonl:4: not an audit record: EOF while parsing"),
             "{e}"
         );
-        std::fs::write(&path, format!("{good}\n\n{good}\n")).unwrap();
-        assert_eq!(read_log(&path).unwrap().len(), 2, "blank lines are skipped");
+        std::fs::write(&path, format!("{good}\n\n{good}")).unwrap();
+        let mut judge = Judge::new(&p);
+        judge.read_log(&path).unwrap();
+        let u = judge.finish(std::slice::from_ref(&path)).unwrap();
+        assert_eq!(
+            u.records, 2,
+            "blank lines are skipped, a last line without its newline read"
+        );
+    }
+
+    #[test]
+    fn reading_a_log_record_by_record_judges_as_the_whole_log_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        let mut lines = Vec::new();
+        for run in ["r1", "r2", "r3"] {
+            lines.push(decision(
+                ID,
+                run,
+                "fs",
+                "/etc/passwd",
+                "deny",
+                "outside every grant",
+            ));
+            lines.push(decision(ID, run, "net", "10.0.0.1:80", "deny", "no entry"));
+            lines.push(decision("spiffe://other", run, "fs", "/x", "deny", "no"));
+        }
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let p = policy("");
+        let logs = std::slice::from_ref(&path);
+        let whole = compare(
+            &p,
+            &parse_log(lines.join("\n").as_bytes(), &path).unwrap(),
+            logs,
+        )
+        .unwrap();
+        let mut judge = Judge::new(&p);
+        judge.read_log(&path).unwrap();
+        let streamed = judge.finish(logs).unwrap();
+        assert_eq!(streamed.to_json(), whole.to_json());
+        // Not vacuous: the records were judged (two refusal groups, three runs each, and the
+        // other identity's records skipped).
+        assert_eq!(streamed.refused.len(), 2);
+        assert_eq!(streamed.refused[0].count, 3);
+        assert_eq!((streamed.runs, streamed.skipped), (3, 3));
     }
 }

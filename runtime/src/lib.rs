@@ -162,7 +162,8 @@ pub use host_seccomp;
 pub use manifest::{Manifest, ManifestError};
 pub use policy::Policy;
 pub use regular_file::{
-    check_output_path, open_append_private, read_regular_file, write_private_file,
+    check_output_path, open_append_private, open_regular_file, read_regular_file,
+    write_private_file,
 };
 pub use sandbox::{
     COMPILE_BUDGET_FLOOR, Captured, EPOCH_TICK, EngineSettings, HttpReport, HttpRequest,

@@ -22,17 +22,8 @@ use std::path::Path;
 /// The file cannot be opened or read, it is not a regular file (`InvalidInput`, saying what
 /// it is), or it is too large to hold in memory (`OutOfMemory`).
 pub fn read_regular_file(path: &Path) -> io::Result<Vec<u8>> {
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)?;
+    let mut file = open_regular_file(path)?;
     let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{}, not a regular file", describe(meta.file_type())),
-        ));
-    }
     let mut bytes = Vec::new();
     let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
     bytes.try_reserve_exact(len).map_err(|_| {
@@ -43,6 +34,31 @@ pub fn read_regular_file(path: &Path) -> io::Result<Vec<u8>> {
     })?;
     file.read_to_end(&mut bytes)?;
     Ok(bytes)
+}
+
+/// Opens `path` for reading, which must be a regular file: as [`read_regular_file`] opens it
+/// (`O_NONBLOCK`, the type checked on the open descriptor), for a reader that reads it piece
+/// by piece, such as `warden check --against` over a large audit log.
+///
+/// # Ambient Authority
+/// Opens `path` in the host filesystem.
+///
+/// # Errors
+/// The file cannot be opened, or it is not a regular file (`InvalidInput`, saying what it
+/// is).
+pub fn open_regular_file(path: &Path) -> io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}, not a regular file", describe(meta.file_type())),
+        ));
+    }
+    Ok(file)
 }
 
 /// Opens `path` for appending, creating it with mode 0600 if it is missing: for audit logs.

@@ -27,14 +27,14 @@ pub(crate) fn check(
     let usage = if logs.is_empty() {
         None
     } else {
-        let mut entries = Vec::new();
+        // One pass over each log, record by record: a log is never held whole.
+        let mut judge = warden_cli::usage::Judge::new(&policy);
         for log in logs {
-            match warden_cli::usage::read_log(log) {
-                Ok(mut e) => entries.append(&mut e),
-                Err(e) => return fail(e),
+            if let Err(e) = judge.read_log(log) {
+                return fail(e);
             }
         }
-        match warden_cli::usage::compare(&policy, &entries, logs) {
+        match judge.finish(logs) {
             Ok(u) => Some(u),
             Err(e) => return fail(e),
         }
