@@ -10,11 +10,15 @@ requests, 98 allowed connections and an exit record. Then times `warden check
 MANIFEST --against LOG --json` three times and prints the median wall time, the peak resident
 memory, and the time per million records. The logs are written to a private temporary folder
 and removed afterwards.
+
+With SHARED_TARGETS=1 every run's refusals name the same 700 targets instead (700 refusal
+groups in all, the usual case): what the reader holds is then the groups, not the records.
 """
 import json, os, resource, shutil, statistics, subprocess, sys, tempfile, time
 
 warden = sys.argv[1]
 sizes = [int(n) for n in sys.argv[2:]] or [10_000, 100_000, 1_000_000]
+shared = os.environ.get("SHARED_TARGETS") == "1"
 ID = "spiffe://example.test/bench/check-against"
 d = tempfile.mkdtemp(prefix="warden-check-bench-")
 manifest = os.path.join(d, "m.warden.toml")
@@ -53,7 +57,7 @@ def write_log(path, records):
             rec("start", name="bench", module="m.wasm", sha256="0" * 64, kind="module",
                 manifest="m.warden.toml", grants={}, seccomp={"mode": "enforce"})
             for i in range(700):
-                target = f"/data/run{run}/file{i}" if i < 600 else f"/data/common/{i}"
+                target = f"/data/run{run}/file{i}" if i < 600 and not shared else f"/data/common/{i}"
                 rec("decision", capability="fs", target=target, decision="deny", op="path_open",
                     access="write", reason="path_open: EPERM")
             for i in range(200):
