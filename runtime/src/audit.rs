@@ -13,7 +13,7 @@
 //! guest's lines start with [`GUEST_LINE_PREFIX`] (so no guest line can look like a record,
 //! which always starts with `{`), and a record never lands inside an unterminated guest line.
 
-pub mod ocsf;
+pub(crate) mod ocsf;
 pub mod record;
 
 pub use record::{
@@ -161,7 +161,7 @@ pub enum AuditFormat {
     /// `warden learn` and `warden check --against` read.
     #[default]
     Json,
-    /// Each record as one OCSF event ([`ocsf`], docs/audit.md), for a SIEM.
+    /// Each record as one OCSF event (docs/audit.md, "OCSF"), for a SIEM.
     Ocsf,
 }
 
@@ -205,7 +205,7 @@ impl AuditSink {
     ///
     /// # Ambient Authority
     /// [`AuditFormat::Ocsf`] reads the host's name once, here, for the events' `device`
-    /// ([`ocsf::Encoder::new`]).
+    /// (the `ocsf` module's encoder).
     #[must_use]
     pub fn with_format(mut self, format: AuditFormat) -> Self {
         self.ocsf = match format {

@@ -626,7 +626,7 @@ impl Policy {
     }
 
     /// Stages this policy's single-file grants outside a run, as a run would (see
-    /// [`FileStaging`]): for a process that hands the folders to another to run in
+    /// `FileStaging`): for a process that hands the folders to another to run in
     /// ([`PreStaged`]), as `warden serve`'s server does for its locked-down workers.
     /// Copy-back and removal happen on [`StagedFiles::finish`] (removal only, on drop).
     ///
