@@ -60,7 +60,10 @@ fn image_tools_here() -> bool {
     if missing.is_empty() {
         return true;
     }
-    let why = format!("missing: {} (scripts/setup installs the tools, as root)", missing.join(", "));
+    let why = format!(
+        "missing: {} (scripts/setup installs the tools, as root)",
+        missing.join(", ")
+    );
     eprintln!(
         "\n!!!!! image tests NOT RUN: {why}. They build warden's image with buildah from \
          scratch and run it under runc. !!!!!\n"
@@ -205,9 +208,15 @@ fn profile_text(stage: &str) -> Vec<u8> {
 
 /// `warden run` of the example connector in the image, audited to /audit, then `extra`.
 fn run_connector(extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = ["run", "--manifest", MANIFEST, "--audit", "/audit/audit.jsonl"]
-        .map(String::from)
-        .to_vec();
+    let mut args: Vec<String> = [
+        "run",
+        "--manifest",
+        MANIFEST,
+        "--audit",
+        "/audit/audit.jsonl",
+    ]
+    .map(String::from)
+    .to_vec();
     args.extend(extra.iter().map(|a| a.to_string()));
     args
 }
@@ -256,7 +265,11 @@ fn a_refused_write_is_refused_and_audited_in_the_image_and_the_run_stage_kills_i
             .any(|d| d["target"].as_str() == Some("/data/report.txt")),
         "{r:#?}"
     );
-    assert!(!b.rootfs().join("srv/report-connector/data/report.txt").exists());
+    assert!(
+        !b.rootfs()
+            .join("srv/report-connector/data/report.txt")
+            .exists()
+    );
 
     // Control for the arguments: the granted folder, the job done.
     let args = run_connector(&["--", "/config/report.toml", "/data", "/out"]);
@@ -321,8 +334,8 @@ fn a_serve_container_of_the_image_answers_a_run_and_ends_0_on_sigterm() {
         .args(["delete", "--force", &id])
         .output();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let (status_line, body) = answer
-        .unwrap_or_else(|| panic!("the server never answered ({:?}): {stderr}", out.status));
+    let (status_line, body) =
+        answer.unwrap_or_else(|| panic!("the server never answered ({:?}): {stderr}", out.status));
     assert!(status_line.contains(" 200 "), "{status_line}: {body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["outcome"], "exited", "{v}");
@@ -418,7 +431,10 @@ fn the_images_layout_is_warden_its_libraries_the_connector_and_a_non_root_user()
     assert!(passwd.contains(":65532:65532:"), "{passwd}");
     let found = files(&root);
     let libraries = ldd(env!("CARGO_BIN_EXE_warden"));
-    assert!(libraries.iter().any(|l| l.contains("libc.so")), "{libraries:?}");
+    assert!(
+        libraries.iter().any(|l| l.contains("libc.so")),
+        "{libraries:?}"
+    );
     let mut expected: BTreeSet<String> = libraries.clone();
     for f in [
         "/usr/local/bin/warden",
@@ -453,9 +469,16 @@ fn the_images_layout_is_warden_its_libraries_the_connector_and_a_non_root_user()
     }
     // The cache and the out folder are the user's; the cache is private, as warden requires.
     use std::os::unix::fs::MetadataExt;
-    for (dir, mode) in [("var/cache/warden", 0o700), ("srv/report-connector/out", 0o755)] {
+    for (dir, mode) in [
+        ("var/cache/warden", 0o700),
+        ("srv/report-connector/out", 0o755),
+    ] {
         let meta = std::fs::metadata(root.join(dir)).unwrap();
-        assert_eq!((meta.uid(), meta.gid()), (USER as u32, USER as u32), "{dir}");
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (USER as u32, USER as u32),
+            "{dir}"
+        );
         assert_eq!(meta.mode() & 0o777, mode, "{dir}");
     }
     assert_eq!(
@@ -480,7 +503,10 @@ fn the_containerfile_and_the_image_built_here_have_the_same_layout() {
     for line in containerfile.lines() {
         if let Some(rest) = line.strip_prefix("COPY --from=build ") {
             let dest = rest.split_whitespace().last().unwrap();
-            assert!(root.join(&dest[1..]).exists(), "{dest} missing from the image");
+            assert!(
+                root.join(&dest[1..]).exists(),
+                "{dest} missing from the image"
+            );
             copied += 1;
         }
     }
@@ -496,7 +522,10 @@ fn the_containerfile_and_the_image_built_here_have_the_same_layout() {
     }
     // The Containerfile's own staging names the same module and manifest paths.
     assert!(containerfile.contains("/opt/warden/modules/$ex.wasm"));
-    assert!(root.join("opt/warden/modules/report-connector.wasm").is_file());
+    assert!(
+        root.join("opt/warden/modules/report-connector.wasm")
+            .is_file()
+    );
     let manifest = std::fs::read_to_string(root.join(&MANIFEST[1..])).unwrap();
     assert!(
         manifest.contains("module = \"/opt/warden/modules/report-connector.wasm\""),
