@@ -44,6 +44,7 @@ fn image_tools_here() -> bool {
         ("umoci", "--version"),
         ("jq", "--version"),
         ("ldd", "--version"),
+        ("unshare", "--version"),
     ]
     .into_iter()
     .filter(|(tool, arg)| {
