@@ -15,14 +15,14 @@ use crate::guests;
 use crate::util::{Outcome, Scene, finish, warden};
 
 /// `SIGSYS`: what seccomp kills with; `runc run` exits with 128 + it.
-const KILLED_BY_SECCOMP: i32 = 128 + 31;
+pub(crate) const KILLED_BY_SECCOMP: i32 = 128 + 31;
 
-fn examples_dir() -> PathBuf {
+pub(crate) fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/report-connector")
 }
 
 /// `warden seccomp export MANIFEST --format FORMAT --stage STAGE`.
-fn export(manifest: &Path, format: &str, stage: &str) -> Outcome {
+pub(crate) fn export(manifest: &Path, format: &str, stage: &str) -> Outcome {
     let mut cmd = warden();
     cmd.args(["seccomp", "export", "--format", format, "--stage", stage])
         .arg(manifest);
@@ -161,7 +161,7 @@ fn runc_available() -> bool {
 /// host's /usr (and /lib, /lib64, /bin as the host has them) bound read-only; warden itself
 /// bound read-only at /app/warden; /app/out and /audit bound read-write from the host; /tmp
 /// and the module cache on tmpfs; the root file system read-only.
-struct Bundle {
+pub(crate) struct Bundle {
     dir: tempfile::TempDir,
 }
 
@@ -208,7 +208,7 @@ impl Bundle {
         self.dir.path().join("audit-host")
     }
 
-    fn bind(dest: &str, source: &Path, mode: &str) -> Value {
+    pub(crate) fn bind(dest: &str, source: &Path, mode: &str) -> Value {
         json!({ "destination": dest, "type": "bind", "source": source,
                 "options": ["rbind", mode] })
     }
@@ -436,7 +436,7 @@ mod escape {
 // --- warden serve under runc ------------------------------------------------------------------
 
 /// A free loopback port: bound, then released for the container's server to take.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -444,13 +444,15 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `POST /v1/workloads/hello/runs` to the server at `port`: the status line and the body, or
-/// `None` when nothing answers.
-fn post_hello(port: u16) -> Option<(String, String)> {
+/// `POST /v1/workloads/WORKLOAD/runs` to the server at `port`: the status line and the body,
+/// or `None` when nothing answers.
+fn post_run(port: u16, workload: &str) -> Option<(String, String)> {
     use std::io::{Read, Write};
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    let head = "POST /v1/workloads/hello/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-                Content-Length: 0\r\nConnection: close\r\n\r\n";
+    let head = format!(
+        "POST /v1/workloads/{workload}/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
     conn.write_all(head.as_bytes()).ok()?;
     let mut raw = String::new();
     conn.read_to_string(&mut raw).ok()?;
@@ -516,11 +518,15 @@ fn start(b: &Bundle) -> (std::process::Child, String) {
     (child, id)
 }
 
-/// Waits for the server at `port` to answer, while `child` lives: the first answer, or
-/// `None` once the container has ended (or after a minute).
-fn first_answer(port: u16, child: &mut std::process::Child) -> Option<(String, String)> {
+/// Waits for the server at `port` to answer a run of `workload`, while `child` lives: the
+/// first answer, or `None` once the container has ended (or after a minute).
+pub(crate) fn first_answer(
+    port: u16,
+    workload: &str,
+    child: &mut std::process::Child,
+) -> Option<(String, String)> {
     for _ in 0..600 {
-        if let Some(a) = post_hello(port) {
+        if let Some(a) = post_run(port, workload) {
             return Some(a);
         }
         if child.try_wait().unwrap().is_some() {
@@ -539,7 +545,7 @@ fn warden_serve_answers_under_runc_with_the_serve_stage_profile() {
     let port = free_port();
     let b = serve_bundle(port, "serve", &[]);
     let (mut child, id) = start(&b);
-    let answer = first_answer(port, &mut child);
+    let answer = first_answer(port, "hello", &mut child);
     // SIGTERM: the server drains and exits 0, inside the same profile.
     let _ = Command::new("runc").args(["kill", &id, "TERM"]).output();
     let out = child.wait_with_output().unwrap();
@@ -577,7 +583,7 @@ fn the_container_stage_profile_does_not_let_warden_serve_start() {
     let port = free_port();
     let b = serve_bundle(port, "container", &[]);
     let (mut child, id) = start(&b);
-    let answer = first_answer(port, &mut child);
+    let answer = first_answer(port, "hello", &mut child);
     let _ = Command::new("runc").args(["kill", &id, "KILL"]).output();
     let status = child.wait_with_output().unwrap().status;
     let _ = Command::new("runc")
@@ -771,7 +777,7 @@ fn cpu_groups_required_under_a_containers_profile_refuse_to_start_with_one_line(
     let port = free_port();
     let b = serve_bundle(port, "serve", &["--cpu-groups", "require"]);
     let (mut child, id) = start(&b);
-    let answer = first_answer(port, &mut child);
+    let answer = first_answer(port, "hello", &mut child);
     let out = child.wait_with_output().unwrap();
     let _ = Command::new("runc")
         .args(["delete", "--force", &id])

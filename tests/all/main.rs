@@ -26,6 +26,7 @@ mod fs;
 mod guests_js;
 mod guests_python;
 mod hostile;
+mod image;
 mod invoke;
 mod learn;
 mod learn_connectors;
