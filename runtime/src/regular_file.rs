@@ -51,14 +51,7 @@ pub fn open_regular_file(path: &Path) -> io::Result<std::fs::File> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{}, not a regular file", describe(meta.file_type())),
-        ));
-    }
-    Ok(file)
+    regular(file)
 }
 
 /// Opens `path` for appending, creating it with mode 0600 if it is missing: for audit logs.
@@ -82,14 +75,7 @@ pub fn open_append_private(path: &Path) -> io::Result<std::fs::File> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(|e| not_through_links(path, e))?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{}, not a regular file", describe(meta.file_type())),
-        ));
-    }
-    Ok(file)
+    regular(file)
 }
 
 /// Checks that `path` can be replaced by a regular file warden writes: it is missing or a
@@ -165,6 +151,19 @@ fn not_through_links(path: &Path, e: io::Error) -> io::Error {
         ),
         _ => e,
     }
+}
+
+/// `file` if it is a regular file; otherwise `InvalidInput`, saying what it is. Checked on
+/// the open descriptor, not on the path, which could be swapped in between.
+fn regular(file: std::fs::File) -> io::Result<std::fs::File> {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}, not a regular file", describe(meta.file_type())),
+        ));
+    }
+    Ok(file)
 }
 
 /// What a file that is not a regular file is, for an error message ("a FIFO (named pipe)",
